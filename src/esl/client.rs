@@ -4,7 +4,7 @@
 //! CHANNEL_EXECUTE_COMPLETE results to whoever awaits them, and reconnects on its own,
 //! telling the consumer about every gap so it can resync instead of trusting stale state.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -250,11 +250,28 @@ struct Shared {
     last_rx: StdMutex<Instant>,
 }
 
-#[derive(Debug, Clone)]
+/// What to replay after a reconnect, in the order it was asked for.
+#[derive(Debug, Clone, Default)]
 struct Subscriptions {
-    events: BTreeSet<String>,
-    custom: BTreeSet<String>,
+    events: Vec<String>,
+    custom: Vec<String>,
     filters: Vec<(String, String)>,
+}
+
+impl Subscriptions {
+    fn add_events<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            // `event plain CUSTOM a::b` names subclasses after the CUSTOM keyword.
+            let list = if name.contains("::") {
+                &mut self.custom
+            } else {
+                &mut self.events
+            };
+            if !list.iter().any(|n| n == name) {
+                list.push(name.to_owned());
+            }
+        }
+    }
 }
 
 /// A handle on the supervised connection; cheap to clone and share between tasks.
@@ -268,11 +285,12 @@ impl Client {
     /// Start the supervisor. It connects in the background; the first [`Delivery`] says when.
     pub fn start(config: ClientConfig) -> (Self, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(config.event_buffer.max(16));
-        let subscriptions = Subscriptions {
-            events: config.events.iter().cloned().collect(),
-            custom: config.custom_subclasses.iter().cloned().collect(),
+        let mut subscriptions = Subscriptions {
             filters: config.filters.clone(),
+            ..Subscriptions::default()
         };
+        subscriptions.add_events(config.events.iter().map(String::as_str));
+        subscriptions.add_events(config.custom_subclasses.iter().map(String::as_str));
         let shared = Arc::new(Shared {
             config,
             link: Mutex::new(None),
@@ -300,7 +318,8 @@ impl Client {
     }
 
     /// Send one command frame and await its reply. `line` is the verb and its arguments;
-    /// `headers` follow it; `body`, if any, is sent with a Content-Length.
+    /// `headers` follow it in order; `body`, if any, gets a `Content-Length` unless the
+    /// headers already carry one.
     pub async fn command(
         &self,
         line: &str,
@@ -311,6 +330,12 @@ impl Client {
         for (n, v) in headers {
             check_line(n)?;
             check_line(v)?;
+            // A length that disagrees with the body would let the body smuggle in commands.
+            if n.eq_ignore_ascii_case("Content-Length")
+                && v.parse::<usize>().ok() != Some(body.map_or(0, <[u8]>::len))
+            {
+                return Err(Error::InvalidCommand(format!("{n}: {v}")));
+            }
         }
         let rx = {
             let mut guard = self.shared.link.lock().await;
@@ -320,7 +345,12 @@ impl Client {
             for (n, v) in headers {
                 link.scratch.header(n, v);
             }
+            let has_length = headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("Content-Length"));
             match body {
+                // The caller spelled the length out itself (some clients write it in lower case).
+                Some(b) if has_length => link.scratch.end().raw(b),
                 Some(b) => link.scratch.body(b),
                 None => link.scratch.end(),
             };
@@ -455,7 +485,7 @@ impl Client {
     pub async fn subscribe(&self, events: &[&str]) -> Result<String> {
         {
             let mut subs = self.shared.subscriptions.lock().unwrap();
-            subs.events.extend(events.iter().map(|e| e.to_string()));
+            subs.add_events(events.iter().copied());
         }
         let format = self.shared.config.format.as_str();
         self.command_ok(&format!("event {format} {}", events.join(" ")), &[])
@@ -466,9 +496,8 @@ impl Client {
     pub async fn unsubscribe(&self, events: &[&str]) -> Result<String> {
         {
             let mut subs = self.shared.subscriptions.lock().unwrap();
-            for e in events {
-                subs.events.remove(*e);
-            }
+            subs.events.retain(|n| !events.contains(&n.as_str()));
+            subs.custom.retain(|n| !events.contains(&n.as_str()));
         }
         self.command_ok(&format!("nixevent {}", events.join(" ")), &[])
             .await
@@ -569,7 +598,7 @@ impl Client {
     async fn resubscribe(&self) -> Result<()> {
         let subs = self.shared.subscriptions.lock().unwrap().clone();
         let format = self.shared.config.format.as_str();
-        let mut names: Vec<String> = subs.events.iter().cloned().collect();
+        let mut names = subs.events.clone();
         if !subs.custom.is_empty() {
             names.retain(|n| n != "CUSTOM");
             names.push("CUSTOM".into());
@@ -669,6 +698,7 @@ async fn supervise(
                     .await
                     .map_err(|_| Error::Timeout(config.command_timeout))??;
             *client.shared.last_rx.lock().unwrap() = Instant::now();
+            sink.hold();
             let read = read_loop(&client.shared, reader, buf, &sink);
             tokio::pin!(read);
             // The reader must run while we subscribe: it is what delivers the replies.
@@ -684,7 +714,7 @@ async fn supervise(
                 Delivery::Connected
             };
             connected_before = true;
-            sink.control(notice).await;
+            sink.open(notice).await;
             tokio::select! {
                 r = &mut read => r,
                 e = client.liveness() => Err(e),
@@ -715,7 +745,7 @@ async fn supervise(
     }
 }
 
-/// Resolves once [`Client::shutdown`] was called (or every handle is gone).
+/// Resolves once [`Client::shutdown`] was called.
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     while !*rx.borrow_and_update() {
         if rx.changed().await.is_err() {
@@ -730,6 +760,9 @@ struct EventSink<'a> {
     grace: Duration,
     stats: &'a ClientStats,
     dropped: AtomicU64,
+    /// Events read while a connection is still subscribing wait here, so the consumer
+    /// always sees `Connected`/`Reconnected` before the events of that connection.
+    held: StdMutex<Option<Vec<Event>>>,
 }
 
 impl<'a> EventSink<'a> {
@@ -739,6 +772,21 @@ impl<'a> EventSink<'a> {
             grace,
             stats,
             dropped: AtomicU64::new(0),
+            held: StdMutex::new(None),
+        }
+    }
+
+    /// Start holding events back until [`EventSink::open`].
+    fn hold(&self) {
+        *self.held.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// Deliver `notice`, then the events held back since [`EventSink::hold`].
+    async fn open(&self, notice: Delivery) {
+        self.control(notice).await;
+        let held = self.held.lock().unwrap().take().unwrap_or_default();
+        for event in held {
+            self.event(event).await;
         }
     }
 
@@ -750,19 +798,12 @@ impl<'a> EventSink<'a> {
     /// Deliver an event, waiting up to the grace period for room. Past that the event is
     /// dropped, counted, and a [`Delivery::Gap`] goes out as soon as there is room again.
     async fn event(&self, event: Event) {
-        if self.dropped.load(Ordering::Relaxed) > 0 {
-            match self.tx.try_send(Delivery::Gap {
-                dropped: self.dropped.load(Ordering::Relaxed),
-            }) {
-                Ok(()) => {
-                    tracing::warn!(
-                        dropped = self.dropped.load(Ordering::Relaxed),
-                        "event consumer caught up after a gap"
-                    );
-                    self.dropped.store(0, Ordering::Relaxed);
-                }
-                Err(_) => return self.drop_one(),
-            }
+        if let Some(held) = self.held.lock().unwrap().as_mut() {
+            held.push(event);
+            return;
+        }
+        if self.has_gap() && !self.try_report_gap() {
+            return self.drop_one();
         }
         if self
             .tx
@@ -774,8 +815,32 @@ impl<'a> EventSink<'a> {
         }
     }
 
+    fn has_gap(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed) > 0
+    }
+
+    fn try_report_gap(&self) -> bool {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if self.tx.try_send(Delivery::Gap { dropped }).is_err() {
+            return false;
+        }
+        tracing::warn!(dropped, "event consumer caught up after a gap");
+        self.dropped.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// Wait for room and report the gap: a burst that ends while the consumer is behind
+    /// must not leave its gap unreported until the next event happens to come.
+    async fn report_gap_when_possible(&self) {
+        if let Ok(permit) = self.tx.reserve().await {
+            let dropped = self.dropped.swap(0, Ordering::Relaxed);
+            tracing::warn!(dropped, "event consumer caught up after a gap");
+            permit.send(Delivery::Gap { dropped });
+        }
+    }
+
     fn drop_one(&self) {
-        if self.dropped.load(Ordering::Relaxed) == 0 {
+        if !self.has_gap() {
             tracing::error!("event consumer stalled: dropping events until it catches up");
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -799,7 +864,10 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
         }
-        let n = reader.read_buf(&mut buf).await?;
+        let n = tokio::select! {
+            n = reader.read_buf(&mut buf) => n?,
+            _ = sink.report_gap_when_possible(), if sink.has_gap() => continue,
+        };
         if n == 0 {
             return Ok(());
         }
