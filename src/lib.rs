@@ -2,6 +2,7 @@
 //!
 //! `esl` speaks the event socket; `switch` turns it into the typed PBX operations the daemon uses.
 
+pub mod callback;
 pub mod cli;
 pub mod esl;
 pub mod switch;
