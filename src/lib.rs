@@ -5,4 +5,5 @@
 pub mod callback;
 pub mod cli;
 pub mod esl;
+pub mod prompts;
 pub mod switch;

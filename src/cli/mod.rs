@@ -4,6 +4,7 @@
 
 pub mod logging;
 mod probe;
+mod prompts;
 
 use clap::{Parser, Subcommand};
 
@@ -21,10 +22,13 @@ pub struct Cli {
 pub enum Command {
     /// Connect to a FreeSWITCH event socket, print `status`, then every event, one per line.
     Probe(probe::ProbeArgs),
+    /// List the prompt files, or generate the default set in every shipped language.
+    Prompts(prompts::PromptsArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Probe(args) => probe::run(args).await,
+        Command::Prompts(args) => prompts::run(args),
     }
 }
