@@ -2,6 +2,7 @@
 //!
 //! Subcommands stay thin: they parse, build the library's objects and report.
 
+mod check_config;
 pub mod logging;
 mod probe;
 
@@ -21,10 +22,13 @@ pub struct Cli {
 pub enum Command {
     /// Connect to a FreeSWITCH event socket, print `status`, then every event, one per line.
     Probe(probe::ProbeArgs),
+    /// Validate a configuration file without starting, and print a short summary.
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Probe(args) => probe::run(args).await,
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }
