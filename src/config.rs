@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use crate::cli::logging::LogFormat;
 use crate::esl::{Backoff, ClientConfig};
-use crate::queue::{AgentId, LineName, QueueName, Strategy};
+use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
 
 /// A configuration that cannot be used, with where it is wrong.
@@ -233,13 +233,6 @@ pub struct LineConfig {
     pub outbound_caller_id: Option<PhoneNumber>,
     pub dial_template: DialTemplate,
     pub callback: CallbackSettings,
-}
-
-/// One queue an agent takes calls from; priority 1 is served before 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedQueue {
-    pub queue: QueueName,
-    pub priority: u8,
 }
 
 #[derive(Debug, Clone)]
