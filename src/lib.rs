@@ -1,9 +1,12 @@
 //! callbackd: a queue-callback ("virtual hold") daemon for FreeSWITCH.
 //!
-//! `esl` speaks the event socket; `switch` turns it into the typed PBX operations the daemon uses.
+//! `esl` speaks the event socket; `switch` turns it into the typed PBX operations the daemon uses;
+//! `config` reads the operator's file, `queue` holds the domain rules.
 
 pub mod callback;
 pub mod cli;
+pub mod config;
 pub mod esl;
 pub mod prompts;
+pub mod queue;
 pub mod switch;

@@ -2,6 +2,7 @@
 //!
 //! Subcommands stay thin: they parse, build the library's objects and report.
 
+mod check_config;
 pub mod logging;
 mod probe;
 mod prompts;
@@ -24,11 +25,14 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// List the prompt files, or generate the default set in every shipped language.
     Prompts(prompts::PromptsArgs),
+    /// Validate a configuration file without starting, and print a short summary.
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Probe(args) => probe::run(args).await,
         Command::Prompts(args) => prompts::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }

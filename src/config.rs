@@ -1,0 +1,1147 @@
+//! The daemon's TOML configuration, validated completely before anything connects.
+//! Every error names the file, the line and the key, because an operator fixes a file, not a struct.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::logging::LogFormat;
+use crate::esl::{Backoff, ClientConfig};
+use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
+use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
+
+/// A configuration that cannot be used, with where it is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", Located { file, line: *line, key: key.as_deref(), message })]
+    Invalid {
+        file: PathBuf,
+        /// 1-based; `None` only when the parser could not tell.
+        line: Option<usize>,
+        key: Option<String>,
+        message: String,
+    },
+}
+
+struct Located<'a> {
+    file: &'a Path,
+    line: Option<usize>,
+    key: Option<&'a str>,
+    message: &'a str,
+}
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Everything the daemon needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub esl: EslSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub queues: Vec<QueueConfig>,
+    pub lines: Vec<LineConfig>,
+    pub agents: Vec<AgentConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EslSettings {
+    /// `host:port` of FreeSWITCH's event socket.
+    pub address: String,
+    pub password: String,
+    pub reconnect: Backoff,
+}
+
+impl EslSettings {
+    /// The ESL client settings for this switch, with the configured reconnect policy.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(&self.address, &self.password);
+        config.backoff = self.reconnect.clone();
+        config
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS.
+    pub url: String,
+    /// First part of every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl RedisSettings {
+    /// The URL with its password replaced by `***`, for logs and summaries.
+    pub fn redacted_url(&self) -> String {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return self.url.clone();
+        };
+        match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => self.url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.redacted_url())
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `callbackd=debug,warn`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// Where a caller goes when the queue gives up on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitAction {
+    Hangup,
+    /// `uuid_transfer <channel> <extension> XML <context>`, e.g. to voicemail.
+    Transfer {
+        extension: Extension,
+        context: Extension,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxWait {
+    /// Counted from the caller's arrival; callbacks are never cut by it.
+    pub after: Duration,
+    pub exit: ExitAction,
+}
+
+/// What a queue does with a caller while no agent serving it is logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAgentPolicy {
+    /// Keep them waiting like any other caller.
+    Wait,
+    /// Overflow: send them elsewhere at once.
+    Transfer {
+        extension: Extension,
+        context: Extension,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub name: QueueName,
+    /// Played in order when a caller enters.
+    pub greetings: Vec<MediaSource>,
+    pub hold_music: MediaSource,
+    /// Position / estimated-wait announcement period; `None` for no announcements.
+    pub announce_every: Option<Duration>,
+    pub max_wait: Option<MaxWait>,
+    /// How long one agent's phone rings per offer.
+    pub ring_time: Duration,
+    pub wrap_up: Duration,
+    pub strategy: Strategy,
+    pub no_agent: NoAgentPolicy,
+    /// Set an agent `away` after this many offers in a row went unanswered.
+    pub away_after_missed: Option<NonZeroU32>,
+}
+
+/// Customer-leg outcomes after which a callback may be tried again (issue 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryCause {
+    NoAnswer,
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total customer-leg attempts; 1 means no retry.
+    pub max_attempts: u32,
+    pub min_interval: Duration,
+    pub on: Vec<RetryCause>,
+}
+
+/// How an agent is put through to a callback's customer (issue 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentDialMode {
+    /// Agent first: the agent's phone rings, they hear whom they call, then the customer is dialed.
+    #[default]
+    Phone,
+}
+
+/// Which destinations a line may dial back: the toll-fraud guard of issue 6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialingPolicy {
+    /// ISO 3166 alpha-2 codes; empty means any country.
+    pub allowed_countries: Vec<String>,
+    pub refuse_premium: bool,
+}
+
+/// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSettings {
+    pub enabled: bool,
+    pub offer_greeting: Option<MediaSource>,
+    pub confirmation_greeting: Option<MediaSource>,
+    /// A request not dialed within this time from its creation is closed.
+    pub expiry: Duration,
+    pub retry: RetryPolicy,
+    pub agent_mode: AgentDialMode,
+    /// With an IVR in front the offer greeting is skipped; 2 still works while waiting.
+    pub ivr_in_front: bool,
+    /// ISO 3166 alpha-2 code of the line's country, for numbers keyed in national format.
+    pub country: Option<String>,
+    pub dialing_policy: DialingPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct LineConfig {
+    pub name: LineName,
+    /// The number customers dial, as the dialplan sees it.
+    pub did: Extension,
+    pub queue: QueueName,
+    /// Prompt language, FreeSWITCH style (`en`, `es`, `fr`, `de`, `ja`).
+    pub language: Extension,
+    /// Without one, callbacks are never offered on this line.
+    pub outbound_caller_id: Option<PhoneNumber>,
+    pub dial_template: DialTemplate,
+    pub callback: CallbackSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    pub display_name: String,
+    /// Where the agent's phone is reached: `user/1001`.
+    pub contact: DialString,
+    pub queues: Vec<ServedQueue>,
+}
+
+impl Config {
+    /// Read and validate `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Validate `text`; `file` is only used to name it in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let source = Source { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| source.toml_error(&e))?;
+        raw.validate(&source)
+    }
+
+    pub fn queue(&self, name: &QueueName) -> Option<&QueueConfig> {
+        self.queues.iter().find(|q| &q.name == name)
+    }
+
+    pub fn line(&self, name: &LineName) -> Option<&LineConfig> {
+        self.lines.iter().find(|l| &l.name == name)
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+}
+
+// ---- where errors point -------------------------------------------------------------------
+
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn at(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: Some(self.line_of(span.start)),
+            key: Some(key.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span();
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: span.as_ref().map(|s| self.line_of(s.start)),
+            key: span.and_then(|s| self.key_near(s)),
+            message: e.message().trim_end().to_owned(),
+        }
+    }
+
+    /// The key an error span belongs to: the span itself when it covers a key (unknown
+    /// field), else the `key =` just before the value it covers.
+    fn key_near(&self, span: Range<usize>) -> Option<String> {
+        let text = self.text;
+        let start = span.start.min(text.len());
+        let end = span.end.min(text.len()).max(start);
+        let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let covered = text[start..end].trim();
+        let after = text[end..].trim_start_matches([' ', '\t']);
+        if !covered.is_empty() && covered.chars().all(is_key_char) && after.starts_with('=') {
+            return Some(covered.to_owned());
+        }
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let before = text[line_start..start].trim_end();
+        let before = before.strip_suffix('=')?.trim_end();
+        let key_start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !is_key_char(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let key = &before[key_start..];
+        (!key.is_empty()).then(|| key.to_owned())
+    }
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+/// Validated types read straight from TOML strings, so a bad value is reported by the
+/// parser itself at its line.
+macro_rules! deserialize_with_new {
+    ($($ty:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$ty>::new(&s).map_err(D::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_with_new!(
+    DialString,
+    DialTemplate,
+    PhoneNumber,
+    MediaSource,
+    Extension,
+    QueueName,
+    LineName,
+    AgentId
+);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    esl: RawEsl,
+    redis: RawRedis,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    queues: Vec<RawQueue>,
+    #[serde(default)]
+    lines: Vec<RawLine>,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEsl {
+    address: Spanned<String>,
+    password: Spanned<String>,
+    #[serde(default)]
+    reconnect: RawReconnect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReconnect {
+    initial_delay_ms: Option<Spanned<u64>>,
+    max_delay_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    url: Spanned<String>,
+    key_prefix: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+    #[serde(default)]
+    format: LogFormat,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: Spanned<QueueName>,
+    #[serde(default)]
+    greetings: Vec<MediaSource>,
+    hold_music: MediaSource,
+    announce_every_secs: Option<Spanned<u64>>,
+    max_wait: Option<RawMaxWait>,
+    ring_time_secs: Option<Spanned<u64>>,
+    wrap_up_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    strategy: Strategy,
+    no_agent: Option<RawNoAgent>,
+    away_after_missed: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum ExitKind {
+    Hangup,
+    Transfer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaxWait {
+    after_secs: Spanned<u64>,
+    action: Spanned<ExitKind>,
+    extension: Option<Extension>,
+    context: Option<Extension>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum NoAgentKind {
+    Wait,
+    Transfer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNoAgent {
+    action: Spanned<NoAgentKind>,
+    extension: Option<Extension>,
+    context: Option<Extension>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    name: Spanned<LineName>,
+    did: Spanned<Extension>,
+    queue: Spanned<QueueName>,
+    language: Option<Extension>,
+    outbound_caller_id: Option<PhoneNumber>,
+    dial_template: DialTemplate,
+    #[serde(default)]
+    callback: RawCallback,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCallback {
+    #[serde(default)]
+    enabled: bool,
+    offer_greeting: Option<MediaSource>,
+    confirmation_greeting: Option<MediaSource>,
+    expiry_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    agent_mode: AgentDialMode,
+    #[serde(default)]
+    ivr_in_front: bool,
+    country: Option<Spanned<String>>,
+    #[serde(default)]
+    dialing_policy: RawDialingPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<Spanned<u32>>,
+    min_interval_secs: Option<Spanned<u64>>,
+    on: Option<Vec<RetryCause>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDialingPolicy {
+    #[serde(default)]
+    allowed_countries: Vec<Spanned<String>>,
+    refuse_premium: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    id: Spanned<AgentId>,
+    display_name: Option<String>,
+    contact: DialString,
+    #[serde(default)]
+    queues: Vec<RawServedQueue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServedQueue {
+    queue: Spanned<QueueName>,
+    priority: Option<Spanned<u8>>,
+}
+
+// ---- validation ---------------------------------------------------------------------------
+
+const RING_TIME_DEFAULT: u64 = 20;
+const RING_TIME_SECS: Range<u64> = 5..601;
+const WRAP_UP_SECS: Range<u64> = 0..3601;
+const ANNOUNCE_SECS: Range<u64> = 10..3601;
+const MAX_WAIT_SECS: Range<u64> = 10..86_401;
+const EXPIRY_DEFAULT: u64 = 60 * 60;
+const EXPIRY_SECS: Range<u64> = 60..86_401;
+const RETRY_INTERVAL_SECS: Range<u64> = 30..86_401;
+
+/// `value` seconds, or an error at its line when outside `range`.
+fn secs(
+    src: &Source,
+    key: &str,
+    value: &Spanned<u64>,
+    range: Range<u64>,
+) -> Result<Duration, ConfigError> {
+    let v = *value.get_ref();
+    if !range.contains(&v) {
+        return Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "{v} s is out of range: allowed {} s to {} s",
+                range.start,
+                range.end - 1
+            ),
+        ));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+fn country_code(src: &Source, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
+    let v = value.get_ref();
+    if v.len() == 2 && v.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(v.clone())
+    } else {
+        Err(src.at(
+            value.span(),
+            key,
+            format!("{v:?} is not an ISO 3166 alpha-2 country code such as \"DE\""),
+        ))
+    }
+}
+
+fn transfer_target(
+    src: &Source,
+    key: &str,
+    span: Range<usize>,
+    extension: Option<Extension>,
+    context: Option<Extension>,
+) -> Result<(Extension, Extension), ConfigError> {
+    let extension = extension.ok_or_else(|| {
+        src.at(
+            span,
+            key,
+            "`transfer` needs an `extension` in the same table",
+        )
+    })?;
+    let context = context.unwrap_or_else(|| Extension::new("default").expect("valid literal"));
+    Ok((extension, context))
+}
+
+/// Refuses a second occurrence of a name, pointing at the second one.
+fn unique<T: Eq + std::hash::Hash + Clone + fmt::Display>(
+    src: &Source,
+    key: &str,
+    what: &str,
+    items: &[&Spanned<T>],
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for item in items {
+        if !seen.insert(item.get_ref().clone()) {
+            return Err(src.at(
+                item.span(),
+                key,
+                format!("{what} {:?} is defined twice", item.get_ref().to_string()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RawConfig {
+    fn validate(self, src: &Source) -> Result<Config, ConfigError> {
+        let esl = self.esl.validate(src)?;
+        let redis = self.redis.validate(src)?;
+        let log = self.log.validate(src)?;
+
+        if self.queues.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: src.file.to_owned(),
+                line: None,
+                key: Some("queues".into()),
+                message: "at least one [[queues]] table is needed".into(),
+            });
+        }
+        let names: Vec<_> = self.queues.iter().map(|q| &q.name).collect();
+        unique(src, "name", "queue", &names)?;
+        let known: HashSet<QueueName> = names.iter().map(|n| n.get_ref().clone()).collect();
+        let known_queue = |q: &Spanned<QueueName>| {
+            if known.contains(q.get_ref()) {
+                Ok(q.get_ref().clone())
+            } else {
+                Err(src.at(
+                    q.span(),
+                    "queue",
+                    format!("no [[queues]] is named {:?}", q.get_ref().as_str()),
+                ))
+            }
+        };
+
+        let queues = self
+            .queues
+            .into_iter()
+            .map(|q| q.validate(src))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        unique(
+            src,
+            "name",
+            "line",
+            &self.lines.iter().map(|l| &l.name).collect::<Vec<_>>(),
+        )?;
+        unique(
+            src,
+            "did",
+            "DID",
+            &self.lines.iter().map(|l| &l.did).collect::<Vec<_>>(),
+        )?;
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for line in self.lines {
+            let queue = known_queue(&line.queue)?;
+            lines.push(line.validate(src, queue)?);
+        }
+
+        unique(
+            src,
+            "id",
+            "agent",
+            &self.agents.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        )?;
+        let mut agents = Vec::with_capacity(self.agents.len());
+        for agent in self.agents {
+            unique(
+                src,
+                "queue",
+                "served queue",
+                &agent.queues.iter().map(|s| &s.queue).collect::<Vec<_>>(),
+            )?;
+            let mut served = Vec::with_capacity(agent.queues.len());
+            for s in &agent.queues {
+                let priority = match &s.priority {
+                    None => 1,
+                    Some(p) if (1..=100).contains(p.get_ref()) => *p.get_ref(),
+                    Some(p) => {
+                        return Err(src.at(p.span(), "priority", "must be 1 (first) to 100"));
+                    }
+                };
+                served.push(ServedQueue {
+                    queue: known_queue(&s.queue)?,
+                    priority,
+                });
+            }
+            let id = agent.id.into_inner();
+            agents.push(AgentConfig {
+                display_name: agent.display_name.unwrap_or_else(|| id.to_string()),
+                id,
+                contact: agent.contact,
+                queues: served,
+            });
+        }
+
+        Ok(Config {
+            esl,
+            redis,
+            log,
+            queues,
+            lines,
+            agents,
+        })
+    }
+}
+
+impl RawEsl {
+    fn validate(self, src: &Source) -> Result<EslSettings, ConfigError> {
+        let address = self.address.get_ref();
+        let port_ok = address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(src.at(
+                self.address.span(),
+                "address",
+                format!("{address:?} is not host:port"),
+            ));
+        }
+        let password = self.password.get_ref();
+        if password.is_empty() || password.chars().any(char::is_control) {
+            return Err(src.at(
+                self.password.span(),
+                "password",
+                "must be non-empty, on one line",
+            ));
+        }
+        let defaults = Backoff::default();
+        let initial = match &self.reconnect.initial_delay_ms {
+            None => defaults.initial,
+            Some(v) if (10..=60_000).contains(v.get_ref()) => Duration::from_millis(*v.get_ref()),
+            Some(v) => {
+                return Err(src.at(v.span(), "initial_delay_ms", "allowed 10 ms to 60000 ms"))
+            }
+        };
+        let max = match &self.reconnect.max_delay_secs {
+            None => defaults.max,
+            Some(v) => secs(src, "max_delay_secs", v, 1..3601)?,
+        };
+        if max < initial {
+            let span = self
+                .reconnect
+                .max_delay_secs
+                .as_ref()
+                .map_or(self.address.span(), Spanned::span);
+            return Err(src.at(span, "max_delay_secs", "is shorter than initial_delay_ms"));
+        }
+        Ok(EslSettings {
+            address: self.address.into_inner(),
+            password: self.password.into_inner(),
+            reconnect: Backoff { initial, max },
+        })
+    }
+}
+
+impl RawRedis {
+    fn validate(self, src: &Source) -> Result<RedisSettings, ConfigError> {
+        let url = self.url.get_ref();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(src.at(
+                self.url.span(),
+                "url",
+                "must start with redis:// or rediss:// (TLS)",
+            ));
+        }
+        if let Err(e) = redis::Client::open(url.as_str()) {
+            return Err(src.at(self.url.span(), "url", format!("not a Redis URL: {e}")));
+        }
+        let key_prefix = match self.key_prefix {
+            None => "cbd".to_owned(),
+            Some(p) => {
+                let ok = !p.get_ref().is_empty()
+                    && p.get_ref().len() <= 32
+                    && p.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                if !ok {
+                    return Err(src.at(
+                        p.span(),
+                        "key_prefix",
+                        "1 to 32 letters, digits, `_`, `.` or `-` (no `{`, `}` or `:`)",
+                    ));
+                }
+                p.into_inner()
+            }
+        };
+        Ok(RedisSettings {
+            url: self.url.into_inner(),
+            key_prefix,
+        })
+    }
+}
+
+impl RawLog {
+    fn validate(self, src: &Source) -> Result<LogSettings, ConfigError> {
+        let level = match self.level {
+            None => "info".to_owned(),
+            Some(l) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
+                    return Err(src.at(l.span(), "level", format!("not a log filter: {e}")));
+                }
+                l.into_inner()
+            }
+        };
+        Ok(LogSettings {
+            level,
+            format: self.format,
+        })
+    }
+}
+
+impl RawQueue {
+    fn validate(self, src: &Source) -> Result<QueueConfig, ConfigError> {
+        let ring_time = match &self.ring_time_secs {
+            None => Duration::from_secs(RING_TIME_DEFAULT),
+            Some(v) => secs(src, "ring_time_secs", v, RING_TIME_SECS)?,
+        };
+        let wrap_up = match &self.wrap_up_secs {
+            None => Duration::ZERO,
+            Some(v) => secs(src, "wrap_up_secs", v, WRAP_UP_SECS)?,
+        };
+        let announce_every = self
+            .announce_every_secs
+            .as_ref()
+            .map(|v| secs(src, "announce_every_secs", v, ANNOUNCE_SECS))
+            .transpose()?;
+        let max_wait = match self.max_wait {
+            None => None,
+            Some(m) => {
+                let after = secs(src, "after_secs", &m.after_secs, MAX_WAIT_SECS)?;
+                let exit = match *m.action.get_ref() {
+                    ExitKind::Hangup => ExitAction::Hangup,
+                    ExitKind::Transfer => {
+                        let (extension, context) = transfer_target(
+                            src,
+                            "action",
+                            m.action.span(),
+                            m.extension,
+                            m.context,
+                        )?;
+                        ExitAction::Transfer { extension, context }
+                    }
+                };
+                Some(MaxWait { after, exit })
+            }
+        };
+        let no_agent = match self.no_agent {
+            None => NoAgentPolicy::Wait,
+            Some(n) => match *n.action.get_ref() {
+                NoAgentKind::Wait => NoAgentPolicy::Wait,
+                NoAgentKind::Transfer => {
+                    let (extension, context) =
+                        transfer_target(src, "action", n.action.span(), n.extension, n.context)?;
+                    NoAgentPolicy::Transfer { extension, context }
+                }
+            },
+        };
+        let away_after_missed = match self.away_after_missed {
+            None => None,
+            Some(n) => Some(
+                NonZeroU32::new(*n.get_ref())
+                    .ok_or_else(|| src.at(n.span(), "away_after_missed", "must be at least 1"))?,
+            ),
+        };
+        Ok(QueueConfig {
+            name: self.name.into_inner(),
+            greetings: self.greetings,
+            hold_music: self.hold_music,
+            announce_every,
+            max_wait,
+            ring_time,
+            wrap_up,
+            strategy: self.strategy,
+            no_agent,
+            away_after_missed,
+        })
+    }
+}
+
+impl RawLine {
+    fn validate(self, src: &Source, queue: QueueName) -> Result<LineConfig, ConfigError> {
+        let cb = self.callback;
+        let expiry = match &cb.expiry_secs {
+            None => Duration::from_secs(EXPIRY_DEFAULT),
+            Some(v) => secs(src, "expiry_secs", v, EXPIRY_SECS)?,
+        };
+        let max_attempts = match &cb.retry.max_attempts {
+            None => 1,
+            Some(v) if (1..=10).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => return Err(src.at(v.span(), "max_attempts", "allowed 1 to 10")),
+        };
+        let min_interval = match &cb.retry.min_interval_secs {
+            None => Duration::from_secs(300),
+            Some(v) => secs(src, "min_interval_secs", v, RETRY_INTERVAL_SECS)?,
+        };
+        let country = cb
+            .country
+            .as_ref()
+            .map(|c| country_code(src, "country", c))
+            .transpose()?;
+        let allowed_countries = cb
+            .dialing_policy
+            .allowed_countries
+            .iter()
+            .map(|c| country_code(src, "allowed_countries", c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LineConfig {
+            name: self.name.into_inner(),
+            did: self.did.into_inner(),
+            queue,
+            language: self
+                .language
+                .unwrap_or_else(|| Extension::new("en").expect("valid literal")),
+            outbound_caller_id: self.outbound_caller_id,
+            dial_template: self.dial_template,
+            callback: CallbackSettings {
+                enabled: cb.enabled,
+                offer_greeting: cb.offer_greeting,
+                confirmation_greeting: cb.confirmation_greeting,
+                expiry,
+                retry: RetryPolicy {
+                    max_attempts,
+                    min_interval,
+                    on: cb
+                        .retry
+                        .on
+                        .unwrap_or_else(|| vec![RetryCause::NoAnswer, RetryCause::Busy]),
+                },
+                agent_mode: cb.agent_mode,
+                ivr_in_front: cb.ivr_in_front,
+                country,
+                dialing_policy: DialingPolicy {
+                    allowed_countries,
+                    refuse_premium: cb.dialing_policy.refuse_premium.unwrap_or(true),
+                },
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[esl]
+address = "127.0.0.1:8021"
+password = "ClueCon"
+
+[redis]
+url = "redis://:secret@127.0.0.1:6379/0"
+key_prefix = "cbd"
+
+[[queues]]
+name = "support"
+greetings = ["ivr/welcome.wav"]
+hold_music = "local_stream://moh"
+ring_time_secs = 25
+strategy = "ring-all"
+[queues.max_wait]
+after_secs = 900
+action = "transfer"
+extension = "voicemail"
+
+[[queues]]
+name = "sales"
+hold_music = "local_stream://moh"
+
+[[lines]]
+name = "main"
+did = "+4930123456"
+queue = "support"
+outbound_caller_id = "+4930123456"
+dial_template = "sofia/gateway/carrier1/{number}"
+[lines.callback]
+enabled = true
+country = "DE"
+
+[[agents]]
+id = "alice"
+contact = "user/1001"
+queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    fn error_at(text: &str) -> (Option<usize>, Option<String>, String) {
+        match parse(text).expect_err("config should be refused") {
+            ConfigError::Invalid {
+                line, key, message, ..
+            } => (line, key, message),
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    /// Line number (1-based) of the first line of GOOD that contains `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.queues.len(), 2);
+        let support = &c.queues[0];
+        assert_eq!(support.ring_time, Duration::from_secs(25));
+        assert_eq!(support.strategy, Strategy::RingAll);
+        assert_eq!(
+            support.max_wait.as_ref().unwrap().exit,
+            ExitAction::Transfer {
+                extension: Extension::new("voicemail").unwrap(),
+                context: Extension::new("default").unwrap()
+            }
+        );
+        let sales = &c.queues[1];
+        assert_eq!(sales.ring_time, Duration::from_secs(20));
+        assert_eq!(sales.strategy, Strategy::LongestIdle);
+        assert_eq!(sales.no_agent, NoAgentPolicy::Wait);
+        let line = &c.lines[0];
+        assert_eq!(line.language.as_str(), "en");
+        assert_eq!(line.callback.expiry, Duration::from_secs(3600));
+        assert_eq!(line.callback.retry.max_attempts, 1);
+        assert_eq!(line.callback.country.as_deref(), Some("DE"));
+        let alice = &c.agents[0];
+        assert_eq!(alice.display_name, "alice");
+        assert_eq!(alice.queues[1].priority, 2);
+        assert_eq!(c.redis.redacted_url(), "redis://:***@127.0.0.1:6379/0");
+        assert!(!format!("{:?}", c.redis).contains("secret"));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../callbackd.example.toml");
+        parse(text).unwrap();
+    }
+
+    #[test]
+    fn malformed_toml_reports_its_line() {
+        let text = GOOD.replace("ring_time_secs = 25", "ring_time_secs = = 25");
+        let (line, _, message) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "ring_time_secs = = 25")));
+        assert!(!message.is_empty());
+        let shown = parse(&text).unwrap_err().to_string();
+        assert!(
+            shown.starts_with(&format!("test.toml:{}:", line.unwrap())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("ring_time_secs = 25", "ring_tme_secs = 25");
+        let (line, key, message) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "ring_tme_secs")));
+        assert_eq!(key.as_deref(), Some("ring_tme_secs"));
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn ring_time_out_of_range_is_refused() {
+        for bad in ["4", "601"] {
+            let text = GOOD.replace("ring_time_secs = 25", &format!("ring_time_secs = {bad}"));
+            let (line, key, message) = error_at(&text);
+            assert_eq!(line, Some(line_of(&text, "ring_time_secs")));
+            assert_eq!(key.as_deref(), Some("ring_time_secs"));
+            assert!(message.contains("5 s to 600 s"), "{message}");
+        }
+        let ok = GOOD.replace("ring_time_secs = 25", "ring_time_secs = 600");
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn unknown_queue_reference_is_refused() {
+        let text = GOOD.replace(
+            "{ queue = \"sales\", priority = 2 }",
+            "{ queue = \"billing\" }",
+        );
+        let (line, key, message) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "billing")));
+        assert_eq!(key.as_deref(), Some("queue"));
+        assert!(message.contains("billing"), "{message}");
+
+        let text = GOOD.replace(
+            "queue = \"support\"\noutbound",
+            "queue = \"nope\"\noutbound",
+        );
+        let (line, _, _) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "\"nope\"")));
+    }
+
+    #[test]
+    fn bad_dial_string_is_refused_at_its_line() {
+        let text = GOOD.replace("user/1001", "user/1001,user/1002");
+        let (line, key, message) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "user/1001,user/1002")));
+        assert_eq!(key.as_deref(), Some("contact"));
+        assert!(message.contains("dial string"), "{message}");
+
+        let text = GOOD.replace("carrier1/{number}", "carrier1/");
+        let (line, key, _) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "dial_template")));
+        assert_eq!(key.as_deref(), Some("dial_template"));
+    }
+
+    #[test]
+    fn duplicate_names_point_at_the_second() {
+        let text = GOOD.replace("name = \"sales\"", "name = \"support\"");
+        let (line, key, message) = error_at(&text);
+        assert_eq!(
+            line,
+            Some(
+                text.lines()
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .rposition(|l| l.contains("name = \"support\""))
+                    .unwrap()
+                    + 1
+            )
+        );
+        assert_eq!(key.as_deref(), Some("name"));
+        assert!(message.contains("twice"), "{message}");
+    }
+
+    #[test]
+    fn transfer_without_extension_and_bad_url_are_refused() {
+        let text = GOOD.replace("extension = \"voicemail\"\n", "");
+        let (_, key, message) = error_at(&text);
+        assert_eq!(key.as_deref(), Some("action"));
+        assert!(message.contains("extension"), "{message}");
+
+        let text = GOOD.replace("redis://:secret@", "http://");
+        let (line, key, _) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "http://")));
+        assert_eq!(key.as_deref(), Some("url"));
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = Config::load(Path::new("/nonexistent/callbackd.toml")).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/callbackd.toml: cannot read"));
+    }
+}

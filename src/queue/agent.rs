@@ -1,0 +1,279 @@
+//! Agents as routing sees them: a state with the transitions allowed between states,
+//! when they became idle, and which queues they serve in which order.
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use super::{AgentId, Clock, EntryId, QueueError, QueueName, Timestamp};
+
+/// What an agent is doing, as far as offers are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgentState {
+    /// Logged in and free: receives offers.
+    Available,
+    /// Logged in, not taking offers now (break, missed offers).
+    Away,
+    /// Bridged to a caller. Set by the daemon only.
+    OnCall,
+    /// After a call, before the next offer. Set by the daemon only.
+    WrapUp,
+    /// Logged out.
+    Offline,
+    /// Logged in but takes only calls transferred to them, never queue offers.
+    TransfersOnly,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 6] = [
+        Self::Available,
+        Self::Away,
+        Self::OnCall,
+        Self::WrapUp,
+        Self::Offline,
+        Self::TransfersOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Away => "away",
+            Self::OnCall => "on_call",
+            Self::WrapUp => "wrap_up",
+            Self::Offline => "offline",
+            Self::TransfersOnly => "transfers_only",
+        }
+    }
+
+    /// Whether `self → to` is a legal change. Staying in the same state is always legal.
+    /// `on_call` is entered only from `available` (the agent answered an offer) and left
+    /// only through `wrap_up` or straight to `available` when wrap-up is zero, so a call
+    /// in progress cannot be lost by a state change from a phone or the CLI.
+    pub fn can_change_to(self, to: AgentState) -> bool {
+        use AgentState::*;
+        if self == to {
+            return true;
+        }
+        match (self, to) {
+            (OnCall, WrapUp | Available) => true,
+            (OnCall, _) => false,
+            (_, OnCall) => self == Available,
+            (_, WrapUp) => false,
+            (WrapUp, _) => true,
+            (Available | Away | Offline | TransfersOnly, _) => true,
+        }
+    }
+
+    /// Every state from which `to` may be entered: what the store checks atomically.
+    pub fn allowed_from(to: AgentState) -> Vec<AgentState> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_change_to(to))
+            .collect()
+    }
+
+    /// States an agent or operator may choose; `on_call` and `wrap_up` belong to the daemon.
+    pub fn is_chosen_by_people(self) -> bool {
+        !matches!(self, Self::OnCall | Self::WrapUp)
+    }
+
+    /// Logged in at all: what the queue's no-agent policy looks at.
+    pub fn is_logged_in(self) -> bool {
+        self != Self::Offline
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown agent state name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown agent state {0:?}: expected available, away, on_call, wrap_up, offline or transfers_only")]
+pub struct UnknownAgentState(pub String);
+
+impl std::str::FromStr for AgentState {
+    type Err = UnknownAgentState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s.replace('-', "_"))
+            .ok_or_else(|| UnknownAgentState(s.to_owned()))
+    }
+}
+
+/// One queue an agent takes calls from; priority 1 is served before 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedQueue {
+    pub queue: QueueName,
+    pub priority: u8,
+}
+
+/// An agent as routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub state: AgentState,
+    /// When the agent last became `available`: the longest-idle order.
+    pub idle_since: Timestamp,
+    pub serves: Vec<ServedQueue>,
+    /// The entry whose offer is ringing this agent now.
+    pub booked: Option<EntryId>,
+    /// Offers in a row that went unanswered.
+    pub missed_in_a_row: u32,
+}
+
+impl Agent {
+    /// A configured agent seen for the first time: logged out until they log in.
+    pub fn new(id: AgentId, serves: Vec<ServedQueue>, clock: &dyn Clock) -> Self {
+        Self {
+            id,
+            state: AgentState::Offline,
+            idle_since: clock.now(),
+            serves,
+            booked: None,
+            missed_in_a_row: 0,
+        }
+    }
+
+    /// The priority of `queue` for this agent, or `None` when they do not serve it.
+    pub fn priority_for(&self, queue: &QueueName) -> Option<u8> {
+        self.serves
+            .iter()
+            .find(|s| &s.queue == queue)
+            .map(|s| s.priority)
+    }
+
+    /// Free to be offered an entry now.
+    pub fn is_free(&self) -> bool {
+        self.state == AgentState::Available && self.booked.is_none()
+    }
+
+    /// Change state; entering `available` restarts the idle time.
+    pub fn change_state(&mut self, to: AgentState, clock: &dyn Clock) -> Result<(), QueueError> {
+        if !self.state.can_change_to(to) {
+            return Err(QueueError::AgentTransition {
+                agent: self.id.clone(),
+                from: self.state,
+                to,
+            });
+        }
+        if to == AgentState::Available && self.state != AgentState::Available {
+            self.idle_since = clock.now();
+        }
+        self.state = to;
+        Ok(())
+    }
+
+    /// The agent answered an offer: on the call, and their run of missed offers is over.
+    pub fn answered(&mut self, clock: &dyn Clock) -> Result<(), QueueError> {
+        self.change_state(AgentState::OnCall, clock)?;
+        self.booked = None;
+        self.missed_in_a_row = 0;
+        Ok(())
+    }
+
+    /// An offer to this agent went unanswered. Returns `true` when this made them `away`
+    /// (the queue's `away_after_missed`).
+    pub fn missed_offer(&mut self, away_after: Option<NonZeroU32>) -> bool {
+        self.booked = None;
+        self.missed_in_a_row += 1;
+        let limit_reached = away_after.is_some_and(|n| self.missed_in_a_row >= n.get());
+        if limit_reached && self.state == AgentState::Available {
+            self.state = AgentState::Away;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::ManualClock;
+    use super::*;
+
+    fn agent(clock: &ManualClock) -> Agent {
+        Agent::new(
+            AgentId::new("alice").unwrap(),
+            vec![ServedQueue {
+                queue: QueueName::new("support").unwrap(),
+                priority: 1,
+            }],
+            clock,
+        )
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in AgentState::ALL {
+            assert_eq!(s.as_str().parse::<AgentState>().unwrap(), s);
+        }
+        assert_eq!("transfers-only".parse(), Ok(AgentState::TransfersOnly));
+        assert!("busy".parse::<AgentState>().is_err());
+    }
+
+    #[test]
+    fn a_call_in_progress_cannot_be_dropped_by_a_state_change() {
+        use AgentState::*;
+        for to in [Away, Offline, TransfersOnly] {
+            assert!(!OnCall.can_change_to(to), "on_call -> {to}");
+        }
+        assert!(OnCall.can_change_to(WrapUp));
+        assert!(OnCall.can_change_to(Available));
+        for from in [Away, Offline, TransfersOnly, WrapUp] {
+            assert!(!from.can_change_to(OnCall), "{from} -> on_call");
+        }
+        assert!(Available.can_change_to(OnCall));
+        for from in [Available, Away, Offline, TransfersOnly] {
+            assert!(!from.can_change_to(WrapUp), "{from} -> wrap_up");
+        }
+        assert!(WrapUp.can_change_to(Available));
+        assert!(WrapUp.can_change_to(Away));
+        assert!(Offline.can_change_to(Available));
+        assert_eq!(AgentState::allowed_from(WrapUp), vec![OnCall, WrapUp]);
+        assert!(!OnCall.is_chosen_by_people());
+        assert!(Away.is_chosen_by_people());
+    }
+
+    #[test]
+    fn becoming_available_restarts_idle_time() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut a = agent(&clock);
+        clock.advance(Duration::from_secs(5));
+        a.change_state(AgentState::Available, &clock).unwrap();
+        assert_eq!(a.idle_since, Timestamp::from_millis(5_000));
+        clock.advance(Duration::from_secs(5));
+        // Staying available does not make the agent look fresher.
+        a.change_state(AgentState::Available, &clock).unwrap();
+        assert_eq!(a.idle_since, Timestamp::from_millis(5_000));
+        a.change_state(AgentState::OnCall, &clock).unwrap();
+        let err = a.change_state(AgentState::Away, &clock).unwrap_err();
+        assert!(matches!(err, QueueError::AgentTransition { .. }));
+        assert_eq!(a.state, AgentState::OnCall);
+    }
+
+    #[test]
+    fn missed_offers_in_a_row_set_away() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut a = agent(&clock);
+        a.change_state(AgentState::Available, &clock).unwrap();
+        let limit = NonZeroU32::new(2);
+        assert!(!a.missed_offer(limit));
+        a.answered(&clock).unwrap();
+        assert_eq!(a.missed_in_a_row, 0);
+        a.change_state(AgentState::Available, &clock).unwrap();
+        assert!(!a.missed_offer(limit));
+        assert_eq!(a.state, AgentState::Available);
+        assert!(a.missed_offer(limit));
+        assert_eq!(a.state, AgentState::Away);
+        let mut b = agent(&clock);
+        b.change_state(AgentState::Available, &clock).unwrap();
+        for _ in 0..10 {
+            assert!(!b.missed_offer(None));
+        }
+        assert_eq!(b.state, AgentState::Available);
+    }
+}

@@ -1,0 +1,314 @@
+//! A queue entry: a live caller or a callback request, holding one position (the arrival
+//! time) for its whole life, so a caller who asks for a callback keeps their place.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use super::{AgentId, Clock, EntryId, LineName, QueueError, QueueName, Timestamp};
+use crate::switch::{ChannelId, PhoneNumber, VarValue};
+
+/// A customer to be called back when their turn comes (issue 6 fills in the journey).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRequest {
+    pub number: PhoneNumber,
+    pub requested_at: Timestamp,
+    /// Customer-leg attempts made so far.
+    pub attempts: u32,
+}
+
+/// Who waits behind an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A parked caller on this channel.
+    LiveCaller {
+        channel: ChannelId,
+    },
+    Callback(CallbackRequest),
+}
+
+/// Why an entry left the queue without being connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The caller hung up while waiting (or their channel vanished across a restart).
+    Abandoned,
+    /// The queue's max wait ran out and its exit action was taken.
+    MaxWaitExit,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Abandoned => "abandoned",
+            Self::MaxWaitExit => "max_wait_exit",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an entry is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryStatus {
+    Waiting,
+    /// Ringing these agents (one, or several for ring-all).
+    Offered {
+        agents: Vec<AgentId>,
+        since: Timestamp,
+    },
+    Connected {
+        agent: AgentId,
+        at: Timestamp,
+    },
+    Closed {
+        reason: CloseReason,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: EntryId,
+    pub queue: QueueName,
+    pub line: LineName,
+    /// Arrival time, and so the place in the queue: older is served first.
+    pub position: Timestamp,
+    /// Shown to the agent's phone while it rings: the caller's number, when usable.
+    pub caller_id: Option<VarValue>,
+    pub kind: EntryKind,
+    pub status: EntryStatus,
+    /// Agents this entry was offered to who did not take it: never offered it again.
+    pub tried: BTreeSet<AgentId>,
+}
+
+impl Entry {
+    /// A caller just parked on `channel`; their position is now.
+    pub fn live_caller(
+        queue: QueueName,
+        line: LineName,
+        channel: ChannelId,
+        caller_id: Option<VarValue>,
+        clock: &dyn Clock,
+    ) -> Self {
+        Self {
+            id: EntryId::random(),
+            queue,
+            line,
+            position: clock.now(),
+            caller_id,
+            kind: EntryKind::LiveCaller { channel },
+            status: EntryStatus::Waiting,
+            tried: BTreeSet::new(),
+        }
+    }
+
+    /// The waiting caller becomes a callback request with the same id and position.
+    pub fn into_callback(mut self, number: PhoneNumber, clock: &dyn Clock) -> Self {
+        self.kind = EntryKind::Callback(CallbackRequest {
+            number,
+            requested_at: clock.now(),
+            attempts: 0,
+        });
+        self
+    }
+
+    /// Time since arrival.
+    pub fn waited(&self, now: Timestamp) -> Duration {
+        now.since(self.position)
+    }
+
+    /// Max wait cuts live callers only: a callback promised is kept.
+    pub fn max_wait_applies(&self) -> bool {
+        matches!(self.kind, EntryKind::LiveCaller { .. })
+    }
+
+    /// Ring `agents` for this entry. Refused unless waiting, and for any agent already tried.
+    pub fn offer(&mut self, agents: &[AgentId], now: Timestamp) -> Result<(), QueueError> {
+        if self.status != EntryStatus::Waiting {
+            return Err(self.not("waiting"));
+        }
+        if agents.is_empty() {
+            return Err(QueueError::NoAgent(self.id.clone()));
+        }
+        if let Some(tried) = agents.iter().find(|a| self.tried.contains(*a)) {
+            return Err(QueueError::AlreadyTried {
+                entry: self.id.clone(),
+                agent: tried.clone(),
+            });
+        }
+        self.status = EntryStatus::Offered {
+            agents: agents.to_vec(),
+            since: now,
+        };
+        Ok(())
+    }
+
+    /// `agent` did not take the offer (no answer, busy, failure). The entry waits again at
+    /// its old position once no other agent of a ring-all offer is still ringing.
+    pub fn offer_failed(&mut self, agent: &AgentId) -> Result<(), QueueError> {
+        let EntryStatus::Offered { agents, .. } = &mut self.status else {
+            return Err(self.not("offered"));
+        };
+        let Some(i) = agents.iter().position(|a| a == agent) else {
+            return Err(self.not_offered_to(agent));
+        };
+        agents.remove(i);
+        if agents.is_empty() {
+            self.status = EntryStatus::Waiting;
+        }
+        self.tried.insert(agent.clone());
+        Ok(())
+    }
+
+    /// `agent` answered. Returns the other agents of a ring-all offer, to be released.
+    pub fn connect(&mut self, agent: &AgentId, now: Timestamp) -> Result<Vec<AgentId>, QueueError> {
+        let EntryStatus::Offered { agents, .. } = &self.status else {
+            return Err(self.not("offered"));
+        };
+        if !agents.contains(agent) {
+            return Err(self.not_offered_to(agent));
+        }
+        let others = agents.iter().filter(|a| *a != agent).cloned().collect();
+        self.status = EntryStatus::Connected {
+            agent: agent.clone(),
+            at: now,
+        };
+        Ok(others)
+    }
+
+    /// The entry leaves the queue unconnected. Returns the agents whose ringing must stop.
+    pub fn close(
+        &mut self,
+        reason: CloseReason,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>, QueueError> {
+        if reason == CloseReason::MaxWaitExit && !self.max_wait_applies() {
+            return Err(QueueError::CallbackNotCut(self.id.clone()));
+        }
+        let ringing = match &self.status {
+            EntryStatus::Waiting => Vec::new(),
+            EntryStatus::Offered { agents, .. } => agents.clone(),
+            _ => return Err(self.not("waiting or offered")),
+        };
+        self.status = EntryStatus::Closed { reason, at: now };
+        Ok(ringing)
+    }
+
+    fn not(&self, expected: &'static str) -> QueueError {
+        QueueError::EntryStatus {
+            entry: self.id.clone(),
+            expected,
+        }
+    }
+
+    fn not_offered_to(&self, agent: &AgentId) -> QueueError {
+        QueueError::NotOfferedTo {
+            entry: self.id.clone(),
+            agent: agent.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Clock, ManualClock};
+    use super::*;
+
+    fn id(s: &str) -> AgentId {
+        AgentId::new(s).unwrap()
+    }
+
+    fn caller(clock: &ManualClock) -> Entry {
+        Entry::live_caller(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            ChannelId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").unwrap(),
+            VarValue::new("+4930111").ok(),
+            clock,
+        )
+    }
+
+    #[test]
+    fn callback_keeps_id_and_position() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let entry = caller(&clock);
+        clock.advance(Duration::from_secs(90));
+        let (id, position) = (entry.id.clone(), entry.position);
+        let cb = entry.into_callback(PhoneNumber::new("+4930222").unwrap(), &clock);
+        assert_eq!(cb.id, id);
+        assert_eq!(cb.position, position);
+        let EntryKind::Callback(req) = &cb.kind else {
+            panic!("not a callback")
+        };
+        assert_eq!(req.requested_at, Timestamp::from_millis(91_000));
+        assert_eq!(cb.waited(clock.now()), Duration::from_secs(90));
+        assert!(!cb.max_wait_applies());
+    }
+
+    #[test]
+    fn failed_offer_puts_entry_back_and_remembers_the_agent() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = caller(&clock);
+        e.offer(&[id("alice")], clock.now()).unwrap();
+        assert!(e.offer(&[id("bob")], clock.now()).is_err(), "offered twice");
+        e.offer_failed(&id("alice")).unwrap();
+        assert_eq!(e.status, EntryStatus::Waiting);
+        assert_eq!(e.position, Timestamp::from_millis(0));
+        assert!(matches!(
+            e.offer(&[id("alice")], clock.now()),
+            Err(QueueError::AlreadyTried { .. })
+        ));
+        e.offer(&[id("bob")], clock.now()).unwrap();
+        assert!(e.connect(&id("alice"), clock.now()).is_err());
+        assert_eq!(
+            e.connect(&id("bob"), clock.now()).unwrap(),
+            Vec::<AgentId>::new()
+        );
+    }
+
+    #[test]
+    fn ring_all_waits_for_every_agent_to_fail_and_releases_the_rest_on_answer() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = caller(&clock);
+        e.offer(&[id("a"), id("b"), id("c")], clock.now()).unwrap();
+        e.offer_failed(&id("a")).unwrap();
+        assert!(matches!(e.status, EntryStatus::Offered { .. }));
+        assert_eq!(e.connect(&id("c"), clock.now()).unwrap(), vec![id("b")]);
+        assert!(e.close(CloseReason::Abandoned, clock.now()).is_err());
+    }
+
+    #[test]
+    fn abandon_while_ringing_returns_the_agents_to_release() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = caller(&clock);
+        e.offer(&[id("a")], clock.now()).unwrap();
+        assert_eq!(
+            e.close(CloseReason::Abandoned, clock.now()).unwrap(),
+            vec![id("a")]
+        );
+        assert!(matches!(
+            e.status,
+            EntryStatus::Closed {
+                reason: CloseReason::Abandoned,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn max_wait_never_cuts_a_callback() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut live = caller(&clock);
+        live.close(CloseReason::MaxWaitExit, clock.now()).unwrap();
+        let mut cb = caller(&clock).into_callback(PhoneNumber::new("+4930222").unwrap(), &clock);
+        assert!(matches!(
+            cb.close(CloseReason::MaxWaitExit, clock.now()),
+            Err(QueueError::CallbackNotCut(_))
+        ));
+        assert_eq!(cb.status, EntryStatus::Waiting);
+    }
+}

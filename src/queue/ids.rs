@@ -1,0 +1,103 @@
+//! Names of queues, lines, agents and entries: they end up inside Redis keys, channel
+//! variables and log lines, so each is checked once here and carried around typed.
+
+use std::fmt;
+
+use crate::switch::InvalidInput;
+
+fn check_name(what: &'static str, s: &str) -> Result<(), InvalidInput> {
+    let invalid = |reason| InvalidInput {
+        what,
+        value: s.to_owned(),
+        reason,
+    };
+    if s.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if s.len() > 64 {
+        return Err(invalid("longer than 64 characters"));
+    }
+    // No `{`, `}` or `:`: they would break the Redis key schema and its cluster hash tags.
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(invalid(
+            "only letters, digits, `_`, `.` and `-` are allowed",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(s: &str) -> Result<Self, InvalidInput> {
+                check_name($what, s)?;
+                Ok(Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidInput;
+            fn from_str(s: &str) -> Result<Self, InvalidInput> {
+                Self::new(s)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A queue's name as configured (`support`); also its Redis hash tag.
+    QueueName,
+    "queue name"
+);
+name_type!(
+    /// A line's name as configured (`main-line`): the number customers call.
+    LineName,
+    "line name"
+);
+name_type!(
+    /// An agent's id as configured (`alice`).
+    AgentId,
+    "agent id"
+);
+name_type!(
+    /// A queue entry's id; the same id follows the caller when they turn into a callback.
+    EntryId,
+    "entry id"
+);
+
+impl EntryId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_key_separators() {
+        assert!(QueueName::new("support-2.en_gb").is_ok());
+        for bad in ["", "a:b", "{a}", "a b", "a/b", &"x".repeat(65)] {
+            assert!(QueueName::new(bad).is_err(), "accepted {bad:?}");
+        }
+        assert!(EntryId::new(EntryId::random().as_str()).is_ok());
+    }
+}

@@ -1,0 +1,59 @@
+//! The queue as plain domain code: entries (live callers or callbacks), agent states and
+//! routing, with an injected clock so every rule is testable without sockets or Redis.
+
+mod agent;
+mod clock;
+mod entry;
+mod ids;
+mod routing;
+
+pub use agent::{Agent, AgentState, ServedQueue, UnknownAgentState};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
+pub use ids::{AgentId, EntryId, LineName, QueueName};
+pub use routing::{Offer, Router};
+
+/// A queue rule was broken: the caller asked for a change the current state forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("agent {agent} cannot go from {from} to {to}")]
+    AgentTransition {
+        agent: AgentId,
+        from: AgentState,
+        to: AgentState,
+    },
+    #[error("entry {entry} is not {expected}")]
+    EntryStatus {
+        entry: EntryId,
+        expected: &'static str,
+    },
+    #[error("entry {entry} is not being offered to agent {agent}")]
+    NotOfferedTo { entry: EntryId, agent: AgentId },
+    #[error("entry {entry} was already offered to agent {agent}")]
+    AlreadyTried { entry: EntryId, agent: AgentId },
+    #[error("entry {0}: an offer needs at least one agent")]
+    NoAgent(EntryId),
+    #[error("entry {0} is a callback: max wait never cuts it")]
+    CallbackNotCut(EntryId),
+}
+
+/// How a queue picks among the agents free to take an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// One agent at a time: the one idle the longest.
+    #[default]
+    LongestIdle,
+    /// Every free agent's phone rings at once; the first to answer takes the call.
+    RingAll,
+}
+
+impl Strategy {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LongestIdle => "longest-idle",
+            Self::RingAll => "ring-all",
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Who gets which entry: the longest-idle free agent takes the oldest entry of the queues
+//! they serve, in their priority order; ring-all queues ring every free agent at once.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Agent, AgentId, Entry, EntryId, EntryStatus, QueueName, Strategy};
+use crate::config::Config;
+
+/// One offer to make: ring `agents` for `entry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub entry: EntryId,
+    pub queue: QueueName,
+    /// One agent, or every eligible free agent of a ring-all queue (longest idle first).
+    pub agents: Vec<AgentId>,
+}
+
+/// The queues' strategies; everything else routing needs travels with entries and agents.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    strategies: HashMap<QueueName, Strategy>,
+}
+
+impl Router {
+    pub fn new(strategies: impl IntoIterator<Item = (QueueName, Strategy)>) -> Self {
+        Self {
+            strategies: strategies.into_iter().collect(),
+        }
+    }
+
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(config.queues.iter().map(|q| (q.name.clone(), q.strategy)))
+    }
+
+    fn strategy(&self, queue: &QueueName) -> Strategy {
+        self.strategies.get(queue).copied().unwrap_or_default()
+    }
+
+    /// The one offer to make next, if any: entries not waiting and agents not free are
+    /// ignored, so callers may pass everything they loaded.
+    pub fn next_offer(&self, entries: &[Entry], agents: &[Agent]) -> Option<Offer> {
+        let mut free: Vec<&Agent> = agents.iter().filter(|a| a.is_free()).collect();
+        free.sort_by(|a, b| (a.idle_since, &a.id).cmp(&(b.idle_since, &b.id)));
+        let waiting: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.status == EntryStatus::Waiting)
+            .collect();
+        for agent in &free {
+            let best = waiting
+                .iter()
+                .filter(|e| !e.tried.contains(&agent.id))
+                .filter_map(|e| agent.priority_for(&e.queue).map(|p| (p, e)))
+                .min_by(|(pa, a), (pb, b)| (pa, a.position, &a.id).cmp(&(pb, b.position, &b.id)));
+            let Some((_, entry)) = best else { continue };
+            let agents = match self.strategy(&entry.queue) {
+                Strategy::LongestIdle => vec![agent.id.clone()],
+                Strategy::RingAll => free
+                    .iter()
+                    .filter(|a| a.priority_for(&entry.queue).is_some())
+                    .filter(|a| !entry.tried.contains(&a.id))
+                    .map(|a| a.id.clone())
+                    .collect(),
+            };
+            return Some(Offer {
+                entry: entry.id.clone(),
+                queue: entry.queue.clone(),
+                agents,
+            });
+        }
+        None
+    }
+
+    /// Every offer that can be made now, each entry and agent used at most once: what to
+    /// do when several agents become free together or after a restart.
+    pub fn plan(&self, entries: &[Entry], agents: &[Agent]) -> Vec<Offer> {
+        let mut offers = Vec::new();
+        let mut used_entries: HashSet<EntryId> = HashSet::new();
+        let mut used_agents: HashSet<AgentId> = HashSet::new();
+        loop {
+            let entries: Vec<Entry> = entries
+                .iter()
+                .filter(|e| !used_entries.contains(&e.id))
+                .cloned()
+                .collect();
+            let agents: Vec<Agent> = agents
+                .iter()
+                .filter(|a| !used_agents.contains(&a.id))
+                .cloned()
+                .collect();
+            let Some(offer) = self.next_offer(&entries, &agents) else {
+                return offers;
+            };
+            used_entries.insert(offer.entry.clone());
+            used_agents.extend(offer.agents.iter().cloned());
+            offers.push(offer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{AgentState, Clock, LineName, ManualClock, ServedQueue, Timestamp};
+    use super::*;
+    use crate::switch::ChannelId;
+
+    fn q(s: &str) -> QueueName {
+        QueueName::new(s).unwrap()
+    }
+
+    fn entry(queue: &str, clock: &ManualClock) -> Entry {
+        let e = Entry::live_caller(
+            q(queue),
+            LineName::new("main").unwrap(),
+            ChannelId::random(),
+            None,
+            clock,
+        );
+        clock.advance(Duration::from_secs(1));
+        e
+    }
+
+    /// An available agent serving `queues` (name, priority), idle since `idle_ms`.
+    fn agent(id: &str, queues: &[(&str, u8)], idle_ms: u64) -> Agent {
+        Agent {
+            id: AgentId::new(id).unwrap(),
+            state: AgentState::Available,
+            idle_since: Timestamp::from_millis(idle_ms),
+            serves: queues
+                .iter()
+                .map(|(name, priority)| ServedQueue {
+                    queue: q(name),
+                    priority: *priority,
+                })
+                .collect(),
+            booked: None,
+            missed_in_a_row: 0,
+        }
+    }
+
+    fn router() -> Router {
+        Router::new([
+            (q("support"), Strategy::LongestIdle),
+            (q("sales"), Strategy::LongestIdle),
+            (q("vip"), Strategy::RingAll),
+        ])
+    }
+
+    #[test]
+    fn oldest_entry_goes_to_longest_idle_agent() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let first = entry("support", &clock);
+        let second = entry("support", &clock);
+        let agents = [
+            agent("recent", &[("support", 1)], 900),
+            agent("idle", &[("support", 1)], 100),
+        ];
+        let offer = router()
+            .next_offer(&[second.clone(), first.clone()], &agents)
+            .unwrap();
+        assert_eq!(offer.entry, first.id);
+        assert_eq!(offer.agents, vec![AgentId::new("idle").unwrap()]);
+
+        let plan = router().plan(&[first.clone(), second.clone()], &agents);
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[1].entry, second.id);
+        assert_eq!(plan[1].agents, vec![AgentId::new("recent").unwrap()]);
+    }
+
+    #[test]
+    fn fifo_holds_across_the_queues_an_agent_serves() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let sales = entry("sales", &clock);
+        let support = entry("support", &clock);
+        let agents = [agent("a", &[("support", 1), ("sales", 1)], 0)];
+        let offer = router()
+            .next_offer(&[support, sales.clone()], &agents)
+            .unwrap();
+        assert_eq!(offer.entry, sales.id);
+    }
+
+    #[test]
+    fn priority_queue_is_served_before_older_entries_elsewhere() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let sales = entry("sales", &clock);
+        let support = entry("support", &clock);
+        let agents = [agent("a", &[("support", 1), ("sales", 2)], 0)];
+        let offer = router()
+            .next_offer(&[sales, support.clone()], &agents)
+            .unwrap();
+        assert_eq!(offer.entry, support.id);
+    }
+
+    #[test]
+    fn agents_not_free_or_not_serving_are_skipped() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let e = entry("support", &clock);
+        let mut away = agent("away", &[("support", 1)], 0);
+        away.state = AgentState::Away;
+        let mut ringing = agent("ringing", &[("support", 1)], 1);
+        ringing.booked = Some(EntryId::random());
+        let mut transfers = agent("transfers", &[("support", 1)], 2);
+        transfers.state = AgentState::TransfersOnly;
+        let other = agent("other", &[("sales", 1)], 3);
+        let free = agent("free", &[("support", 1)], 4);
+        let all = [away, ringing, transfers, other, free];
+        let offer = router().next_offer(std::slice::from_ref(&e), &all).unwrap();
+        assert_eq!(offer.agents, vec![AgentId::new("free").unwrap()]);
+        assert_eq!(router().next_offer(&[e], &all[..4]), None);
+    }
+
+    #[test]
+    fn agents_already_tried_are_skipped_and_the_entry_keeps_its_place() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut first = entry("support", &clock);
+        let second = entry("support", &clock);
+        let a = AgentId::new("a").unwrap();
+        first.offer(std::slice::from_ref(&a), clock.now()).unwrap();
+        first.offer_failed(&a).unwrap();
+        let agents = [
+            agent("a", &[("support", 1)], 0),
+            agent("b", &[("support", 1)], 5),
+        ];
+        let plan = router().plan(&[first.clone(), second.clone()], &agents);
+        // `a` skips the entry it missed and takes the next; `b` gets the oldest.
+        assert_eq!(plan.len(), 2);
+        assert_eq!(
+            (plan[0].entry.clone(), plan[0].agents.clone()),
+            (second.id, vec![a])
+        );
+        assert_eq!(plan[1].entry, first.id);
+    }
+
+    #[test]
+    fn ring_all_rings_every_free_eligible_agent() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = entry("vip", &clock);
+        e.tried.insert(AgentId::new("tried").unwrap());
+        let agents = [
+            agent("b", &[("vip", 1)], 20),
+            agent("a", &[("vip", 2)], 10),
+            agent("tried", &[("vip", 1)], 0),
+            agent("sales-only", &[("sales", 1)], 0),
+        ];
+        let offer = router().next_offer(&[e], &agents).unwrap();
+        let ids: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn offered_entries_are_not_offered_again() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = entry("support", &clock);
+        e.offer(&[AgentId::new("x").unwrap()], clock.now()).unwrap();
+        let agents = [agent("a", &[("support", 1)], 0)];
+        assert_eq!(router().next_offer(&[e], &agents), None);
+    }
+}
