@@ -2,6 +2,7 @@
 //!
 //! Subcommands stay thin: they parse, build the library's objects and report.
 
+mod agent;
 mod check_config;
 pub mod logging;
 mod probe;
@@ -24,11 +25,14 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Validate a configuration file without starting, and print a short summary.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Agent administration through the store (`agent set alice away --config FILE`).
+    Agent(agent::AgentArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Probe(args) => probe::run(args).await,
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Agent(args) => agent::run(args).await,
     }
 }
