@@ -682,6 +682,22 @@ async fn unreachable_redis_is_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains("hunter2"), "{text}");
+
+    // The TLS path (rustls with its crypto provider) fails the same clear way.
+    let tls = RedisSettings {
+        url: format!("rediss://127.0.0.1:{port}/0"),
+        key_prefix: "test".into(),
+    };
+    let err = Store::connect(&tls)
+        .await
+        .err()
+        .expect("connected to a closed port");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot connect to Redis at rediss://127.0.0.1:{port}/0"
+        )),
+        "{err}"
+    );
 }
 
 /// Two daemons share one Redis: each loads the queue, routes, and tries its offers; some

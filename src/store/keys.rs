@@ -74,8 +74,8 @@ impl Keys {
     }
 }
 
-/// The hash slot Redis Cluster assigns to `key` (CRC16 of the hash tag), so tests can
-/// prove that every script's keys share one slot.
+/// The part of `key` Redis Cluster hashes to pick a slot, so tests can prove that the
+/// keys each script touches share one slot.
 #[cfg(test)]
 pub(crate) fn hash_tag(key: &str) -> &str {
     if let Some(open) = key.find('{') {

@@ -37,10 +37,11 @@ const CLOSED_RETENTION_SECS: u64 = 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot connect to Redis at {url}: {source}")]
+    /// The cause is part of the message, not a `source`, so that error chains print it once.
+    #[error("cannot connect to Redis at {url}: {cause}")]
     Connect {
         url: String,
-        source: redis::RedisError,
+        cause: redis::RedisError,
     },
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -136,9 +137,9 @@ impl Store {
     /// Connect and check that Redis answers.
     pub async fn connect(settings: &RedisSettings) -> Result<Self> {
         let url = settings.redacted_url();
-        let connect_error = |source| StoreError::Connect {
+        let connect_error = |cause| StoreError::Connect {
             url: url.clone(),
-            source,
+            cause,
         };
         if settings.url.starts_with("rediss://") {
             // rustls needs one process-wide crypto provider; another part of the process
@@ -175,21 +176,13 @@ impl Store {
         pipe.atomic();
         for a in agents {
             let key = self.keys.agent(&a.id);
-            let serves = a
-                .queues
-                .iter()
-                .map(|s| crate::queue::ServedQueue {
-                    queue: s.queue.clone(),
-                    priority: s.priority,
-                })
-                .collect::<Vec<_>>();
             pipe.hset_multiple(
                 &key,
                 &[
                     ("id", a.id.to_string()),
                     ("display_name", a.display_name.clone()),
                     ("contact", a.contact.to_string()),
-                    ("serves", records::encode_serves(&serves)),
+                    ("serves", records::encode_serves(&a.queues)),
                 ],
             )
             .ignore()
