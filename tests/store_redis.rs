@@ -351,8 +351,13 @@ async fn ring_all_answer_connects_one_agent_and_releases_the_others() {
         s.store
             .connected(&q("sales"), &e.id, &id("alice"), s.clock.now())
             .await,
-        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+        Err(StoreError::Rule(QueueError::NotOfferedTo { .. }))
     ));
+    // A retry after a lost reply is harmless.
+    s.store
+        .connected(&q("sales"), &e.id, &id("bob"), s.clock.now())
+        .await
+        .unwrap();
     let now = s.clock.now();
     let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
     let bob = s.store.agent(&id("bob"), now).await.unwrap().unwrap();
@@ -419,12 +424,49 @@ async fn abandon_while_ringing_releases_the_agent_and_records_the_wait() {
     let abandoned = events.last().unwrap();
     assert_eq!(abandoned.kind, EventKind::Abandoned);
     assert_eq!(abandoned.field("waited_ms"), Some("5010"));
+    // A hangup seen twice closes once.
+    let again = s
+        .store
+        .close(&q("support"), &e.id, CloseReason::Abandoned, s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(again, Vec::<AgentId>::new());
+    let events_after = s.store.events(Some(&q("support")), None, 100).await;
+    assert_eq!(events_after.unwrap().len(), events.len());
     assert!(matches!(
         s.store
-            .close(&q("support"), &e.id, CloseReason::Abandoned, s.clock.now())
+            .close(
+                &q("support"),
+                &e.id,
+                CloseReason::MaxWaitExit,
+                s.clock.now()
+            )
             .await,
         Err(StoreError::Rule(QueueError::EntryStatus { .. }))
     ));
+    // The agent's no-answer arriving after the hangup changes nothing.
+    let late = s
+        .store
+        .offer_failed(
+            &q("support"),
+            &e.id,
+            &id("alice"),
+            NoAnswerCause::NoAnswer,
+            s.clock.now(),
+            None,
+        )
+        .await;
+    assert!(matches!(
+        late,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
+    let alice = s
+        .store
+        .agent(&id("alice"), s.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.missed_in_a_row, 0);
 }
 
 #[tokio::test]

@@ -331,7 +331,9 @@ impl Store {
 
     /// `agent` did not take the offer of `entry` (event `agent_no_answer`): the entry waits
     /// again at its position and will not be offered to this agent again; the agent is free,
-    /// or `away` after `away_after` misses in a row.
+    /// or `away` after `away_after` misses in a row. When the entry was closed meanwhile
+    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
+    /// changes nothing: [`Store::close`] already released the agent.
     pub async fn offer_failed(
         &self,
         queue: &QueueName,
@@ -428,7 +430,8 @@ impl Store {
     /// `agent` answered the offer of `entry` (event `connected`): the entry leaves the
     /// queue, the agent is `on_call`, and other agents of a ring-all offer are released.
     /// Of two agents answering a ring-all offer together, the second gets
-    /// [`QueueError::NotOfferedTo`]: hang up their leg.
+    /// [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call for the same
+    /// agent is harmless, so it may be retried after a Redis error.
     pub async fn connected(
         &self,
         queue: &QueueName,
@@ -496,6 +499,7 @@ impl Store {
 
     /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
     /// the wait). Returns the agents that were ringing for it, now released: stop their legs.
+    /// Closing again for the same reason changes and records nothing and returns no agents.
     pub async fn close(
         &self,
         queue: &QueueName,

@@ -125,13 +125,18 @@ end
 return 'released'
 "#;
 
-/// The agent answered: the entry is connected and leaves the queue.
+/// The agent answered: the entry is connected and leaves the queue. Repeating it for the
+/// same agent changes nothing and answers 'ok', so a caller may retry after a lost reply.
 /// KEYS: entry, open, timers, events.
 /// ARGV: id, agent, now, offer timer, max-wait timer, retention (s).
 /// Returns 'ok' followed by the other agents of a ring-all offer.
 const CONNECT: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
-  'offered_at')
+  'offered_at', 'connected_agent')
+if e[1] == 'connected' then
+  if e[7] == ARGV[2] then return {'ok'} end
+  return {'not_offered_to'}
+end
 if e[1] ~= 'offered' then return {'not_offered'} end
 local others, found = {}, false
 for _, a in ipairs(split(e[2])) do
@@ -174,13 +179,15 @@ end
 return 'ok'
 "#;
 
-/// The entry leaves the queue unconnected (abandoned, max wait).
+/// The entry leaves the queue unconnected (abandoned, max wait). Repeating it with the
+/// same reason changes nothing and answers 'ok' (a hangup seen twice across a reconnect).
 /// KEYS: entry, waiting, open, timers, events.
 /// ARGV: id, reason, now, offer timer, max-wait timer, retention (s).
 /// Returns 'ok' followed by the agents still ringing for it.
 const CLOSE: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
-  'kind')
+  'kind', 'closed_reason')
+if e[1] == 'closed' and e[7] == ARGV[2] then return {'ok'} end
 if e[1] ~= 'waiting' and e[1] ~= 'offered' then return {'not_open'} end
 if ARGV[2] == 'max_wait_exit' and e[6] ~= 'live' then return {'callback'} end
 redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', ARGV[2],
