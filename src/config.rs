@@ -1028,6 +1028,14 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         assert_eq!(alice.display_name, "alice");
         assert_eq!(alice.queues[1].priority, 2);
         assert_eq!(c.redis.redacted_url(), "redis://:***@127.0.0.1:6379/0");
+        assert_eq!(c.esl.client_config().backoff.max, Duration::from_secs(30));
+        let support_name = QueueName::new("support").unwrap();
+        assert_eq!(c.queue(&support_name).unwrap().name, support_name);
+        assert_eq!(
+            c.line(&LineName::new("main").unwrap()).unwrap().queue,
+            support_name
+        );
+        assert!(c.agent(&AgentId::new("bob").unwrap()).is_none());
         assert!(!format!("{:?}", c.redis).contains("secret"));
     }
 

@@ -1,7 +1,8 @@
 //! callbackd: a queue-callback ("virtual hold") daemon for FreeSWITCH.
 //!
 //! `esl` speaks the event socket; `switch` turns it into the typed PBX operations the daemon uses;
-//! `config` reads the operator's file, `queue` holds the domain rules.
+//! `config` reads the operator's file, `queue` holds the domain rules
+//! and `store` keeps their state in Redis.
 
 pub mod callback;
 pub mod cli;
@@ -9,4 +10,5 @@ pub mod config;
 pub mod esl;
 pub mod prompts;
 pub mod queue;
+pub mod store;
 pub mod switch;

@@ -2,6 +2,7 @@
 //!
 //! Subcommands stay thin: they parse, build the library's objects and report.
 
+mod agent;
 mod check_config;
 pub mod logging;
 mod probe;
@@ -27,6 +28,8 @@ pub enum Command {
     Prompts(prompts::PromptsArgs),
     /// Validate a configuration file without starting, and print a short summary.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Agent administration through the store (`agent set alice away --config FILE`).
+    Agent(agent::AgentArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Probe(args) => probe::run(args).await,
         Command::Prompts(args) => prompts::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Agent(args) => agent::run(args).await,
     }
 }

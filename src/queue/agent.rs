@@ -125,18 +125,6 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// A configured agent seen for the first time: logged out until they log in.
-    pub fn new(id: AgentId, serves: Vec<ServedQueue>, clock: &dyn Clock) -> Self {
-        Self {
-            id,
-            state: AgentState::Offline,
-            idle_since: clock.now(),
-            serves,
-            booked: None,
-            missed_in_a_row: 0,
-        }
-    }
-
     /// The priority of `queue` for this agent, or `None` when they do not serve it.
     pub fn priority_for(&self, queue: &QueueName) -> Option<u8> {
         self.serves
@@ -192,18 +180,22 @@ impl Agent {
 mod tests {
     use std::time::Duration;
 
-    use super::super::ManualClock;
+    use super::super::{Clock, ManualClock};
     use super::*;
 
+    /// A logged-out agent, as the store registers a new one.
     fn agent(clock: &ManualClock) -> Agent {
-        Agent::new(
-            AgentId::new("alice").unwrap(),
-            vec![ServedQueue {
+        Agent {
+            id: AgentId::new("alice").unwrap(),
+            state: AgentState::Offline,
+            idle_since: clock.now(),
+            serves: vec![ServedQueue {
                 queue: QueueName::new("support").unwrap(),
                 priority: 1,
             }],
-            clock,
-        )
+            booked: None,
+            missed_in_a_row: 0,
+        }
     }
 
     #[test]

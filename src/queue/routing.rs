@@ -256,4 +256,117 @@ mod tests {
         let agents = [agent("a", &[("support", 1)], 0)];
         assert_eq!(router().next_offer(&[e], &agents), None);
     }
+
+    mod properties {
+        use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, proptest};
+
+        use super::*;
+
+        const QUEUES: [&str; 3] = ["support", "sales", "vip"];
+
+        /// Queue index, arrival ms, indexes of the agents tried.
+        type RawEntry = (usize, u64, Vec<usize>);
+        /// (Queue index, priority) served, idle ms, state index, booked.
+        type RawAgent = (Vec<(usize, u8)>, u64, usize, bool);
+
+        fn scenario() -> impl proptest::strategy::Strategy<Value = (Vec<RawEntry>, Vec<RawAgent>)> {
+            (
+                prop::collection::vec(
+                    (
+                        0..3usize,
+                        0..1_000u64,
+                        prop::collection::vec(0..6usize, 0..3),
+                    ),
+                    0..12,
+                ),
+                prop::collection::vec(
+                    (
+                        prop::collection::vec((0..3usize, 1..4u8), 0..3),
+                        0..1_000u64,
+                        0..6usize,
+                        any::<bool>(),
+                    ),
+                    0..6,
+                ),
+            )
+        }
+
+        fn build(raw_entries: &[RawEntry], raw_agents: &[RawAgent]) -> (Vec<Entry>, Vec<Agent>) {
+            let clock = ManualClock::new(Timestamp::from_millis(0));
+            let entries = raw_entries
+                .iter()
+                .map(|(queue, at, tried)| {
+                    let mut e = entry(QUEUES[*queue], &clock);
+                    e.position = Timestamp::from_millis(*at);
+                    e.tried = tried
+                        .iter()
+                        .map(|i| AgentId::new(&format!("a{i}")).unwrap())
+                        .collect();
+                    e
+                })
+                .collect();
+            let agents = raw_agents
+                .iter()
+                .enumerate()
+                .map(|(i, (serves, idle, state, booked))| {
+                    let mut served: Vec<(&str, u8)> = Vec::new();
+                    for (queue, priority) in serves {
+                        if !served.iter().any(|(q, _)| *q == QUEUES[*queue]) {
+                            served.push((QUEUES[*queue], *priority));
+                        }
+                    }
+                    let mut a = agent(&format!("a{i}"), &served, *idle);
+                    a.state = AgentState::ALL[*state];
+                    a.booked = booked.then(EntryId::random);
+                    a
+                })
+                .collect();
+            (entries, agents)
+        }
+
+        proptest! {
+            #[test]
+            fn plans_respect_every_routing_rule((raw_entries, raw_agents) in scenario()) {
+                let (entries, agents) = build(&raw_entries, &raw_agents);
+                let plan = router().plan(&entries, &agents);
+                let mut used_agents = HashSet::new();
+                let mut used_entries = HashSet::new();
+                for offer in &plan {
+                    prop_assert!(used_entries.insert(offer.entry.clone()), "entry offered twice");
+                    let e = entries.iter().find(|e| e.id == offer.entry).unwrap();
+                    prop_assert_eq!(&offer.queue, &e.queue);
+                    prop_assert!(!offer.agents.is_empty());
+                    if router().strategy(&e.queue) == super::Strategy::LongestIdle {
+                        prop_assert_eq!(offer.agents.len(), 1);
+                    }
+                    for id in &offer.agents {
+                        prop_assert!(used_agents.insert(id.clone()), "agent booked twice");
+                        let a = agents.iter().find(|a| &a.id == id).unwrap();
+                        prop_assert!(a.is_free());
+                        prop_assert!(a.priority_for(&e.queue).is_some());
+                        prop_assert!(!e.tried.contains(id));
+                    }
+                }
+                // Nothing is left that could still be offered.
+                let rest_entries: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| !used_entries.contains(&e.id))
+                    .cloned()
+                    .collect();
+                let rest_agents: Vec<Agent> = agents
+                    .iter()
+                    .filter(|a| !used_agents.contains(&a.id))
+                    .cloned()
+                    .collect();
+                for a in rest_agents.iter().filter(|a| a.is_free()) {
+                    for e in &rest_entries {
+                        prop_assert!(
+                            a.priority_for(&e.queue).is_none() || e.tried.contains(&a.id),
+                            "{} left idle while {} waits", a.id, e.id
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

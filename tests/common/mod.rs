@@ -1,12 +1,26 @@
-//! Helpers shared by the integration tests: the recorded fixtures and scripted ESL peers.
+//! Helpers shared by the integration tests: the recorded fixtures, and a private Redis.
 //!
 //! Each test binary includes this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
 use bytes::BytesMut;
 use callbackd::esl::{Frame, FrameDecoder};
+pub use callbackd::store::local::free_port;
+
+/// A private `redis-server` for one test, killed when dropped.
+pub struct RedisServer(callbackd::store::local::LocalRedis);
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self(callbackd::store::local::LocalRedis::start().expect("redis-server must be installed"))
+    }
+
+    pub fn url(&self) -> String {
+        self.0.url()
+    }
+}
 
 /// Where the recordings from a real FreeSWITCH 1.10.12 live (copied from shared/fixtures/esl).
 pub fn fixture_dir() -> PathBuf {

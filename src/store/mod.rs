@@ -1,0 +1,808 @@
+//! Redis as the one source of truth for queues, entries, agents, timers and events.
+//! Every state change is one Lua script over one hash slot, so daemons sharing a Redis agree.
+//!
+//! An offer spans two slots (the queue's entry and the agents), which no single script may
+//! touch on Redis Cluster. It is two atomic steps instead, agents first: book the agents
+//! (all or none, with a lease), then claim the entry; when the claim loses a race, the
+//! bookings are released. Each invariant (one booking per agent, one offer per entry) is
+//! guarded by a single script, and a daemon dying between the steps leaves only a booking
+//! whose lease runs out by itself.
+
+mod keys;
+pub mod local;
+mod records;
+mod scripts;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::StreamRangeReply;
+
+use crate::config::{AgentConfig, RedisSettings};
+use crate::queue::{
+    Agent, AgentId, AgentState, CloseReason, Entry, EntryId, Offer, QueueError, QueueName,
+    Timestamp,
+};
+use keys::Keys;
+pub use records::{EventKind, StoredEvent, Timer, TimerScope};
+use scripts::Scripts;
+
+/// How long past its ring time an offer's bookings and timeout wait: a daemon normally
+/// reports the outcome well before, this only catches one that died.
+const OFFER_GRACE: Duration = Duration::from_secs(10);
+/// Connected and closed entries stay readable this long (reports, late events), then expire.
+const CLOSED_RETENTION_SECS: u64 = 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The cause is part of the message, not a `source`, so that error chains print it once.
+    #[error("cannot connect to Redis at {url}: {cause}")]
+    Connect {
+        url: String,
+        cause: redis::RedisError,
+    },
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("entry {0} is already in the store")]
+    EntryExists(EntryId),
+    #[error("entry {entry} is not in queue {queue}")]
+    UnknownEntry { queue: QueueName, entry: EntryId },
+    #[error("agent {0} is not registered in the store")]
+    UnknownAgent(AgentId),
+    /// The change breaks a queue rule given what Redis holds now.
+    #[error(transparent)]
+    Rule(#[from] QueueError),
+    #[error("unreadable record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("unexpected script reply {0:?}")]
+    UnexpectedReply(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What became of an attempt to make an offer. Losing a race is normal between daemons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferOutcome {
+    /// The agents are booked and the entry is theirs: ring them now.
+    Offered,
+    /// This agent was no longer free (booked, away, …); nothing was changed.
+    AgentNotFree(AgentId),
+    /// The entry was no longer waiting (offered by another daemon, closed); nothing changed.
+    EntryNotWaiting,
+    /// The entry was already offered to this agent, who did not take it (the plan was made
+    /// from data older than another daemon's update); nothing changed.
+    AlreadyTried(AgentId),
+}
+
+/// Why an agent did not take an offer, as recorded in `agent_no_answer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswerCause {
+    NoAnswer,
+    Busy,
+    /// The agent's leg could not be set up (unregistered phone, network).
+    Failed,
+    /// The offer's timer ran out without any outcome reported.
+    Timeout,
+}
+
+impl NoAnswerCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::NoAnswer => "no_answer",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// What a failed offer changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferFailed {
+    /// The entry waits again at its position (false while other ring-all agents still ring).
+    pub entry_waiting: bool,
+    /// The agent reached the queue's missed-offer limit and is now `away`.
+    pub agent_set_away: bool,
+}
+
+/// Who changed an agent's state, as recorded in `agent_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSource {
+    Cli,
+    Phone,
+    Daemon,
+}
+
+impl StateSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Cli => "cli",
+            Self::Phone => "phone",
+            Self::Daemon => "daemon",
+        }
+    }
+}
+
+/// A handle on the store; clones share one multiplexed, self-reconnecting connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+}
+
+impl Store {
+    /// Connect and check that Redis answers.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self> {
+        let url = settings.redacted_url();
+        let connect_error = |cause| StoreError::Connect {
+            url: url.clone(),
+            cause,
+        };
+        if settings.url.starts_with("rediss://") {
+            // rustls needs one process-wide crypto provider; another part of the process
+            // may have installed one already, which is just as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = redis::Client::open(settings.url.as_str()).map_err(connect_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(connect_error)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(&settings.key_prefix),
+            scripts: Arc::new(Scripts::new()),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Write the configured agents: id, name, contact and queues are the config's; a new
+    /// agent starts `offline`, a known one keeps its state.
+    pub async fn register_agents(&self, agents: &[AgentConfig], now: Timestamp) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for a in agents {
+            let key = self.keys.agent(&a.id);
+            pipe.hset_multiple(
+                &key,
+                &[
+                    ("id", a.id.to_string()),
+                    ("display_name", a.display_name.clone()),
+                    ("contact", a.contact.to_string()),
+                    ("serves", records::encode_serves(&a.queues)),
+                ],
+            )
+            .ignore()
+            .hset_nx(&key, "state", AgentState::Offline.as_str())
+            .ignore()
+            .hset_nx(&key, "idle_since", now.to_string())
+            .ignore()
+            .sadd(self.keys.agent_ids(), a.id.as_str())
+            .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Put a new entry in its queue (event `entered`), with its max-wait timer when due.
+    pub async fn enqueue(&self, entry: &Entry, max_wait_due: Option<Timestamp>) -> Result<()> {
+        let q = &entry.queue;
+        let (timers, _) = self.keys.timers(q);
+        let max_wait = max_wait_due.filter(|_| entry.max_wait_applies());
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.key(self.keys.entry(q, &entry.id))
+            .key(self.keys.waiting(q))
+            .key(self.keys.open(q))
+            .key(timers)
+            .key(self.keys.events(q))
+            .arg(entry.id.as_str())
+            .arg(entry.position.as_millis());
+        match max_wait {
+            Some(due) => inv
+                .arg(self.max_wait_timer(entry).member())
+                .arg(due.as_millis()),
+            None => inv.arg("").arg(0),
+        };
+        for (field, value) in records::entry_fields(entry) {
+            inv.arg(field).arg(value);
+        }
+        match inv.invoke_async::<String>(&mut self.conn()).await?.as_str() {
+            "ok" => Ok(()),
+            "exists" => Err(StoreError::EntryExists(entry.id.clone())),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    fn max_wait_timer(&self, entry: &Entry) -> Timer {
+        Timer::MaxWait {
+            queue: entry.queue.clone(),
+            entry: entry.id.clone(),
+        }
+    }
+
+    /// Book the offer's agents and claim its entry (event `offered`), or change nothing.
+    /// `ring_time` is the queue's: bookings and the offer-timeout timer last that long
+    /// plus a grace period.
+    pub async fn offer(
+        &self,
+        offer: &Offer,
+        now: Timestamp,
+        ring_time: Duration,
+    ) -> Result<OfferOutcome> {
+        let until = now.plus(ring_time + OFFER_GRACE);
+        let mut book = self.scripts.book_agents.prepare_invoke();
+        for agent in &offer.agents {
+            book.key(self.keys.agent(agent));
+        }
+        book.arg(offer.entry.as_str())
+            .arg(offer.queue.as_str())
+            .arg(now.as_millis())
+            .arg(until.as_millis());
+        let booked: String = book.invoke_async(&mut self.conn()).await?;
+        if let Some(agent) = booked.strip_prefix("busy:") {
+            return Ok(OfferOutcome::AgentNotFree(
+                AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(booked.clone()))?,
+            ));
+        }
+        match booked.as_str() {
+            "ok" => {}
+            "unknown" => {
+                return Err(StoreError::UnknownAgent(
+                    self.first_unknown_agent(&offer.agents).await?,
+                ))
+            }
+            _ => return Err(StoreError::UnexpectedReply(booked)),
+        }
+
+        let q = &offer.queue;
+        let (timers, _) = self.keys.timers(q);
+        let timeout = Timer::OfferTimeout {
+            queue: q.clone(),
+            entry: offer.entry.clone(),
+        };
+        let mut claim = self.scripts.claim_entry.prepare_invoke();
+        claim
+            .key(self.keys.entry(q, &offer.entry))
+            .key(self.keys.waiting(q))
+            .key(timers)
+            .key(self.keys.events(q))
+            .arg(offer.entry.as_str())
+            .arg(now.as_millis())
+            .arg(timeout.member())
+            .arg(until.as_millis());
+        for agent in &offer.agents {
+            claim.arg(agent.as_str());
+        }
+        let claimed: String = claim.invoke_async(&mut self.conn()).await?;
+        if claimed == "ok" {
+            return Ok(OfferOutcome::Offered);
+        }
+        self.release_agents(&offer.entry, &offer.agents).await?;
+        if let Some(agent) = claimed.strip_prefix("tried:") {
+            return Ok(OfferOutcome::AlreadyTried(
+                AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(claimed.clone()))?,
+            ));
+        }
+        match claimed.as_str() {
+            "not_waiting" => Ok(OfferOutcome::EntryNotWaiting),
+            _ => Err(StoreError::UnexpectedReply(claimed)),
+        }
+    }
+
+    async fn first_unknown_agent(&self, agents: &[AgentId]) -> Result<AgentId> {
+        for agent in agents {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.keys.agent(agent))
+                .query_async(&mut self.conn())
+                .await?;
+            if !exists {
+                return Ok(agent.clone());
+            }
+        }
+        Err(StoreError::UnexpectedReply("unknown".into()))
+    }
+
+    /// Drop the bookings that still name `entry`.
+    async fn release_agents(&self, entry: &EntryId, agents: &[AgentId]) -> Result<()> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.scripts.release_agents.prepare_invoke();
+        for agent in agents {
+            inv.key(self.keys.agent(agent));
+        }
+        inv.arg(entry.as_str());
+        inv.invoke_async::<String>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// `agent` did not take the offer of `entry` (event `agent_no_answer`): the entry waits
+    /// again at its position and will not be offered to this agent again; the agent is free,
+    /// or `away` after `away_after` misses in a row. When the entry was closed meanwhile
+    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
+    /// changes nothing: [`Store::close`] already released the agent.
+    pub async fn offer_failed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        cause: NoAnswerCause,
+        now: Timestamp,
+        away_after: Option<NonZeroU32>,
+    ) -> Result<OfferFailed> {
+        let (timers, _) = self.keys.timers(queue);
+        let timeout = Timer::OfferTimeout {
+            queue: queue.clone(),
+            entry: entry.clone(),
+        };
+        let reply: String = self
+            .scripts
+            .offer_failed
+            .key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .arg(entry.as_str())
+            .arg(agent.as_str())
+            .arg(now.as_millis())
+            .arg(cause.as_str())
+            .arg(timeout.member())
+            .invoke_async(&mut self.conn())
+            .await?;
+        let entry_waiting = match reply.as_str() {
+            "waiting" => true,
+            "ringing" => false,
+            other => return Err(self.entry_rule(queue, entry, agent, other).await),
+        };
+        let missed: String = self
+            .scripts
+            .agent_missed
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events())
+            .arg(entry.as_str())
+            .arg(away_after.map_or(0, NonZeroU32::get))
+            .arg(now.as_millis())
+            .arg(queue.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        let agent_set_away = match missed.as_str() {
+            "away" => true,
+            // `not_booked`: the booking lapsed and may now belong to another offer.
+            "released" | "not_booked" => false,
+            "unknown" => return Err(StoreError::UnknownAgent(agent.clone())),
+            other => return Err(StoreError::UnexpectedReply(other.to_owned())),
+        };
+        Ok(OfferFailed {
+            entry_waiting,
+            agent_set_away,
+        })
+    }
+
+    /// Turn a script's refusal about an entry into the rule it broke.
+    async fn entry_rule(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        reply: &str,
+    ) -> StoreError {
+        match self.entry(queue, entry).await {
+            Ok(None) => StoreError::UnknownEntry {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            },
+            Err(e) => e,
+            Ok(Some(_)) => match reply {
+                "not_offered" => QueueError::EntryStatus {
+                    entry: entry.clone(),
+                    expected: "offered",
+                }
+                .into(),
+                "not_offered_to" => QueueError::NotOfferedTo {
+                    entry: entry.clone(),
+                    agent: agent.clone(),
+                }
+                .into(),
+                "not_open" => QueueError::EntryStatus {
+                    entry: entry.clone(),
+                    expected: "waiting or offered",
+                }
+                .into(),
+                "callback" => QueueError::CallbackNotCut(entry.clone()).into(),
+                other => StoreError::UnexpectedReply(other.to_owned()),
+            },
+        }
+    }
+
+    /// `agent` answered the offer of `entry` (event `connected`): the entry leaves the
+    /// queue, the agent is `on_call`, and other agents of a ring-all offer are released.
+    /// Of two agents answering a ring-all offer together, the second gets
+    /// [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call for the same
+    /// agent is harmless, so it may be retried after a Redis error.
+    pub async fn connected(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (timers, _) = self.keys.timers(queue);
+        let reply: Vec<String> = self
+            .scripts
+            .connect
+            .key(self.keys.entry(queue, entry))
+            .key(self.keys.open(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .arg(entry.as_str())
+            .arg(agent.as_str())
+            .arg(now.as_millis())
+            .arg(
+                Timer::OfferTimeout {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                }
+                .member(),
+            )
+            .arg(
+                Timer::MaxWait {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                }
+                .member(),
+            )
+            .arg(CLOSED_RETENTION_SECS)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let (status, others) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            return Err(self.entry_rule(queue, entry, agent, status).await);
+        }
+        let mut answered = self.scripts.agent_answered.prepare_invoke();
+        answered
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events());
+        for other in others {
+            let other =
+                AgentId::new(other).map_err(|_| StoreError::UnexpectedReply(other.clone()))?;
+            answered.key(self.keys.agent(&other));
+        }
+        answered
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(queue.as_str());
+        match answered
+            .invoke_async::<String>(&mut self.conn())
+            .await?
+            .as_str()
+        {
+            "ok" => Ok(()),
+            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
+    /// the wait). Returns the agents that were ringing for it, now released: stop their legs.
+    /// Closing again for the same reason changes and records nothing and returns no agents.
+    pub async fn close(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        reason: CloseReason,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        let (timers, _) = self.keys.timers(queue);
+        let reply: Vec<String> = self
+            .scripts
+            .close
+            .key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(self.keys.open(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .arg(entry.as_str())
+            .arg(reason.as_str())
+            .arg(now.as_millis())
+            .arg(
+                Timer::OfferTimeout {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                }
+                .member(),
+            )
+            .arg(
+                Timer::MaxWait {
+                    queue: queue.clone(),
+                    entry: entry.clone(),
+                }
+                .member(),
+            )
+            .arg(CLOSED_RETENTION_SECS)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            let nobody = AgentId::new("-").expect("valid literal");
+            return Err(self.entry_rule(queue, entry, &nobody, status).await);
+        }
+        let ringing = ringing
+            .iter()
+            .map(|a| AgentId::new(a).map_err(|_| StoreError::UnexpectedReply(a.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    /// Change an agent's state if the transition is allowed from the state Redis holds now
+    /// (event `agent_state`). Returns the previous state; setting the current state again
+    /// changes and records nothing.
+    pub async fn set_agent_state(
+        &self,
+        agent: &AgentId,
+        to: AgentState,
+        now: Timestamp,
+        source: StateSource,
+    ) -> Result<AgentState> {
+        let mut inv = self.scripts.set_agent_state.prepare_invoke();
+        inv.key(self.keys.agent(agent))
+            .key(self.keys.agent_events())
+            .arg(to.as_str())
+            .arg(now.as_millis())
+            .arg(source.as_str());
+        for from in AgentState::allowed_from(to) {
+            inv.arg(from.as_str());
+        }
+        let reply: (String, String) = inv.invoke_async(&mut self.conn()).await?;
+        let previous = || {
+            reply
+                .1
+                .parse::<AgentState>()
+                .map_err(|_| StoreError::UnexpectedReply(reply.1.clone()))
+        };
+        match reply.0.as_str() {
+            "ok" | "same" => previous(),
+            "refused" => Err(QueueError::AgentTransition {
+                agent: agent.clone(),
+                from: previous()?,
+                to,
+            }
+            .into()),
+            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// One entry, whatever its status, while it is retained.
+    pub async fn entry(&self, queue: &QueueName, id: &EntryId) -> Result<Option<Entry>> {
+        let key = self.keys.entry(queue, id);
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        records::entry_from(&key, &fields).map(Some)
+    }
+
+    /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
+    pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
+        self.entries_in(queue, &self.keys.waiting(queue), limit)
+            .await
+    }
+
+    /// Every open entry (waiting or ringing an agent), oldest first: what a restarted daemon
+    /// reconciles with the channels FreeSWITCH still has.
+    pub async fn open_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
+        self.entries_in(queue, &self.keys.open(queue), usize::MAX)
+            .await
+    }
+
+    async fn entries_in(&self, queue: &QueueName, set: &str, limit: usize) -> Result<Vec<Entry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stop = isize::try_from(limit - 1).unwrap_or(-1);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(set)
+            .arg(0)
+            .arg(stop)
+            .query_async(&mut self.conn())
+            .await?;
+        // An empty pipeline is refused by the client.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let id = EntryId::new(id).map_err(|e| StoreError::Corrupt {
+                key: set.to_owned(),
+                reason: e.to_string(),
+            })?;
+            let key = self.keys.entry(queue, &id);
+            pipe.hgetall(&key);
+            keys.push(key);
+        }
+        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        keys.iter()
+            .zip(&all)
+            // An id whose hash expired is a leftover, not an entry.
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(key, fields)| records::entry_from(key, fields))
+            .collect()
+    }
+
+    /// Every registered agent; bookings whose lease ended before `now` read as none.
+    pub async fn agents(&self, now: Timestamp) -> Result<Vec<Agent>> {
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.agent_ids())
+            .query_async(&mut self.conn())
+            .await?;
+        ids.sort();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let id = AgentId::new(id).map_err(|e| StoreError::Corrupt {
+                key: self.keys.agent_ids(),
+                reason: e.to_string(),
+            })?;
+            let key = self.keys.agent(&id);
+            pipe.hgetall(&key);
+            keys.push(key);
+        }
+        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        keys.iter()
+            .zip(&all)
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(key, fields)| records::agent_from(key, fields, now))
+            .collect()
+    }
+
+    pub async fn agent(&self, id: &AgentId, now: Timestamp) -> Result<Option<Agent>> {
+        let key = self.keys.agent(id);
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        records::agent_from(&key, &fields, now).map(Some)
+    }
+
+    fn timer_keys(&self, scope: &TimerScope) -> (String, String) {
+        match scope {
+            TimerScope::Queue(queue) => self.keys.timers(queue),
+            TimerScope::Agents => self.keys.agent_timers(),
+        }
+    }
+
+    /// Set (or move) a durable timer.
+    pub async fn schedule(&self, timer: &Timer, due: Timestamp) -> Result<()> {
+        let (timers, leases) = self.timer_keys(&timer.scope());
+        let member = timer.member();
+        redis::pipe()
+            .atomic()
+            .zadd(&timers, &member, due.as_millis())
+            .ignore()
+            .hdel(&leases, &member)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Lease up to `limit` timers of `scope` due by `now` to `owner` until `now + lease`.
+    /// A timer not completed by then comes due again for any daemon.
+    pub async fn claim_due_timers(
+        &self,
+        scope: &TimerScope,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Timer>> {
+        let (timers, leases) = self.timer_keys(scope);
+        let members: Vec<String> = self
+            .scripts
+            .claim_timers
+            .key(&timers)
+            .key(leases)
+            .arg(now.as_millis())
+            .arg(now.plus(lease).as_millis())
+            .arg(owner)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await?;
+        members
+            .iter()
+            .map(|m| {
+                Timer::from_member(scope, m).ok_or_else(|| StoreError::Corrupt {
+                    key: timers.clone(),
+                    reason: format!("timer {m:?}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Remove a handled timer; `false` when `owner` no longer holds its lease (it expired
+    /// and another daemon claimed it).
+    pub async fn complete_timer(&self, timer: &Timer, owner: &str) -> Result<bool> {
+        let (timers, leases) = self.timer_keys(&timer.scope());
+        let done: i64 = self
+            .scripts
+            .complete_timer
+            .key(timers)
+            .key(leases)
+            .arg(timer.member())
+            .arg(owner)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Up to `count` events of a queue's stream (or the agents' with `None`) after the
+    /// stream id `after` (`None` for the start).
+    pub async fn events(
+        &self,
+        queue: Option<&QueueName>,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let key = match queue {
+            Some(q) => self.keys.events(q),
+            None => self.keys.agent_events(),
+        };
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await?;
+        reply
+            .ids
+            .into_iter()
+            .map(|sid| {
+                let fields = sid
+                    .map
+                    .iter()
+                    .map(|(k, v)| {
+                        redis::from_redis_value_ref::<String>(v)
+                            .map(|v| (k.clone(), v))
+                            .map_err(|e| StoreError::Corrupt {
+                                key: key.clone(),
+                                reason: format!("event {} field {k}: {e}", sid.id),
+                            })
+                    })
+                    .collect::<Result<HashMap<_, _>>>()?;
+                records::event_from(&key, sid.id, fields)
+            })
+            .collect()
+    }
+}

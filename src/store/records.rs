@@ -1,0 +1,393 @@
+//! How entries, agents, timers and events are laid out as Redis hash fields and stream
+//! entries, and read back into domain values; a record that does not parse is an error.
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+
+use crate::queue::{
+    Agent, AgentId, AgentState, CallbackRequest, CloseReason, Entry, EntryId, EntryKind,
+    EntryStatus, LineName, QueueName, ServedQueue, Timestamp,
+};
+use crate::switch::{ChannelId, PhoneNumber, VarValue};
+
+use super::StoreError;
+
+/// The hash fields of a new entry.
+pub(crate) fn entry_fields(entry: &Entry) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("id", entry.id.to_string()),
+        ("queue", entry.queue.to_string()),
+        ("line", entry.line.to_string()),
+        ("position", entry.position.to_string()),
+        (
+            "caller_id",
+            entry
+                .caller_id
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+        ),
+        ("status", "waiting".to_owned()),
+        (
+            "tried",
+            entry
+                .tried
+                .iter()
+                .map(AgentId::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("offered_to", String::new()),
+    ];
+    match &entry.kind {
+        EntryKind::LiveCaller { channel } => {
+            fields.push(("kind", "live".to_owned()));
+            fields.push(("channel", channel.to_string()));
+        }
+        EntryKind::Callback(req) => {
+            fields.push(("kind", "callback".to_owned()));
+            fields.push(("number", req.number.to_string()));
+            fields.push(("requested_at", req.requested_at.to_string()));
+            fields.push(("attempts", req.attempts.to_string()));
+        }
+    }
+    fields
+}
+
+struct Record<'a> {
+    key: &'a str,
+    fields: &'a HashMap<String, String>,
+}
+
+impl Record<'_> {
+    fn corrupt(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            key: self.key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn get(&self, field: &str) -> Result<&str, StoreError> {
+        self.fields
+            .get(field)
+            .map(String::as_str)
+            .ok_or_else(|| self.corrupt(format!("missing field {field}")))
+    }
+
+    fn opt(&self, field: &str) -> Option<&str> {
+        self.fields
+            .get(field)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, field: &str) -> Result<T, StoreError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.get(field)?;
+        raw.parse()
+            .map_err(|e| self.corrupt(format!("field {field} = {raw:?}: {e}")))
+    }
+
+    fn time(&self, field: &str) -> Result<Timestamp, StoreError> {
+        self.parse::<u64>(field).map(Timestamp::from_millis)
+    }
+
+    fn agents(&self, field: &str) -> Result<Vec<AgentId>, StoreError> {
+        self.opt(field)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| AgentId::new(a).map_err(|e| self.corrupt(e.to_string())))
+            .collect()
+    }
+}
+
+macro_rules! validated {
+    ($rec:expr, $ty:ty, $field:expr) => {
+        <$ty>::new($rec.get($field)?).map_err(|e| $rec.corrupt(e.to_string()))
+    };
+}
+
+pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<Entry, StoreError> {
+    let r = Record { key, fields };
+    let kind = match r.get("kind")? {
+        "live" => EntryKind::LiveCaller {
+            channel: validated!(r, ChannelId, "channel")?,
+        },
+        "callback" => EntryKind::Callback(CallbackRequest {
+            number: validated!(r, PhoneNumber, "number")?,
+            requested_at: r.time("requested_at")?,
+            attempts: r.parse("attempts")?,
+        }),
+        other => return Err(r.corrupt(format!("unknown kind {other:?}"))),
+    };
+    let status = match r.get("status")? {
+        "waiting" => EntryStatus::Waiting,
+        "offered" => EntryStatus::Offered {
+            agents: r.agents("offered_to")?,
+            since: r.time("offered_at")?,
+        },
+        "connected" => EntryStatus::Connected {
+            agent: validated!(r, AgentId, "connected_agent")?,
+            at: r.time("connected_at")?,
+        },
+        "closed" => EntryStatus::Closed {
+            reason: match r.get("closed_reason")? {
+                "abandoned" => CloseReason::Abandoned,
+                "max_wait_exit" => CloseReason::MaxWaitExit,
+                other => return Err(r.corrupt(format!("unknown close reason {other:?}"))),
+            },
+            at: r.time("closed_at")?,
+        },
+        other => return Err(r.corrupt(format!("unknown status {other:?}"))),
+    };
+    Ok(Entry {
+        id: validated!(r, EntryId, "id")?,
+        queue: validated!(r, QueueName, "queue")?,
+        line: validated!(r, LineName, "line")?,
+        position: r.time("position")?,
+        caller_id: r
+            .opt("caller_id")
+            .map(VarValue::new)
+            .transpose()
+            .map_err(|e| r.corrupt(e.to_string()))?,
+        kind,
+        status,
+        tried: r.agents("tried")?.into_iter().collect::<BTreeSet<_>>(),
+    })
+}
+
+/// `support:1,sales:2`
+pub(crate) fn encode_serves(serves: &[ServedQueue]) -> String {
+    serves
+        .iter()
+        .map(|s| format!("{}:{}", s.queue, s.priority))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An agent as stored; a booking whose lease ended before `now` is no booking.
+pub(crate) fn agent_from(
+    key: &str,
+    fields: &HashMap<String, String>,
+    now: Timestamp,
+) -> Result<Agent, StoreError> {
+    let r = Record { key, fields };
+    let state = r.parse::<AgentState>("state")?;
+    let serves = r
+        .opt("serves")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (queue, priority) = s
+                .split_once(':')
+                .ok_or_else(|| r.corrupt(format!("serves item {s:?}")))?;
+            Ok(ServedQueue {
+                queue: QueueName::new(queue).map_err(|e| r.corrupt(e.to_string()))?,
+                priority: priority
+                    .parse()
+                    .map_err(|_| r.corrupt(format!("serves item {s:?}")))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let booked_until = r.opt("booked_until").unwrap_or("0");
+    let booked_until = booked_until
+        .parse::<u64>()
+        .map_err(|_| r.corrupt(format!("booked_until {booked_until:?}")))?;
+    let booked = match r.opt("booked") {
+        Some(entry) if booked_until >= now.as_millis() => {
+            Some(EntryId::new(entry).map_err(|e| r.corrupt(e.to_string()))?)
+        }
+        _ => None,
+    };
+    Ok(Agent {
+        id: validated!(r, AgentId, "id")?,
+        state,
+        idle_since: r.time("idle_since")?,
+        serves,
+        booked,
+        missed_in_a_row: r.opt("missed").unwrap_or("0").parse().unwrap_or(0),
+    })
+}
+
+/// What an event in a stream records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Entered,
+    Offered,
+    AgentNoAnswer,
+    Connected,
+    Abandoned,
+    MaxWaitExit,
+    AgentState,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entered => "entered",
+            Self::Offered => "offered",
+            Self::AgentNoAnswer => "agent_no_answer",
+            Self::Connected => "connected",
+            Self::Abandoned => "abandoned",
+            Self::MaxWaitExit => "max_wait_exit",
+            Self::AgentState => "agent_state",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Entered,
+            Self::Offered,
+            Self::AgentNoAnswer,
+            Self::Connected,
+            Self::Abandoned,
+            Self::MaxWaitExit,
+            Self::AgentState,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One event read back from a stream: its stream id, kind and fields (queue, line, entry,
+/// agent, `at`, `waited_ms`, `rang_ms`, … as the event has them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub kind: EventKind,
+    pub fields: HashMap<String, String>,
+}
+
+impl StoredEvent {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+pub(crate) fn event_from(
+    key: &str,
+    id: String,
+    fields: HashMap<String, String>,
+) -> Result<StoredEvent, StoreError> {
+    let kind = fields
+        .get("event")
+        .and_then(|k| EventKind::parse(k))
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: format!("event {id} has no known kind"),
+        })?;
+    Ok(StoredEvent { id, kind, fields })
+}
+
+/// A durable timer: due at a time, claimable by any daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// A live caller's max wait ends.
+    MaxWait { queue: QueueName, entry: EntryId },
+    /// An offer rang past its ring time without an outcome (its daemon may have died).
+    OfferTimeout { queue: QueueName, entry: EntryId },
+    /// An agent's wrap-up ends.
+    WrapUpEnd { agent: AgentId },
+}
+
+/// Which timer set a timer lives in: each queue's slot, or the agents'.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimerScope {
+    Queue(QueueName),
+    Agents,
+}
+
+impl Timer {
+    pub fn scope(&self) -> TimerScope {
+        match self {
+            Self::MaxWait { queue, .. } | Self::OfferTimeout { queue, .. } => {
+                TimerScope::Queue(queue.clone())
+            }
+            Self::WrapUpEnd { .. } => TimerScope::Agents,
+        }
+    }
+
+    /// The member in the timers sorted set.
+    pub(crate) fn member(&self) -> String {
+        match self {
+            Self::MaxWait { entry, .. } => format!("max_wait:{entry}"),
+            Self::OfferTimeout { entry, .. } => format!("offer:{entry}"),
+            Self::WrapUpEnd { agent } => format!("wrap_up:{agent}"),
+        }
+    }
+
+    pub(crate) fn from_member(scope: &TimerScope, member: &str) -> Option<Self> {
+        let (kind, id) = member.split_once(':')?;
+        match (scope, kind) {
+            (TimerScope::Queue(queue), "max_wait") => Some(Self::MaxWait {
+                queue: queue.clone(),
+                entry: EntryId::new(id).ok()?,
+            }),
+            (TimerScope::Queue(queue), "offer") => Some(Self::OfferTimeout {
+                queue: queue.clone(),
+                entry: EntryId::new(id).ok()?,
+            }),
+            (TimerScope::Agents, "wrap_up") => Some(Self::WrapUpEnd {
+                agent: AgentId::new(id).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::ManualClock;
+
+    #[test]
+    fn entries_round_trip_through_hash_fields() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_123));
+        let mut entry = Entry::live_caller(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            ChannelId::random(),
+            VarValue::new("+4930111").ok(),
+            &clock,
+        );
+        entry.tried.insert(AgentId::new("alice").unwrap());
+        let fields: HashMap<String, String> = entry_fields(&entry)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(entry_from("k", &fields).unwrap(), entry);
+
+        let cb = entry.into_callback(PhoneNumber::new("+4930222").unwrap(), &clock);
+        let fields: HashMap<String, String> = entry_fields(&cb)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(entry_from("k", &fields).unwrap(), cb);
+    }
+
+    #[test]
+    fn timers_round_trip_through_members() {
+        let q = QueueName::new("support").unwrap();
+        for timer in [
+            Timer::MaxWait {
+                queue: q.clone(),
+                entry: EntryId::new("e1").unwrap(),
+            },
+            Timer::OfferTimeout {
+                queue: q.clone(),
+                entry: EntryId::new("e1").unwrap(),
+            },
+            Timer::WrapUpEnd {
+                agent: AgentId::new("alice").unwrap(),
+            },
+        ] {
+            assert_eq!(
+                Timer::from_member(&timer.scope(), &timer.member()),
+                Some(timer)
+            );
+        }
+    }
+}

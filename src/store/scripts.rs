@@ -1,0 +1,276 @@
+//! The Lua scripts that make each state change one atomic step in Redis. Each touches the
+//! keys of one hash slot only (one queue, or the agents), so they also run on Redis Cluster.
+
+use redis::Script;
+
+/// Lua helpers prepended to scripts that parse comma-separated agent lists.
+const SPLIT: &str = r#"
+local function split(s)
+  local out = {}
+  for item in string.gmatch(s or '', '[^,]+') do out[#out + 1] = item end
+  return out
+end
+local function ms(n) return string.format('%d', n) end
+"#;
+
+/// KEYS: entry, waiting, open, timers, events.
+/// ARGV: id, position, max-wait timer ('' for none), its due time, then hash field/value pairs.
+const ENQUEUE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3]) end
+local e = redis.call('HMGET', KEYS[1], 'queue', 'line', 'kind')
+redis.call('XADD', KEYS[5], '*', 'event', 'entered', 'entry', ARGV[1], 'queue', e[1],
+  'line', e[2], 'kind', e[3], 'at', ARGV[2])
+return 'ok'
+"#;
+
+/// Books agents for an entry, all or none. A booking whose lease ran out (its daemon died
+/// between booking and ringing) counts as free.
+/// KEYS: agent hashes. ARGV: entry, queue, now, booked-until.
+const BOOK_AGENTS: &str = r#"
+local now = tonumber(ARGV[3])
+for _, key in ipairs(KEYS) do
+  local a = redis.call('HMGET', key, 'id', 'state', 'booked', 'booked_until')
+  if not a[1] then return 'unknown' end
+  local booked = a[3] and a[3] ~= '' and tonumber(a[4] or '0') >= now
+  if a[2] ~= 'available' or booked then return 'busy:' .. a[1] end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'booked', ARGV[1], 'booked_queue', ARGV[2], 'booked_until', ARGV[4])
+end
+return 'ok'
+"#;
+
+/// Releases the bookings that still name this entry. KEYS: agent hashes. ARGV: entry.
+const RELEASE_AGENTS: &str = r#"
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'booked') == ARGV[1] then
+    redis.call('HSET', key, 'booked', '', 'booked_queue', '', 'booked_until', '0')
+  end
+end
+return 'ok'
+"#;
+
+/// Takes a waiting entry out of the waiting set for booked agents.
+/// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, agents…
+const CLAIM_ENTRY: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position')
+if e[1] ~= 'waiting' then return 'not_waiting' end
+local tried = {}
+for _, a in ipairs(split(e[2])) do tried[a] = true end
+local agents = {}
+for i = 5, #ARGV do
+  if tried[ARGV[i]] then return 'tried:' .. ARGV[i] end
+  agents[#agents + 1] = ARGV[i]
+end
+local list = table.concat(agents, ',')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'offered', 'offered_to', list, 'offered_at', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'event', 'offered', 'entry', ARGV[1], 'queue', e[3],
+  'line', e[4], 'agents', list, 'at', ARGV[2],
+  'waited_ms', ms(tonumber(ARGV[2]) - tonumber(e[5])))
+return 'ok'
+"#;
+
+/// An agent did not take the offer: the entry waits again at its old score once no other
+/// agent is ringing for it, and never goes back to this agent.
+/// KEYS: entry, waiting, timers, events. ARGV: id, agent, now, cause, offer timer.
+const OFFER_FAILED: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'tried', 'queue', 'line',
+  'position', 'offered_at')
+if e[1] ~= 'offered' then return 'not_offered' end
+local rest, found = {}, false
+for _, a in ipairs(split(e[2])) do
+  if a == ARGV[2] then found = true else rest[#rest + 1] = a end
+end
+if not found then return 'not_offered_to' end
+local tried = e[3] or ''
+if tried == '' then tried = ARGV[2] else tried = tried .. ',' .. ARGV[2] end
+redis.call('HSET', KEYS[1], 'offered_to', table.concat(rest, ','), 'tried', tried)
+if #rest == 0 then
+  redis.call('HSET', KEYS[1], 'status', 'waiting')
+  redis.call('ZADD', KEYS[2], e[6], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[5])
+end
+redis.call('XADD', KEYS[4], '*', 'event', 'agent_no_answer', 'entry', ARGV[1],
+  'queue', e[4], 'line', e[5], 'agent', ARGV[2], 'cause', ARGV[4], 'at', ARGV[3],
+  'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[7])))
+if #rest == 0 then return 'waiting' end
+return 'ringing'
+"#;
+
+/// Frees an agent after a missed offer and counts it; past the queue's limit an
+/// `available` agent goes `away`.
+/// KEYS: agent, agent events. ARGV: entry, away-after (0 = never), now, queue.
+const AGENT_MISSED: &str = r#"
+local a = redis.call('HMGET', KEYS[1], 'id', 'state', 'booked', 'missed')
+if not a[1] then return 'unknown' end
+if a[3] ~= ARGV[1] then return 'not_booked' end
+local missed = tonumber(a[4] or '0') + 1
+redis.call('HSET', KEYS[1], 'booked', '', 'booked_queue', '', 'booked_until', '0',
+  'missed', missed)
+local limit = tonumber(ARGV[2])
+if limit > 0 and missed >= limit and a[2] == 'available' then
+  redis.call('HSET', KEYS[1], 'state', 'away')
+  redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
+    'to', 'away', 'source', 'missed_offers', 'queue', ARGV[4], 'at', ARGV[3])
+  return 'away'
+end
+return 'released'
+"#;
+
+/// The agent answered: the entry is connected and leaves the queue. Repeating it for the
+/// same agent changes nothing and answers 'ok', so a caller may retry after a lost reply.
+/// KEYS: entry, open, timers, events.
+/// ARGV: id, agent, now, offer timer, max-wait timer, retention (s).
+/// Returns 'ok' followed by the other agents of a ring-all offer.
+const CONNECT: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
+  'offered_at', 'connected_agent')
+if e[1] == 'connected' then
+  if e[7] == ARGV[2] then return {'ok'} end
+  return {'not_offered_to'}
+end
+if e[1] ~= 'offered' then return {'not_offered'} end
+local others, found = {}, false
+for _, a in ipairs(split(e[2])) do
+  if a == ARGV[2] then found = true else others[#others + 1] = a end
+end
+if not found then return {'not_offered_to'} end
+redis.call('HSET', KEYS[1], 'status', 'connected', 'offered_to', '',
+  'connected_agent', ARGV[2], 'connected_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('XADD', KEYS[4], '*', 'event', 'connected', 'entry', ARGV[1], 'queue', e[3],
+  'line', e[4], 'agent', ARGV[2], 'at', ARGV[3],
+  'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])),
+  'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[6])))
+local out = {'ok'}
+for _, a in ipairs(others) do out[#out + 1] = a end
+return out
+"#;
+
+/// The agent who answered is on the call. The answer is a fact, so this does not check
+/// the state: an agent set `away` while their phone rang is on the call all the same.
+/// KEYS: agent, agent events, other agents of the offer. ARGV: entry, now, queue.
+const AGENT_ANSWERED: &str = r#"
+local a = redis.call('HMGET', KEYS[1], 'id', 'state', 'booked')
+if not a[1] then return 'unknown' end
+redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', '0')
+if a[3] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'booked', '', 'booked_queue', '', 'booked_until', '0')
+end
+if a[2] ~= 'on_call' then
+  redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
+    'to', 'on_call', 'source', 'answered', 'queue', ARGV[3], 'at', ARGV[2])
+end
+for i = 3, #KEYS do
+  if redis.call('HGET', KEYS[i], 'booked') == ARGV[1] then
+    redis.call('HSET', KEYS[i], 'booked', '', 'booked_queue', '', 'booked_until', '0')
+  end
+end
+return 'ok'
+"#;
+
+/// The entry leaves the queue unconnected (abandoned, max wait). Repeating it with the
+/// same reason changes nothing and answers 'ok' (a hangup seen twice across a reconnect).
+/// KEYS: entry, waiting, open, timers, events.
+/// ARGV: id, reason, now, offer timer, max-wait timer, retention (s).
+/// Returns 'ok' followed by the agents still ringing for it.
+const CLOSE: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
+  'kind', 'closed_reason')
+if e[1] == 'closed' and e[7] == ARGV[2] then return {'ok'} end
+if e[1] ~= 'waiting' and e[1] ~= 'offered' then return {'not_open'} end
+if ARGV[2] == 'max_wait_exit' and e[6] ~= 'live' then return {'callback'} end
+redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', ARGV[2],
+  'closed_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('XADD', KEYS[5], '*', 'event', ARGV[2], 'entry', ARGV[1], 'queue', e[3],
+  'line', e[4], 'at', ARGV[3], 'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])))
+local out = {'ok'}
+for _, a in ipairs(split(e[2])) do out[#out + 1] = a end
+return out
+"#;
+
+/// KEYS: agent, agent events. ARGV: to, now, source, states allowed to move to `to`…
+/// Returns {outcome, previous state}.
+const SET_AGENT_STATE: &str = r#"
+local a = redis.call('HMGET', KEYS[1], 'id', 'state')
+if not a[1] then return {'unknown', ''} end
+if a[2] == ARGV[1] then return {'same', a[2]} end
+local allowed = false
+for i = 4, #ARGV do if ARGV[i] == a[2] then allowed = true end end
+if not allowed then return {'refused', a[2]} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+if ARGV[1] == 'available' then redis.call('HSET', KEYS[1], 'idle_since', ARGV[2]) end
+redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
+  'to', ARGV[1], 'source', ARGV[3], 'at', ARGV[2])
+return {'ok', a[2]}
+"#;
+
+/// Leases due timers to one daemon: each is pushed to the lease's end, so it comes due
+/// again for anyone if its owner dies before completing it.
+/// KEYS: timers, leases. ARGV: now, lease end, owner, limit.
+const CLAIM_TIMERS: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], m)
+  redis.call('HSET', KEYS[2], m, ARGV[3])
+end
+return due
+"#;
+
+/// Removes a timer only while the caller still holds its lease.
+/// KEYS: timers, leases. ARGV: timer, owner.
+const COMPLETE_TIMER: &str = r#"
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"#;
+
+pub(crate) struct Scripts {
+    pub(crate) enqueue: Script,
+    pub(crate) book_agents: Script,
+    pub(crate) release_agents: Script,
+    pub(crate) claim_entry: Script,
+    pub(crate) offer_failed: Script,
+    pub(crate) agent_missed: Script,
+    pub(crate) connect: Script,
+    pub(crate) agent_answered: Script,
+    pub(crate) close: Script,
+    pub(crate) set_agent_state: Script,
+    pub(crate) claim_timers: Script,
+    pub(crate) complete_timer: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        let with_split = |body: &str| Script::new(&format!("{SPLIT}{body}"));
+        Self {
+            enqueue: Script::new(ENQUEUE),
+            book_agents: Script::new(BOOK_AGENTS),
+            release_agents: Script::new(RELEASE_AGENTS),
+            claim_entry: with_split(CLAIM_ENTRY),
+            offer_failed: with_split(OFFER_FAILED),
+            agent_missed: Script::new(AGENT_MISSED),
+            connect: with_split(CONNECT),
+            agent_answered: Script::new(AGENT_ANSWERED),
+            close: with_split(CLOSE),
+            set_agent_state: Script::new(SET_AGENT_STATE),
+            claim_timers: Script::new(CLAIM_TIMERS),
+            complete_timer: Script::new(COMPLETE_TIMER),
+        }
+    }
+}

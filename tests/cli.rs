@@ -1,0 +1,144 @@
+//! The operator's commands run as the real binary: `check-config` and `agent set`
+//! against a private redis-server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use callbackd::config::Config;
+use callbackd::queue::{AgentId, AgentState, Clock, SystemClock};
+use callbackd::store::{EventKind, Store};
+use common::RedisServer;
+
+fn callbackd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .args(args)
+        .env_remove("CALLBACKD_CONFIG")
+        .output()
+        .expect("run callbackd")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The example config pointed at `url`, written to a file of its own.
+fn config_file(url: &str, name: &str) -> PathBuf {
+    let example = include_str!("../callbackd.example.toml");
+    let body = example.replace("redis://127.0.0.1:6379/0", url);
+    let path = std::env::temp_dir().join(format!("callbackd-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_line_of_an_error() {
+    let ok = callbackd(&["check-config", "callbackd.example.toml"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).starts_with("ok: 2 queue(s)"));
+
+    let bad = config_file("redis://127.0.0.1:1/0", "bad")
+        .to_string_lossy()
+        .into_owned();
+    let body = std::fs::read_to_string(&bad)
+        .unwrap()
+        .replace("ring_time_secs = 20", "ring_time_secs = 3");
+    std::fs::write(&bad, &body).unwrap();
+    let line = body
+        .lines()
+        .position(|l| l.starts_with("ring_time_secs"))
+        .unwrap()
+        + 1;
+    let out = callbackd(&["check-config", &bad]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{bad}:{line}: key `ring_time_secs`")),
+        "{err}"
+    );
+    std::fs::remove_file(&bad).unwrap();
+}
+
+#[test]
+fn agent_set_writes_the_state_through_the_store_and_records_it() {
+    let redis = RedisServer::start();
+    let file = config_file(&redis.url(), "agent-set");
+    let path = file.to_string_lossy().into_owned();
+
+    let out = callbackd(&["agent", "set", "alice", "away", "--config", &path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "alice: offline -> away");
+    let out = callbackd(&["agent", "set", "alice", "away", "--config", &path]);
+    assert_eq!(text(&out.stdout).trim(), "alice: already away");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = Config::load(Path::new(&file)).unwrap();
+        let store = Store::connect(&config.redis).await.unwrap();
+        let alice = AgentId::new("alice").unwrap();
+        let agent = store
+            .agent(&alice, SystemClock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(agent.state, AgentState::Away);
+        let events = store.events(None, None, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::AgentState);
+        assert_eq!(events[0].field("source"), Some("cli"));
+        assert_eq!(events[0].field("to"), Some("away"));
+    });
+
+    for (args, expected) in [
+        (
+            vec!["agent", "set", "alice", "on_call"],
+            "set by the daemon itself",
+        ),
+        (
+            vec!["agent", "set", "mallory", "away"],
+            "agent mallory is not in",
+        ),
+        (
+            vec!["agent", "set", "alice", "lunch"],
+            "unknown agent state",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--config", &path]);
+        let out = callbackd(&args);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn agent_set_with_unreachable_redis_says_so() {
+    let port = common::free_port();
+    let file = config_file(&format!("redis://127.0.0.1:{port}/0"), "unreachable");
+    let out = callbackd(&[
+        "agent",
+        "set",
+        "alice",
+        "away",
+        "--config",
+        &file.to_string_lossy(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot connect to Redis at redis://127.0.0.1:{port}/0"
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
+}
