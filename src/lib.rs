@@ -7,6 +7,7 @@
 pub mod callback;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod esl;
 pub mod prompts;
 pub mod queue;

@@ -7,6 +7,7 @@ mod check_config;
 pub mod logging;
 mod probe;
 mod prompts;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: take over the configured queues of a FreeSWITCH.
+    Run(run::RunArgs),
     /// Connect to a FreeSWITCH event socket, print `status`, then every event, one per line.
     Probe(probe::ProbeArgs),
     /// List the prompt files, or generate the default set in every shipped language.
@@ -34,6 +37,7 @@ pub enum Command {
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(args) => run::run(args).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Prompts(args) => prompts::run(args),
         Command::CheckConfig(args) => check_config::run(args),

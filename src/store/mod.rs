@@ -610,6 +610,21 @@ impl Store {
             .await
     }
 
+    /// 1-based place of a waiting entry among those still waiting in its queue, or `None`
+    /// when it is not waiting (ringing, connected, gone).
+    pub async fn waiting_position(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+    ) -> Result<Option<u64>> {
+        let rank: Option<u64> = redis::cmd("ZRANK")
+            .arg(self.keys.waiting(queue))
+            .arg(entry.as_str())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(rank.map(|r| r + 1))
+    }
+
     /// Every open entry (waiting or ringing an agent), oldest first: what a restarted daemon
     /// reconciles with the channels FreeSWITCH still has.
     pub async fn open_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {

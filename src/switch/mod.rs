@@ -235,6 +235,9 @@ pub struct ChannelRow {
     pub dest: String,
     #[serde(default)]
     pub application: String,
+    /// Creation time, seconds since the epoch (FreeSWITCH sends it as a string).
+    #[serde(default)]
+    pub created_epoch: String,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,99 @@
+//! `callbackd run`: the daemon itself, wired from a config file.
+//!
+//! It connects to Redis first (a daemon that cannot keep promises should not take calls),
+//! then to FreeSWITCH, and runs the engine until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineOptions};
+use crate::esl::Client;
+use crate::prompts::{PromptSet, LANGUAGES};
+use crate::queue::SystemClock;
+use crate::store::Store;
+use crate::switch::FreeSwitch;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (see callbackd.example.toml).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The sounds directory as FreeSWITCH sees it; prompts are under <lang>/callbackd/.
+    #[arg(long, default_value = "/usr/share/freeswitch/sounds")]
+    pub sounds: PathBuf,
+    /// This daemon's name among those sharing one Redis (timer leases); random by default.
+    #[arg(long)]
+    pub daemon_id: Option<String>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    serve(Arc::new(config), options(&args), shutdown).await
+}
+
+/// Engine options from the command line.
+pub fn options(args: &RunArgs) -> EngineOptions {
+    let installed = PromptSet::installed(&args.sounds);
+    EngineOptions {
+        daemon_id: args
+            .daemon_id
+            .clone()
+            .unwrap_or_else(|| format!("callbackd-{}", uuid::Uuid::new_v4())),
+        sounds: args.sounds.clone(),
+        // When the sounds live on another host, assume the shipped set was installed there.
+        languages: if installed.is_empty() {
+            LANGUAGES.iter().map(|l| l.to_string()).collect()
+        } else {
+            installed
+        },
+    }
+}
+
+/// Connect to Redis and FreeSWITCH and run one engine until `shutdown`.
+pub async fn serve(
+    config: Arc<Config>,
+    options: EngineOptions,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&config.redis)
+        .await
+        .context("the store is needed before any call is taken")?;
+    let (client, deliveries) = Client::start(Engine::client_config(&config));
+    tracing::info!(esl = %config.esl.address, redis = %config.redis.redacted_url(),
+        daemon = %options.daemon_id, "callbackd running");
+    let engine = Engine::new(
+        config,
+        options,
+        store,
+        FreeSwitch::new(client.clone()),
+        Arc::new(SystemClock),
+    );
+    let result = engine.run(deliveries, shutdown).await;
+    client.shutdown().await;
+    result.context("engine stopped")
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

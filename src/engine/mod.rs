@@ -1,0 +1,881 @@
+//! The engine: turns switch signals and due timers into queue transitions, writes each one
+//! to Redis, then commands FreeSWITCH.
+//!
+//! One loop owns the decisions; anything slow on the switch (originates, playbacks) runs in
+//! tasks that report back through a channel, so the loop always keeps the socket drained.
+
+mod caller;
+pub mod signal;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, ExitAction, NoAgentPolicy, QueueConfig};
+use crate::esl::{self, Delivery};
+use crate::prompts::PromptSet;
+use crate::queue::{
+    AgentId, AgentState, Clock, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
+    QueueError, QueueName, Router, Timestamp,
+};
+use crate::store::{
+    NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
+};
+use crate::switch::{
+    ChannelId, FreeSwitch, HangupCause, Originate, SwitchError, VarName, VarValue,
+};
+use caller::{CallerMedia, MediaPlan};
+use signal::{ParkedCaller, Signal};
+
+/// How many waiting entries per queue routing looks at: the oldest are always among them.
+const ROUTING_WINDOW: usize = 64;
+/// How often due timers are claimed.
+const TIMER_TICK: Duration = Duration::from_millis(200);
+/// A claimed timer not completed within this time comes due again for any daemon.
+const TIMER_LEASE: Duration = Duration::from_secs(30);
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the event socket client stopped")]
+    ClientGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a task reports back to the engine loop.
+#[derive(Debug)]
+enum Report {
+    /// An agent leg's originate finished: answered (`Ok`) or failed with a cause.
+    AgentLeg {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        leg: ChannelId,
+        result: Result<ChannelId, SwitchError>,
+    },
+}
+
+/// An agent leg placed by this daemon, by its channel id.
+#[derive(Debug, Clone)]
+struct AgentLeg {
+    queue: QueueName,
+    entry: EntryId,
+    agent: AgentId,
+    answered: bool,
+}
+
+/// Settings that are not in the config file: who this daemon is and where prompts live.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Unique per daemon sharing a Redis: owns timer leases and callers' media.
+    pub daemon_id: String,
+    /// The sounds directory as FreeSWITCH sees it.
+    pub sounds: PathBuf,
+    /// Languages with prompts under `sounds`.
+    pub languages: Vec<String>,
+}
+
+/// The daemon's brain. Build it with [`Engine::new`] and drive it with [`Engine::run`].
+pub struct Engine {
+    config: Arc<Config>,
+    options: EngineOptions,
+    store: Store,
+    switch: FreeSwitch,
+    clock: Arc<dyn Clock>,
+    router: Router,
+    /// Callers whose media this daemon runs.
+    callers: HashMap<ChannelId, CallerMedia>,
+    legs: HashMap<ChannelId, AgentLeg>,
+    plans: HashMap<QueueName, Arc<MediaPlan>>,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    /// Something changed that may make an offer possible.
+    dirty: bool,
+}
+
+impl Engine {
+    pub fn new(
+        config: Arc<Config>,
+        options: EngineOptions,
+        store: Store,
+        switch: FreeSwitch,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let plans = config
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), Arc::new(media_plan(&config, &options, q))))
+            .collect();
+        Self {
+            router: Router::from_config(&config),
+            config,
+            options,
+            store,
+            switch,
+            clock,
+            callers: HashMap::new(),
+            legs: HashMap::new(),
+            plans,
+            reports_tx,
+            reports,
+            dirty: true,
+        }
+    }
+
+    /// The event-socket subscription and filters this engine needs.
+    pub fn client_config(config: &Config) -> esl::ClientConfig {
+        let mut client = config.esl.client_config();
+        let (custom, events): (Vec<String>, Vec<String>) = signal::subscription()
+            .into_iter()
+            .partition(|e| e.contains("::"));
+        client.events = events;
+        client.custom_subclasses = custom;
+        client.filters = signal::filters(config);
+        client
+    }
+
+    /// Run until `shutdown` turns true or the client stops.
+    pub async fn run(
+        mut self,
+        mut deliveries: mpsc::Receiver<Delivery>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        self.store
+            .register_agents(&self.config.agents, self.clock.now())
+            .await?;
+        let mut tick = tokio::time::interval(TIMER_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                d = deliveries.recv() => match d {
+                    Some(d) => self.on_delivery(d).await,
+                    None => return Err(EngineError::ClientGone),
+                },
+                Some(report) = self.reports.recv() => self.on_report(report).await,
+                _ = tick.tick() => self.on_tick().await,
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+            if self.dirty {
+                self.dirty = false;
+                if let Err(e) = self.dispatch().await {
+                    tracing::warn!(error = %e, "dispatch failed; retrying on the next change");
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    async fn on_delivery(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Event(event) => {
+                if let Some(signal) = signal::classify(&event) {
+                    if let Err(e) = self.on_signal(signal).await {
+                        tracing::warn!(error = %e, "handling a switch event failed");
+                    }
+                }
+            }
+            Delivery::Connected | Delivery::Reconnected | Delivery::Gap { .. } => {
+                if let Err(e) = self.resync().await {
+                    tracing::error!(error = %e, "resync with FreeSWITCH failed");
+                }
+            }
+            Delivery::Disconnected(reason) => {
+                tracing::warn!(%reason, "FreeSWITCH connection lost; calls resync on reconnect");
+            }
+        }
+    }
+
+    async fn on_signal(&mut self, signal: Signal) -> Result<(), StoreError> {
+        match signal {
+            Signal::CallerParked(parked) => self.on_caller_parked(parked).await,
+            Signal::LegParked { leg } => {
+                // A leg of ours that nobody waits for (placed before a restart): end it.
+                if !self.legs.contains_key(&leg) {
+                    self.kill(leg);
+                }
+                Ok(())
+            }
+            Signal::Dtmf { channel, digit } => {
+                if self.callers.contains_key(&channel) {
+                    tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
+                }
+                Ok(())
+            }
+            Signal::Bridged { a, b } => {
+                for channel in [a, b] {
+                    if let Some(media) = self.callers.remove(&channel) {
+                        media.leave();
+                    }
+                }
+                Ok(())
+            }
+            Signal::CallerHangup { channel, queue, .. } => {
+                self.on_caller_hangup(channel, &queue).await
+            }
+            Signal::LegHangup { leg, .. } => self.on_leg_hangup(leg).await,
+            Signal::AgentAction { agent, action } => self.on_agent_action(&agent, &action).await,
+        }
+    }
+
+    async fn on_caller_parked(&mut self, parked: ParkedCaller) -> Result<(), StoreError> {
+        let (Ok(queue), Ok(line)) = (
+            QueueName::new(&parked.queue),
+            crate::queue::LineName::new(&parked.line),
+        ) else {
+            tracing::warn!(channel = %parked.channel, queue = %parked.queue, line = %parked.line,
+                "parked call names an invalid queue or line; ignoring it");
+            return Ok(());
+        };
+        let Some(queue_config) = self.config.queue(&queue).cloned() else {
+            tracing::warn!(channel = %parked.channel, %queue, "parked call names an unknown queue");
+            return Ok(());
+        };
+        if self.callers.contains_key(&parked.channel) {
+            return Ok(());
+        }
+        let Ok(id) = EntryId::new(parked.channel.as_str()) else {
+            return Ok(());
+        };
+        if self.store.entry(&queue, &id).await?.is_some() {
+            // Known already: back from a bridge, or enqueued by another daemon.
+            return Ok(());
+        }
+        let mut entry = Entry::live_caller(
+            queue.clone(),
+            line,
+            parked.channel.clone(),
+            parked
+                .caller_id_number
+                .as_deref()
+                .and_then(|n| VarValue::new(n).ok()),
+            self.clock.as_ref(),
+        );
+        entry.id = id;
+        if let Some(arrived) = parked.arrived {
+            entry.position = arrived;
+        }
+        if let NoAgentPolicy::Transfer { extension, context } = &queue_config.no_agent {
+            if !self.anyone_logged_in(&queue).await? {
+                tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
+                self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
+                return Ok(());
+            }
+        }
+        let max_wait_due = queue_config
+            .max_wait
+            .as_ref()
+            .map(|m| entry.position.plus(m.after));
+        match self.store.enqueue(&entry, max_wait_due).await {
+            Ok(()) => {}
+            // Another daemon on the same switch won the race for this caller.
+            Err(StoreError::EntryExists(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
+        self.adopt(&entry, true);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Start this daemon's media for a waiting caller.
+    fn adopt(&mut self, entry: &Entry, greet: bool) {
+        let EntryKind::LiveCaller { channel } = &entry.kind else {
+            return;
+        };
+        let Some(plan) = self.plans.get(&entry.queue).cloned() else {
+            return;
+        };
+        let media = caller::start(
+            self.switch.clone(),
+            self.store.clone(),
+            channel.clone(),
+            entry.queue.clone(),
+            entry.id.clone(),
+            plan,
+            greet,
+        );
+        self.callers.insert(channel.clone(), media);
+    }
+
+    async fn anyone_logged_in(&self, queue: &QueueName) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .agents(self.clock.now())
+            .await?
+            .iter()
+            .any(|a| a.state.is_logged_in() && a.priority_for(queue).is_some()))
+    }
+
+    async fn on_caller_hangup(
+        &mut self,
+        channel: ChannelId,
+        queue: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(media) = self.callers.remove(&channel) {
+            media.leave();
+        }
+        let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
+            return Ok(());
+        };
+        let Some(entry) = self.store.entry(&queue, &id).await? else {
+            return Ok(());
+        };
+        match entry.status {
+            EntryStatus::Waiting | EntryStatus::Offered { .. } => {
+                let now = self.clock.now();
+                match self
+                    .store
+                    .close(&queue, &id, CloseReason::Abandoned, now)
+                    .await
+                {
+                    Ok(ringing) => {
+                        tracing::info!(%channel, %queue, "caller abandoned");
+                        self.stop_ringing(&id, &ringing);
+                    }
+                    Err(StoreError::Rule(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent).await?,
+            EntryStatus::Closed { .. } => {}
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    async fn on_leg_hangup(&mut self, leg: ChannelId) -> Result<(), StoreError> {
+        let Some(info) = self.legs.remove(&leg) else {
+            return Ok(());
+        };
+        // A leg that never answered is reported by its originate's result instead.
+        if info.answered {
+            let entry = self.store.entry(&info.queue, &info.entry).await?;
+            let talking = matches!(
+                entry.map(|e| e.status),
+                Some(EntryStatus::Connected { agent, .. }) if agent == info.agent
+            );
+            if talking {
+                self.call_ended(&info.queue, &info.agent).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A connected call ended: the agent wraps up (or is free at once without wrap-up).
+    async fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let wrap_up = self
+            .config
+            .queue(queue)
+            .map_or(Duration::ZERO, |q| q.wrap_up);
+        let current = self.store.agent(agent, now).await?.map(|a| a.state);
+        if current != Some(AgentState::OnCall) {
+            return Ok(());
+        }
+        if wrap_up.is_zero() {
+            self.set_state(agent, AgentState::Available, StateSource::Daemon)
+                .await?;
+        } else {
+            self.set_state(agent, AgentState::WrapUp, StateSource::Daemon)
+                .await?;
+            self.store
+                .schedule(
+                    &Timer::WrapUpEnd {
+                        agent: agent.clone(),
+                    },
+                    now.plus(wrap_up),
+                )
+                .await?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    async fn set_state(
+        &self,
+        agent: &AgentId,
+        to: AgentState,
+        source: StateSource,
+    ) -> Result<(), StoreError> {
+        match self
+            .store
+            .set_agent_state(agent, to, self.clock.now(), source)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Rule(e)) => {
+                tracing::info!(%agent, error = %e, "agent state change refused");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn on_agent_action(&mut self, who: &str, action: &str) -> Result<(), StoreError> {
+        let Some(agent) = self.config.agents.iter().find(|a| {
+            a.id.as_str() == who
+                || a.contact
+                    .as_str()
+                    .rsplit('/')
+                    .next()
+                    .map(|ext| ext.split('@').next() == Some(who))
+                    == Some(true)
+        }) else {
+            tracing::warn!(%who, %action, "feature code from an unknown agent");
+            return Ok(());
+        };
+        let to = match action {
+            "login" => AgentState::Available,
+            "logout" => AgentState::Offline,
+            other => match other.parse::<AgentState>() {
+                Ok(s) if s.is_chosen_by_people() => s,
+                _ => {
+                    tracing::warn!(agent = %agent.id, %action, "unknown agent action");
+                    return Ok(());
+                }
+            },
+        };
+        let id = agent.id.clone();
+        self.set_state(&id, to, StateSource::Phone).await?;
+        tracing::info!(agent = %id, state = to.as_str(), "agent changed state from the phone");
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Make every offer that can be made now.
+    async fn dispatch(&mut self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let agents = self.store.agents(now).await?;
+        if !agents.iter().any(|a| a.is_free()) {
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for queue in &self.config.queues {
+            entries.extend(
+                self.store
+                    .waiting_entries(&queue.name, ROUTING_WINDOW)
+                    .await?,
+            );
+        }
+        for offer in self.router.plan(&entries, &agents) {
+            let Some(queue) = self.config.queue(&offer.queue).cloned() else {
+                continue;
+            };
+            match self.store.offer(&offer, now, queue.ring_time).await? {
+                OfferOutcome::Offered => {
+                    let entry = entries.iter().find(|e| e.id == offer.entry).cloned();
+                    if let Some(entry) = entry {
+                        self.ring(&entry, &offer, &queue);
+                    }
+                }
+                // Lost a race with another daemon or a state change: look again later.
+                OfferOutcome::AgentNotFree(_)
+                | OfferOutcome::EntryNotWaiting
+                | OfferOutcome::AlreadyTried(_) => {
+                    self.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ring the offer's agents, each on a leg of its own.
+    fn ring(&mut self, entry: &Entry, offer: &Offer, queue: &QueueConfig) {
+        for agent_id in &offer.agents {
+            let Some(agent) = self.config.agent(agent_id) else {
+                continue;
+            };
+            let mut call = Originate::new(agent.contact.clone());
+            call.timeout = Some(queue.ring_time);
+            call.caller_id_number = entry.caller_id.clone();
+            call.variables = vec![
+                var(signal::VAR_ROLE, "agent"),
+                var(signal::VAR_ENTRY, entry.id.as_str()),
+                var(signal::VAR_AGENT, agent_id.as_str()),
+            ];
+            let leg = call.uuid.clone();
+            self.legs.insert(
+                leg.clone(),
+                AgentLeg {
+                    queue: entry.queue.clone(),
+                    entry: entry.id.clone(),
+                    agent: agent_id.clone(),
+                    answered: false,
+                },
+            );
+            tracing::info!(entry = %entry.id, agent = %agent_id, %leg, "offering to agent");
+            let switch = self.switch.clone();
+            let reports = self.reports_tx.clone();
+            let (queue, entry, agent) = (entry.queue.clone(), entry.id.clone(), agent_id.clone());
+            tokio::spawn(async move {
+                let result = match switch.originate(&call).await {
+                    Ok(pending) => pending.wait().await,
+                    Err(e) => Err(e),
+                };
+                let _ = reports.send(Report::AgentLeg {
+                    queue,
+                    entry,
+                    agent,
+                    leg,
+                    result,
+                });
+            });
+        }
+    }
+
+    async fn on_report(&mut self, report: Report) {
+        let Report::AgentLeg {
+            queue,
+            entry,
+            agent,
+            leg,
+            result,
+        } = report;
+        let outcome = match result {
+            Ok(_) => self.agent_answered(&queue, &entry, &agent, leg).await,
+            Err(e) => {
+                self.legs.remove(&leg);
+                self.agent_missed(&queue, &entry, &agent, &e).await
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(%entry, %agent, error = %e, "offer outcome could not be recorded");
+        }
+        self.dirty = true;
+    }
+
+    async fn agent_answered(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        match self.store.connected(queue, entry_id, agent, now).await {
+            Ok(()) => {}
+            Err(StoreError::Rule(
+                QueueError::NotOfferedTo { .. } | QueueError::EntryStatus { .. },
+            )) => {
+                // Another ring-all agent won, or the caller left meanwhile.
+                self.legs.remove(&leg);
+                self.kill(leg);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.answered = true;
+        }
+        let Some(entry) = self.store.entry(queue, entry_id).await? else {
+            return Ok(());
+        };
+        self.release_other_legs(entry_id, agent);
+        let EntryKind::LiveCaller { channel } = entry.kind else {
+            return Ok(());
+        };
+        if let Some(media) = self.callers.remove(&channel) {
+            media.leave();
+        }
+        tracing::info!(entry = %entry_id, %agent, "agent answered: bridging");
+        let bridged = async {
+            self.switch.break_media(&channel).await?;
+            self.switch.bridge(&channel, &leg).await
+        }
+        .await;
+        if let Err(e) = bridged {
+            tracing::warn!(entry = %entry_id, %agent, error = %e, "bridge failed; ending the agent leg");
+            self.kill(leg);
+        }
+        Ok(())
+    }
+
+    async fn agent_missed(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        error: &SwitchError,
+    ) -> Result<(), StoreError> {
+        let cause = match error {
+            SwitchError::CallFailed(c) if c == "NO_ANSWER" || c == "ORIGINATOR_CANCEL" => {
+                NoAnswerCause::NoAnswer
+            }
+            SwitchError::CallFailed(c) if c == "USER_BUSY" => NoAnswerCause::Busy,
+            _ => NoAnswerCause::Failed,
+        };
+        tracing::info!(%entry, %agent, error = %error, "agent did not take the offer");
+        let away_after = self.config.queue(queue).and_then(|q| q.away_after_missed);
+        match self
+            .store
+            .offer_failed(queue, entry, agent, cause, self.clock.now(), away_after)
+            .await
+        {
+            Ok(_) | Err(StoreError::Rule(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stop the other phones of a ring-all offer once one agent answered.
+    fn release_other_legs(&mut self, entry: &EntryId, winner: &AgentId) {
+        let others: Vec<ChannelId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| &l.entry == entry && &l.agent != winner)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for leg in others {
+            self.legs.remove(&leg);
+            self.kill(leg);
+        }
+    }
+
+    /// Stop ringing `agents` for `entry` (the caller left).
+    fn stop_ringing(&mut self, entry: &EntryId, agents: &[AgentId]) {
+        let legs: Vec<ChannelId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| &l.entry == entry && agents.contains(&l.agent))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for leg in legs {
+            self.kill(leg);
+        }
+    }
+
+    fn kill(&self, channel: ChannelId) {
+        let switch = self.switch.clone();
+        tokio::spawn(async move {
+            let _ = switch.kill(&channel, &HangupCause::normal_clearing()).await;
+        });
+    }
+
+    fn spawn_transfer(
+        &self,
+        channel: ChannelId,
+        extension: crate::switch::Extension,
+        context: crate::switch::Extension,
+    ) {
+        let switch = self.switch.clone();
+        tokio::spawn(async move {
+            let _ = switch.break_media(&channel).await;
+            if let Err(e) = switch.transfer(&channel, &extension, &context).await {
+                tracing::warn!(%channel, error = %e, "transfer failed");
+            }
+        });
+    }
+
+    async fn on_tick(&mut self) {
+        let now = self.clock.now();
+        let mut scopes: Vec<TimerScope> = self
+            .config
+            .queues
+            .iter()
+            .map(|q| TimerScope::Queue(q.name.clone()))
+            .collect();
+        scopes.push(TimerScope::Agents);
+        for scope in scopes {
+            let due = match self
+                .store
+                .claim_due_timers(&scope, &self.options.daemon_id, now, TIMER_LEASE, 100)
+                .await
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming timers failed");
+                    return;
+                }
+            };
+            for timer in due {
+                if let Err(e) = self.on_timer(&timer).await {
+                    tracing::warn!(?timer, error = %e, "timer failed; it comes due again");
+                    continue;
+                }
+                let _ = self
+                    .store
+                    .complete_timer(&timer, &self.options.daemon_id)
+                    .await;
+            }
+        }
+    }
+
+    async fn on_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        match timer {
+            Timer::MaxWait { queue, entry } => {
+                let Some(found) = self.store.entry(queue, entry).await? else {
+                    return Ok(());
+                };
+                let ringing = match self
+                    .store
+                    .close(queue, entry, CloseReason::MaxWaitExit, now)
+                    .await
+                {
+                    Ok(ringing) => ringing,
+                    Err(StoreError::Rule(_)) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                self.stop_ringing(entry, &ringing);
+                let EntryKind::LiveCaller { channel } = found.kind else {
+                    return Ok(());
+                };
+                if let Some(media) = self.callers.remove(&channel) {
+                    media.leave();
+                }
+                tracing::info!(%channel, %queue, "max wait reached");
+                let exit = self
+                    .config
+                    .queue(queue)
+                    .and_then(|q| q.max_wait.as_ref())
+                    .map(|m| m.exit.clone());
+                match exit {
+                    Some(ExitAction::Transfer { extension, context }) => {
+                        self.spawn_transfer(channel, extension, context)
+                    }
+                    _ => self.kill(channel),
+                }
+            }
+            Timer::OfferTimeout { queue, entry } => {
+                // The daemon that made this offer never reported back (it may have died).
+                if let Some(found) = self.store.entry(queue, entry).await? {
+                    if let EntryStatus::Offered { agents, .. } = found.status {
+                        let away_after = self.config.queue(queue).and_then(|q| q.away_after_missed);
+                        for agent in agents {
+                            let _ = self
+                                .store
+                                .offer_failed(
+                                    queue,
+                                    entry,
+                                    &agent,
+                                    NoAnswerCause::Timeout,
+                                    now,
+                                    away_after,
+                                )
+                                .await;
+                        }
+                    }
+                }
+            }
+            Timer::WrapUpEnd { agent } => {
+                let state = self.store.agent(agent, now).await?.map(|a| a.state);
+                if state == Some(AgentState::WrapUp) {
+                    self.set_state(agent, AgentState::Available, StateSource::Daemon)
+                        .await?;
+                }
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// After a (re)connect or an event gap: match the store's open entries with the
+    /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
+    /// who parked while nobody listened.
+    async fn resync(&mut self) -> Result<(), EngineError> {
+        let channels = match self.switch.channels().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list channels; resync postponed");
+                return Ok(());
+            }
+        };
+        let live: HashMap<String, &crate::switch::ChannelRow> =
+            channels.iter().map(|c| (c.uuid.clone(), c)).collect();
+        let now = self.clock.now();
+        let mut known = std::collections::HashSet::new();
+        for queue in self.config.queues.clone() {
+            for entry in self.store.open_entries(&queue.name).await? {
+                let EntryKind::LiveCaller { channel } = &entry.kind else {
+                    continue;
+                };
+                known.insert(channel.to_string());
+                if !live.contains_key(channel.as_str()) {
+                    if matches!(
+                        entry.status,
+                        EntryStatus::Waiting | EntryStatus::Offered { .. }
+                    ) {
+                        tracing::info!(%channel, queue = %queue.name, "caller vanished while we were away");
+                        if let Ok(ringing) = self
+                            .store
+                            .close(&queue.name, &entry.id, CloseReason::Abandoned, now)
+                            .await
+                        {
+                            self.stop_ringing(&entry.id, &ringing);
+                        }
+                    }
+                    continue;
+                }
+                if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
+                    self.adopt(&entry, false);
+                }
+            }
+        }
+        // Tagged callers parked while no daemon listened.
+        for row in &channels {
+            if known.contains(&row.uuid) || row.application != "park" {
+                continue;
+            }
+            let Ok(channel) = ChannelId::new(&row.uuid) else {
+                continue;
+            };
+            let queue_var = VarName::new(signal::VAR_QUEUE).expect("constant");
+            let line_var = VarName::new(signal::VAR_LINE).expect("constant");
+            let Ok(Some(queue)) = self.switch.get_var(&channel, &queue_var).await else {
+                continue;
+            };
+            let line = self
+                .switch
+                .get_var(&channel, &line_var)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            self.on_caller_parked(ParkedCaller {
+                channel,
+                queue,
+                line,
+                caller_id_number: Some(row.cid_num.clone()).filter(|c| !c.is_empty()),
+                sip_from_user: None,
+                arrived: row
+                    .created_epoch
+                    .parse::<u64>()
+                    .ok()
+                    .map(|secs| Timestamp::from_millis(secs * 1000)),
+            })
+            .await?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+}
+
+fn var(name: &str, value: &str) -> (VarName, VarValue) {
+    (
+        VarName::new(name).expect("constant variable name"),
+        VarValue::new(value).expect("validated id"),
+    )
+}
+
+fn media_plan(config: &Config, options: &EngineOptions, queue: &QueueConfig) -> MediaPlan {
+    let language = config
+        .lines
+        .iter()
+        .find(|l| l.queue == queue.name)
+        .map(|l| l.language.to_string())
+        .unwrap_or_else(|| crate::prompts::FALLBACK_LANGUAGE.to_owned());
+    MediaPlan {
+        greetings: queue.greetings.clone(),
+        hold_music: queue.hold_music.clone(),
+        announce_every: queue.announce_every,
+        prompts: PromptSet::choose(&options.sounds, &[&language], &options.languages),
+    }
+}
