@@ -317,6 +317,13 @@ fn main() {
     // `cargo bench` passes `--bench`, and `cargo test --benches` passes nothing; a test run
     // only checks that the bench still builds and works, so it gets a token load.
     let quick = !std::env::args().any(|a| a == "--bench");
+    if quick && !fixtures_dir().join("inbound-plain.raw").is_file() {
+        println!(
+            "esl_throughput: no recordings at {}, skipped",
+            fixtures_dir().display()
+        );
+        return;
+    }
     let corpus = load_corpus();
     let (ours_n, theirs_n, rounds) = if quick {
         (20_000, 2_000, 1)
@@ -373,6 +380,12 @@ fn main() {
         );
     }
     println!();
+    if quick {
+        // A test build is unoptimised and tiny: its rates say nothing about the targets.
+        assert_eq!(ours.delivered, ours_n, "callbackd lost events");
+        println!("smoke run only; `cargo bench --bench esl_throughput` judges the targets");
+        return;
+    }
     let rate_ok = rate(&ours) >= TARGET_RATE;
     let ratio_ok = ratio >= TARGET_RATIO;
     let complete = ours.delivered == ours_n && ours.lost == 0;
@@ -396,8 +409,7 @@ fn main() {
             theirs.delivered, theirs.lost
         );
     }
-    let all_met = rate_ok && ratio_ok && complete;
-    if !quick && !all_met {
+    if !(rate_ok && ratio_ok && complete) {
         std::process::exit(1);
     }
 }
