@@ -4,4 +4,5 @@
 
 pub mod cli;
 pub mod esl;
+pub mod sim;
 pub mod switch;

@@ -4,6 +4,7 @@
 
 pub mod logging;
 mod probe;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -21,10 +22,13 @@ pub struct Cli {
 pub enum Command {
     /// Connect to a FreeSWITCH event socket, print `status`, then every event, one per line.
     Probe(probe::ProbeArgs),
+    /// Run the FreeSWITCH simulator (an ESL server with scripted calls).
+    Sim(sim::SimArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Probe(args) => probe::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     }
 }
