@@ -167,6 +167,7 @@ impl Core {
                         super::apps::Origin::Message {
                             echo,
                             locked: false,
+                            echo_name: "COMMAND",
                         },
                     );
                     self.enqueue(&target, frame);

@@ -18,6 +18,8 @@ pub enum Origin {
         echo: Vec<(String, String)>,
         /// `event-lock: true`: nothing else runs inside this application.
         locked: bool,
+        /// The echo's event name: PRIVATE_COMMAND for sendmsg, COMMAND for uuid_broadcast.
+        echo_name: &'static str,
     },
 }
 
@@ -329,7 +331,10 @@ impl Core {
                     .next()
                     .and_then(|m| m.parse::<u64>().ok())
                     .filter(|m| *m > 0)
-                    .map_or(Duration::MAX, Duration::from_secs);
+                    .map_or(Duration::MAX, |m| {
+                        // FreeSWITCH flushes what it buffered past the limit (2 s gave 2.34 s).
+                        Duration::from_secs(m) + Duration::from_millis(500)
+                    });
                 frame.kind = Kind::Record {
                     path: path.clone(),
                     started_us: self.clock.now_us(),
@@ -407,11 +412,11 @@ impl Core {
             ch.last_response = response.to_owned();
         }
         self.execute_event(uuid, "CHANNEL_EXECUTE_COMPLETE", &frame, Some(response));
-        if let Origin::Message { echo, .. } = &frame.origin {
-            let mut ev = self.event(
-                "PRIVATE_COMMAND",
-                ("switch_ivr.c", "switch_ivr_parse_event", 0),
-            );
+        if let Origin::Message {
+            echo, echo_name, ..
+        } = &frame.origin
+        {
+            let mut ev = self.event(echo_name, ("switch_ivr.c", "switch_ivr_parse_event", 0));
             for (n, v) in echo {
                 ev.add(n.clone(), v.clone());
             }

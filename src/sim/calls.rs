@@ -434,7 +434,14 @@ impl Core {
                 .get(&endpoint)
                 .or_else(|| self.scenario.parties.get(&format!("user/{short}")))
                 .cloned()
-                .ok_or_else(|| "SUBSCRIBER_ABSENT".to_owned())?;
+                .ok_or_else(|| {
+                    // Vanilla FreeSWITCH knows users it has no registration for.
+                    if self.config.directory.iter().any(|u| u == short) {
+                        "USER_NOT_REGISTERED".to_owned()
+                    } else {
+                        "SUBSCRIBER_ABSENT".to_owned()
+                    }
+                })?;
             (
                 format!("sofia/internal/{short}@{}", self.config.domain),
                 Some(party),
@@ -679,7 +686,7 @@ impl Core {
                     if !rest.is_empty() {
                         // FreeSWITCH spaces queued digits by their duration plus a gap.
                         self.after(
-                            Duration::from_millis(350),
+                            Duration::from_millis(120),
                             Timer::Effect(Effect::Dtmf {
                                 uuid,
                                 digits: rest,
@@ -704,7 +711,8 @@ impl Core {
         let Some(o) = self.originating.remove(uuid) else {
             return;
         };
-        if self.channels.get(uuid).is_some_and(|c| c.partner.is_some()) {
+        let by_bridge = matches!(o.sink, JobSink::Bridge { .. });
+        if !by_bridge && self.channels.get(uuid).is_some_and(|c| c.partner.is_some()) {
             self.emit_ch(uuid, "CALL_UPDATE");
         }
         if let Some(party) = &o.party {

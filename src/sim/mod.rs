@@ -84,6 +84,9 @@ pub struct SimConfig {
     pub heartbeat: Option<Duration>,
     pub hostname: String,
     pub domain: String,
+    /// Directory users with no scripted party: dialing them gives USER_NOT_REGISTERED
+    /// (any other unscripted `user/` gives SUBSCRIBER_ABSENT).
+    pub directory: Vec<String>,
     pub dialplan: Vec<Extension>,
     /// Length of media the simulator cannot measure (files), by path.
     pub media: Vec<(String, Duration)>,
@@ -101,6 +104,7 @@ impl Default for SimConfig {
             heartbeat: Some(Duration::from_secs(20)),
             hostname: "sim".into(),
             domain: "127.0.0.1".into(),
+            directory: (1000..=1019).map(|n| n.to_string()).collect(),
             dialplan: vec![
                 Extension::queue("cbq", "support", "main"),
                 Extension::new("agent_answer", &[("answer", ""), ("park", "")]),

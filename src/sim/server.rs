@@ -356,8 +356,17 @@ impl Core {
                         .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length")),
                 );
                 let id = self.new_frame_id();
-                let frame =
-                    AppFrame::new(id, &app, &arg, app_uuid, Origin::Message { echo, locked });
+                let frame = AppFrame::new(
+                    id,
+                    &app,
+                    &arg,
+                    app_uuid,
+                    Origin::Message {
+                        echo,
+                        locked,
+                        echo_name: "PRIVATE_COMMAND",
+                    },
+                );
                 self.enqueue(&uuid, frame);
                 "+OK".into()
             }
