@@ -410,8 +410,9 @@ impl Core {
                 .find(|(k, _)| k == n)
                 .map(|(_, v)| v.clone())
         };
-        let cid_name = var("origination_caller_id_name").unwrap_or_default();
-        let cid_number = var("origination_caller_id_number").unwrap_or_default();
+        // Without origination caller-ID FreeSWITCH falls back to its global defaults.
+        let cid_name = var("origination_caller_id_name").unwrap_or_else(|| "FreeSWITCH".into());
+        let cid_number = var("origination_caller_id_number").unwrap_or_else(|| "0000000000".into());
         let uuid = var("origination_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if self.channels.contains_key(&uuid) {
             return Err("INVALID_PROFILE".into());
@@ -713,7 +714,10 @@ impl Core {
         };
         let by_bridge = matches!(o.sink, JobSink::Bridge { .. });
         if !by_bridge && self.channels.get(uuid).is_some_and(|c| c.partner.is_some()) {
-            self.emit_ch(uuid, "CALL_UPDATE");
+            let mut ev = self.event("CALL_UPDATE", CH_ORIGIN);
+            ev.add("Direction", "RECV");
+            self.write_channel(uuid, &mut ev, true);
+            self.emit(ev);
         }
         if let Some(party) = &o.party {
             if let Some(after) = party.hangup_after {
