@@ -128,16 +128,20 @@ impl Core {
                 if !exists(self, 0) || a.len() < 2 {
                     return NO_CHANNEL.into();
                 }
-                let steps = if a.get(2) == Some(&"inline") {
+                let dialplan = a.get(2).copied().unwrap_or("XML");
+                let context = a.get(3).copied().unwrap_or("default");
+                let steps = if dialplan == "inline" {
                     Some(parse_inline(a[1]))
                 } else {
                     self.config.dialplan_steps(a[1])
                 };
+                let target = format!("{}/{context}/{}", a[1], dialplan.to_lowercase());
                 match steps {
                     Some(steps) => {
                         self.defer(Effect::Transfer {
                             uuid: a[0].to_owned(),
                             steps,
+                            target,
                         });
                         "+OK\n".into()
                     }
@@ -153,22 +157,23 @@ impl Core {
                     _ => Some(a[0].to_owned()),
                 };
                 if let Some(target) = target {
-                    let echo = vec![
-                        ("call-command".to_owned(), "execute".to_owned()),
-                        ("execute-app-name".to_owned(), "playback".to_owned()),
-                        ("execute-app-arg".to_owned(), a[1].to_owned()),
-                    ];
+                    let mut command = self.event(
+                        "COMMAND",
+                        ("switch_ivr_async.c", "switch_ivr_broadcast", 5731),
+                    );
+                    command.add("call-command", "execute");
+                    command.add("execute-app-name", "playback");
+                    command.add("execute-app-arg", a[1].to_owned());
+                    command.add("event-lock", "true");
+                    command.add("lead-frames", "5");
+                    let echo = command.into_headers();
                     let id = self.new_frame_id();
                     let frame = super::apps::AppFrame::new(
                         id,
                         "playback",
                         a[1],
                         uuid::Uuid::new_v4().to_string(),
-                        super::apps::Origin::Message {
-                            echo,
-                            locked: false,
-                            echo_name: "COMMAND",
-                        },
+                        super::apps::Origin::Message { echo, locked: true },
                     );
                     self.enqueue(&target, frame);
                 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::calls::Effect;
 use super::channel::Step;
 use super::core::{Core, Timer};
+use super::event::SimEvent;
 
 /// Who asked for an application; message-driven ones are echoed in PRIVATE_COMMAND.
 #[derive(Debug, Clone)]
@@ -18,8 +19,6 @@ pub enum Origin {
         echo: Vec<(String, String)>,
         /// `event-lock: true`: nothing else runs inside this application.
         locked: bool,
-        /// The echo's event name: PRIVATE_COMMAND for sendmsg, COMMAND for uuid_broadcast.
-        echo_name: &'static str,
     },
 }
 
@@ -366,6 +365,7 @@ impl Core {
                     self.defer(Effect::Transfer {
                         uuid: uuid.to_owned(),
                         steps,
+                        target: format!("{ext}/default/xml"),
                     });
                 }
             }
@@ -412,14 +412,15 @@ impl Core {
             ch.last_response = response.to_owned();
         }
         self.execute_event(uuid, "CHANNEL_EXECUTE_COMPLETE", &frame, Some(response));
-        if let Origin::Message {
-            echo, echo_name, ..
-        } = &frame.origin
-        {
-            let mut ev = self.event(echo_name, ("switch_ivr.c", "switch_ivr_parse_event", 0));
+        if let Origin::Message { echo, .. } = &frame.origin {
+            // The message's own headers come first (a uuid_broadcast's are a whole
+            // COMMAND event, so the first Event-Name a client reads is COMMAND).
+            let mut ev = SimEvent::new("PRIVATE_COMMAND");
             for (n, v) in echo {
                 ev.add(n.clone(), v.clone());
             }
+            let mut ev =
+                self.core_headers_after(ev, ("switch_ivr.c", "switch_ivr_parse_next_event", 804));
             self.write_channel(uuid, &mut ev, true);
             self.emit(ev);
         }
@@ -479,11 +480,16 @@ impl Core {
         }
     }
 
-    pub fn transfer(&mut self, uuid: &str, steps: Vec<Step>) {
+    pub fn transfer(&mut self, uuid: &str, steps: Vec<Step>, target: &str) {
         let now = self.now_epoch_us();
         self.unwind(uuid, "PLAYBACK ERROR");
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.transfer_us = now;
+            ch.profile.transfer_source = format!(
+                "{}:{}:bl_xfer:{target}",
+                now / 1_000_000,
+                uuid::Uuid::new_v4()
+            );
             ch.program = steps.into();
         }
         self.step(uuid);
@@ -660,9 +666,9 @@ impl Core {
         else {
             return;
         };
-        let mut ev = super::event::SimEvent::custom(&sub);
+        let mut ev = SimEvent::custom(&sub);
         ev.add("Event-Subclass", sub);
-        let mut ev = self.custom_event_after(ev, ("mod_dptools.c", "event_function", 0));
+        let mut ev = self.core_headers_after(ev, ("mod_dptools.c", "event_function", 0));
         for (k, v) in pairs {
             if k != "Event-Subclass" && k != "Event-Name" {
                 ev.add(k, v);

@@ -28,9 +28,11 @@ pub enum Effect {
     Break {
         uuid: String,
     },
+    /// `target` is what `Caller-Transfer-Source` names (`park/default/inline`).
     Transfer {
         uuid: String,
         steps: Vec<Step>,
+        target: String,
     },
     /// Press `digits` on `uuid`, one digit per firing.
     Dtmf {
@@ -283,6 +285,11 @@ impl Core {
                     reports,
                 });
                 ch.bridged_us = now;
+                ch.profile.transfer_source = format!(
+                    "{}:{}:uuid_br:{other}",
+                    now / 1_000_000,
+                    uuid::Uuid::new_v4()
+                );
                 ch.set_var("bridge_uuid", other);
                 ch.set_var("signal_bond", other);
             }
@@ -482,6 +489,7 @@ impl Core {
                     destination: dest.clone(),
                     context: ctx.clone(),
                     source: "mod_loopback",
+                    transfer_source: String::new(),
                 },
                 "mod_loopback",
             )
@@ -495,6 +503,7 @@ impl Core {
                     destination: dest.clone(),
                     context: ctx.clone(),
                     source: "mod_sofia",
+                    transfer_source: String::new(),
                 },
                 "mod_sofia",
             )
@@ -535,6 +544,7 @@ impl Core {
                 destination: ext.clone(),
                 context: ctx,
                 source,
+                transfer_source: String::new(),
             };
             let mut b = Channel::new(
                 b_uuid.clone(),
@@ -619,6 +629,7 @@ impl Core {
             destination: caller.extension.clone(),
             context: "default".into(),
             source: "mod_sofia",
+            transfer_source: String::new(),
         };
         let domain = self.config.domain.clone();
         let now = self.now_epoch_us();
@@ -674,7 +685,11 @@ impl Core {
                 }
             }
             Effect::Break { uuid } => self.break_media(&uuid),
-            Effect::Transfer { uuid, steps } => self.transfer(&uuid, steps),
+            Effect::Transfer {
+                uuid,
+                steps,
+                target,
+            } => self.transfer(&uuid, steps, &target),
             Effect::Dtmf {
                 uuid,
                 digits,

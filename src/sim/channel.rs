@@ -34,6 +34,8 @@ pub struct Profile {
     pub destination: String,
     pub context: String,
     pub source: &'static str,
+    /// Set by a transfer or uuid_bridge: `<epoch>:<uuid>:<how>:<where>`.
+    pub transfer_source: String,
 }
 
 /// How a leg is joined to another one.
@@ -217,7 +219,11 @@ impl Channel {
         }
         self.write_profile(ev, "Caller", true);
         if let Some(other) = other {
-            ev.add("Other-Type", "originatee");
+            let reports = self.bridge.as_ref().is_some_and(|b| b.reports);
+            ev.add(
+                "Other-Type",
+                if reports { "originatee" } else { "originator" },
+            );
             other.write_profile(ev, "Other-Leg", false);
         }
         if with_vars {
@@ -231,7 +237,7 @@ impl Channel {
         let p = &self.profile;
         let dir = self.direction.as_str();
         let t = |n: u64| n.to_string();
-        let rows: [(&str, String); 29] = [
+        let rows: [(&str, String); 30] = [
             ("Direction", dir.into()),
             ("Logical-Direction", dir.into()),
             ("Dialplan", "xml".into()),
@@ -245,6 +251,14 @@ impl Channel {
             ("Destination-Number", p.destination.clone()),
             ("Unique-ID", self.uuid.clone()),
             ("Source", p.source.into()),
+            (
+                "Transfer-Source",
+                if own {
+                    p.transfer_source.clone()
+                } else {
+                    String::new()
+                },
+            ),
             ("Context", p.context.clone()),
             ("Channel-Name", self.name.clone()),
             (

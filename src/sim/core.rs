@@ -241,9 +241,9 @@ impl Core {
         ev
     }
 
-    /// Complete an event whose own headers come first (`sendevent`, the `event` app): the
-    /// core headers follow them, as in FreeSWITCH's serialisation of such events.
-    pub fn custom_event_after(
+    /// Complete an event whose own headers come first (`sendevent`, the `event` app, the
+    /// echo of a message): the core headers follow them, as FreeSWITCH serialises these.
+    pub fn core_headers_after(
         &mut self,
         mut ev: SimEvent,
         origin: (&'static str, &'static str, u32),

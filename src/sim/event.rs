@@ -49,6 +49,13 @@ impl SimEvent {
             .map(|(_, v)| v.as_str())
     }
 
+    pub fn into_headers(self) -> Vec<(String, String)> {
+        self.headers
+            .into_iter()
+            .map(|(n, v)| (n.into_owned(), v))
+            .collect()
+    }
+
     /// The `text/event-plain` frame: values percent-encoded, a nested body announced by its
     /// own `Content-Length` inside the event body.
     pub fn write_plain(&self, scratch: &mut FrameWriter, out: &mut FrameWriter) {

@@ -356,17 +356,8 @@ impl Core {
                         .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length")),
                 );
                 let id = self.new_frame_id();
-                let frame = AppFrame::new(
-                    id,
-                    &app,
-                    &arg,
-                    app_uuid,
-                    Origin::Message {
-                        echo,
-                        locked,
-                        echo_name: "PRIVATE_COMMAND",
-                    },
-                );
+                let frame =
+                    AppFrame::new(id, &app, &arg, app_uuid, Origin::Message { echo, locked });
                 self.enqueue(&uuid, frame);
                 "+OK".into()
             }
@@ -407,7 +398,7 @@ impl Core {
             ev.add(n, String::from_utf8_lossy(v).into_owned());
         }
         ev.add("Event-UUID", event_uuid.clone());
-        let mut full = self.custom_event_after(ev, origin);
+        let mut full = self.core_headers_after(ev, origin);
         if !frame.body().is_empty() {
             full.body = Some(frame.body_text().into_owned());
         }
