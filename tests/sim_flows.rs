@@ -8,11 +8,18 @@ mod support;
 
 use std::time::Duration;
 
-use callbackd::esl::{Client, ClientConfig, Delivery};
+use callbackd::esl::{Client, ClientConfig, Delivery, EventFormat};
 use callbackd::sim::{ClockMode, SimConfig, Switch};
 use support::recording::{self, Digest, Digester};
 
-async fn replay(name: &str, skip: &[&str]) -> (Digest, Digest) {
+/// Replay `name`. Commands starting with one of `skip` are not sent (the simulator has no
+/// Lua), and their recorded replies are left out of the comparison.
+async fn replay(
+    name: &str,
+    format: EventFormat,
+    skip: &[&str],
+    speech: Duration,
+) -> (Digest, Digest) {
     let raw = std::fs::read(
         recording::fixtures()
             .join("flows")
@@ -31,21 +38,26 @@ async fn replay(name: &str, skip: &[&str]) -> (Digest, Digest) {
             "/usr/freeswitch/share/freeswitch/sounds/en/us/callie/vm-enter-num-to-call.wav".into(),
             Duration::from_secs(3),
         )],
+        speech,
         ..SimConfig::default()
     })
     .await
     .unwrap();
     let mut config = ClientConfig::new(switch.addr().to_string(), "ClueCon");
     config.events = vec!["ALL".into()];
+    config.format = format;
     let (client, mut rx) = Client::start(config);
     assert!(matches!(rx.recv().await, Some(Delivery::Connected)));
     let mut sim = Digester::default();
     let mut clock = 0.0;
+    let mut skipped = Vec::new();
+    let mut index = 0;
     for (t, frame) in recording::commands(name) {
         let line = frame.headers().command().unwrap().to_owned();
         if line.starts_with("auth ") || line.starts_with("event ") {
             continue;
         }
+        index += 1;
         switch
             .advance(Duration::from_secs_f64((t - clock).max(0.0)))
             .await
@@ -56,6 +68,7 @@ async fn replay(name: &str, skip: &[&str]) -> (Digest, Digest) {
             break;
         }
         if skip.iter().any(|s| line.starts_with(s)) {
+            skipped.push(index - 1);
             continue;
         }
         let subst = |text: &str| {
@@ -104,8 +117,14 @@ async fn replay(name: &str, skip: &[&str]) -> (Digest, Digest) {
                 | "+OK bye"
         )
     });
+    for i in skipped.into_iter().rev() {
+        recorded.replies.remove(i);
+    }
     (recorded, sim.digest)
 }
+
+/// How long the recorded caller spoke into `record` (flow1: 2.34 s).
+const SPEECH: Duration = Duration::from_millis(2340);
 
 async fn drain(rx: &mut tokio::sync::mpsc::Receiver<Delivery>, sim: &mut Digester) {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -133,31 +152,117 @@ fn assert_same(name: &str, recorded: &Digest, sim: &Digest) {
 
 #[tokio::test]
 async fn flow2_originate_outcomes() {
-    let (rec, sim) = replay("flow2-originate-outcomes", &[]).await;
+    let (rec, sim) = replay("flow2-originate-outcomes", EventFormat::Plain, &[], SPEECH).await;
     assert_same("flow2", &rec, &sim);
 }
 
 #[tokio::test]
-#[ignore = "open: after a 14-digit uuid_send_dtmf the simulated digits land later than recorded, so the following uuid_getvar replies differ"]
 async fn flow1_queue_dtmf() {
-    let (rec, sim) = replay("flow1-queue-dtmf", &[]).await;
+    let (rec, sim) = replay("flow1-queue-dtmf", EventFormat::Plain, &[], SPEECH).await;
     assert_same("flow1", &rec, &sim);
 }
 
 #[tokio::test]
 async fn flow1_endless_nested() {
-    let (rec, sim) = replay("flow1-endless-nested", &[]).await;
+    let (rec, sim) = replay("flow1-endless-nested", EventFormat::Plain, &[], SPEECH).await;
     assert_same("flow1-endless", &rec, &sim);
 }
 
 #[tokio::test]
 async fn flow3_bridge() {
-    let (rec, sim) = replay("flow3-bridge", &[]).await;
+    let (rec, sim) = replay("flow3-bridge", EventFormat::Plain, &[], SPEECH).await;
     assert_same("flow3", &rec, &sim);
 }
 
 #[tokio::test]
 async fn flow5_filters() {
-    let (rec, sim) = replay("flow5-filters-and-heartbeat", &[]).await;
+    let (rec, sim) = replay(
+        "flow5-filters-and-heartbeat",
+        EventFormat::Plain,
+        &[],
+        SPEECH,
+    )
+    .await;
     assert_same("flow5", &rec, &sim);
+}
+
+#[tokio::test]
+async fn flow1_queue_dtmf_json() {
+    let (rec, sim) = replay(
+        "flow1-queue-dtmf-json",
+        EventFormat::Json,
+        &[],
+        // The caller's audio in this run made `record` stop after 3.0 s.
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_same("flow1-json", &rec, &sim);
+}
+
+#[tokio::test]
+async fn flow4_custom_events_without_lua() {
+    let (rec, sim) = replay(
+        "flow4-custom-events",
+        EventFormat::Plain,
+        &["api luarun"],
+        SPEECH,
+    )
+    .await;
+    assert_same("flow4", &rec, &sim);
+}
+
+/// flow4-narrow: a second connection subscribed to `CUSTOM callbackd::agent` only gets
+/// those events (here the dialplan's and sendevent's; the recording also had two from Lua).
+#[tokio::test]
+async fn narrow_custom_subscription_gets_only_its_subclass() {
+    let switch = Switch::start(SimConfig {
+        clock: ClockMode::Manual,
+        heartbeat: Some(Duration::from_secs(1)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut config = ClientConfig::new(switch.addr().to_string(), "ClueCon");
+    config.custom_subclasses = vec!["callbackd::agent".into()];
+    let (_narrow, mut rx) = Client::start(config);
+    assert!(matches!(rx.recv().await, Some(Delivery::Connected)));
+    let mut config = ClientConfig::new(switch.addr().to_string(), "ClueCon");
+    config.events = vec!["ALL".into()];
+    let (all, mut all_rx) = Client::start(config);
+    assert!(matches!(all_rx.recv().await, Some(Delivery::Connected)));
+    let job = all
+        .bgapi("originate loopback/fire_custom/default &park()")
+        .await
+        .unwrap();
+    switch.advance(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        job.wait().await.unwrap_err().to_string(),
+        "`originate loopback/fire_custom/default &park()` failed: -ERR NORMAL_CLEARING"
+    );
+    let reply = all
+        .sendevent(
+            "CUSTOM",
+            &[("Event-Subclass", "callbackd::agent"), ("agent", "1003")],
+        )
+        .await
+        .unwrap();
+    assert!(reply.starts_with("+OK "), "{reply}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut got = Vec::new();
+    while let Ok(d) = rx.try_recv() {
+        if let Delivery::Event(ev) = d {
+            got.push((
+                ev.name().unwrap().into_owned(),
+                ev.subclass().unwrap_or_default().into_owned(),
+                ev.header("agent").unwrap_or_default().into_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        got,
+        vec![
+            ("CUSTOM".into(), "callbackd::agent".into(), "1001".into()),
+            ("CUSTOM".into(), "callbackd::agent".into(), "1003".into()),
+        ]
+    );
 }

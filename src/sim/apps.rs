@@ -331,20 +331,24 @@ impl Core {
                     .and_then(|m| m.parse::<u64>().ok())
                     .filter(|m| *m > 0)
                     .map_or(Duration::MAX, |m| {
-                        // FreeSWITCH flushes what it buffered past the limit (2 s gave 2.34 s).
-                        Duration::from_secs(m) + Duration::from_millis(500)
+                        // FreeSWITCH overshoots the limit: 2 s gave 2.34 s and 3.0 s.
+                        Duration::from_secs(m) + Duration::from_secs(1)
                     });
                 frame.kind = Kind::Record {
                     path: path.clone(),
                     started_us: self.clock.now_us(),
                 };
                 let (id, gen) = (frame.id, frame.gen);
-                let speech = self.channels.get(uuid).map_or(0, |c| c.speech_us);
+                let speech = self
+                    .channels
+                    .get(uuid)
+                    .and_then(|c| c.speech)
+                    .unwrap_or(self.config.speech);
                 self.push(uuid, frame);
                 let mut ev = self.ch_event(uuid, "RECORD_START");
                 ev.add("Record-File-Path", path);
                 self.emit(ev);
-                self.app_after(uuid, id, gen, Duration::from_micros(speech).min(max));
+                self.app_after(uuid, id, gen, speech.min(max));
             }
             "bridge" => {
                 frame.kind = Kind::BridgeApp;

@@ -34,7 +34,7 @@ pub enum Effect {
         steps: Vec<Step>,
         target: String,
     },
-    /// Press `digits` on `uuid`, one digit per firing.
+    /// Press `digits` on `uuid`: a caller's keypad (`RTP`) one digit per firing.
     Dtmf {
         uuid: String,
         digits: String,
@@ -644,9 +644,7 @@ impl Core {
         ch.set_var("sip_from_uri", &format!("{user}@{domain}"));
         ch.set_var("sip_from_host", &domain);
         ch.set_var("sip_to_user", &caller.extension);
-        if let Some(speech) = caller.speech {
-            ch.speech_us = speech.as_micros() as u64;
-        }
+        ch.speech = caller.speech;
         self.insert_channel(ch);
         self.emit_ch(&uuid, "CHANNEL_CREATE");
         for press in &caller.dtmf {
@@ -694,15 +692,26 @@ impl Core {
                 uuid,
                 digits,
                 source,
+            } if source != "RTP" => {
+                // Digits queued by the api cross a loopback pair at once (all 14 of
+                // `uuid_send_dtmf … 0049301234567#` arrived within 4 ms in the recording).
+                for d in digits.chars() {
+                    self.dtmf(&uuid, d, source);
+                }
+            }
+            Effect::Dtmf {
+                uuid,
+                digits,
+                source,
             } => {
+                // A phone's keypad: each tone lasts and is followed by a gap.
                 let mut chars = digits.chars();
                 if let Some(d) = chars.next() {
                     self.dtmf(&uuid, d, source);
                     let rest: String = chars.collect();
                     if !rest.is_empty() {
-                        // FreeSWITCH spaces queued digits by their duration plus a gap.
                         self.after(
-                            Duration::from_millis(120),
+                            Duration::from_millis(200),
                             Timer::Effect(Effect::Dtmf {
                                 uuid,
                                 digits: rest,

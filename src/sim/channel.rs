@@ -83,8 +83,8 @@ pub struct Channel {
     pub program: VecDeque<Step>,
     /// FreeSWITCH's `current_application_response`, reused by a park torn down later.
     pub last_response: String,
-    /// Seconds of speech the scripted party gives a `record`.
-    pub speech_us: u64,
+    /// Speech the party gives a `record` (set from the scenario or [`super::SimConfig`]).
+    pub speech: Option<std::time::Duration>,
 }
 
 impl Channel {
@@ -119,7 +119,7 @@ impl Channel {
             queue: VecDeque::new(),
             program: VecDeque::new(),
             last_response: "_none_".into(),
-            speech_us: 2_340_000,
+            speech: None,
         };
         let uuid = ch.uuid.clone();
         let name = ch.name.clone();

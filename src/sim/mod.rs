@@ -91,6 +91,8 @@ pub struct SimConfig {
     /// Length of media the simulator cannot measure (files), by path.
     pub media: Vec<(String, Duration)>,
     pub default_media: Duration,
+    /// How long a party with no scripted speech talks into a `record`.
+    pub speech: Duration,
     /// Length of each file `say` plays.
     pub say_file_duration: Duration,
 }
@@ -124,6 +126,7 @@ impl Default for SimConfig {
             ],
             media: Vec::new(),
             default_media: Duration::from_secs(1),
+            speech: Duration::from_millis(2340),
             say_file_duration: Duration::from_millis(870),
         }
     }
