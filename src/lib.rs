@@ -11,5 +11,6 @@ pub mod engine;
 pub mod esl;
 pub mod prompts;
 pub mod queue;
+pub mod sim;
 pub mod store;
 pub mod switch;

@@ -8,6 +8,7 @@ pub mod logging;
 mod probe;
 mod prompts;
 mod run;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Agent administration through the store (`agent set alice away --config FILE`).
     Agent(agent::AgentArgs),
+    /// Run the FreeSWITCH simulator (an ESL server with scripted calls).
+    Sim(sim::SimArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Prompts(args) => prompts::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Agent(args) => agent::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     }
 }

@@ -225,6 +225,25 @@ impl FrameWriter {
         self
     }
 
+    /// A header whose value is percent-encoded the way FreeSWITCH writes plain event bodies.
+    pub fn encoded_header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        super::percent::encode_into(value.as_bytes(), &mut self.buf);
+        self.buf.push(b'\n');
+        self
+    }
+
+    /// A whole event frame as FreeSWITCH sends it: `Content-Length` first, then the
+    /// `Content-Type` (`text/event-plain`, `text/event-json`), a blank line and `body`.
+    pub fn event(&mut self, content_type: &str, body: &[u8]) -> &mut Self {
+        self.header("Content-Length", &body.len().to_string());
+        self.header("Content-Type", content_type);
+        self.buf.push(b'\n');
+        self.buf.extend_from_slice(body);
+        self
+    }
+
     /// End the frame with no body.
     pub fn end(&mut self) -> &mut Self {
         self.buf.push(b'\n');

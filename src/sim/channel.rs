@@ -1,0 +1,294 @@
+//! The call model: one simulated channel with its caller profile, states, variables and
+//! the stack of applications running on it.
+//!
+//! It also knows how FreeSWITCH serialises a channel into event headers, because that
+//! shape (Channel-*, Caller-*, Other-Leg-*, variable_*) is what a daemon parses.
+
+use std::collections::VecDeque;
+
+use super::apps::AppFrame;
+use super::event::SimEvent;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// FreeSWITCH's caller profile, the `Caller-*` headers.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub caller_id_name: String,
+    pub caller_id_number: String,
+    pub callee_id_name: String,
+    pub callee_id_number: String,
+    pub destination: String,
+    pub context: String,
+    pub source: &'static str,
+    /// Set by a transfer or uuid_bridge: `<epoch>:<uuid>:<how>:<where>`.
+    pub transfer_source: String,
+}
+
+/// How a leg is joined to another one.
+#[derive(Debug, Clone)]
+pub struct BridgeLink {
+    pub other: String,
+    /// The leg that reports CHANNEL_BRIDGE / CHANNEL_UNBRIDGE (FreeSWITCH's bridge A-leg).
+    pub reports: bool,
+}
+
+/// What to run once the current application stack is empty.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub app: String,
+    pub arg: String,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub uuid: String,
+    pub name: String,
+    pub direction: Direction,
+    pub profile: Profile,
+    pub state: &'static str,
+    pub call_state: &'static str,
+    pub answered: bool,
+    pub ringing: bool,
+    pub hit_dialplan: bool,
+    pub created_us: u64,
+    pub answered_us: u64,
+    pub progress_us: u64,
+    pub bridged_us: u64,
+    pub hangup_us: u64,
+    pub transfer_us: u64,
+    pub vars: Vec<(String, String)>,
+    /// The other leg of a loopback pair.
+    pub partner: Option<String>,
+    pub bridge: Option<BridgeLink>,
+    pub hangup_cause: Option<String>,
+    /// Applications running, innermost last (a sendmsg playback runs inside park).
+    pub stack: Vec<AppFrame>,
+    /// sendmsg executes waiting for the channel to poll its messages.
+    pub queue: VecDeque<AppFrame>,
+    /// Dialplan or inline applications still to run.
+    pub program: VecDeque<Step>,
+    /// FreeSWITCH's `current_application_response`, reused by a park torn down later.
+    pub last_response: String,
+    /// Speech the party gives a `record` (set from the scenario or [`super::SimConfig`]).
+    pub speech: Option<std::time::Duration>,
+}
+
+impl Channel {
+    pub fn new(
+        uuid: String,
+        name: String,
+        direction: Direction,
+        profile: Profile,
+        now: u64,
+    ) -> Self {
+        let mut ch = Self {
+            uuid,
+            name,
+            direction,
+            profile,
+            state: "CS_INIT",
+            call_state: "DOWN",
+            answered: false,
+            ringing: false,
+            hit_dialplan: false,
+            created_us: now,
+            answered_us: 0,
+            progress_us: 0,
+            bridged_us: 0,
+            hangup_us: 0,
+            transfer_us: 0,
+            vars: Vec::new(),
+            partner: None,
+            bridge: None,
+            hangup_cause: None,
+            stack: Vec::new(),
+            queue: VecDeque::new(),
+            program: VecDeque::new(),
+            last_response: "_none_".into(),
+            speech: None,
+        };
+        let uuid = ch.uuid.clone();
+        let name = ch.name.clone();
+        ch.set_var("direction", direction.as_str());
+        ch.set_var("uuid", &uuid);
+        ch.set_var("channel_name", &name);
+        ch.set_var("read_codec", "L16");
+        ch.set_var("read_rate", "8000");
+        ch.set_var("write_codec", "L16");
+        ch.set_var("write_rate", "8000");
+        ch
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Set (or, with an empty value, unset) a channel variable, keeping first-set order.
+    pub fn set_var(&mut self, name: &str, value: &str) {
+        if value.is_empty() {
+            self.vars.retain(|(n, _)| n != name);
+            return;
+        }
+        match self.vars.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.to_owned(),
+            None => self.vars.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    pub fn var_is_true(&self, name: &str) -> bool {
+        matches!(self.var(name), Some("true" | "yes" | "on" | "1"))
+    }
+
+    pub fn answer_state(&self) -> &'static str {
+        if self.hangup_cause.is_some() {
+            "hangup"
+        } else if self.answered {
+            "answered"
+        } else if self.ringing {
+            "early"
+        } else {
+            "ringing"
+        }
+    }
+
+    fn state_number(&self) -> &'static str {
+        match self.state {
+            "CS_NEW" => "0",
+            "CS_INIT" => "1",
+            "CS_ROUTING" => "2",
+            "CS_SOFT_EXECUTE" => "3",
+            "CS_EXECUTE" => "4",
+            "CS_EXCHANGE_MEDIA" => "5",
+            "CS_PARK" => "6",
+            "CS_CONSUME_MEDIA" => "7",
+            "CS_HIBERNATE" => "8",
+            "CS_RESET" => "9",
+            "CS_HANGUP" => "10",
+            "CS_REPORTING" => "11",
+            "CS_DESTROY" => "12",
+            _ => "0",
+        }
+    }
+
+    /// The channel block every channel event carries, in FreeSWITCH's order. `other` is the
+    /// bridged leg, whose profile goes in `Other-Leg-*`; variables come last when wanted
+    /// (DTMF, CHANNEL_STATE and CHANNEL_CALLSTATE carry none).
+    pub fn write_headers(&self, ev: &mut SimEvent, other: Option<&Channel>, with_vars: bool) {
+        ev.add("Channel-State", self.state);
+        ev.add("Channel-Call-State", self.call_state);
+        ev.add("Channel-State-Number", self.state_number());
+        ev.add("Channel-Name", self.name.clone());
+        ev.add("Unique-ID", self.uuid.clone());
+        ev.add("Call-Direction", self.direction.as_str());
+        ev.add("Presence-Call-Direction", self.direction.as_str());
+        ev.add(
+            "Channel-HIT-Dialplan",
+            if self.hit_dialplan { "true" } else { "false" },
+        );
+        ev.add("Channel-Call-UUID", self.uuid.clone());
+        ev.add("Answer-State", self.answer_state());
+        if let Some(cause) = &self.hangup_cause {
+            ev.add("Hangup-Cause", cause.clone());
+        }
+        for (n, v) in [
+            ("Channel-Read-Codec-Name", "L16"),
+            ("Channel-Read-Codec-Rate", "8000"),
+            ("Channel-Read-Codec-Bit-Rate", "128000"),
+            ("Channel-Write-Codec-Name", "L16"),
+            ("Channel-Write-Codec-Rate", "8000"),
+            ("Channel-Write-Codec-Bit-Rate", "128000"),
+        ] {
+            ev.add(n, v);
+        }
+        self.write_profile(ev, "Caller", true);
+        if let Some(other) = other {
+            let reports = self.bridge.as_ref().is_some_and(|b| b.reports);
+            ev.add(
+                "Other-Type",
+                if reports { "originatee" } else { "originator" },
+            );
+            other.write_profile(ev, "Other-Leg", false);
+        }
+        if with_vars {
+            for (n, v) in &self.vars {
+                ev.add(format!("variable_{n}"), v.clone());
+            }
+        }
+    }
+
+    fn write_profile(&self, ev: &mut SimEvent, prefix: &str, own: bool) {
+        let p = &self.profile;
+        let dir = self.direction.as_str();
+        let t = |n: u64| n.to_string();
+        let rows: [(&str, String); 30] = [
+            ("Direction", dir.into()),
+            ("Logical-Direction", dir.into()),
+            ("Dialplan", "xml".into()),
+            ("Caller-ID-Name", p.caller_id_name.clone()),
+            ("Caller-ID-Number", p.caller_id_number.clone()),
+            ("Orig-Caller-ID-Name", p.caller_id_name.clone()),
+            ("Orig-Caller-ID-Number", p.caller_id_number.clone()),
+            ("Callee-ID-Name", p.callee_id_name.clone()),
+            ("Callee-ID-Number", p.callee_id_number.clone()),
+            ("ANI", p.caller_id_number.clone()),
+            ("Destination-Number", p.destination.clone()),
+            ("Unique-ID", self.uuid.clone()),
+            ("Source", p.source.into()),
+            (
+                "Transfer-Source",
+                if own {
+                    p.transfer_source.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            ("Context", p.context.clone()),
+            ("Channel-Name", self.name.clone()),
+            (
+                "Profile-Index",
+                if own { "1".into() } else { String::new() },
+            ),
+            ("Profile-Created-Time", t(self.created_us)),
+            ("Channel-Created-Time", t(self.created_us)),
+            ("Channel-Answered-Time", t(self.answered_us)),
+            ("Channel-Progress-Time", t(self.progress_us)),
+            ("Channel-Progress-Media-Time", "0".into()),
+            ("Channel-Hangup-Time", t(self.hangup_us)),
+            ("Channel-Transfer-Time", t(self.transfer_us)),
+            ("Channel-Resurrect-Time", "0".into()),
+            ("Channel-Bridged-Time", t(self.bridged_us)),
+            ("Channel-Last-Hold", "0".into()),
+            ("Channel-Hold-Accum", "0".into()),
+            ("Screen-Bit", "true".into()),
+            ("Privacy-Hide-Name", "false".into()),
+        ];
+        for (n, v) in rows {
+            ev.add(format!("{prefix}-{n}"), v);
+        }
+        ev.add(format!("{prefix}-Privacy-Hide-Number"), "false");
+    }
+
+    /// The application shown by `show channels`: the innermost one running.
+    pub fn current_app(&self) -> (&str, &str) {
+        self.stack
+            .last()
+            .map_or(("", ""), |f| (f.app.as_str(), f.arg.as_str()))
+    }
+}

@@ -1,0 +1,107 @@
+//! What happened to each call, kept for tests to assert on and for the demo to print.
+//!
+//! Filled from the same events the switch emits, so the record and the wire cannot disagree.
+
+use std::collections::HashMap;
+
+use super::event::SimEvent;
+
+/// One channel's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRecord {
+    pub uuid: String,
+    pub channel_name: String,
+    pub caller_number: String,
+    pub destination: String,
+    /// Event names in order (`CUSTOM` events as `CUSTOM <subclass>`).
+    pub events: Vec<String>,
+    /// Every `Playback-File-Path` started, and every `Record-File-Path` recorded.
+    pub media: Vec<String>,
+    /// Digits that arrived on this channel, in order.
+    pub digits: String,
+    /// Unique-IDs of the legs this one was bridged to.
+    pub bridges: Vec<String>,
+    /// `(application, Application-Response)` of each completed execute.
+    pub completions: Vec<(String, String)>,
+    pub hangup_cause: Option<String>,
+}
+
+impl CallRecord {
+    pub fn saw(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == event)
+    }
+
+    pub fn played(&self, path: &str) -> bool {
+        self.media.iter().any(|m| m == path)
+    }
+
+    pub fn response_of(&self, app: &str) -> Option<&str> {
+        self.completions
+            .iter()
+            .rev()
+            .find(|(a, _)| a == app)
+            .map(|(_, r)| r.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Records {
+    calls: Vec<CallRecord>,
+    index: HashMap<String, usize>,
+}
+
+impl Records {
+    pub fn on_event(&mut self, uuid: &str, ev: &SimEvent) {
+        let i = match self.index.get(uuid) {
+            Some(&i) => i,
+            None => {
+                self.calls.push(CallRecord {
+                    uuid: uuid.to_owned(),
+                    channel_name: ev.get("Channel-Name").unwrap_or_default().to_owned(),
+                    caller_number: ev
+                        .get("Caller-Caller-ID-Number")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    destination: ev
+                        .get("Caller-Destination-Number")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    ..CallRecord::default()
+                });
+                self.index.insert(uuid.to_owned(), self.calls.len() - 1);
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[i];
+        match &ev.subclass {
+            Some(sub) => call.events.push(format!("CUSTOM {sub}")),
+            None => call.events.push(ev.name.to_owned()),
+        }
+        match ev.name {
+            "PLAYBACK_START" => call
+                .media
+                .extend(ev.get("Playback-File-Path").map(str::to_owned)),
+            "RECORD_START" => call
+                .media
+                .extend(ev.get("Record-File-Path").map(str::to_owned)),
+            "DTMF" => call
+                .digits
+                .push_str(ev.get("DTMF-Digit").unwrap_or_default()),
+            "CHANNEL_BRIDGE" => call
+                .bridges
+                .extend(ev.get("Bridge-B-Unique-ID").map(str::to_owned)),
+            "CHANNEL_EXECUTE_COMPLETE" => call.completions.push((
+                ev.get("Application").unwrap_or_default().to_owned(),
+                ev.get("Application-Response")
+                    .unwrap_or_default()
+                    .to_owned(),
+            )),
+            "CHANNEL_HANGUP" => call.hangup_cause = ev.get("Hangup-Cause").map(str::to_owned),
+            _ => {}
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<CallRecord> {
+        self.calls.clone()
+    }
+}

@@ -1,0 +1,464 @@
+//! The event socket: TCP listener, one session per connection, and FreeSWITCH's command
+//! set for inbound connections (auth, event, filter, api, bgapi, sendmsg, exit, …).
+//!
+//! Reply texts are the ones recorded from FreeSWITCH 1.10.12 (`fixtures/esl`).
+
+use std::collections::{HashSet, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::apps::{AppFrame, Origin};
+use super::core::{Core, CoreMsg, Out};
+use super::event::SimEvent;
+use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
+
+const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Plain,
+    Json,
+}
+
+/// One inbound connection as the core sees it: its subscriptions and filters.
+#[derive(Debug)]
+pub struct Session {
+    tx: mpsc::UnboundedSender<Out>,
+    authed: bool,
+    format: Option<Format>,
+    all: bool,
+    names: HashSet<String>,
+    custom_all: bool,
+    customs: HashSet<String>,
+    filters: Vec<(String, String)>,
+    /// A blocking `api originate` is running: later commands wait, as FreeSWITCH answers
+    /// one connection's commands in order.
+    pub busy: bool,
+    pub backlog: VecDeque<Frame>,
+}
+
+impl Session {
+    pub fn send(&self, bytes: Bytes) {
+        let _ = self.tx.send(Out::Bytes(bytes));
+    }
+
+    /// The format to send `ev` in, or `None` when this listener does not get it.
+    pub fn wants(&self, ev: &SimEvent) -> Option<Format> {
+        let format = self.format?;
+        let subscribed = self.all
+            || self.names.contains(ev.name)
+            || (ev.name == "CUSTOM"
+                && (self.custom_all
+                    || ev
+                        .subclass
+                        .as_ref()
+                        .is_some_and(|s| self.customs.contains(s))));
+        if !subscribed {
+            return None;
+        }
+        if self.filters.is_empty()
+            || self
+                .filters
+                .iter()
+                .any(|(h, v)| ev.get(h) == Some(v.as_str()))
+        {
+            Some(format)
+        } else {
+            None
+        }
+    }
+
+    fn reply(&self, text: &str) {
+        let mut w = FrameWriter::new();
+        w.header("Content-Type", "command/reply")
+            .header("Reply-Text", text)
+            .end();
+        self.send(w.take());
+    }
+
+    fn api_response(&self, body: &str) {
+        let mut w = FrameWriter::new();
+        w.header("Content-Type", "api/response")
+            .body(body.as_bytes());
+        self.send(w.take());
+    }
+
+    fn goodbye(&self) {
+        let mut w = FrameWriter::new();
+        w.header("Content-Type", "text/disconnect-notice")
+            .body(GOODBYE.as_bytes());
+        self.send(w.take());
+        let _ = self.tx.send(Out::Close);
+    }
+}
+
+/// Accept connections forever, handing each to a reader and a writer task.
+pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>) {
+    let mut next_sid = 0u64;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        next_sid += 1;
+        tokio::spawn(connection(next_sid, stream, core.clone()));
+    }
+}
+
+async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<CoreMsg>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if core.send(CoreMsg::Accept { sid, tx }).is_err() {
+        return;
+    }
+    let write = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(64 * 1024);
+        while let Some(out) = rx.recv().await {
+            let mut close = false;
+            // Coalesce whatever is queued into one write: at thousands of events per
+            // second, one syscall per event would dominate.
+            let mut next = Some(out);
+            while let Some(out) = next.take() {
+                match out {
+                    Out::Bytes(b) => batch.extend_from_slice(&b),
+                    Out::Close => close = true,
+                }
+                if close || batch.len() > 256 * 1024 {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if writer.write_all(&batch).await.is_err() {
+                return;
+            }
+            batch.clear();
+            if close {
+                let _ = writer.shutdown().await;
+                return;
+            }
+        }
+    });
+    let mut decoder = FrameDecoder::for_commands(DEFAULT_MAX_FRAME);
+    let mut buf = BytesMut::with_capacity(8192);
+    'read: loop {
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if core.send(CoreMsg::Frame { sid, frame }).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => break 'read,
+            }
+        }
+    }
+    let _ = core.send(CoreMsg::Closed { sid });
+    let _ = write.await;
+}
+
+impl Core {
+    pub fn accept(&mut self, sid: u64, tx: mpsc::UnboundedSender<Out>) {
+        let session = Session {
+            tx,
+            authed: false,
+            format: None,
+            all: false,
+            names: HashSet::new(),
+            custom_all: false,
+            customs: HashSet::new(),
+            filters: Vec::new(),
+            busy: false,
+            backlog: VecDeque::new(),
+        };
+        let mut w = FrameWriter::new();
+        w.header("Content-Type", "auth/request").end();
+        session.send(w.take());
+        self.sessions.insert(sid, session);
+    }
+
+    pub fn on_frame(&mut self, sid: u64, frame: Frame) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if session.busy {
+            session.backlog.push_back(frame);
+            return;
+        }
+        self.command(sid, &frame);
+    }
+
+    /// Run the commands a blocking api held back, until one blocks again.
+    pub fn resume(&mut self, sid: u64) {
+        loop {
+            let Some(session) = self.sessions.get_mut(&sid) else {
+                return;
+            };
+            session.busy = false;
+            let Some(frame) = session.backlog.pop_front() else {
+                return;
+            };
+            self.command(sid, &frame);
+        }
+    }
+
+    fn command(&mut self, sid: u64, frame: &Frame) {
+        let line = frame
+            .headers()
+            .command()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let (verb, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let rest = rest.trim();
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if !session.authed {
+            match verb {
+                "auth" | "userauth" => {
+                    let password = if verb == "auth" {
+                        rest
+                    } else {
+                        rest.rsplit_once(':').map_or("", |(_, p)| p)
+                    };
+                    if password == self.config.password {
+                        session.authed = true;
+                        session.reply("+OK accepted");
+                    } else {
+                        session.reply("-ERR invalid");
+                        session.goodbye();
+                    }
+                }
+                "exit" => {
+                    session.reply("+OK bye");
+                    session.goodbye();
+                }
+                _ => session.reply("-ERR command not found"),
+            }
+            return;
+        }
+        match verb {
+            "event" => session_event(session, rest),
+            "nixevent" => {
+                for name in rest.split_whitespace() {
+                    match name {
+                        "ALL" => session.all = false,
+                        "CUSTOM" => session.custom_all = false,
+                        n => {
+                            session.names.remove(n);
+                            session.customs.remove(n);
+                        }
+                    }
+                }
+                session.reply("+OK events nixed");
+            }
+            "noevents" => {
+                session.format = None;
+                session.all = false;
+                session.custom_all = false;
+                session.names.clear();
+                session.customs.clear();
+                session.reply("+OK no longer listening for events");
+            }
+            "filter" => session_filter(session, rest),
+            "linger" => session.reply("+OK will linger"),
+            "nolinger" => session.reply("+OK will not linger"),
+            "exit" => {
+                session.reply("+OK bye");
+                session.goodbye();
+            }
+            "api" => {
+                let reply = self.api(rest, Some(sid));
+                if let Some(text) = reply {
+                    if let Some(s) = self.sessions.get(&sid) {
+                        s.api_response(&text);
+                    }
+                } else if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.busy = true;
+                }
+            }
+            "bgapi" => {
+                let job = frame
+                    .headers()
+                    .raw_ignore_case("Job-UUID")
+                    .map(|j| String::from_utf8_lossy(j).into_owned())
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let mut w = FrameWriter::new();
+                w.header("Content-Type", "command/reply")
+                    .header("Reply-Text", &format!("+OK Job-UUID: {job}"))
+                    .header("Job-UUID", &job)
+                    .end();
+                session.send(w.take());
+                self.bgapi(rest, job);
+            }
+            "sendmsg" => {
+                let text = self.sendmsg(rest, frame);
+                if let Some(s) = self.sessions.get(&sid) {
+                    s.reply(&text);
+                }
+            }
+            "sendevent" => {
+                let text = self.sendevent(rest, frame);
+                if let Some(s) = self.sessions.get(&sid) {
+                    s.reply(&text);
+                }
+            }
+            _ => session.reply("-ERR command not found"),
+        }
+    }
+
+    /// Set when `api originate` completes: answer the held command, then run the backlog.
+    pub fn finish_blocking_api(&mut self, sid: u64, text: &str) {
+        if let Some(s) = self.sessions.get(&sid) {
+            s.api_response(text);
+        }
+        self.resume(sid);
+    }
+
+    /// `sendmsg <uuid>` with `call-command: execute` (or `hangup`).
+    fn sendmsg(&mut self, uuid: &str, frame: &Frame) -> String {
+        let h = frame.headers();
+        let get = |n: &str| {
+            h.raw_ignore_case(n)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let uuid = uuid.trim().to_owned();
+        if !self.channels.contains_key(&uuid) {
+            return format!("-ERR invalid session id [{uuid}]");
+        }
+        match get("call-command").as_deref() {
+            Some("execute") => {
+                let app = get("execute-app-name").unwrap_or_default();
+                let mut arg = get("execute-app-arg").unwrap_or_default();
+                if arg.is_empty() && !frame.body().is_empty() {
+                    arg = frame.body_text().into_owned();
+                }
+                let app_uuid =
+                    get("Event-UUID").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let locked = matches!(get("event-lock").as_deref(), Some("true"));
+                let mut echo = vec![("Command".to_owned(), format!("sendmsg {uuid}"))];
+                echo.extend(
+                    h.iter_raw()
+                        .map(|(n, v)| {
+                            (
+                                String::from_utf8_lossy(n).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            )
+                        })
+                        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length")),
+                );
+                let id = self.new_frame_id();
+                let frame =
+                    AppFrame::new(id, &app, &arg, app_uuid, Origin::Message { echo, locked });
+                self.enqueue(&uuid, frame);
+                "+OK".into()
+            }
+            Some("hangup") => {
+                let cause = get("hangup-cause").unwrap_or_else(|| "NORMAL_CLEARING".into());
+                self.defer(super::calls::Effect::Kill { uuid, cause });
+                "+OK".into()
+            }
+            Some(other) => format!("-ERR unsupported call-command {other}"),
+            None => "-ERR invalid command".into(),
+        }
+    }
+
+    /// `sendevent <NAME>` with headers: fired as given, answered with the new event's uuid.
+    fn sendevent(&mut self, name: &str, frame: &Frame) -> String {
+        let event_uuid = uuid::Uuid::new_v4().to_string();
+        let h = frame.headers();
+        let subclass = h
+            .raw_ignore_case("Event-Subclass")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let origin = ("mod_event_socket.c", "parse_command", 2520);
+        let mut ev = match (name.trim(), subclass) {
+            ("CUSTOM", Some(sub)) => {
+                let mut ev = SimEvent::custom(&sub);
+                ev.add("Event-Subclass", sub);
+                ev
+            }
+            ("CUSTOM", None) => return "-ERR invalid event".into(),
+            _ => return format!("-ERR sendevent {name} is not simulated"),
+        };
+        ev.add("Command", format!("sendevent {}", name.trim()));
+        for (n, v) in h.iter_raw() {
+            let n = String::from_utf8_lossy(n).into_owned();
+            if n.eq_ignore_ascii_case("Event-Subclass") || n.eq_ignore_ascii_case("content-length")
+            {
+                continue;
+            }
+            ev.add(n, String::from_utf8_lossy(v).into_owned());
+        }
+        ev.add("Event-UUID", event_uuid.clone());
+        let mut full = self.core_headers_after(ev, origin);
+        if !frame.body().is_empty() {
+            full.body = Some(frame.body_text().into_owned());
+        }
+        self.emit(full);
+        format!("+OK {event_uuid}")
+    }
+}
+
+fn session_event(session: &mut Session, rest: &str) {
+    let mut words = rest.split_whitespace();
+    let format = match words.next() {
+        Some("plain") => Format::Plain,
+        Some("json") => Format::Json,
+        _ => {
+            session.reply("-ERR xml events are not simulated; use plain or json");
+            return;
+        }
+    };
+    session.format = Some(format);
+    let mut custom = false;
+    for w in words {
+        match w {
+            "ALL" => session.all = true,
+            "CUSTOM" => {
+                custom = true;
+                session.custom_all = true;
+            }
+            name if custom => {
+                // Subclasses narrow a bare CUSTOM to just themselves.
+                session.custom_all = false;
+                session.customs.insert(name.to_owned());
+            }
+            name => {
+                session.names.insert(name.to_owned());
+            }
+        }
+    }
+    let name = if format == Format::Plain {
+        "plain"
+    } else {
+        "json"
+    };
+    session.reply(&format!("+OK event listener enabled {name}"));
+}
+
+fn session_filter(session: &mut Session, rest: &str) {
+    if let Some(del) = rest.strip_prefix("delete") {
+        let del = del.trim();
+        let (h, v) = del.split_once(' ').unwrap_or((del, ""));
+        if h == "all" {
+            session.filters.clear();
+        } else {
+            session
+                .filters
+                .retain(|(fh, fv)| !(fh == h && (v.is_empty() || fv == v)));
+        }
+        session.reply(&format!("+OK filter deleted. [{h}][{v}]"));
+        return;
+    }
+    let (h, v) = rest.split_once(' ').unwrap_or((rest, ""));
+    session.filters.push((h.to_owned(), v.to_owned()));
+    session.reply(&format!("+OK filter added. [{h}]=[{v}]"));
+}
