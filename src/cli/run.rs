@@ -56,6 +56,7 @@ pub fn options(args: &RunArgs) -> EngineOptions {
         } else {
             installed
         },
+        time_scale: 1.0,
     }
 }
 

@@ -77,6 +77,9 @@ pub struct EngineOptions {
     pub sounds: PathBuf,
     /// Languages with prompts under `sounds`.
     pub languages: Vec<String>,
+    /// How many times faster than real time the clock runs (1 in production; tests pair
+    /// a [`crate::queue::ScaledClock`] with the simulator's scaled clock).
+    pub time_scale: f64,
 }
 
 /// The daemon's brain. Build it with [`Engine::new`] and drive it with [`Engine::run`].
@@ -875,7 +878,9 @@ fn media_plan(config: &Config, options: &EngineOptions, queue: &QueueConfig) -> 
     MediaPlan {
         greetings: queue.greetings.clone(),
         hold_music: queue.hold_music.clone(),
-        announce_every: queue.announce_every,
+        announce_every: queue
+            .announce_every
+            .map(|every| every.div_f64(options.time_scale.max(1e-3))),
         prompts: PromptSet::choose(&options.sounds, &[&language], &options.languages),
     }
 }

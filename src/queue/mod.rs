@@ -8,7 +8,7 @@ mod ids;
 mod routing;
 
 pub use agent::{Agent, AgentState, ServedQueue, UnknownAgentState};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, ScaledClock, SystemClock, Timestamp};
 pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
 pub use ids::{AgentId, EntryId, LineName, QueueName};
 pub use routing::{Offer, Router};

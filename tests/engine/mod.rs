@@ -1,0 +1,259 @@
+//! A rig for end-to-end tests: the simulator, a private Redis, and daemons wired to both.
+//!
+//! Time runs `SCALE` times faster in the simulator and the daemons alike, so ring times and
+//! waits measured in tens of seconds pass in a few.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callbackd::config::Config;
+use callbackd::engine::{Engine, EngineError, EngineOptions};
+use callbackd::esl::Client;
+use callbackd::queue::{AgentId, AgentState, ScaledClock};
+use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
+use callbackd::store::{EventKind, StateSource, Store, StoredEvent};
+use callbackd::switch::FreeSwitch;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::common::RedisServer;
+
+pub const SCALE: f64 = 10.0;
+
+/// Simulated seconds as real time under [`SCALE`].
+pub fn sim_secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s / SCALE)
+}
+
+pub struct Rig {
+    pub redis: RedisServer,
+    pub sim: sim::Switch,
+    pub config: Arc<Config>,
+    pub store: Store,
+    clock: ScaledClock,
+}
+
+/// The config every test starts from: queue `support` fed by line `main` (what the
+/// simulator's `cbq` extension tags), agents alice/bob/carol on user/1001..1003.
+pub fn base_config(queue_extra: &str) -> String {
+    format!(
+        r#"
+[esl]
+address = "ESL"
+password = "ClueCon"
+[esl.reconnect]
+initial_delay_ms = 50
+max_delay_secs = 1
+
+[redis]
+url = "REDIS"
+key_prefix = "cbd"
+
+[[queues]]
+name = "support"
+hold_music = "local_stream://moh"
+ring_time_secs = 5
+wrap_up_secs = 0
+{queue_extra}
+
+[[lines]]
+name = "main"
+did = "5000"
+queue = "support"
+language = "en"
+outbound_caller_id = "+4930123456"
+dial_template = "sofia/gateway/carrier/{{number}}"
+
+[[agents]]
+id = "alice"
+display_name = "Alice"
+contact = "user/1001"
+queues = [{{ queue = "support" }}]
+
+[[agents]]
+id = "bob"
+display_name = "Bob"
+contact = "user/1002"
+queues = [{{ queue = "support" }}]
+
+[[agents]]
+id = "carol"
+display_name = "Carol"
+contact = "user/1003"
+queues = [{{ queue = "support" }}]
+"#
+    )
+}
+
+impl Rig {
+    pub async fn start(config_text: &str, parties: &[(&str, Party)]) -> Self {
+        let redis = RedisServer::start();
+        let sim = sim::Switch::start(SimConfig {
+            clock: ClockMode::Scaled(SCALE),
+            heartbeat: None,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        for (dial, party) in parties {
+            sim.add_party(dial, party.clone()).unwrap();
+        }
+        let text = config_text
+            .replace("ESL", &sim.addr().to_string())
+            .replace("REDIS", &redis.url());
+        let config = Arc::new(Config::parse(Path::new("test.toml"), &text).unwrap());
+        let store = Store::connect(&config.redis).await.unwrap();
+        let clock = ScaledClock::new(SCALE);
+        store
+            .register_agents(&config.agents, callbackd::queue::Clock::now(&clock))
+            .await
+            .unwrap();
+        Self {
+            redis,
+            sim,
+            config,
+            store,
+            clock,
+        }
+    }
+
+    pub async fn set_agent(&self, agent: &str, state: AgentState) {
+        self.store
+            .set_agent_state(
+                &AgentId::new(agent).unwrap(),
+                state,
+                callbackd::queue::Clock::now(&self.clock),
+                StateSource::Cli,
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn agent_state(&self, agent: &str) -> AgentState {
+        self.store
+            .agent(
+                &AgentId::new(agent).unwrap(),
+                callbackd::queue::Clock::now(&self.clock),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    pub fn daemon(&self, id: &str) -> Daemon {
+        Daemon::start(self.config.clone(), self.clock.clone(), id)
+    }
+
+    pub fn call(&self, caller: Caller) {
+        self.sim.add_caller(caller).unwrap();
+    }
+
+    /// The queue's event stream so far.
+    pub async fn events(&self) -> Vec<StoredEvent> {
+        let queue = self.config.queues[0].name.clone();
+        self.store
+            .events(Some(&queue), None, 100_000)
+            .await
+            .unwrap()
+    }
+
+    pub async fn events_of(&self, kind: EventKind) -> Vec<StoredEvent> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .collect()
+    }
+
+    /// Wait (up to 20 s real time) until `count` events of `kind` were recorded.
+    pub async fn wait_for(&self, kind: EventKind, count: usize) -> Vec<StoredEvent> {
+        for _ in 0..400 {
+            let found = self.events_of(kind).await;
+            if found.len() >= count {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "expected {count} {kind:?} events, have {:#?}",
+            self.events().await
+        );
+    }
+
+    /// The simulator's record of each caller (who dialed the queue extension `cbq`), by
+    /// caller-ID number; agent legs show the caller's number too, so they are left out.
+    pub async fn callers(&self) -> HashMap<String, CallRecord> {
+        self.sim
+            .records()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.destination == "cbq")
+            .map(|r| (r.caller_number.clone(), r))
+            .collect()
+    }
+
+    /// The entry id (= channel uuid) of the caller with this number.
+    pub async fn entry_of(&self, number: &str) -> String {
+        for _ in 0..200 {
+            if let Some(r) = self.callers().await.get(number) {
+                return r.uuid.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no caller {number}");
+    }
+}
+
+/// One daemon: an engine with its own event-socket connection.
+pub struct Daemon {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), EngineError>>,
+    client: Client,
+}
+
+impl Daemon {
+    fn start(config: Arc<Config>, clock: ScaledClock, id: &str) -> Self {
+        let (client, deliveries) = Client::start(Engine::client_config(&config));
+        let options = EngineOptions {
+            daemon_id: id.to_owned(),
+            sounds: "/sounds".into(),
+            languages: vec!["en".into()],
+            time_scale: SCALE,
+        };
+        let switch = FreeSwitch::new(client.clone());
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let store = Store::connect(&config.redis).await?;
+            Engine::new(config, options, store, switch, Arc::new(clock))
+                .run(deliveries, rx)
+                .await
+        });
+        Self {
+            shutdown,
+            task,
+            client,
+        }
+    }
+
+    /// Stop as a killed daemon would: no goodbye to anyone.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.client.shutdown().await;
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.client.shutdown().await;
+    }
+}
+
+pub fn field<'a>(e: &'a StoredEvent, name: &str) -> &'a str {
+    e.field(name).unwrap_or_default()
+}
