@@ -13,8 +13,9 @@ use callbackd::sim::{Caller, Outcome, Party};
 use callbackd::store::EventKind;
 use engine::{base_config, field, sim_secs, Rig};
 
+/// A caller arriving `at` simulated seconds from now.
 fn caller(number: &str, at: f64) -> Caller {
-    Caller::number(number).at(Duration::from_secs_f64(at / engine::SCALE))
+    Caller::number(number).at(Duration::from_secs_f64(at))
 }
 
 fn answers() -> Party {
@@ -92,5 +93,101 @@ async fn an_unanswered_or_busy_agent_passes_the_caller_to_the_next() {
         .map(|e| (field(e, "agent"), field(e, "cause")))
         .collect();
     assert_eq!(who, [("alice", "no_answer"), ("bob", "busy")]);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_all_rings_every_free_agent_and_the_first_answer_wins() {
+    let rig = Rig::start(
+        &base_config(r#"strategy = "ring-all""#),
+        &[
+            ("user/1001", Party::answers_after(Duration::from_secs(3))),
+            ("user/1002", Party::answers_after(Duration::from_secs(1))),
+            ("user/1003", Party::answers_after(Duration::from_secs(3))),
+        ],
+    )
+    .await;
+    for agent in ["alice", "bob", "carol"] {
+        rig.set_agent(agent, AgentState::Available).await;
+    }
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0));
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(field(&connected[0], "agent"), "bob");
+    let offered = rig.events_of(EventKind::Offered).await;
+    assert_eq!(offered.len(), 1);
+    let mut rung: Vec<&str> = field(&offered[0], "agents").split(',').collect();
+    rung.sort_unstable();
+    assert_eq!(rung, ["alice", "bob", "carol"]);
+    // The others' phones stop ringing and they are free again.
+    tokio::time::sleep(sim_secs(5.0)).await;
+    assert_eq!(rig.agent_state("alice").await, AgentState::Available);
+    assert_eq!(rig.agent_state("bob").await, AgentState::OnCall);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_hangs_up_is_recorded_as_abandoned_with_the_wait() {
+    let rig = Rig::start(&base_config(""), &[]).await;
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0).hang_up_after(Duration::from_secs(6)));
+    let abandoned = rig.wait_for(EventKind::Abandoned, 1).await;
+    let waited: u64 = field(&abandoned[0], "waited_ms").parse().unwrap();
+    // 6 simulated seconds, give or take scheduling.
+    assert!((4_000..9_000).contains(&waited), "waited {waited} ms");
+    assert_eq!(field(&abandoned[0], "line"), "main");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_wait_sends_the_caller_to_the_configured_exit() {
+    let queue = r#"
+[queues.max_wait]
+after_secs = 10
+action = "transfer"
+extension = "park"
+context = "default""#;
+    let rig = Rig::start(&base_config(queue), &[]).await;
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0));
+    let exits = rig.wait_for(EventKind::MaxWaitExit, 1).await;
+    let waited: u64 = field(&exits[0], "waited_ms").parse().unwrap();
+    assert!(waited >= 10_000, "waited {waited} ms");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let record = &rig.callers().await["+4930100001"];
+    assert!(
+        record.saw("CHANNEL_UNPARK") || record.saw("CHANNEL_EXECUTE"),
+        "{:?}",
+        record.events
+    );
+    assert!(
+        record.completions.iter().any(|(app, _)| app == "playback"),
+        "hold music was stopped: {:?}",
+        record.completions
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_change_state_by_cli_and_by_phone_feature_codes() {
+    let rig = Rig::start(&base_config(""), &[]).await;
+    let daemon = rig.daemon("d1");
+    // The CLI path writes through the store (tests/cli.rs runs the binary itself).
+    rig.set_agent("alice", AgentState::Available).await;
+    assert_eq!(rig.agent_state("alice").await, AgentState::Available);
+    // The simulator's `fire_custom` extension raises CUSTOM callbackd::agent agent=1001
+    // action=away, as the dialplan `event` application does in the recordings.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.call(Caller::number("1001").to_extension("fire_custom"));
+    for _ in 0..100 {
+        if rig.agent_state("alice").await == AgentState::Away {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rig.agent_state("alice").await, AgentState::Away);
+    let agent_events = rig.store.events(None, None, 100).await.unwrap();
+    let sources: Vec<&str> = agent_events.iter().map(|e| field(e, "source")).collect();
+    assert_eq!(sources, ["cli", "phone"]);
     daemon.stop().await;
 }
