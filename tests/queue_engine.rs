@@ -9,6 +9,7 @@ mod engine;
 use std::time::Duration;
 
 use callbackd::queue::AgentState;
+use callbackd::sim::Extension as SimExtension;
 use callbackd::sim::{Caller, Outcome, Party};
 use callbackd::store::EventKind;
 use engine::{base_config, field, sim_secs, Rig};
@@ -189,5 +190,67 @@ async fn agents_change_state_by_cli_and_by_phone_feature_codes() {
     let agent_events = rig.store.events(None, None, 100).await.unwrap();
     let sources: Vec<&str> = agent_events.iter().map(|e| field(e, "source")).collect();
     assert_eq!(sources, ["cli", "phone"]);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_several_queues_are_served_by_priority_then_age_with_wrap_up() {
+    // A second queue fed by the `sales` extension; bob serves both, support first.
+    let text = base_config("")
+        .replace("wrap_up_secs = 0", "wrap_up_secs = 3")
+        .replace(
+            r#"contact = "user/1002"
+queues = [{ queue = "support" }]"#,
+            r#"contact = "user/1002"
+queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]"#,
+        )
+        + r#"
+[[queues]]
+name = "sales"
+hold_music = "local_stream://moh"
+ring_time_secs = 5
+
+[[lines]]
+name = "sales-line"
+did = "5001"
+queue = "sales"
+language = "en"
+dial_template = "sofia/gateway/carrier/{number}"
+"#;
+    let brief = Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(2));
+    let rig = Rig::start_with(
+        &text,
+        &[("user/1002", brief)],
+        vec![SimExtension::queue("sales", "sales", "sales-line")],
+    )
+    .await;
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0).to_extension("sales"));
+    rig.call(caller("+4930100002", 1.0));
+    rig.call(caller("+4930100003", 2.0).to_extension("sales"));
+    tokio::time::sleep(sim_secs(4.0)).await;
+    rig.set_agent("bob", AgentState::Available).await;
+    let connected = rig.wait_for(EventKind::Connected, 3).await;
+    let order: Vec<&str> = connected.iter().map(|e| field(e, "entry")).collect();
+    let mut want = Vec::new();
+    for n in ["+4930100002", "+4930100001", "+4930100003"] {
+        want.push(rig.entry_of(n).await);
+    }
+    assert_eq!(order, want);
+    // Between calls bob wrapped up for 3 simulated seconds.
+    let states: Vec<String> = rig
+        .store
+        .events(None, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| field(e, "to").to_owned())
+        .collect();
+    assert!(
+        states
+            .windows(3)
+            .any(|w| w == ["on_call", "wrap_up", "available"]),
+        "{states:?}"
+    );
     daemon.stop().await;
 }

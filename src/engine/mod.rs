@@ -98,6 +98,9 @@ pub struct Engine {
     reports: mpsc::UnboundedReceiver<Report>,
     /// Something changed that may make an offer possible.
     dirty: bool,
+    /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
+    /// reach this daemon through the agents' stream.
+    agent_events_seen: Option<String>,
 }
 
 impl Engine {
@@ -127,6 +130,7 @@ impl Engine {
             reports_tx,
             reports,
             dirty: true,
+            agent_events_seen: None,
         }
     }
 
@@ -678,6 +682,7 @@ impl Engine {
     }
 
     async fn on_tick(&mut self) {
+        self.watch_agent_events().await;
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
             .config
@@ -708,6 +713,23 @@ impl Engine {
                     .complete_timer(&timer, &self.options.daemon_id)
                     .await;
             }
+        }
+    }
+
+    /// Notice agent state changes recorded since the last tick, whoever made them.
+    async fn watch_agent_events(&mut self) {
+        match self
+            .store
+            .events(None, self.agent_events_seen.as_deref(), 1000)
+            .await
+        {
+            Ok(events) => {
+                if let Some(last) = events.last() {
+                    self.agent_events_seen = Some(last.id.clone());
+                    self.dirty = true;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading agent events failed"),
         }
     }
 

@@ -90,14 +90,28 @@ queues = [{{ queue = "support" }}]
 
 impl Rig {
     pub async fn start(config_text: &str, parties: &[(&str, Party)]) -> Self {
+        Self::start_with(config_text, parties, Vec::new()).await
+    }
+
+    /// Like [`Rig::start`], with more dialplan extensions in the simulator.
+    pub async fn start_with(
+        config_text: &str,
+        parties: &[(&str, Party)],
+        extensions: Vec<sim::Extension>,
+    ) -> Self {
+        // RUST_LOG=callbackd=debug shows what the daemons did when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let redis = RedisServer::start();
-        let sim = sim::Switch::start(SimConfig {
+        let mut sim_config = SimConfig {
             clock: ClockMode::Scaled(SCALE),
             heartbeat: None,
             ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        };
+        sim_config.dialplan.extend(extensions);
+        let sim = sim::Switch::start(sim_config).await.unwrap();
         for (dial, party) in parties {
             sim.add_party(dial, party.clone()).unwrap();
         }
@@ -152,13 +166,26 @@ impl Rig {
         self.sim.add_caller(caller).unwrap();
     }
 
-    /// The queue's event stream so far.
+    /// Every queue's event stream so far, merged in the order Redis stamped them.
     pub async fn events(&self) -> Vec<StoredEvent> {
-        let queue = self.config.queues[0].name.clone();
-        self.store
-            .events(Some(&queue), None, 100_000)
-            .await
-            .unwrap()
+        let mut all = Vec::new();
+        for queue in &self.config.queues {
+            all.extend(
+                self.store
+                    .events(Some(&queue.name), None, 100_000)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let stamp = |e: &StoredEvent| {
+            let (ms, seq) = e.id.split_once('-').unwrap_or((&e.id, "0"));
+            (
+                ms.parse::<u64>().unwrap_or(0),
+                seq.parse::<u64>().unwrap_or(0),
+            )
+        };
+        all.sort_by_key(stamp);
+        all
     }
 
     pub async fn events_of(&self, kind: EventKind) -> Vec<StoredEvent> {
@@ -184,15 +211,20 @@ impl Rig {
         );
     }
 
-    /// The simulator's record of each caller (who dialed the queue extension `cbq`), by
-    /// caller-ID number; agent legs show the caller's number too, so they are left out.
+    /// The simulator's record of each caller, by caller-ID number. A caller's channel is
+    /// named after their own number; agent legs show the caller's number but are named
+    /// after the agent, so they are left out.
     pub async fn callers(&self) -> HashMap<String, CallRecord> {
         self.sim
             .records()
             .await
             .unwrap()
             .into_iter()
-            .filter(|r| r.destination == "cbq")
+            .filter(|r| {
+                r.channel_name
+                    .strip_prefix("sofia/internal/")
+                    .is_some_and(|rest| rest.starts_with(&format!("{}@", r.caller_number)))
+            })
             .map(|r| (r.caller_number.clone(), r))
             .collect()
     }
