@@ -893,3 +893,36 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
         .collect();
     assert_eq!(connected.len(), ENTRIES);
 }
+
+#[tokio::test]
+async fn a_failed_bridge_puts_the_entry_back_at_its_place() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let e1 = caller("support", &s.clock);
+    s.clock.advance(Duration::from_secs(1));
+    let e2 = caller("support", &s.clock);
+    s.store.enqueue(&e1, None).await.unwrap();
+    s.store.enqueue(&e2, None).await.unwrap();
+    s.store
+        .offer(&offer(&e1, &["alice"]), s.clock.now(), RING)
+        .await
+        .unwrap();
+    s.store
+        .connected(&q("support"), &e1.id, &id("alice"), s.clock.now())
+        .await
+        .unwrap();
+    s.store
+        .bridge_failed(&q("support"), &e1.id, &id("alice"), s.clock.now())
+        .await
+        .unwrap();
+    let waiting = s.store.waiting_entries(&q("support"), 10).await.unwrap();
+    assert_eq!(waiting[0].id, e1.id, "back at the head, before the later caller");
+    assert_eq!(waiting[0].position, e1.position);
+    assert_eq!(waiting[1].id, e2.id);
+    // Only the agent it was connected to can fail it, and only once.
+    assert!(s
+        .store
+        .bridge_failed(&q("support"), &e1.id, &id("alice"), s.clock.now())
+        .await
+        .is_err());
+}

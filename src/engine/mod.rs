@@ -204,9 +204,29 @@ impl Engine {
     async fn on_signal(&mut self, signal: Signal) -> Result<(), StoreError> {
         match signal {
             Signal::CallerParked(parked) => self.on_caller_parked(parked).await,
-            Signal::LegParked { leg } => {
-                // A leg of ours that nobody waits for (placed before a restart): end it.
-                if !self.legs.contains_key(&leg) {
+            Signal::LegParked {
+                leg,
+                queue,
+                entry,
+                agent,
+            } => {
+                if self.legs.contains_key(&leg) {
+                    return Ok(());
+                }
+                // Another daemon's leg, or one placed before a restart: it stays only while
+                // the store still has its entry offered or connected to its agent.
+                let wanted = match (QueueName::new(&queue), EntryId::new(&entry)) {
+                    (Ok(q), Ok(e)) => match self.store.entry(&q, &e).await?.map(|e| e.status) {
+                        Some(EntryStatus::Offered { agents, .. }) => {
+                            agents.iter().any(|a| a.as_str() == agent)
+                        }
+                        Some(EntryStatus::Connected { agent: a, .. }) => a.as_str() == agent,
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if !wanted {
+                    tracing::info!(%leg, %entry, %agent, "ending a stale agent leg");
                     self.kill(leg);
                 }
                 Ok(())
@@ -506,6 +526,7 @@ impl Engine {
             call.caller_id_number = entry.caller_id.clone();
             call.variables = vec![
                 var(signal::VAR_ROLE, "agent"),
+                var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
                 var(signal::VAR_ENTRY, entry.id.as_str()),
                 var(signal::VAR_AGENT, agent_id.as_str()),
             ];
@@ -600,8 +621,18 @@ impl Engine {
         }
         .await;
         if let Err(e) = bridged {
-            tracing::warn!(entry = %entry_id, %agent, error = %e, "bridge failed; ending the agent leg");
+            tracing::warn!(entry = %entry_id, %agent, error = %e,
+                "bridge failed; the caller waits again at their place");
+            self.legs.remove(&leg);
             self.kill(leg);
+            self.store
+                .bridge_failed(queue, entry_id, agent, now)
+                .await?;
+            self.set_state(agent, AgentState::Available, StateSource::Daemon)
+                .await?;
+            if let Some(entry) = self.store.entry(queue, entry_id).await? {
+                self.adopt(&entry, false);
+            }
         }
         Ok(())
     }

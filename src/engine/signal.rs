@@ -14,6 +14,8 @@ pub const VAR_QUEUE: &str = "callbackd_queue";
 pub const VAR_LINE: &str = "callbackd_line";
 /// Origination variable marking the legs callbackd places (`agent`).
 pub const VAR_ROLE: &str = "callbackd_role";
+/// Origination variable carrying the queue of the entry an agent leg was placed for.
+pub const VAR_ENTRY_QUEUE: &str = "callbackd_entry_queue";
 /// Origination variable carrying the entry an agent leg was placed for.
 pub const VAR_ENTRY: &str = "callbackd_entry";
 /// Origination variable naming the agent of an agent leg.
@@ -59,9 +61,12 @@ pub fn filters(config: &Config) -> Vec<(String, String)> {
 pub enum Signal {
     /// A call tagged by the dialplan is parked: a new caller, or one back from a bridge.
     CallerParked(ParkedCaller),
-    /// A leg callbackd placed is parked (answered): expected for agent legs.
+    /// A leg callbackd placed is parked (answered), with the entry and agent it was for.
     LegParked {
         leg: ChannelId,
+        queue: String,
+        entry: String,
+        agent: String,
     },
     Dtmf {
         channel: ChannelId,
@@ -110,7 +115,13 @@ pub fn classify(event: &Event) -> Option<Signal> {
         "CHANNEL_PARK" => {
             let channel = channel(event)?;
             if event.variable(VAR_ROLE).is_some() {
-                return Some(Signal::LegParked { leg: channel });
+                let var = |name| event.variable(name).unwrap_or_default().into_owned();
+                return Some(Signal::LegParked {
+                    leg: channel,
+                    queue: var(VAR_ENTRY_QUEUE),
+                    entry: var(VAR_ENTRY),
+                    agent: var(VAR_AGENT),
+                });
             }
             let queue = event.variable(VAR_QUEUE)?.into_owned();
             Some(Signal::CallerParked(ParkedCaller {

@@ -498,6 +498,37 @@ impl Store {
         }
     }
 
+    /// The caller could not be bridged to the agent who answered (their leg vanished): the
+    /// entry waits again at its position (event `agent_no_answer`, cause `bridge_failed`).
+    /// The agent's state is the caller's to set.
+    pub async fn bridge_failed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .scripts
+            .bridge_failed
+            .key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(self.keys.open(queue))
+            .key(self.keys.events(queue))
+            .arg(entry.as_str())
+            .arg(agent.as_str())
+            .arg(now.as_millis())
+            .invoke_async(&mut self.conn())
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::Rule(QueueError::NotOfferedTo {
+                entry: entry.clone(),
+                agent: agent.clone(),
+            })),
+        }
+    }
+
     /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
     /// the wait). Returns the agents that were ringing for it, now released: stop their legs.
     /// Closing again for the same reason changes and records nothing and returns no agents.

@@ -157,6 +157,20 @@ for _, a in ipairs(others) do out[#out + 1] = a end
 return out
 "#;
 
+/// The bridge to the agent who answered could not be made (their leg vanished): the entry
+/// waits again at its old position. KEYS: entry, waiting, open, events. ARGV: id, agent, now.
+const BRIDGE_FAILED: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'connected_agent', 'queue', 'line', 'position')
+if e[1] ~= 'connected' or e[2] ~= ARGV[2] then return 'not_connected' end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'connected_agent', '', 'connected_at', '')
+redis.call('PERSIST', KEYS[1])
+redis.call('ZADD', KEYS[2], e[5], ARGV[1])
+redis.call('ZADD', KEYS[3], e[5], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'event', 'agent_no_answer', 'entry', ARGV[1], 'queue', e[3],
+  'line', e[4], 'agent', ARGV[2], 'cause', 'bridge_failed', 'at', ARGV[3])
+return 'ok'
+"#;
+
 /// The agent who answered is on the call. The answer is a fact, so this does not check
 /// the state: an agent set `away` while their phone rang is on the call all the same.
 /// KEYS: agent, agent events, other agents of the offer. ARGV: entry, now, queue.
@@ -248,6 +262,7 @@ pub(crate) struct Scripts {
     pub(crate) offer_failed: Script,
     pub(crate) agent_missed: Script,
     pub(crate) connect: Script,
+    pub(crate) bridge_failed: Script,
     pub(crate) agent_answered: Script,
     pub(crate) close: Script,
     pub(crate) set_agent_state: Script,
@@ -266,6 +281,7 @@ impl Scripts {
             offer_failed: with_split(OFFER_FAILED),
             agent_missed: Script::new(AGENT_MISSED),
             connect: with_split(CONNECT),
+            bridge_failed: Script::new(BRIDGE_FAILED),
             agent_answered: Script::new(AGENT_ANSWERED),
             close: with_split(CLOSE),
             set_agent_state: Script::new(SET_AGENT_STATE),

@@ -1,0 +1,128 @@
+//! The queue survives its daemons: a restart mid-queue, and two daemons sharing one Redis.
+//!
+//! Redis is the one source of truth, so whatever a daemon knew is found again there.
+
+mod common;
+mod engine;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use callbackd::queue::AgentState;
+use callbackd::sim::{Caller, Party};
+use callbackd::store::EventKind;
+use engine::{base_config, field, sim_secs, Rig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_finds_its_callers_and_keeps_their_order() {
+    let answers =
+        Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(2));
+    let rig = Rig::start(&base_config(""), &[("user/1002", answers)]).await;
+    let first = rig.daemon("d1");
+    rig.call(Caller::number("+4930100001"));
+    rig.call(
+        Caller::number("+4930100002")
+            .at(Duration::from_secs(1))
+            .hang_up_after(Duration::from_secs(8)),
+    );
+    rig.call(Caller::number("+4930100003").at(Duration::from_secs(2)));
+    rig.wait_for(EventKind::Entered, 3).await;
+    first.kill().await;
+    // While no daemon runs: caller 2 hangs up, caller 4 arrives and parks.
+    rig.call(Caller::number("+4930100004").at(Duration::from_secs(1)));
+    tokio::time::sleep(sim_secs(10.0)).await;
+    let second = rig.daemon("d2");
+    rig.set_agent("bob", AgentState::Available).await;
+    let connected = rig.wait_for(EventKind::Connected, 3).await;
+    let mut want = Vec::new();
+    for n in ["+4930100001", "+4930100003", "+4930100004"] {
+        want.push(rig.entry_of(n).await);
+    }
+    let order: Vec<&str> = connected.iter().map(|e| field(e, "entry")).collect();
+    assert_eq!(order, want, "served in arrival order across the restart");
+    let abandoned = rig.events_of(EventKind::Abandoned).await;
+    assert_eq!(abandoned.len(), 1);
+    assert_eq!(
+        field(&abandoned[0], "entry"),
+        rig.entry_of("+4930100002").await
+    );
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
+    const CALLS: usize = 200;
+    const AGENTS: usize = 10;
+    let mut text = base_config("");
+    // Replace the three default agents with ten.
+    text.truncate(text.find("[[agents]]").unwrap());
+    let mut parties = Vec::new();
+    let dials: Vec<String> = (1..=AGENTS).map(|i| format!("user/{}", 2000 + i)).collect();
+    for (i, dial) in dials.iter().enumerate() {
+        text.push_str(&format!(
+            "[[agents]]\nid = \"agent{i}\"\ndisplay_name = \"Agent {i}\"\ncontact = \"{dial}\"\nqueues = [{{ queue = \"support\" }}]\n"
+        ));
+    }
+    for dial in &dials {
+        parties.push((
+            dial.as_str(),
+            Party::answers_after(Duration::from_millis(500)).hang_up_after(Duration::from_secs(2)),
+        ));
+    }
+    let rig = Rig::start(&text, &parties).await;
+    for i in 0..AGENTS {
+        rig.set_agent(&format!("agent{i}"), AgentState::Available)
+            .await;
+    }
+    let a = rig.daemon("a");
+    let b = rig.daemon("b");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..CALLS {
+        rig.call(
+            Caller::number(&format!("+49301{n:06}")).at(Duration::from_millis(100 * n as u64)),
+        );
+    }
+    let connected = rig.wait_for(EventKind::Connected, CALLS).await;
+    let entries: HashSet<&str> = connected.iter().map(|e| field(e, "entry")).collect();
+    assert_eq!(entries.len(), CALLS, "every call connected exactly once");
+
+    let events = rig.events().await;
+    let offered = events.iter().filter(|e| e.kind == EventKind::Offered);
+    let mut offers_per_entry: HashMap<&str, usize> = HashMap::new();
+    for e in offered {
+        *offers_per_entry.entry(field(e, "entry")).or_default() += 1;
+    }
+    assert!(
+        offers_per_entry.values().all(|&n| n == 1),
+        "no entry offered twice"
+    );
+    assert_eq!(rig.events_of(EventKind::AgentNoAnswer).await.len(), 0);
+
+    // No agent was booked twice: between two offers to an agent came that agent's answer.
+    let mut busy: HashMap<&str, bool> = HashMap::new();
+    for e in &events {
+        match e.kind {
+            EventKind::Offered => {
+                let agent = field(e, "agents");
+                assert!(
+                    !busy.get(agent).copied().unwrap_or(false),
+                    "{agent} double-booked"
+                );
+                busy.insert(agent, true);
+            }
+            EventKind::Connected => {
+                busy.insert(field(e, "agent"), false);
+            }
+            _ => {}
+        }
+    }
+    // And the switch bridged each caller once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let callers = rig.callers().await;
+    assert_eq!(callers.len(), CALLS);
+    for (number, record) in &callers {
+        assert_eq!(record.bridges.len(), 1, "{number}: {:?}", record.bridges);
+    }
+    a.stop().await;
+    b.stop().await;
+}
