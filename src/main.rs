@@ -7,7 +7,10 @@ use clap::Parser;
 use callbackd::cli::{self, Cli};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.command.quiet_by_default() && cli.log.log_level == cli::logging::DEFAULT_LEVEL {
+        cli.log.log_level = "warn".into();
+    }
     cli::logging::init(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -142,3 +142,44 @@ fn agent_set_with_unreachable_redis_says_so() {
     );
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn run_refuses_a_malformed_config_and_an_unreachable_redis_clearly() {
+    let bad = std::env::temp_dir().join(format!("callbackd-{}-bad.toml", std::process::id()));
+    std::fs::write(&bad, "[esl]\naddress = 8021\n").unwrap();
+    let out = callbackd(&["run", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:2"), "names file and line: {err}");
+
+    let port = common::free_port();
+    let config = config_file(&format!("redis://127.0.0.1:{port}/0"), "run-unreachable");
+    let out = callbackd(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot connect to Redis") && err.contains(&port.to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_runs_the_scenario_and_ends_by_itself() {
+    let redis = RedisServer::start();
+    let out = callbackd(&["demo", "--speed", "5", "--redis", &redis.url()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "+4930555004 hung up after waiting",
+        "carol did not take",
+        "the caller keeps their place",
+        "+4930555001    talked to alice",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let summary = stdout.split("summary:").nth(1).unwrap_or_default();
+    assert_eq!(
+        summary.lines().filter(|l| l.contains("talked to")).count(),
+        4
+    );
+}

@@ -15,13 +15,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log filter when neither `--log-level` nor `RUST_LOG` says otherwise.
+pub const DEFAULT_LEVEL: &str = "info";
+
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "CALLBACKD_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Default log level or filter (`info`, `callbackd=debug`); RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, default_value = DEFAULT_LEVEL)]
     pub log_level: String,
 }
 

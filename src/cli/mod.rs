@@ -4,6 +4,7 @@
 
 mod agent;
 mod check_config;
+mod demo;
 pub mod logging;
 mod probe;
 mod prompts;
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See it work: a simulated FreeSWITCH, a private Redis and the daemon, narrated.
+    Demo(demo::DemoArgs),
     /// Run the daemon: take over the configured queues of a FreeSWITCH.
     Run(run::RunArgs),
     /// Connect to a FreeSWITCH event socket, print `status`, then every event, one per line.
@@ -38,8 +41,16 @@ pub enum Command {
     Sim(sim::SimArgs),
 }
 
+impl Command {
+    /// The demo narrates on stdout; routine daemon logs would drown it unless asked for.
+    pub fn quiet_by_default(&self) -> bool {
+        matches!(self, Self::Demo(_))
+    }
+}
+
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Prompts(args) => prompts::run(args),

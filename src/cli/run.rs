@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineOptions};
 use crate::esl::Client;
 use crate::prompts::{PromptSet, LANGUAGES};
-use crate::queue::SystemClock;
+use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
 use crate::switch::FreeSwitch;
 
@@ -38,7 +38,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         let _ = shutdown_tx.send(true);
     });
-    serve(Arc::new(config), options(&args), shutdown).await
+    serve(
+        Arc::new(config),
+        options(&args),
+        Arc::new(SystemClock),
+        shutdown,
+    )
+    .await
 }
 
 /// Engine options from the command line.
@@ -64,6 +70,7 @@ pub fn options(args: &RunArgs) -> EngineOptions {
 pub async fn serve(
     config: Arc<Config>,
     options: EngineOptions,
+    clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let store = Store::connect(&config.redis)
@@ -77,7 +84,7 @@ pub async fn serve(
         options,
         store,
         FreeSwitch::new(client.clone()),
-        Arc::new(SystemClock),
+        clock,
     );
     let result = engine.run(deliveries, shutdown).await;
     client.shutdown().await;

@@ -248,6 +248,8 @@ struct Shared {
     subscriptions: StdMutex<Subscriptions>,
     stats: ClientStats,
     last_rx: StdMutex<Instant>,
+    /// [`Client::shutdown`] is under way: a closed connection is expected, not reported.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// What to replay after a reconnect, in the order it was asked for.
@@ -300,6 +302,7 @@ impl Client {
             subscriptions: StdMutex::new(subscriptions),
             stats: ClientStats::default(),
             last_rx: StdMutex::new(Instant::now()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let client = Self { shared, shutdown };
@@ -313,6 +316,8 @@ impl Client {
 
     /// Send `exit` if connected and stop reconnecting. The event channel closes after.
     pub async fn shutdown(&self) {
+        // Say so first: the `exit` below makes FreeSWITCH close, which is no outage.
+        self.shared.closing.store(true, Ordering::Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.command("exit", &[], None)).await;
         let _ = self.shutdown.send(true);
     }
@@ -728,6 +733,9 @@ async fn supervise(
             }
         };
         client.drop_link().await;
+        if client.shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
         let reason = match outcome {
             Ok(()) => "FreeSWITCH closed the connection".to_owned(),
             Err(e) => e.to_string(),

@@ -1,0 +1,341 @@
+//! `callbackd demo`: the whole product on one machine, no FreeSWITCH needed.
+//!
+//! It starts the simulator with a built-in scenario, a private redis-server (unless one is
+//! given), runs the real daemon against both and narrates each call from the store's records.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::engine::EngineOptions;
+use crate::queue::{AgentId, AgentState, Clock, EntryId, QueueName, ScaledClock};
+use crate::sim::{self, Caller, ClockMode, Outcome, Party, Scenario, SimConfig};
+use crate::store::local::LocalRedis;
+use crate::store::{EventKind, StateSource, Store, StoredEvent};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use this Redis instead of starting a private redis-server.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Stay up after the scenario (until Ctrl-C): connect `callbackd probe` to the
+    /// simulator's address to watch, or place more calls.
+    #[arg(long)]
+    pub keep: bool,
+    /// Run the scenario this many times faster than real time.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(k) if (0.1..=100.0).contains(&k) => Ok(k),
+        _ => Err("a factor from 0.1 to 100".into()),
+    }
+}
+
+/// The daemon's configuration for the demo; the addresses are filled in at start.
+const DEMO_CONFIG: &str = r#"
+[esl]
+address = "ESL_ADDRESS"
+password = "ClueCon"
+
+[redis]
+url = "REDIS_URL"
+key_prefix = "KEY_PREFIX"
+
+[[queues]]
+name = "support"
+greetings = ["ivr/ivr-welcome.wav"]
+hold_music = "local_stream://moh"
+ring_time_secs = 6
+wrap_up_secs = 2
+
+[[lines]]
+name = "main"
+did = "5000"
+queue = "support"
+language = "en"
+outbound_caller_id = "+4930123456"
+dial_template = "sofia/gateway/carrier/{number}"
+
+[[agents]]
+id = "alice"
+display_name = "Alice"
+contact = "user/1001"
+queues = [{ queue = "support" }]
+
+[[agents]]
+id = "bob"
+display_name = "Bob"
+contact = "user/1002"
+queues = [{ queue = "support" }]
+
+[[agents]]
+id = "carol"
+display_name = "Carol"
+contact = "user/1003"
+queues = [{ queue = "support" }]
+"#;
+
+/// Five callers, one of whom gives up; alice and bob answer, carol never picks up.
+fn scenario() -> Scenario {
+    let secs = Duration::from_secs_f64;
+    Scenario::default()
+        .caller(Caller::number("+4930555001").at(secs(0.5)))
+        .caller(Caller::number("+4930555002").at(secs(1.5)))
+        .caller(Caller::number("+4930555003").at(secs(2.5)))
+        .caller(
+            Caller::number("+4930555004")
+                .at(secs(3.0))
+                .hang_up_after(secs(7.0)),
+        )
+        .caller(Caller::number("+4930555005").at(secs(4.0)))
+        .party(
+            "user/1001",
+            Party::answers_after(secs(2.0)).hang_up_after(secs(6.0)),
+        )
+        .party(
+            "user/1002",
+            Party::answers_after(secs(3.0)).hang_up_after(secs(9.0)),
+        )
+        .party("user/1003", Party::fails(Outcome::NoAnswer))
+}
+
+const CALLERS: usize = 5;
+/// The scenario is over well before this; a stuck demo still ends.
+const TIME_LIMIT: Duration = Duration::from_secs(90);
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let local;
+    let redis_url = match &args.redis {
+        Some(url) => url.clone(),
+        None => {
+            local = LocalRedis::start().context("starting a private redis-server")?;
+            local.url()
+        }
+    };
+    let switch = sim::Switch::start_with(
+        SimConfig {
+            clock: ClockMode::Scaled(args.speed),
+            ..SimConfig::default()
+        },
+        scenario(),
+    )
+    .await
+    .context("starting the simulator")?;
+    // A prefix of its own, so a shared Redis given with --redis keeps its other data.
+    let prefix = format!("cbd-demo-{}", std::process::id());
+    let text = DEMO_CONFIG
+        .replace("ESL_ADDRESS", &switch.addr().to_string())
+        .replace("REDIS_URL", &redis_url)
+        .replace("KEY_PREFIX", &prefix);
+    let config = Arc::new(Config::parse(Path::new("<built-in demo>"), &text)?);
+    let store = Store::connect(&config.redis).await?;
+    let clock = ScaledClock::new(args.speed);
+    store.register_agents(&config.agents, clock.now()).await?;
+
+    println!(
+        "callbackd demo: a simulated FreeSWITCH on {}",
+        switch.addr()
+    );
+    println!(
+        "  Redis {}, keys under {prefix}:",
+        config.redis.redacted_url()
+    );
+    println!("  queue `support`: 5 callers; agents alice and bob answer, carol never does.\n");
+    for agent in ["alice", "bob", "carol"] {
+        let id = AgentId::new(agent)?;
+        store
+            .set_agent_state(&id, AgentState::Available, clock.now(), StateSource::Cli)
+            .await?;
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let options = EngineOptions {
+        daemon_id: "demo".into(),
+        sounds: "/usr/share/freeswitch/sounds".into(),
+        languages: vec!["en".into()],
+        time_scale: args.speed,
+    };
+    let daemon = tokio::spawn(super::run::serve(
+        config.clone(),
+        options,
+        Arc::new(clock.clone()),
+        stopped,
+    ));
+
+    let mut narrator = Narrator::new(store.clone(), config.queues[0].name.clone());
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        narrator.tell(started.elapsed().mul_f64(args.speed)).await?;
+        let done = narrator.finished() >= CALLERS && switch.channel_count().await? == 0;
+        let over_time = started.elapsed().as_secs_f64() * args.speed > TIME_LIMIT.as_secs_f64();
+        if (done && !args.keep) || over_time || daemon.is_finished() {
+            break;
+        }
+        if args.keep && done && narrator.announce_keep() {
+            println!(
+                "\n  scenario over; still up (Ctrl-C to stop), simulator on {}",
+                switch.addr()
+            );
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tokio::time::sleep(Duration::from_secs(3600 * 24)) => break,
+            }
+        }
+    }
+    let _ = stop.send(true);
+    let _ = daemon.await;
+    narrator.summary();
+    Ok(())
+}
+
+/// Turns the store's event streams into one line per happening.
+struct Narrator {
+    store: Store,
+    queue: QueueName,
+    queue_seen: Option<String>,
+    agents_seen: Option<String>,
+    numbers: HashMap<String, String>,
+    outcomes: Vec<(String, String)>,
+    keep_announced: bool,
+}
+
+impl Narrator {
+    fn new(store: Store, queue: QueueName) -> Self {
+        Self {
+            store,
+            queue,
+            queue_seen: None,
+            agents_seen: None,
+            numbers: HashMap::new(),
+            outcomes: Vec::new(),
+            keep_announced: false,
+        }
+    }
+
+    fn finished(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    fn announce_keep(&mut self) -> bool {
+        !std::mem::replace(&mut self.keep_announced, true)
+    }
+
+    async fn tell(&mut self, at: Duration) -> anyhow::Result<()> {
+        let queue_events = self
+            .store
+            .events(Some(&self.queue), self.queue_seen.as_deref(), 1000)
+            .await?;
+        if let Some(last) = queue_events.last() {
+            self.queue_seen = Some(last.id.clone());
+        }
+        let agent_events = self
+            .store
+            .events(None, self.agents_seen.as_deref(), 1000)
+            .await?;
+        if let Some(last) = agent_events.last() {
+            self.agents_seen = Some(last.id.clone());
+        }
+        for event in queue_events.iter().chain(&agent_events) {
+            if let Some(line) = self.line_for(event).await? {
+                println!("{:>6.1}s  {line}", at.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's number for an entry (looked up once, then remembered).
+    async fn caller(&mut self, event: &StoredEvent) -> anyhow::Result<String> {
+        let entry = event.field("entry").unwrap_or_default().to_owned();
+        if let Some(n) = self.numbers.get(&entry) {
+            return Ok(n.clone());
+        }
+        let number = match EntryId::new(&entry) {
+            Ok(id) => self
+                .store
+                .entry(&self.queue, &id)
+                .await?
+                .and_then(|e| e.caller_id)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "anonymous".into()),
+            Err(_) => "?".into(),
+        };
+        self.numbers.insert(entry, number.clone());
+        Ok(number)
+    }
+
+    async fn line_for(&mut self, e: &StoredEvent) -> anyhow::Result<Option<String>> {
+        let secs = |field: &str| {
+            e.field(field)
+                .and_then(|ms| ms.parse::<f64>().ok())
+                .map_or(String::new(), |ms| format!("{:.1} s", ms / 1000.0))
+        };
+        let field = |name: &str| e.field(name).unwrap_or_default().to_owned();
+        Ok(Some(match e.kind {
+            EventKind::Entered => {
+                let who = self.caller(e).await?;
+                format!("{who} calls and waits in the queue")
+            }
+            EventKind::Offered => {
+                let who = self.caller(e).await?;
+                format!("ringing {} for {who}", field("agents").replace(',', ", "))
+            }
+            EventKind::AgentNoAnswer => {
+                let who = self.caller(e).await?;
+                format!(
+                    "{} did not take {who} ({}); the caller keeps their place",
+                    field("agent"),
+                    field("cause").replace('_', " ")
+                )
+            }
+            EventKind::Connected => {
+                let who = self.caller(e).await?;
+                self.outcomes
+                    .push((who.clone(), format!("talked to {}", field("agent"))));
+                format!(
+                    "{} answered: {who} connected after waiting {}",
+                    field("agent"),
+                    secs("waited_ms")
+                )
+            }
+            EventKind::Abandoned => {
+                let who = self.caller(e).await?;
+                self.outcomes
+                    .push((who.clone(), "hung up while waiting".into()));
+                format!(
+                    "{who} hung up after waiting {} (abandoned)",
+                    secs("waited_ms")
+                )
+            }
+            EventKind::MaxWaitExit => {
+                let who = self.caller(e).await?;
+                self.outcomes
+                    .push((who.clone(), "sent to the max-wait exit".into()));
+                format!("{who} waited too long and was sent on")
+            }
+            EventKind::AgentState => format!(
+                "agent {} is now {} (was {}, by {})",
+                field("agent"),
+                field("to").replace('_', " "),
+                field("from").replace('_', " "),
+                field("source")
+            ),
+        }))
+    }
+
+    fn summary(&self) {
+        println!("\nsummary:");
+        for (who, outcome) in &self.outcomes {
+            println!("  {who:<14} {outcome}");
+        }
+    }
+}
