@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::cli::logging::LogFormat;
 use crate::esl::{Backoff, ClientConfig};
+use crate::callback::DialingPolicy;
 use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
 
@@ -196,13 +197,6 @@ pub enum AgentDialMode {
     Phone,
 }
 
-/// Which destinations a line may dial back: the toll-fraud guard of issue 6.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialingPolicy {
-    /// ISO 3166 alpha-2 codes; empty means any country.
-    pub allowed_countries: Vec<String>,
-    pub refuse_premium: bool,
-}
 
 /// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -932,7 +926,7 @@ impl RawLine {
                 country,
                 dialing_policy: DialingPolicy {
                     allowed_countries,
-                    refuse_premium: cb.dialing_policy.refuse_premium.unwrap_or(true),
+                    refuse_costly: cb.dialing_policy.refuse_premium.unwrap_or(true),
                 },
             },
         })

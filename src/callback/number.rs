@@ -5,7 +5,6 @@
 
 use phonenumber::country::Id as CountryId;
 use phonenumber::{Mode, Type};
-use serde::Deserialize;
 
 use crate::switch::PhoneNumber;
 
@@ -27,21 +26,14 @@ pub enum NumberRejected {
     TypeRefused(Type),
 }
 
-/// What a line allows callbacks to dial.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// What a line allows callbacks to dial (config: `[lines.callback.dialing_policy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialingPolicy {
     /// ISO 3166 country codes (`DE`, `US`) callbacks may go to; empty allows all.
-    #[serde(default)]
     pub allowed_countries: Vec<String>,
     /// Refuse premium-rate, shared-cost, personal, UAN, pager, voicemail, short and
-    /// emergency numbers: the toll-fraud guard. On by default.
-    #[serde(default = "default_true")]
+    /// emergency numbers: the toll-fraud guard (`refuse_premium`, on by default).
     pub refuse_costly: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl Default for DialingPolicy {
