@@ -59,7 +59,8 @@ return 'ok'
 /// Takes a waiting entry out of the waiting set for booked agents.
 /// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, agents…
 const CLAIM_ENTRY: &str = r#"
-local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position')
+local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position',
+  'number')
 if e[1] ~= 'waiting' then return 'not_waiting' end
 local tried = {}
 for _, a in ipairs(split(e[2])) do tried[a] = true end
@@ -72,9 +73,15 @@ local list = table.concat(agents, ',')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'offered', 'offered_to', list, 'offered_at', ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'event', 'offered', 'entry', ARGV[1], 'queue', e[3],
+local event = {'XADD', KEYS[4], '*', 'event', 'offered', 'entry', ARGV[1], 'queue', e[3],
   'line', e[4], 'agents', list, 'at', ARGV[2],
-  'waited_ms', ms(tonumber(ARGV[2]) - tonumber(e[5])))
+  'waited_ms', ms(tonumber(ARGV[2]) - tonumber(e[5]))}
+-- Callbacks name their number in every event.
+if e[6] then
+  event[#event + 1] = 'number'
+  event[#event + 1] = e[6]
+end
+redis.call(unpack(event))
 return 'ok'
 "#;
 
