@@ -900,3 +900,52 @@ async fn stats_count_open_and_requested_callbacks_and_average_the_wait() {
     );
     assert!(kinds(&events(&s).await).contains(&EventKind::Canceled));
 }
+
+#[tokio::test]
+async fn an_agent_hearing_a_callback_keeps_it_and_their_booking_until_they_decide() {
+    let s = setup(&["alice"]).await;
+    let e = caller(&s).await;
+    let other = caller(&s).await;
+    request(&s, &e.id, "+4930222").await;
+    offer(&s, &e.id, "alice").await;
+    s.clock.advance(Duration::from_secs(15));
+    s.store
+        .callback_offer_answered(
+            &support(),
+            &e.id,
+            &id("alice"),
+            s.clock.now(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    // Past the ring time and its grace, the decision is still being made.
+    s.clock.advance(Duration::from_secs(20));
+    let timeout = Timer::OfferTimeout {
+        queue: support(),
+        entry: e.id.clone(),
+    };
+    assert!(!due_timers(&s).await.contains(&timeout));
+    assert_eq!(
+        agent_state(&s, "alice").await,
+        (AgentState::Available, Some(e.id.clone()))
+    );
+    let busy = Offer {
+        entry: other.id.clone(),
+        queue: support(),
+        agents: vec![id("alice")],
+    };
+    assert_eq!(
+        s.store.offer(&busy, s.clock.now(), RING).await.unwrap(),
+        OfferOutcome::AgentNotFree(id("alice"))
+    );
+    // The engine connects a callback when its customer answers, never on the agent's answer.
+    assert!(matches!(
+        s.store
+            .connected(&support(), &e.id, &id("alice"), s.clock.now())
+            .await,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
+    s.clock.advance(Duration::from_secs(30));
+    assert!(due_timers(&s).await.contains(&timeout));
+}

@@ -452,6 +452,11 @@ impl Store {
                 }
                 .into(),
                 "callback" => QueueError::CallbackNotCut(entry.clone()).into(),
+                "not_live" => QueueError::EntryStatus {
+                    entry: entry.clone(),
+                    expected: "a live caller",
+                }
+                .into(),
                 other => StoreError::UnexpectedReply(other.to_owned()),
             },
         }
@@ -797,6 +802,52 @@ impl Store {
         }
         self.agent_released(agent, queue, entry, now).await?;
         Ok(Declined { declined_by_all })
+    }
+
+    /// `agent` answered the offer of a callback and hears whom they would call back; they
+    /// decide within `decide_within` ([`Store::callback_accepted`] or
+    /// [`Store::callback_declined`]). Until then the entry stays offered to them, their
+    /// booking holds and the offer's timeout waits, so nobody else is offered either of
+    /// them. The agent is not `on_call` yet: only accepting makes them so.
+    pub async fn callback_offer_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        decide_within: Duration,
+    ) -> Result<()> {
+        let until = now
+            .plus(decide_within + OFFER_GRACE)
+            .as_millis()
+            .to_string();
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_offer_answered,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str(), &until],
+            )
+            .await?;
+        if reply != "ok" {
+            return Err(Self::callback_rule(queue, entry, Some(agent), &reply));
+        }
+        let booked: String = self
+            .scripts
+            .extend_booking
+            .key(self.keys.agent(agent))
+            .arg(entry.as_str())
+            .arg(&until)
+            .invoke_async(&mut self.conn())
+            .await?;
+        match booked.as_str() {
+            // `not_booked`: the booking lapsed before the answer; the entry's timeout still
+            // moved, and the agent's decision settles it.
+            "ok" | "not_booked" => Ok(()),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
     }
 
     /// `agent` accepted the callback they were offered (event `accepted`, a ticket): it is

@@ -139,7 +139,9 @@ return 'released'
 /// Returns 'ok' followed by the other agents of a ring-all offer.
 const CONNECT: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
-  'offered_at', 'connected_agent')
+  'offered_at', 'connected_agent', 'kind')
+-- A callback connects when its customer answers, through its own script.
+if e[8] == 'callback' then return {'not_live'} end
 if e[1] == 'connected' then
   if e[7] == ARGV[2] then return {'ok'} end
   return {'not_offered_to'}
@@ -462,6 +464,29 @@ event('completed', 'agent', ARGV[4], 'talk_ms', ms(tonumber(now) - tonumber(e.co
 return 'ok'
 "#;
 
+/// The agent answered the offer of a callback and now hears whom they would call: the
+/// offer's timeout moves to the end of that decision, so it neither returns the callback to
+/// the queue meanwhile nor is lost if this daemon dies.
+/// ARGV (after the common ones): agent, new timeout.
+const CALLBACK_OFFER_ANSWERED: &str = r#"
+if e.status == '' then return 'unknown' end
+if e.kind ~= 'callback' then return 'not_callback' end
+if e.status ~= 'offered' then return 'not_offered' end
+local found = false
+for _, a in ipairs(split(e.offered_to)) do if a == ARGV[4] then found = true end end
+if not found then return 'not_offered_to' end
+redis.call('ZADD', KEYS[4], ARGV[5], 'offer:' .. id)
+return 'ok'
+"#;
+
+/// Extends an agent's booking for an entry while it still names that entry.
+/// KEYS: agent. ARGV: entry, booked-until.
+const EXTEND_BOOKING: &str = r#"
+if redis.call('HGET', KEYS[1], 'booked') ~= ARGV[1] then return 'not_booked' end
+redis.call('HSET', KEYS[1], 'booked_until', ARGV[2])
+return 'ok'
+"#;
+
 /// An agent a callback no longer needs: their booking for it ends, and an agent it put on
 /// the call is available again.
 /// KEYS: agent, agent events. ARGV: entry, now, queue.
@@ -540,6 +565,8 @@ pub(crate) struct Scripts {
     pub(crate) callback_close: Script,
     pub(crate) callback_completed: Script,
     pub(crate) agent_released: Script,
+    pub(crate) callback_offer_answered: Script,
+    pub(crate) extend_booking: Script,
 }
 
 impl Scripts {
@@ -570,6 +597,8 @@ impl Scripts {
             callback_close: callback(CALLBACK_CLOSE),
             callback_completed: callback(CALLBACK_COMPLETED),
             agent_released: Script::new(AGENT_RELEASED),
+            callback_offer_answered: callback(CALLBACK_OFFER_ANSWERED),
+            extend_booking: Script::new(EXTEND_BOOKING),
         }
     }
 }
