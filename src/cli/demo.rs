@@ -322,6 +322,68 @@ impl Narrator {
                     .push((who.clone(), "sent to the max-wait exit".into()));
                 format!("{who} waited too long and was sent on")
             }
+            EventKind::Requested => {
+                let who = self.caller(e).await?;
+                format!(
+                    "{who} asks to be called back at {} and keeps their place",
+                    field("number")
+                )
+            }
+            EventKind::DuplicateIgnored => {
+                let who = self.caller(e).await?;
+                self.outcomes
+                    .push((who.clone(), "already had a callback pending".into()));
+                format!(
+                    "{who} already has a callback pending for {}",
+                    field("number")
+                )
+            }
+            EventKind::Declined => format!(
+                "{} declined the callback to {}",
+                field("agent"),
+                field("number")
+            ),
+            EventKind::Accepted => format!(
+                "{} accepts the callback to {}",
+                field("agent"),
+                field("number")
+            ),
+            EventKind::DialingCustomer => {
+                format!("dialing {} for {}", field("number"), field("agent"))
+            }
+            EventKind::CustomerAnswered => {
+                self.outcomes.push((
+                    field("number"),
+                    format!("called back by {}", field("agent")),
+                ));
+                format!(
+                    "{} answered {} after {} since the request",
+                    field("number"),
+                    field("agent"),
+                    secs("callback_wait_ms")
+                )
+            }
+            EventKind::AttemptFailed => format!(
+                "calling {} back failed ({})",
+                field("number"),
+                field("cause").replace('_', " ")
+            ),
+            EventKind::Completed => format!(
+                "{} finished the call with {}",
+                field("agent"),
+                field("number")
+            ),
+            EventKind::Expired | EventKind::DeclinedByAll | EventKind::Canceled => {
+                self.outcomes.push((
+                    field("number"),
+                    format!("callback {}", e.kind.as_str().replace('_', " ")),
+                ));
+                format!(
+                    "the callback to {} is closed: {}",
+                    field("number"),
+                    e.kind.as_str().replace('_', " ")
+                )
+            }
             EventKind::AgentState => format!(
                 "agent {} is now {} (was {}, by {})",
                 field("agent"),

@@ -373,6 +373,8 @@ impl Engine {
                 }
             }
             EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent).await?,
+            // A callback outlives its caller's channel.
+            EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
             EntryStatus::Closed { .. } => {}
         }
         self.dirty = true;
@@ -820,6 +822,13 @@ impl Engine {
                         }
                     }
                 }
+            }
+            Timer::CallbackExpiry { queue, entry } => {
+                let ringing = self.store.callback_expire(queue, entry, now).await?;
+                self.stop_ringing(entry, &ringing);
+            }
+            Timer::CallbackRetry { queue, entry } => {
+                self.store.callback_retry_due(queue, entry, now).await?;
             }
             Timer::WrapUpEnd { agent } => {
                 let state = self.store.agent(agent, now).await?.map(|a| a.state);

@@ -34,6 +34,16 @@ pub enum CloseReason {
     Abandoned,
     /// The queue's max wait ran out and its exit action was taken.
     MaxWaitExit,
+    /// The caller asked for a callback while one for the same number was pending.
+    DuplicateIgnored,
+    /// A callback was not dialed within its window.
+    Expired,
+    /// Every eligible agent declined the callback.
+    DeclinedByAll,
+    /// The customer leg failed and the retry policy allows no further attempt.
+    AttemptFailed,
+    /// An operator withdrew the callback.
+    Canceled,
 }
 
 impl CloseReason {
@@ -41,7 +51,26 @@ impl CloseReason {
         match self {
             Self::Abandoned => "abandoned",
             Self::MaxWaitExit => "max_wait_exit",
+            Self::DuplicateIgnored => "duplicate_ignored",
+            Self::Expired => "expired",
+            Self::DeclinedByAll => "declined_by_all",
+            Self::AttemptFailed => "attempt_failed",
+            Self::Canceled => "canceled",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Abandoned,
+            Self::MaxWaitExit,
+            Self::DuplicateIgnored,
+            Self::Expired,
+            Self::DeclinedByAll,
+            Self::AttemptFailed,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -59,6 +88,16 @@ pub enum EntryStatus {
     Offered {
         agents: Vec<AgentId>,
         since: Timestamp,
+    },
+    /// A callback an agent accepted: their customer leg is being set up, so it is offered
+    /// to nobody else and no longer expires.
+    Dialing {
+        agent: AgentId,
+        since: Timestamp,
+    },
+    /// A callback whose customer leg failed: it waits again at its position from `due` on.
+    RetryWait {
+        due: Timestamp,
     },
     Connected {
         agent: AgentId,

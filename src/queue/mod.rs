@@ -33,7 +33,7 @@ pub enum QueueError {
     AlreadyTried { entry: EntryId, agent: AgentId },
     #[error("entry {0}: an offer needs at least one agent")]
     NoAgent(EntryId),
-    #[error("entry {0} is a callback: max wait never cuts it")]
+    #[error("entry {0} is a callback: neither max wait nor a hangup cuts it")]
     CallbackNotCut(EntryId),
 }
 

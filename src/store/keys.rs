@@ -2,6 +2,7 @@
 //! cluster hash tag, so each queue's atomic scripts touch one slot; agents share another.
 
 use crate::queue::{AgentId, EntryId, QueueName};
+use crate::switch::PhoneNumber;
 
 /// Agents serve several queues, so their keys cannot live in any one queue's slot. `@`
 /// never appears in a queue name, so this tag cannot collide with a queue's.
@@ -37,6 +38,23 @@ impl Keys {
     /// Hash of one entry.
     pub(crate) fn entry(&self, queue: &QueueName, id: &EntryId) -> String {
         self.queue_key(queue, &format!("entry:{id}"))
+    }
+
+    /// The id of the open callback for a number, so one number is never queued twice.
+    /// `None` (an entry without a number) names a key that is never set, so a script can
+    /// declare a dedup key either way.
+    pub(crate) fn callback_number(
+        &self,
+        queue: &QueueName,
+        number: Option<&PhoneNumber>,
+    ) -> String {
+        let digits = number.map_or("", |n| n.as_str().trim_start_matches('+'));
+        self.queue_key(queue, &format!("cbnum:{digits}"))
+    }
+
+    /// Hash of the queue's callback counters, kept by the scripts that record the events.
+    pub(crate) fn callback_stats(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "cbstats")
     }
 
     /// The queue's event stream.
@@ -103,6 +121,8 @@ mod tests {
             keys.open(&q),
             keys.entry(&q, &e),
             keys.events(&q),
+            keys.callback_number(&q, PhoneNumber::new("+4930222").ok().as_ref()),
+            keys.callback_stats(&q),
             timers,
             leases,
         ] {

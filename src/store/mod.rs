@@ -26,6 +26,7 @@ use crate::queue::{
     Agent, AgentId, AgentState, CloseReason, Entry, EntryId, Offer, QueueError, QueueName,
     Timestamp,
 };
+use crate::switch::PhoneNumber;
 use keys::Keys;
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
 use scripts::Scripts;
@@ -124,6 +125,34 @@ impl StateSource {
             Self::Daemon => "daemon",
         }
     }
+}
+
+/// What became of a caller's request to be called back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackRequested {
+    /// The entry is now a callback with the same id and position.
+    Requested,
+    /// The number already has an open callback in this queue: the caller's entry was
+    /// closed (`duplicate_ignored`) and `existing` keeps its place.
+    Duplicate { existing: EntryId },
+}
+
+/// What an agent's decline changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declined {
+    /// Every eligible agent has declined, so the callback was closed (`declined_by_all`).
+    pub declined_by_all: bool,
+}
+
+/// A queue's callback figures, as the event scripts count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackStats {
+    /// Callbacks open now (waiting, ringing, dialing or waiting for a retry).
+    pub in_queue: u64,
+    /// Callbacks ever requested (duplicates not counted).
+    pub total: u64,
+    /// Mean time from request to the customer answering, over answered callbacks.
+    pub average_wait: Option<Duration>,
 }
 
 /// A handle on the store; clones share one multiplexed, self-reconnecting connection.
@@ -423,6 +452,11 @@ impl Store {
                 }
                 .into(),
                 "callback" => QueueError::CallbackNotCut(entry.clone()).into(),
+                "not_live" => QueueError::EntryStatus {
+                    entry: entry.clone(),
+                    expected: "a live caller",
+                }
+                .into(),
                 other => StoreError::UnexpectedReply(other.to_owned()),
             },
         }
@@ -530,7 +564,8 @@ impl Store {
     }
 
     /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
-    /// the wait). Returns the agents that were ringing for it, now released: stop their legs.
+    /// the wait). A callback is refused with [`QueueError::CallbackNotCut`]: the hangup of
+    /// a caller who just asked for one must not cancel it, and its own methods close it. Returns the agents that were ringing for it, now released: stop their legs.
     /// Closing again for the same reason changes and records nothing and returns no agents.
     pub async fn close(
         &self,
@@ -581,6 +616,508 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         self.release_agents(entry, &ringing).await?;
         Ok(ringing)
+    }
+
+    /// Run a callback script with the key layout they share (see `scripts::CALLBACK`).
+    /// `number` is read from the entry when not given: it never changes once set, so
+    /// reading it before the script is safe, and the script checks the key it names.
+    async fn callback_script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
+    ) -> Result<T> {
+        let stored = match number {
+            Some(_) => None,
+            None => {
+                let raw: Option<String> = redis::cmd("HGET")
+                    .arg(self.keys.entry(queue, entry))
+                    .arg("number")
+                    .query_async(&mut self.conn())
+                    .await?;
+                raw.and_then(|n| PhoneNumber::new(&n).ok())
+            }
+        };
+        let (timers, _) = self.keys.timers(queue);
+        let mut inv = script.prepare_invoke();
+        inv.key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(self.keys.open(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .key(self.keys.callback_stats(queue))
+            .key(self.keys.callback_number(queue, number.or(stored.as_ref())))
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(CLOSED_RETENTION_SECS);
+        for arg in args {
+            inv.arg(*arg);
+        }
+        Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Turn a callback script's refusal into the rule it broke.
+    fn callback_rule(
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: Option<&AgentId>,
+        reply: &str,
+    ) -> StoreError {
+        let status = |expected| {
+            StoreError::Rule(QueueError::EntryStatus {
+                entry: entry.clone(),
+                expected,
+            })
+        };
+        match (reply, agent) {
+            ("unknown", _) => StoreError::UnknownEntry {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            },
+            ("not_callback", _) => status("a callback"),
+            ("not_live", _) => status("a live caller"),
+            ("not_open", _) => status("waiting or offered"),
+            ("not_offered", _) => status("offered"),
+            ("not_dialing", _) => status("dialing"),
+            ("not_connected", _) => status("connected"),
+            ("not_offered_to", Some(agent)) => QueueError::NotOfferedTo {
+                entry: entry.clone(),
+                agent: agent.clone(),
+            }
+            .into(),
+            (other, _) => StoreError::UnexpectedReply(other.to_owned()),
+        }
+    }
+
+    fn agent_ids(reply: &[String]) -> Result<Vec<AgentId>> {
+        reply
+            .iter()
+            .map(|a| AgentId::new(a).map_err(|_| StoreError::UnexpectedReply(a.clone())))
+            .collect()
+    }
+
+    /// Free an agent a callback no longer needs (agents' slot): their booking for `entry`
+    /// ends, and `on_call` becomes `available`.
+    async fn agent_released(
+        &self,
+        agent: &AgentId,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .scripts
+            .agent_released
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events())
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(queue.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// The caller of a waiting (or ringing) live entry asked to be called back at `number`
+    /// (event `requested`): the entry becomes a callback with the same id and position,
+    /// max wait no longer applies, and it expires at `expires_at` unless accepted first.
+    /// When the number already has an open callback in this queue, the caller's entry is
+    /// closed instead (event `duplicate_ignored`); agents ringing for it are released.
+    /// Repeating a request that succeeded changes nothing.
+    pub async fn request_callback(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: &PhoneNumber,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<CallbackRequested> {
+        let expires = expires_at.as_millis().to_string();
+        let reply: Vec<String> = self
+            .callback_script(
+                &self.scripts.callback_request,
+                queue,
+                entry,
+                Some(number),
+                now,
+                &[number.as_str(), &expires],
+            )
+            .await?;
+        match reply.as_slice() {
+            [ok] if ok == "ok" => Ok(CallbackRequested::Requested),
+            [dup, existing, ringing @ ..] if dup == "duplicate" => {
+                self.release_agents(entry, &Self::agent_ids(ringing)?)
+                    .await?;
+                Ok(CallbackRequested::Duplicate {
+                    existing: EntryId::new(existing)
+                        .map_err(|_| StoreError::UnexpectedReply(existing.clone()))?,
+                })
+            }
+            [refused, ..] => Err(Self::callback_rule(queue, entry, None, refused)),
+            [] => Err(StoreError::UnexpectedReply(String::new())),
+        }
+    }
+
+    /// `agent` answered the offer of a callback, heard it and declined (event `declined`):
+    /// they are never offered it again and are free; the callback waits again at its
+    /// position, or is closed (`declined_by_all`) once every agent of `eligible` declined.
+    pub async fn callback_declined(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        eligible: &[AgentId],
+    ) -> Result<Declined> {
+        let mut args = vec![agent.as_str()];
+        args.extend(eligible.iter().map(AgentId::as_str));
+        let reply: Vec<String> = self
+            .callback_script(
+                &self.scripts.callback_decline,
+                queue,
+                entry,
+                None,
+                now,
+                &args,
+            )
+            .await?;
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        let declined_by_all = match status.as_str() {
+            "declined_by_all" => true,
+            "waiting" | "ringing" => false,
+            other => return Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        };
+        if declined_by_all {
+            self.release_agents(entry, &Self::agent_ids(ringing)?)
+                .await?;
+        }
+        self.agent_released(agent, queue, entry, now).await?;
+        Ok(Declined { declined_by_all })
+    }
+
+    /// `agent` answered the offer of a callback and hears whom they would call back; they
+    /// decide within `decide_within` ([`Store::callback_accepted`] or
+    /// [`Store::callback_declined`]). Until then the entry stays offered to them, their
+    /// booking holds and the offer's timeout waits, so nobody else is offered either of
+    /// them. The agent is not `on_call` yet: only accepting makes them so.
+    pub async fn callback_offer_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        decide_within: Duration,
+    ) -> Result<()> {
+        let until = now
+            .plus(decide_within + OFFER_GRACE)
+            .as_millis()
+            .to_string();
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_offer_answered,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str(), &until],
+            )
+            .await?;
+        if reply != "ok" {
+            return Err(Self::callback_rule(queue, entry, Some(agent), &reply));
+        }
+        let booked: String = self
+            .scripts
+            .extend_booking
+            .key(self.keys.agent(agent))
+            .arg(entry.as_str())
+            .arg(&until)
+            .invoke_async(&mut self.conn())
+            .await?;
+        match booked.as_str() {
+            // `not_booked`: the booking lapsed before the answer; the entry's timeout still
+            // moved, and the agent's decision settles it.
+            "ok" | "not_booked" => Ok(()),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// `agent` accepted the callback they were offered (event `accepted`, a ticket): it is
+    /// theirs to dial (status `dialing`), offered to nobody else, and no longer expires;
+    /// the agent is `on_call`. Repeating it for the same agent changes nothing.
+    pub async fn callback_accepted(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: Vec<String> = self
+            .callback_script(
+                &self.scripts.callback_accept,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str()],
+            )
+            .await?;
+        let (status, others) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            return Err(Self::callback_rule(queue, entry, Some(agent), status));
+        }
+        let mut answered = self.scripts.agent_answered.prepare_invoke();
+        answered
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events());
+        for other in Self::agent_ids(others)? {
+            answered.key(self.keys.agent(&other));
+        }
+        answered
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(queue.as_str());
+        match answered
+            .invoke_async::<String>(&mut self.conn())
+            .await?
+            .as_str()
+        {
+            "ok" => Ok(()),
+            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// The customer leg of an accepted callback is being dialed (event `dialing_customer`).
+    pub async fn callback_dialing(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_dialing,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str()],
+            )
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        }
+    }
+
+    /// The customer answered (events `customer_answered` with `callback_wait_ms`, then
+    /// `connected`): the callback is connected to `agent` and leaves the queue. Repeating it
+    /// for the same agent changes nothing.
+    pub async fn callback_customer_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_answered,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str()],
+            )
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        }
+    }
+
+    /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); `agent` is
+    /// `available` again. With `retry_at` the callback waits for that time and then for an
+    /// agent again at its position ([`Store::callback_retry_due`]); without, it is closed.
+    pub async fn callback_attempt_failed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        cause: &str,
+        now: Timestamp,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let retry = retry_at.map_or_else(String::new, |t| t.as_millis().to_string());
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_attempt_failed,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str(), cause, &retry],
+            )
+            .await?;
+        match reply.as_str() {
+            "retry" | "closed" => self.agent_released(agent, queue, entry, now).await,
+            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        }
+    }
+
+    /// A failed callback's retry time came: it waits again at its position (`true`), or,
+    /// when its window from the request has passed meanwhile, it is closed (`expired`) and
+    /// this answers `false`, as it does for an entry no longer waiting for a retry.
+    pub async fn callback_retry_due(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_retry_due,
+                queue,
+                entry,
+                None,
+                now,
+                &[],
+            )
+            .await?;
+        match reply.as_str() {
+            "waiting" => Ok(true),
+            "expired" | "not_retry_wait" => Ok(false),
+            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        }
+    }
+
+    /// A callback's window ran out (event `expired`, a ticket): one not yet accepted is
+    /// closed. Returns the agents that were ringing for it, now released: stop their legs.
+    /// An entry accepted, connected or gone meanwhile is left alone and answers no agents.
+    pub async fn callback_expire(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        match self
+            .close_callback(queue, entry, CloseReason::Expired, now)
+            .await
+        {
+            Err(StoreError::Rule(_) | StoreError::UnknownEntry { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// An operator withdraws a callback not yet accepted (event `canceled`). Returns the
+    /// agents that were ringing for it, now released: stop their legs.
+    pub async fn callback_cancel(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        self.close_callback(queue, entry, CloseReason::Canceled, now)
+            .await
+    }
+
+    async fn close_callback(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        reason: CloseReason,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        let reply: Vec<String> = self
+            .callback_script(
+                &self.scripts.callback_close,
+                queue,
+                entry,
+                None,
+                now,
+                &[reason.as_str()],
+            )
+            .await?;
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            return Err(Self::callback_rule(queue, entry, None, status));
+        }
+        let ringing = Self::agent_ids(ringing)?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    /// The conversation of a connected callback ended (event `completed`, with `talk_ms`).
+    /// The agent's state after the call is the caller's to set, as for live calls.
+    pub async fn callback_completed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .callback_script(
+                &self.scripts.callback_completed,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str()],
+            )
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            "not_connected" => Err(QueueError::EntryStatus {
+                entry: entry.clone(),
+                expected: "connected",
+            }
+            .into()),
+            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        }
+    }
+
+    /// The queue's callback figures. They are counters the event scripts keep next to the
+    /// stream, not a scan of it: reading them costs the same however long the stream is, and
+    /// they cannot disagree with the events, which are written in the same atomic step.
+    pub async fn callback_stats(&self, queue: &QueueName) -> Result<CallbackStats> {
+        let key = self.keys.callback_stats(queue);
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        let count = |name: &str| -> Result<u64> {
+            fields.get(name).map_or(Ok(0), |v| {
+                // A counter brought below zero by hand reads as none left.
+                v.parse::<i64>()
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .map_err(|e| StoreError::Corrupt {
+                        key: key.clone(),
+                        reason: format!("{name} = {v:?}: {e}"),
+                    })
+            })
+        };
+        let answered = count("answered")?;
+        let wait_ms = count("answered_wait_ms")?;
+        Ok(CallbackStats {
+            in_queue: count("in_queue")?,
+            total: count("total")?,
+            average_wait: (answered > 0).then(|| Duration::from_millis(wait_ms / answered)),
+        })
     }
 
     /// Change an agent's state if the transition is allowed from the state Redis holds now

@@ -128,15 +128,22 @@ pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<
             agents: r.agents("offered_to")?,
             since: r.time("offered_at")?,
         },
+        "dialing" => EntryStatus::Dialing {
+            agent: validated!(r, AgentId, "dialing_agent")?,
+            since: r.time("dialing_since")?,
+        },
+        "retry_wait" => EntryStatus::RetryWait {
+            due: r.time("retry_at")?,
+        },
         "connected" => EntryStatus::Connected {
             agent: validated!(r, AgentId, "connected_agent")?,
             at: r.time("connected_at")?,
         },
         "closed" => EntryStatus::Closed {
-            reason: match r.get("closed_reason")? {
-                "abandoned" => CloseReason::Abandoned,
-                "max_wait_exit" => CloseReason::MaxWaitExit,
-                other => return Err(r.corrupt(format!("unknown close reason {other:?}"))),
+            reason: {
+                let raw = r.get("closed_reason")?;
+                CloseReason::parse(raw)
+                    .ok_or_else(|| r.corrupt(format!("unknown close reason {raw:?}")))?
             },
             at: r.time("closed_at")?,
         },
@@ -222,7 +229,39 @@ pub enum EventKind {
     Abandoned,
     MaxWaitExit,
     AgentState,
+    Requested,
+    DuplicateIgnored,
+    Declined,
+    Accepted,
+    DialingCustomer,
+    CustomerAnswered,
+    AttemptFailed,
+    Completed,
+    Expired,
+    DeclinedByAll,
+    Canceled,
 }
+
+const EVENT_KINDS: [EventKind; 18] = [
+    EventKind::Entered,
+    EventKind::Offered,
+    EventKind::AgentNoAnswer,
+    EventKind::Connected,
+    EventKind::Abandoned,
+    EventKind::MaxWaitExit,
+    EventKind::AgentState,
+    EventKind::Requested,
+    EventKind::DuplicateIgnored,
+    EventKind::Declined,
+    EventKind::Accepted,
+    EventKind::DialingCustomer,
+    EventKind::CustomerAnswered,
+    EventKind::AttemptFailed,
+    EventKind::Completed,
+    EventKind::Expired,
+    EventKind::DeclinedByAll,
+    EventKind::Canceled,
+];
 
 impl EventKind {
     pub fn as_str(self) -> &'static str {
@@ -234,21 +273,30 @@ impl EventKind {
             Self::Abandoned => "abandoned",
             Self::MaxWaitExit => "max_wait_exit",
             Self::AgentState => "agent_state",
+            Self::Requested => "requested",
+            Self::DuplicateIgnored => "duplicate_ignored",
+            Self::Declined => "declined",
+            Self::Accepted => "accepted",
+            Self::DialingCustomer => "dialing_customer",
+            Self::CustomerAnswered => "customer_answered",
+            Self::AttemptFailed => "attempt_failed",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::DeclinedByAll => "declined_by_all",
+            Self::Canceled => "canceled",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Entered,
-            Self::Offered,
-            Self::AgentNoAnswer,
-            Self::Connected,
-            Self::Abandoned,
-            Self::MaxWaitExit,
-            Self::AgentState,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        EVENT_KINDS.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A moment a hosted contact-center suite opens a ticket; such events carry `ticket = 1`.
+    pub fn opens_ticket(self) -> bool {
+        matches!(
+            self,
+            Self::Accepted | Self::DeclinedByAll | Self::Expired | Self::AttemptFailed
+        )
     }
 }
 
@@ -291,6 +339,10 @@ pub enum Timer {
     OfferTimeout { queue: QueueName, entry: EntryId },
     /// An agent's wrap-up ends.
     WrapUpEnd { agent: AgentId },
+    /// A callback's window from its request ends.
+    CallbackExpiry { queue: QueueName, entry: EntryId },
+    /// A callback whose customer leg failed may wait for an agent again.
+    CallbackRetry { queue: QueueName, entry: EntryId },
 }
 
 /// Which timer set a timer lives in: each queue's slot, or the agents'.
@@ -303,9 +355,10 @@ pub enum TimerScope {
 impl Timer {
     pub fn scope(&self) -> TimerScope {
         match self {
-            Self::MaxWait { queue, .. } | Self::OfferTimeout { queue, .. } => {
-                TimerScope::Queue(queue.clone())
-            }
+            Self::MaxWait { queue, .. }
+            | Self::OfferTimeout { queue, .. }
+            | Self::CallbackExpiry { queue, .. }
+            | Self::CallbackRetry { queue, .. } => TimerScope::Queue(queue.clone()),
             Self::WrapUpEnd { .. } => TimerScope::Agents,
         }
     }
@@ -316,6 +369,8 @@ impl Timer {
             Self::MaxWait { entry, .. } => format!("max_wait:{entry}"),
             Self::OfferTimeout { entry, .. } => format!("offer:{entry}"),
             Self::WrapUpEnd { agent } => format!("wrap_up:{agent}"),
+            Self::CallbackExpiry { entry, .. } => format!("cb_expiry:{entry}"),
+            Self::CallbackRetry { entry, .. } => format!("cb_retry:{entry}"),
         }
     }
 
@@ -327,6 +382,14 @@ impl Timer {
                 entry: EntryId::new(id).ok()?,
             }),
             (TimerScope::Queue(queue), "offer") => Some(Self::OfferTimeout {
+                queue: queue.clone(),
+                entry: EntryId::new(id).ok()?,
+            }),
+            (TimerScope::Queue(queue), "cb_expiry") => Some(Self::CallbackExpiry {
+                queue: queue.clone(),
+                entry: EntryId::new(id).ok()?,
+            }),
+            (TimerScope::Queue(queue), "cb_retry") => Some(Self::CallbackRetry {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
@@ -369,6 +432,13 @@ mod tests {
     }
 
     #[test]
+    fn event_kinds_round_trip_through_their_names() {
+        for kind in EVENT_KINDS {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
     fn timers_round_trip_through_members() {
         let q = QueueName::new("support").unwrap();
         for timer in [
@@ -382,6 +452,14 @@ mod tests {
             },
             Timer::WrapUpEnd {
                 agent: AgentId::new("alice").unwrap(),
+            },
+            Timer::CallbackExpiry {
+                queue: q.clone(),
+                entry: EntryId::new("e1").unwrap(),
+            },
+            Timer::CallbackRetry {
+                queue: q.clone(),
+                entry: EntryId::new("e1").unwrap(),
             },
         ] {
             assert_eq!(

@@ -59,7 +59,8 @@ return 'ok'
 /// Takes a waiting entry out of the waiting set for booked agents.
 /// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, agents…
 const CLAIM_ENTRY: &str = r#"
-local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position')
+local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position',
+  'number')
 if e[1] ~= 'waiting' then return 'not_waiting' end
 local tried = {}
 for _, a in ipairs(split(e[2])) do tried[a] = true end
@@ -72,9 +73,15 @@ local list = table.concat(agents, ',')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'offered', 'offered_to', list, 'offered_at', ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'event', 'offered', 'entry', ARGV[1], 'queue', e[3],
+local event = {'XADD', KEYS[4], '*', 'event', 'offered', 'entry', ARGV[1], 'queue', e[3],
   'line', e[4], 'agents', list, 'at', ARGV[2],
-  'waited_ms', ms(tonumber(ARGV[2]) - tonumber(e[5])))
+  'waited_ms', ms(tonumber(ARGV[2]) - tonumber(e[5]))}
+-- Callbacks name their number in every event.
+if e[6] then
+  event[#event + 1] = 'number'
+  event[#event + 1] = e[6]
+end
+redis.call(unpack(event))
 return 'ok'
 "#;
 
@@ -132,7 +139,9 @@ return 'released'
 /// Returns 'ok' followed by the other agents of a ring-all offer.
 const CONNECT: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
-  'offered_at', 'connected_agent')
+  'offered_at', 'connected_agent', 'kind')
+-- A callback connects when its customer answers, through its own script.
+if e[8] == 'callback' then return {'not_live'} end
 if e[1] == 'connected' then
   if e[7] == ARGV[2] then return {'ok'} end
   return {'not_offered_to'}
@@ -193,7 +202,7 @@ end
 return 'ok'
 "#;
 
-/// The entry leaves the queue unconnected (abandoned, max wait). Repeating it with the
+/// The entry leaves the queue unconnected (abandoned, max wait); never a callback. Repeating it with the
 /// same reason changes nothing and answers 'ok' (a hangup seen twice across a reconnect).
 /// KEYS: entry, waiting, open, timers, events.
 /// ARGV: id, reason, now, offer timer, max-wait timer, retention (s).
@@ -202,8 +211,10 @@ const CLOSE: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position',
   'kind', 'closed_reason')
 if e[1] == 'closed' and e[7] == ARGV[2] then return {'ok'} end
+-- A caller who hangs up after confirming a callback still has a channel hangup on its way:
+-- only the callback's own transitions close it.
+if e[6] == 'callback' then return {'callback'} end
 if e[1] ~= 'waiting' and e[1] ~= 'offered' then return {'not_open'} end
-if ARGV[2] == 'max_wait_exit' and e[6] ~= 'live' then return {'callback'} end
 redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', ARGV[2],
   'closed_at', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -215,6 +226,282 @@ redis.call('XADD', KEYS[5], '*', 'event', ARGV[2], 'entry', ARGV[1], 'queue', e[
 local out = {'ok'}
 for _, a in ipairs(split(e[2])) do out[#out + 1] = a end
 return out
+"#;
+
+/// Helpers for the callback scripts, which share one key layout.
+/// KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key.
+/// ARGV: id, now, retention (s), then each script's own.
+const CALLBACK: &str = r#"
+local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
+local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'tried',
+  'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts', 'connected_at',
+  'connected_agent'}
+local e = {}
+local raw = redis.call('HMGET', KEYS[1], unpack(f))
+for i, name in ipairs(f) do e[name] = raw[i] or '' end
+local function waited() return ms(tonumber(now) - tonumber(e.position)) end
+local function event(kind, ...)
+  local args = {'XADD', KEYS[5], '*', 'event', kind, 'entry', id, 'queue', e.queue,
+    'line', e.line, 'number', e.number, 'at', now, 'waited_ms', waited(), ...}
+  if kind == 'accepted' or kind == 'declined_by_all' or kind == 'expired'
+    or kind == 'attempt_failed' then
+    args[#args + 1] = 'ticket'
+    args[#args + 1] = '1'
+  end
+  redis.call(unpack(args))
+end
+local function drop_timers()
+  redis.call('ZREM', KEYS[4], 'offer:' .. id, 'max_wait:' .. id, 'cb_expiry:' .. id,
+    'cb_retry:' .. id)
+end
+-- The entry leaves the queue for good: it no longer holds its number, counts as in queue,
+-- or has timers. Returns the agents still ringing for it.
+local function close(reason, ...)
+  local ringing = split(e.offered_to)
+  redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', reason,
+    'closed_at', now)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  drop_timers()
+  redis.call('EXPIRE', KEYS[1], retention)
+  if redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
+  if e.kind == 'callback' then redis.call('HINCRBY', KEYS[6], 'in_queue', -1) end
+  event(reason, ...)
+  local out = {'ok'}
+  for _, a in ipairs(ringing) do out[#out + 1] = a end
+  return out
+end
+local function expect_dialing(agent)
+  if e.kind ~= 'callback' then return 'not_callback' end
+  if e.status ~= 'dialing' then return 'not_dialing' end
+  if e.dialing_agent ~= agent then return 'not_offered_to' end
+  return nil
+end
+"#;
+
+/// A waiting (or ringing) caller asks to be called back: the entry becomes a callback with
+/// the same id and position, unless the number already has one open in this queue.
+/// ARGV (after the common ones): number, expires_at.
+/// Returns {'ok'} or {'duplicate', existing id, agents that were ringing…}.
+const CALLBACK_REQUEST: &str = r#"
+if e.status == '' then return {'unknown'} end
+local existing = redis.call('GET', KEYS[7])
+if existing == id then return {'ok'} end
+if e.kind ~= 'live' then return {'not_live'} end
+if e.status ~= 'waiting' and e.status ~= 'offered' then return {'not_open'} end
+e.number = ARGV[4]
+if existing and redis.call('ZSCORE', KEYS[3], existing) then
+  local out = close('duplicate_ignored', 'existing', existing)
+  out[1] = existing
+  table.insert(out, 1, 'duplicate')
+  return out
+end
+redis.call('HSET', KEYS[1], 'kind', 'callback', 'number', ARGV[4], 'requested_at', now,
+  'attempts', '0', 'expires_at', ARGV[5])
+redis.call('ZREM', KEYS[4], 'max_wait:' .. id)
+redis.call('ZADD', KEYS[4], ARGV[5], 'cb_expiry:' .. id)
+redis.call('SET', KEYS[7], id)
+redis.call('HINCRBY', KEYS[6], 'total', 1)
+redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
+event('requested', 'expires_at', ARGV[5])
+return {'ok'}
+"#;
+
+/// The agent heard the callback and declined it: they are never offered it again, and it
+/// waits again at its position unless every eligible agent has now declined.
+/// ARGV (after the common ones): agent, eligible agents…
+/// Returns {'waiting'|'ringing'|'declined_by_all', agents still ringing…}.
+const CALLBACK_DECLINE: &str = r#"
+if e.status == '' then return {'unknown'} end
+if e.kind ~= 'callback' then return {'not_callback'} end
+if e.status ~= 'offered' then return {'not_offered'} end
+local agent = ARGV[4]
+local rest, found = {}, false
+for _, a in ipairs(split(e.offered_to)) do
+  if a == agent then found = true else rest[#rest + 1] = a end
+end
+if not found then return {'not_offered_to'} end
+local tried = {}
+for _, a in ipairs(split(e.tried)) do tried[a] = true end
+if not tried[agent] then
+  if e.tried == '' then e.tried = agent else e.tried = e.tried .. ',' .. agent end
+  tried[agent] = true
+end
+e.offered_to = table.concat(rest, ',')
+redis.call('HSET', KEYS[1], 'offered_to', e.offered_to, 'tried', e.tried)
+event('declined', 'agent', agent)
+local all = #ARGV >= 5
+for i = 5, #ARGV do if not tried[ARGV[i]] then all = false end end
+if all then
+  local out = close('declined_by_all', 'agent', agent)
+  out[1] = 'declined_by_all'
+  return out
+end
+if #rest == 0 then
+  redis.call('HSET', KEYS[1], 'status', 'waiting')
+  redis.call('ZADD', KEYS[2], e.position, id)
+  redis.call('ZREM', KEYS[4], 'offer:' .. id)
+  return {'waiting'}
+end
+local out = {'ringing'}
+for _, a in ipairs(rest) do out[#out + 1] = a end
+return out
+"#;
+
+/// The agent pressed 1: the callback is theirs, leaves the waiting set for good and no
+/// longer expires. Repeating it for the same agent changes nothing.
+/// ARGV (after the common ones): agent. Returns {'ok', other agents of the offer…}.
+const CALLBACK_ACCEPT: &str = r#"
+if e.status == '' then return {'unknown'} end
+if e.kind ~= 'callback' then return {'not_callback'} end
+local agent = ARGV[4]
+if e.status == 'dialing' and e.dialing_agent == agent then return {'ok'} end
+if e.status ~= 'offered' then return {'not_offered'} end
+local others, found = {}, false
+for _, a in ipairs(split(e.offered_to)) do
+  if a == agent then found = true else others[#others + 1] = a end
+end
+if not found then return {'not_offered_to'} end
+local attempts = tonumber(e.attempts ~= '' and e.attempts or '0') + 1
+redis.call('HSET', KEYS[1], 'status', 'dialing', 'offered_to', '', 'dialing_agent', agent,
+  'dialing_since', now, 'attempts', attempts)
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[4], 'offer:' .. id, 'cb_expiry:' .. id)
+event('accepted', 'agent', agent, 'attempt', attempts,
+  'request_age_ms', ms(tonumber(now) - tonumber(e.requested_at)))
+local out = {'ok'}
+for _, a in ipairs(others) do out[#out + 1] = a end
+return out
+"#;
+
+/// The customer leg is being dialed. ARGV (after the common ones): agent.
+const CALLBACK_DIALING: &str = r#"
+if e.status == '' then return 'unknown' end
+local refused = expect_dialing(ARGV[4])
+if refused then return refused end
+event('dialing_customer', 'agent', ARGV[4], 'attempt', e.attempts)
+return 'ok'
+"#;
+
+/// The customer answered: the callback is connected to its agent and leaves the queue.
+/// Repeating it for the same agent changes nothing. ARGV (after the common ones): agent.
+const CALLBACK_ANSWERED: &str = r#"
+if e.status == '' then return 'unknown' end
+local agent = ARGV[4]
+if e.status == 'connected' and e.connected_agent == agent and e.kind == 'callback' then
+  return 'ok'
+end
+local refused = expect_dialing(agent)
+if refused then return refused end
+local wait = tonumber(now) - tonumber(e.requested_at)
+redis.call('HSET', KEYS[1], 'status', 'connected', 'connected_agent', agent,
+  'connected_at', now)
+redis.call('ZREM', KEYS[3], id)
+drop_timers()
+redis.call('EXPIRE', KEYS[1], retention)
+if redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
+redis.call('HINCRBY', KEYS[6], 'in_queue', -1)
+redis.call('HINCRBY', KEYS[6], 'answered', 1)
+redis.call('HINCRBY', KEYS[6], 'answered_wait_ms', wait)
+local dialed = ms(tonumber(now) - tonumber(e.dialing_since))
+event('customer_answered', 'agent', agent, 'attempt', e.attempts,
+  'callback_wait_ms', ms(wait), 'dial_ms', dialed)
+event('connected', 'agent', agent, 'kind', 'callback', 'rang_ms', dialed)
+return 'ok'
+"#;
+
+/// The customer leg failed: the callback waits for its retry time, or is closed.
+/// ARGV (after the common ones): agent, cause, retry time ('' for none).
+const CALLBACK_ATTEMPT_FAILED: &str = r#"
+if e.status == '' then return 'unknown' end
+local agent = ARGV[4]
+local refused = expect_dialing(agent)
+if refused then return refused end
+if ARGV[6] == '' then
+  close('attempt_failed', 'agent', agent, 'cause', ARGV[5], 'attempt', e.attempts,
+    'retry', '0')
+  return 'closed'
+end
+redis.call('HSET', KEYS[1], 'status', 'retry_wait', 'retry_at', ARGV[6], 'dialing_agent', '')
+redis.call('ZADD', KEYS[4], ARGV[6], 'cb_retry:' .. id)
+event('attempt_failed', 'agent', agent, 'cause', ARGV[5], 'attempt', e.attempts,
+  'retry', '1', 'retry_at', ARGV[6])
+return 'retry'
+"#;
+
+/// A failed callback's retry time came: it waits again at its position until its original
+/// expiry, or expires now when that has passed.
+const CALLBACK_RETRY_DUE: &str = r#"
+if e.status ~= 'retry_wait' or e.kind ~= 'callback' then return 'not_retry_wait' end
+if tonumber(now) >= tonumber(e.expires_at) then
+  close('expired')
+  return 'expired'
+end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'retry_at', '')
+redis.call('ZADD', KEYS[2], e.position, id)
+redis.call('ZREM', KEYS[4], 'cb_retry:' .. id)
+redis.call('ZADD', KEYS[4], e.expires_at, 'cb_expiry:' .. id)
+return 'waiting'
+"#;
+
+/// A callback not yet accepted leaves the queue (expired, canceled).
+/// ARGV (after the common ones): reason. Returns {'ok', agents that were ringing…}.
+const CALLBACK_CLOSE: &str = r#"
+if e.status == '' then return {'unknown'} end
+if e.kind ~= 'callback' then return {'not_callback'} end
+if e.status ~= 'waiting' and e.status ~= 'offered' and e.status ~= 'retry_wait' then
+  return {'not_open'}
+end
+return close(ARGV[4])
+"#;
+
+/// Completion of a connected callback's conversation. ARGV (after the common ones): agent.
+const CALLBACK_COMPLETED: &str = r#"
+if e.status == '' then return 'unknown' end
+if e.kind ~= 'callback' then return 'not_callback' end
+if e.status ~= 'connected' or e.connected_agent ~= ARGV[4] then return 'not_connected' end
+event('completed', 'agent', ARGV[4], 'talk_ms', ms(tonumber(now) - tonumber(e.connected_at)))
+return 'ok'
+"#;
+
+/// The agent answered the offer of a callback and now hears whom they would call: the
+/// offer's timeout moves to the end of that decision, so it neither returns the callback to
+/// the queue meanwhile nor is lost if this daemon dies.
+/// ARGV (after the common ones): agent, new timeout.
+const CALLBACK_OFFER_ANSWERED: &str = r#"
+if e.status == '' then return 'unknown' end
+if e.kind ~= 'callback' then return 'not_callback' end
+if e.status ~= 'offered' then return 'not_offered' end
+local found = false
+for _, a in ipairs(split(e.offered_to)) do if a == ARGV[4] then found = true end end
+if not found then return 'not_offered_to' end
+redis.call('ZADD', KEYS[4], ARGV[5], 'offer:' .. id)
+return 'ok'
+"#;
+
+/// Extends an agent's booking for an entry while it still names that entry.
+/// KEYS: agent. ARGV: entry, booked-until.
+const EXTEND_BOOKING: &str = r#"
+if redis.call('HGET', KEYS[1], 'booked') ~= ARGV[1] then return 'not_booked' end
+redis.call('HSET', KEYS[1], 'booked_until', ARGV[2])
+return 'ok'
+"#;
+
+/// An agent a callback no longer needs: their booking for it ends, and an agent it put on
+/// the call is available again.
+/// KEYS: agent, agent events. ARGV: entry, now, queue.
+const AGENT_RELEASED: &str = r#"
+local a = redis.call('HMGET', KEYS[1], 'id', 'state', 'booked')
+if not a[1] then return 'unknown' end
+if a[3] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'booked', '', 'booked_queue', '', 'booked_until', '0')
+end
+if a[2] == 'on_call' then
+  redis.call('HSET', KEYS[1], 'state', 'available', 'idle_since', ARGV[2])
+  redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', 'on_call',
+    'to', 'available', 'source', 'callback', 'queue', ARGV[3], 'at', ARGV[2])
+end
+return 'ok'
 "#;
 
 /// KEYS: agent, agent events. ARGV: to, now, source, states allowed to move to `to`…
@@ -268,11 +555,24 @@ pub(crate) struct Scripts {
     pub(crate) set_agent_state: Script,
     pub(crate) claim_timers: Script,
     pub(crate) complete_timer: Script,
+    pub(crate) callback_request: Script,
+    pub(crate) callback_decline: Script,
+    pub(crate) callback_accept: Script,
+    pub(crate) callback_dialing: Script,
+    pub(crate) callback_answered: Script,
+    pub(crate) callback_attempt_failed: Script,
+    pub(crate) callback_retry_due: Script,
+    pub(crate) callback_close: Script,
+    pub(crate) callback_completed: Script,
+    pub(crate) agent_released: Script,
+    pub(crate) callback_offer_answered: Script,
+    pub(crate) extend_booking: Script,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         let with_split = |body: &str| Script::new(&format!("{SPLIT}{body}"));
+        let callback = |body: &str| Script::new(&format!("{SPLIT}{CALLBACK}{body}"));
         Self {
             enqueue: Script::new(ENQUEUE),
             book_agents: Script::new(BOOK_AGENTS),
@@ -287,6 +587,18 @@ impl Scripts {
             set_agent_state: Script::new(SET_AGENT_STATE),
             claim_timers: Script::new(CLAIM_TIMERS),
             complete_timer: Script::new(COMPLETE_TIMER),
+            callback_request: callback(CALLBACK_REQUEST),
+            callback_decline: callback(CALLBACK_DECLINE),
+            callback_accept: callback(CALLBACK_ACCEPT),
+            callback_dialing: callback(CALLBACK_DIALING),
+            callback_answered: callback(CALLBACK_ANSWERED),
+            callback_attempt_failed: callback(CALLBACK_ATTEMPT_FAILED),
+            callback_retry_due: callback(CALLBACK_RETRY_DUE),
+            callback_close: callback(CALLBACK_CLOSE),
+            callback_completed: callback(CALLBACK_COMPLETED),
+            agent_released: Script::new(AGENT_RELEASED),
+            callback_offer_answered: callback(CALLBACK_OFFER_ANSWERED),
+            extend_booking: Script::new(EXTEND_BOOKING),
         }
     }
 }
