@@ -292,6 +292,9 @@ impl EventKind {
     }
 
     /// A moment a hosted contact-center suite opens a ticket; such events carry `ticket = 1`.
+    /// The request is closed by acceptance at `accepted`, not `customer_answered`: from then
+    /// on it is one agent's, and whether the customer answers is a separate outcome with its
+    /// own record (`attempt_failed` is a ticket of its own).
     pub fn opens_ticket(self) -> bool {
         matches!(
             self,
