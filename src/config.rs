@@ -12,9 +12,9 @@ use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::callback::DialingPolicy;
 use crate::cli::logging::LogFormat;
 use crate::esl::{Backoff, ClientConfig};
-use crate::callback::DialingPolicy;
 use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
 
@@ -196,7 +196,6 @@ pub enum AgentDialMode {
     #[default]
     Phone,
 }
-
 
 /// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
 #[derive(Debug, Clone, PartialEq, Eq)]

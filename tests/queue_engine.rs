@@ -254,3 +254,35 @@ dial_template = "sofia/gateway/carrier/{number}"
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_callers_hear_their_position_between_hold_music() {
+    let rig = Rig::start(
+        &base_config(
+            r#"greetings = ["/sounds/welcome.wav"]
+announce_every_secs = 10"#,
+        ),
+        &[],
+    )
+    .await;
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0));
+    rig.call(caller("+4930100002", 1.0));
+    tokio::time::sleep(sim_secs(25.0)).await;
+    let callers = rig.callers().await;
+    let second = &callers["+4930100002"];
+    assert_eq!(
+        second.media.first().map(String::as_str),
+        Some("/sounds/welcome.wav")
+    );
+    let announcement = second
+        .media
+        .iter()
+        .find(|m| m.contains("position-is.wav"))
+        .unwrap_or_else(|| panic!("no announcement in {:?}", second.media));
+    assert!(
+        announcement.ends_with("digit-2.wav"),
+        "second in line: {announcement}"
+    );
+    daemon.stop().await;
+}

@@ -1,23 +1,34 @@
-//! What a waiting caller hears: greetings, then hold music with periodic announcements,
-//! until the engine takes the caller elsewhere.
+//! What a waiting caller hears and does: greetings, the callback offer, hold music with
+//! announcements, and the callback menu when they press 2.
 //!
 //! One task per caller keeps the media going; the engine steers it through a watch channel
-//! and `uuid_break`, so the engine's own loop never waits on a playback.
+//! and `uuid_break`, so the engine's own loop never waits on a playback. The digit 2 is a
+//! `playback_terminators` digit on callback lines: FreeSWITCH ends the playback itself and
+//! reports it in `playback_terminator_used`, so a 2 pressed during any prompt is never lost.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::callback::{CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, Step};
+use crate::esl::Event;
 use crate::prompts::{sequence, PromptSet};
-use crate::queue::{EntryId, QueueName};
-use crate::store::Store;
-use crate::switch::{App, ChannelId, FreeSwitch, MediaSource};
+use crate::queue::{Clock, EntryId, QueueName};
+use crate::store::{CallbackRequested, Store};
+use crate::switch::{
+    App, ChannelId, DigitCollect, FreeSwitch, HangupCause, MediaSource, PhoneNumber, SwitchError,
+    VarName, VarValue,
+};
+
+/// The digit that opens the callback menu while waiting.
+const CALLBACK_KEY: &str = "2";
 
 /// What the engine wants from a caller's media task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallerMode {
-    /// Greetings, hold music, announcements.
+    /// Greetings, hold music, announcements, the callback menu.
     Waiting,
     /// Stop all media and end: the caller is being bridged, transferred or hung up.
     Leaving,
@@ -27,9 +38,20 @@ pub enum CallerMode {
 #[derive(Debug)]
 pub struct CallerMedia {
     mode: watch::Sender<CallerMode>,
+    /// Callback keys the engine saw in DTMF events: a key pressed while no playback ran
+    /// (before the first one started, between two) has no playback to end, so the task
+    /// looks here before each playback.
+    keys: Arc<AtomicU32>,
 }
 
 impl CallerMedia {
+    /// The caller pressed `digit` (from a DTMF event).
+    pub fn pressed(&self, digit: char) {
+        if digit.to_string() == CALLBACK_KEY {
+            self.keys.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Stop the media for good: the task ends at the next completion, which the caller
     /// of this method forces with `uuid_break`.
     pub fn leave(&self) {
@@ -37,7 +59,7 @@ impl CallerMedia {
     }
 }
 
-/// Everything the media task plays, decided when the caller enters.
+/// What every caller of a queue hears, decided once per queue.
 #[derive(Debug, Clone)]
 pub struct MediaPlan {
     pub greetings: Vec<MediaSource>,
@@ -46,43 +68,76 @@ pub struct MediaPlan {
     pub prompts: PromptSet,
 }
 
-/// Start the media for a caller who just entered (`greet`) or was found again after a
-/// restart (no greeting twice).
-pub fn start(
-    switch: FreeSwitch,
-    store: Store,
-    channel: ChannelId,
-    queue: QueueName,
-    entry: EntryId,
-    plan: Arc<MediaPlan>,
-    greet: bool,
-) -> CallerMedia {
+/// The callback side of one caller's visit, when their line offers callbacks.
+#[derive(Debug, Clone)]
+pub struct CallbackPlan {
+    /// Played after the queue's greetings; `None` when an IVR in front already offered it.
+    pub offer_greeting: Option<MediaSource>,
+    pub menu: MenuSettings,
+    pub rules: NumberRules,
+    /// The caller's own dialable number (caller ID, else SIP From user), if any.
+    pub own_number: Option<PhoneNumber>,
+    pub confirmation: MediaSource,
+    pub expiry: Duration,
+    /// The line's prompts (its language).
+    pub prompts: PromptSet,
+}
+
+/// Everything a caller's task needs, moved into it.
+pub struct CallerTask {
+    pub switch: FreeSwitch,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub channel: ChannelId,
+    pub queue: QueueName,
+    pub entry: EntryId,
+    pub plan: Arc<MediaPlan>,
+    pub callback: Option<CallbackPlan>,
+    /// Play the greetings (a caller found again after a restart does not hear them twice).
+    pub greet: bool,
+}
+
+/// Start the media for a caller.
+pub fn start(task: CallerTask) -> CallerMedia {
     let (tx, rx) = watch::channel(CallerMode::Waiting);
+    let keys = Arc::new(AtomicU32::new(0));
+    let seen = keys.clone();
     tokio::spawn(async move {
+        let greet = task.greet;
         let media = Media {
-            switch,
-            store,
-            channel,
-            queue,
-            entry,
-            plan,
+            task,
             mode: rx,
+            keys: seen,
+            consumed: AtomicU32::new(0),
         };
         if let Err(e) = media.run(greet).await {
-            tracing::debug!(channel = %media.channel, error = %e, "caller media ended");
+            tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
         }
     });
-    CallerMedia { mode: tx }
+    CallerMedia { mode: tx, keys }
 }
 
 struct Media {
-    switch: FreeSwitch,
-    store: Store,
-    channel: ChannelId,
-    queue: QueueName,
-    entry: EntryId,
-    plan: Arc<MediaPlan>,
+    task: CallerTask,
     mode: watch::Receiver<CallerMode>,
+    keys: Arc<AtomicU32>,
+    /// Callback keys already acted on (ended a playback, or pressed inside the menu).
+    consumed: AtomicU32,
+}
+
+/// How a stretch of media ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    Done,
+    /// The caller pressed 2 on a callback line.
+    CallbackKey,
+}
+
+/// How the callback menu ended.
+enum MenuEnd {
+    BackToQueue,
+    /// The call is over (callback requested or already pending).
+    HungUp,
 }
 
 impl Media {
@@ -90,53 +145,255 @@ impl Media {
         *self.mode.borrow() == CallerMode::Leaving
     }
 
-    async fn play(&self, media: &MediaSource) -> Result<(), crate::switch::SwitchError> {
-        self.switch
-            .execute(&self.channel, &App::Playback(media.clone()))
-            .await
-            .map(drop)
+    fn channel(&self) -> &ChannelId {
+        &self.task.channel
     }
 
-    async fn run(&self, greet: bool) -> Result<(), crate::switch::SwitchError> {
+    /// Play `media`; report whether the callback key ended it (or came before it started).
+    async fn play(&self, media: &MediaSource) -> Result<Heard, SwitchError> {
+        if self.task.callback.is_some()
+            && self.keys.load(Ordering::SeqCst) > self.consumed.load(Ordering::SeqCst)
+        {
+            self.consumed.fetch_add(1, Ordering::SeqCst);
+            return Ok(Heard::CallbackKey);
+        }
+        let done = self
+            .task
+            .switch
+            .execute(self.channel(), &App::Playback(media.clone()))
+            .await?;
+        Ok(self.heard(&done))
+    }
+
+    fn heard(&self, done: &Event) -> Heard {
+        // Playback clears the variable when it starts, so it names this playback's digit.
+        let key = done.variable("playback_terminator_used");
+        if self.task.callback.is_some() && key.as_deref() == Some(CALLBACK_KEY) {
+            self.consumed.fetch_add(1, Ordering::SeqCst);
+            Heard::CallbackKey
+        } else {
+            Heard::Done
+        }
+    }
+
+    async fn run(&self, greet: bool) -> Result<(), SwitchError> {
+        if self.task.callback.is_some() {
+            let name = VarName::new("playback_terminators").expect("constant");
+            let digit = VarValue::new(CALLBACK_KEY).expect("constant");
+            self.task
+                .switch
+                .set_var(self.channel(), &name, &digit)
+                .await?;
+        }
         if greet {
-            for greeting in &self.plan.greetings {
+            let offer = self
+                .task
+                .callback
+                .as_ref()
+                .and_then(|c| c.offer_greeting.clone());
+            for greeting in self.task.plan.greetings.iter().chain(offer.iter()) {
                 if self.leaving() {
                     return Ok(());
                 }
-                self.play(greeting).await?;
+                if self.play(greeting).await? == Heard::CallbackKey {
+                    if let MenuEnd::HungUp = self.menu().await? {
+                        return Ok(());
+                    }
+                    break;
+                }
             }
         }
         loop {
             if self.leaving() {
                 return Ok(());
             }
-            let music = self.play(&self.plan.hold_music);
-            let Some(every) = self.plan.announce_every else {
-                music.await?;
-                continue;
-            };
-            tokio::select! {
-                r = music => r?,
-                _ = tokio::time::sleep(every) => {
-                    // FreeSWITCH queues the announcement behind the broken playback.
-                    self.switch.break_media(&self.channel).await?;
-                    if self.leaving() {
-                        return Ok(());
-                    }
-                    self.announce().await?;
+            if self.hold().await? == Heard::CallbackKey {
+                if let MenuEnd::HungUp = self.menu().await? {
+                    return Ok(());
                 }
             }
         }
     }
 
-    /// "Your position in the queue is N", counting only callers still waiting ahead.
-    async fn announce(&self) -> Result<(), crate::switch::SwitchError> {
-        let Ok(Some(position)) = self.store.waiting_position(&self.queue, &self.entry).await else {
-            return Ok(());
+    /// Hold music until it ends (callback key, break), with an announcement when due.
+    async fn hold(&self) -> Result<Heard, SwitchError> {
+        let music = self.play(&self.task.plan.hold_music);
+        let Some(every) = self.task.plan.announce_every else {
+            return music.await;
         };
-        let mut files = vec![self.plan.prompts.file("position-is")];
-        files.extend(self.plan.prompts.digits(&position.to_string()));
-        let announcement = sequence(&files)?;
-        self.play(&announcement).await
+        tokio::pin!(music);
+        tokio::select! {
+            heard = &mut music => heard,
+            _ = tokio::time::sleep(every) => {
+                self.task.switch.break_media(self.channel()).await?;
+                // The broken playback still completes; a 2 pressed just before counts.
+                if music.await? == Heard::CallbackKey {
+                    return Ok(Heard::CallbackKey);
+                }
+                if self.leaving() {
+                    return Ok(Heard::Done);
+                }
+                self.announce().await
+            }
+        }
+    }
+
+    /// "Your position in the queue is N", counting only callers still waiting ahead.
+    async fn announce(&self) -> Result<Heard, SwitchError> {
+        let Ok(Some(position)) = self
+            .task
+            .store
+            .waiting_position(&self.task.queue, &self.task.entry)
+            .await
+        else {
+            return Ok(Heard::Done);
+        };
+        let prompts = &self.task.plan.prompts;
+        let mut files = vec![prompts.file("position-is")];
+        files.extend(prompts.digits(&position.to_string()));
+        self.play(&sequence(&files)?).await
+    }
+
+    /// Walk the caller through the callback menu and act on its outcome. Keys pressed
+    /// inside it were the menu's, so none of them reopens it.
+    async fn menu(&self) -> Result<MenuEnd, SwitchError> {
+        let end = self.run_menu().await;
+        self.consumed
+            .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
+        end
+    }
+
+    async fn run_menu(&self) -> Result<MenuEnd, SwitchError> {
+        let Some(callback) = &self.task.callback else {
+            return Ok(MenuEnd::BackToQueue);
+        };
+        let (mut menu, mut step) = CallbackMenu::start(
+            callback.menu.clone(),
+            callback.rules.clone(),
+            callback.own_number.clone(),
+        );
+        let mut round = 0u32;
+        loop {
+            if self.leaving() {
+                return Ok(MenuEnd::HungUp);
+            }
+            step = match step {
+                Step::Collect {
+                    prompts,
+                    min,
+                    max,
+                    terminators,
+                    timeout,
+                } => {
+                    round += 1;
+                    let input = self
+                        .collect(callback, &prompts, min, max, terminators, timeout, round)
+                        .await?;
+                    menu.input(input)
+                }
+                // Name recording needs a recordings directory both sides can reach; lines
+                // do not ask for it yet, so the menu never reaches this step.
+                Step::Record { .. } => menu.input(Input::NoInput),
+                Step::Finish { prompts, outcome } => {
+                    self.say(callback, &prompts).await?;
+                    return self.finish(callback, outcome).await;
+                }
+            };
+        }
+    }
+
+    /// Play `prompts` and collect digits with `play_and_get_digits`, which reports only
+    /// through channel variables: a fresh variable per round, so a stale one is never read.
+    #[allow(clippy::too_many_arguments)]
+    async fn collect(
+        &self,
+        callback: &CallbackPlan,
+        prompts: &[Prompt],
+        min: u8,
+        max: u8,
+        terminators: &'static str,
+        timeout: Duration,
+        round: u32,
+    ) -> Result<Input, SwitchError> {
+        let files: Vec<MediaSource> = prompts
+            .iter()
+            .flat_map(|p| callback.prompts.files(p))
+            .collect();
+        let variable = VarName::new(&format!("callbackd_input_{round}")).expect("valid name");
+        let app = App::PlayAndGetDigits(DigitCollect {
+            min,
+            max,
+            tries: 1,
+            timeout,
+            terminators: terminators.to_owned(),
+            prompt: sequence(&files)?,
+            invalid: MediaSource::new("silence_stream://250").expect("constant"),
+            variable: variable.clone(),
+            regex: "\\d+".to_owned(),
+            digit_timeout: Duration::from_secs(3),
+        });
+        let done = self.task.switch.execute(self.channel(), &app).await?;
+        let success = done.variable("read_result").as_deref() == Some("success");
+        Ok(match done.variable(variable.as_str()) {
+            Some(digits) if success && !digits.is_empty() => Input::Digits(digits.into_owned()),
+            _ => Input::NoInput,
+        })
+    }
+
+    async fn say(&self, callback: &CallbackPlan, prompts: &[Prompt]) -> Result<(), SwitchError> {
+        let files: Vec<MediaSource> = prompts
+            .iter()
+            .flat_map(|p| callback.prompts.files(p))
+            .collect();
+        if !files.is_empty() {
+            self.play(&sequence(&files)?).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        callback: &CallbackPlan,
+        outcome: MenuOutcome,
+    ) -> Result<MenuEnd, SwitchError> {
+        let MenuOutcome::Callback { number, .. } = outcome else {
+            return Ok(MenuEnd::BackToQueue);
+        };
+        let now = self.task.clock.now();
+        let requested = self
+            .task
+            .store
+            .request_callback(
+                &self.task.queue,
+                &self.task.entry,
+                &number,
+                now,
+                now.plus(callback.expiry),
+            )
+            .await;
+        let closing = match requested {
+            Ok(CallbackRequested::Requested) => {
+                tracing::info!(channel = %self.channel(), %number, "callback requested");
+                callback.confirmation.clone()
+            }
+            Ok(CallbackRequested::Duplicate { existing }) => {
+                tracing::info!(channel = %self.channel(), %number, %existing,
+                    "callback already pending for this number");
+                callback.prompts.file("already-pending")
+            }
+            Err(e) => {
+                // No promise the store cannot keep: the caller stays a live caller.
+                tracing::warn!(channel = %self.channel(), error = %e,
+                    "cannot record the callback; the caller keeps waiting");
+                self.say(callback, &[Prompt::ReturningToQueue]).await?;
+                return Ok(MenuEnd::BackToQueue);
+            }
+        };
+        self.play(&closing).await?;
+        self.task
+            .switch
+            .execute(self.channel(), &App::Hangup(HangupCause::normal_clearing()))
+            .await?;
+        Ok(MenuEnd::HungUp)
     }
 }

@@ -4,6 +4,7 @@
 //! One loop owns the decisions; anything slow on the switch (originates, playbacks) runs in
 //! tasks that report back through a channel, so the loop always keeps the socket drained.
 
+mod callback;
 mod caller;
 pub mod signal;
 
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, ExitAction, NoAgentPolicy, QueueConfig};
+use crate::callback::{MenuSettings, NumberRules};
+use crate::config::{Config, ExitAction, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::esl::{self, Delivery};
 use crate::prompts::PromptSet;
 use crate::queue::{
@@ -27,11 +29,14 @@ use crate::store::{
 use crate::switch::{
     ChannelId, FreeSwitch, HangupCause, Originate, SwitchError, VarName, VarValue,
 };
-use caller::{CallerMedia, MediaPlan};
+use callback::AgentCallback;
+use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
 use signal::{ParkedCaller, Signal};
 
 /// How many waiting entries per queue routing looks at: the oldest are always among them.
 const ROUTING_WINDOW: usize = 64;
+/// How long an agent who answered a callback offer has to hear it and press 1 or 2.
+const AGENT_DECISION: Duration = Duration::from_secs(60);
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
 /// A claimed timer not completed within this time comes due again for any daemon.
@@ -57,6 +62,8 @@ enum Report {
         leg: ChannelId,
         result: Result<ChannelId, SwitchError>,
     },
+    /// A task changed the store (a callback declined, failed, connected): look for offers.
+    StoreChanged,
 }
 
 /// An agent leg placed by this daemon, by its channel id.
@@ -232,8 +239,9 @@ impl Engine {
                 Ok(())
             }
             Signal::Dtmf { channel, digit } => {
-                if self.callers.contains_key(&channel) {
+                if let Some(media) = self.callers.get(&channel) {
                     tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
+                    media.pressed(digit);
                 }
                 Ok(())
             }
@@ -308,29 +316,103 @@ impl Engine {
             Err(e) => return Err(e),
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
-        self.adopt(&entry, true);
+        self.adopt(&entry, true, parked.sip_from_user.as_deref())
+            .await?;
         self.dirty = true;
         Ok(())
     }
 
-    /// Start this daemon's media for a waiting caller.
-    fn adopt(&mut self, entry: &Entry, greet: bool) {
+    /// Start this daemon's media for a waiting caller. `sip_from_user` helps find a
+    /// number to call back when the caller ID is not one.
+    async fn adopt(
+        &mut self,
+        entry: &Entry,
+        greet: bool,
+        sip_from_user: Option<&str>,
+    ) -> Result<(), StoreError> {
         let EntryKind::LiveCaller { channel } = &entry.kind else {
-            return;
+            return Ok(());
         };
         let Some(plan) = self.plans.get(&entry.queue).cloned() else {
-            return;
+            return Ok(());
         };
-        let media = caller::start(
-            self.switch.clone(),
-            self.store.clone(),
-            channel.clone(),
-            entry.queue.clone(),
-            entry.id.clone(),
+        let callback = self.callback_plan(entry, sip_from_user).await?;
+        let media = caller::start(CallerTask {
+            switch: self.switch.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            channel: channel.clone(),
+            queue: entry.queue.clone(),
+            entry: entry.id.clone(),
             plan,
+            callback,
             greet,
-        );
+        });
         self.callers.insert(channel.clone(), media);
+        Ok(())
+    }
+
+    /// Whether this caller is offered a callback, and with what. Only on a line with
+    /// callbacks enabled and an outbound caller ID to call from, and only while an agent
+    /// serving the queue is available or away (someone will be there to call back).
+    async fn callback_plan(
+        &self,
+        entry: &Entry,
+        sip_from_user: Option<&str>,
+    ) -> Result<Option<CallbackPlan>, StoreError> {
+        let Some(line) = self.config.line(&entry.line) else {
+            return Ok(None);
+        };
+        let settings = &line.callback;
+        if !settings.enabled || line.outbound_caller_id.is_none() {
+            return Ok(None);
+        }
+        let someone = self.store.agents(self.clock.now()).await?.iter().any(|a| {
+            matches!(a.state, AgentState::Available | AgentState::Away)
+                && a.priority_for(&entry.queue).is_some()
+        });
+        if !someone {
+            return Ok(None);
+        }
+        let rules = match NumberRules::new(
+            settings.country.as_deref(),
+            settings.dialing_policy.clone(),
+        ) {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::warn!(line = %line.name, error = %e, "callbacks off: bad number rules");
+                return Ok(None);
+            }
+        };
+        let prompts = self.prompts_for(line);
+        let own_number =
+            rules.caller_number(entry.caller_id.as_ref().map(|c| c.as_str()), sip_from_user);
+        Ok(Some(CallbackPlan {
+            offer_greeting: (!settings.ivr_in_front).then(|| {
+                settings
+                    .offer_greeting
+                    .clone()
+                    .unwrap_or_else(|| prompts.file("callback-offer"))
+            }),
+            menu: MenuSettings::default(),
+            rules,
+            own_number,
+            confirmation: settings
+                .confirmation_greeting
+                .clone()
+                .unwrap_or_else(|| prompts.file("confirmation")),
+            expiry: settings.expiry,
+            prompts,
+        }))
+    }
+
+    /// A line's prompts: its language, else English.
+    fn prompts_for(&self, line: &LineConfig) -> PromptSet {
+        PromptSet::choose(
+            &self.options.sounds,
+            &[line.language.as_str()],
+            &self.options.languages,
+        )
     }
 
     async fn anyone_logged_in(&self, queue: &QueueName) -> Result<bool, StoreError> {
@@ -387,12 +469,20 @@ impl Engine {
         };
         // A leg that never answered is reported by its originate's result instead.
         if info.answered {
-            let entry = self.store.entry(&info.queue, &info.entry).await?;
+            let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
+                return Ok(());
+            };
             let talking = matches!(
-                entry.map(|e| e.status),
-                Some(EntryStatus::Connected { agent, .. }) if agent == info.agent
+                &entry.status,
+                EntryStatus::Connected { agent, .. } if *agent == info.agent
             );
             if talking {
+                if matches!(entry.kind, EntryKind::Callback(_)) {
+                    let now = self.clock.now();
+                    self.store
+                        .callback_completed(&info.queue, &info.entry, &info.agent, now)
+                        .await?;
+                }
                 self.call_ended(&info.queue, &info.agent).await?;
             }
         }
@@ -569,7 +659,11 @@ impl Engine {
             agent,
             leg,
             result,
-        } = report;
+        } = report
+        else {
+            self.dirty = true;
+            return;
+        };
         let outcome = match result {
             Ok(_) => self.agent_answered(&queue, &entry, &agent, leg).await,
             Err(e) => {
@@ -591,6 +685,24 @@ impl Engine {
         leg: ChannelId,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
+        let Some(found) = self.store.entry(queue, entry_id).await? else {
+            self.legs.remove(&leg);
+            self.kill(leg);
+            return Ok(());
+        };
+        if let EntryKind::Callback(request) = found.kind {
+            if let Some(info) = self.legs.get_mut(&leg) {
+                info.answered = true;
+            }
+            self.release_other_legs(entry_id, agent);
+            // Keep the offer and the agent's booking while they hear whom to call.
+            self.store
+                .callback_offer_answered(queue, entry_id, agent, now, AGENT_DECISION)
+                .await?;
+            return self
+                .start_callback(queue, entry_id, agent, leg, request, &found.line)
+                .await;
+        }
         match self.store.connected(queue, entry_id, agent, now).await {
             Ok(()) => {}
             Err(StoreError::Rule(
@@ -633,9 +745,55 @@ impl Engine {
             self.set_state(agent, AgentState::Available, StateSource::Daemon)
                 .await?;
             if let Some(entry) = self.store.entry(queue, entry_id).await? {
-                self.adopt(&entry, false);
+                self.adopt(&entry, false, None).await?;
             }
         }
+        Ok(())
+    }
+
+    /// An agent answered a callback offer: their side runs in a task of its own.
+    async fn start_callback(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        request: crate::queue::CallbackRequest,
+        line: &crate::queue::LineName,
+    ) -> Result<(), StoreError> {
+        let Some(line) = self.config.line(line).cloned() else {
+            self.kill(leg);
+            return Ok(());
+        };
+        // Agents logged out or taking transfers only count as having declined.
+        let eligible = self
+            .store
+            .agents(self.clock.now())
+            .await?
+            .into_iter()
+            .filter(|a| a.priority_for(queue).is_some())
+            .filter(|a| !matches!(a.state, AgentState::Offline | AgentState::TransfersOnly))
+            .map(|a| a.id)
+            .collect();
+        let task = AgentCallback {
+            switch: self.switch.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            queue: queue.clone(),
+            entry: entry.clone(),
+            agent: agent.clone(),
+            agent_leg: leg,
+            number: request.number,
+            attempts: request.attempts,
+            prompts: self.prompts_for(&line),
+            line,
+            eligible,
+        };
+        let reports = self.reports_tx.clone();
+        tokio::spawn(async move {
+            task.run().await;
+            let _ = reports.send(Report::StoreChanged);
+        });
         Ok(())
     }
 
@@ -880,7 +1038,7 @@ impl Engine {
                     continue;
                 }
                 if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
-                    self.adopt(&entry, false);
+                    self.adopt(&entry, false, None).await?;
                 }
             }
         }
@@ -923,6 +1081,7 @@ impl Engine {
     }
 }
 
+/// An origination variable from a constant name and a validated id.
 fn var(name: &str, value: &str) -> (VarName, VarValue) {
     (
         VarName::new(name).expect("constant variable name"),

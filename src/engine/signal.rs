@@ -50,6 +50,7 @@ pub fn filters(config: &Config) -> Vec<(String, String)> {
         .map(|q| (format!("variable_{VAR_QUEUE}"), q.name.to_string()))
         .collect();
     f.push((format!("variable_{VAR_ROLE}"), "agent".into()));
+    f.push((format!("variable_{VAR_ROLE}"), "customer".into()));
     f.push(("Event-Name".into(), "DTMF".into()));
     f.push(("Event-Name".into(), "BACKGROUND_JOB".into()));
     f.push(("Event-Subclass".into(), AGENT_SUBCLASS.into()));
@@ -114,7 +115,11 @@ pub fn classify(event: &Event) -> Option<Signal> {
     match name.as_ref() {
         "CHANNEL_PARK" => {
             let channel = channel(event)?;
-            if event.variable(VAR_ROLE).is_some() {
+            if let Some(role) = event.variable(VAR_ROLE) {
+                if role != "agent" {
+                    // Customer legs are followed by the task that placed them.
+                    return None;
+                }
                 let var = |name| event.variable(name).unwrap_or_default().into_owned();
                 return Some(Signal::LegParked {
                     leg: channel,

@@ -39,6 +39,11 @@ pub struct Rig {
 /// The config every test starts from: queue `support` fed by line `main` (what the
 /// simulator's `cbq` extension tags), agents alice/bob/carol on user/1001..1003.
 pub fn base_config(queue_extra: &str) -> String {
+    config_with(queue_extra, "")
+}
+
+/// [`base_config`] with extra keys for the queue and for the line (`[lines.callback]`…).
+pub fn config_with(queue_extra: &str, line_extra: &str) -> String {
     format!(
         r#"
 [esl]
@@ -66,6 +71,7 @@ queue = "support"
 language = "en"
 outbound_caller_id = "+4930123456"
 dial_template = "sofia/gateway/carrier/{{number}}"
+{line_extra}
 
 [[agents]]
 id = "alice"
@@ -99,6 +105,15 @@ impl Rig {
         parties: &[(&str, Party)],
         extensions: Vec<sim::Extension>,
     ) -> Self {
+        Self::start_custom(config_text, parties, |sim| sim.dialplan.extend(extensions)).await
+    }
+
+    /// Like [`Rig::start`], with the simulator's config adjusted by `adjust`.
+    pub async fn start_custom(
+        config_text: &str,
+        parties: &[(&str, Party)],
+        adjust: impl FnOnce(&mut SimConfig),
+    ) -> Self {
         // RUST_LOG=callbackd=debug shows what the daemons did when a test fails.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -110,7 +125,7 @@ impl Rig {
             heartbeat: None,
             ..SimConfig::default()
         };
-        sim_config.dialplan.extend(extensions);
+        adjust(&mut sim_config);
         let sim = sim::Switch::start(sim_config).await.unwrap();
         for (dial, party) in parties {
             sim.add_party(dial, party.clone()).unwrap();
@@ -198,7 +213,19 @@ impl Rig {
 
     /// Wait (up to 20 s real time) until `count` events of `kind` were recorded.
     pub async fn wait_for(&self, kind: EventKind, count: usize) -> Vec<StoredEvent> {
-        for _ in 0..400 {
+        self.wait_for_within(kind, count, Duration::from_secs(20))
+            .await
+    }
+
+    /// [`Rig::wait_for`] with a deadline of its own.
+    pub async fn wait_for_within(
+        &self,
+        kind: EventKind,
+        count: usize,
+        limit: Duration,
+    ) -> Vec<StoredEvent> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
             let found = self.events_of(kind).await;
             if found.len() >= count {
                 return found;

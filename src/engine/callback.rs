@@ -1,0 +1,220 @@
+//! The agent's side of a callback: whisper whom they are calling, take 1 or 2, dial the
+//! customer from the line's caller ID with ringback to the agent, bridge on answer.
+//!
+//! Agent first: the customer is dialed only once an agent is on the line and said yes, so
+//! no customer ever answers to nobody. Each step is written to Redis before the next
+//! command goes to FreeSWITCH.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{LineConfig, RetryCause};
+use crate::prompts::{sequence, PromptSet};
+use crate::queue::{AgentId, Clock, EntryId, QueueName};
+use crate::store::Store;
+use crate::switch::{
+    App, ChannelId, DialString, DigitCollect, FreeSwitch, HangupCause, MediaSource, Originate,
+    PhoneNumber, SwitchError, VarName, VarValue,
+};
+
+use super::{signal, var};
+
+/// How often the agent hears the whisper before silence counts as a decline.
+const WHISPER_TRIES: u32 = 3;
+/// How long the customer's phone rings.
+const CUSTOMER_RING: Duration = Duration::from_secs(30);
+/// North American ringback, which agents everywhere recognise as "ringing".
+const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";
+
+/// One callback offer an agent answered.
+pub struct AgentCallback {
+    pub switch: FreeSwitch,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub queue: QueueName,
+    pub entry: EntryId,
+    pub agent: AgentId,
+    pub agent_leg: ChannelId,
+    pub number: PhoneNumber,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub line: LineConfig,
+    pub prompts: PromptSet,
+    /// The agents who could still take it: when all of them declined, nobody will.
+    pub eligible: Vec<AgentId>,
+}
+
+impl AgentCallback {
+    /// Run the agent's side to its end. Errors are logged: the store's timers recover
+    /// whatever a failure leaves half done.
+    pub async fn run(self) {
+        let accepted = match self.whisper().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
+                    "agent left during the callback whisper");
+                false
+            }
+        };
+        let outcome = if accepted {
+            self.dial_customer().await
+        } else {
+            self.decline().await
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e, "callback step failed");
+        }
+    }
+
+    /// Tell the agent whom they are calling; `true` when they pressed 1.
+    async fn whisper(&self) -> Result<bool, SwitchError> {
+        let mut files = vec![self.prompts.file("agent-callback-for")];
+        files.extend(self.prompts.digits(self.number.as_str()));
+        files.push(self.prompts.file("agent-options"));
+        let prompt = sequence(&files)?;
+        for round in 1..=WHISPER_TRIES {
+            let variable = VarName::new(&format!("callbackd_agent_choice_{round}")).expect("valid");
+            let done = self
+                .switch
+                .execute(
+                    &self.agent_leg,
+                    &App::PlayAndGetDigits(DigitCollect {
+                        min: 1,
+                        max: 1,
+                        tries: 1,
+                        timeout: Duration::from_secs(7),
+                        terminators: String::new(),
+                        prompt: prompt.clone(),
+                        invalid: MediaSource::new("silence_stream://250").expect("constant"),
+                        variable: variable.clone(),
+                        regex: "\\d".to_owned(),
+                        digit_timeout: Duration::from_secs(3),
+                    }),
+                )
+                .await?;
+            let success = done.variable("read_result").as_deref() == Some("success");
+            match done
+                .variable(variable.as_str())
+                .filter(|_| success)
+                .as_deref()
+            {
+                Some("1") => return Ok(true),
+                Some("2") => return Ok(false),
+                _ => continue,
+            }
+        }
+        Ok(false)
+    }
+
+    async fn decline(&self) -> Result<(), crate::store::StoreError> {
+        let declined = self
+            .store
+            .callback_declined(
+                &self.queue,
+                &self.entry,
+                &self.agent,
+                self.clock.now(),
+                &self.eligible,
+            )
+            .await?;
+        tracing::info!(entry = %self.entry, agent = %self.agent,
+            declined_by_all = declined.declined_by_all, "agent declined the callback");
+        self.hang_up_agent().await;
+        Ok(())
+    }
+
+    async fn dial_customer(&self) -> Result<(), crate::store::StoreError> {
+        let now = self.clock.now();
+        self.store
+            .callback_accepted(&self.queue, &self.entry, &self.agent, now)
+            .await?;
+        let mut call = Originate::new(DialString::from_template(
+            &self.line.dial_template,
+            &self.number,
+        ));
+        call.caller_id_number = self
+            .line
+            .outbound_caller_id
+            .as_ref()
+            .and_then(|n| VarValue::new(n.as_str()).ok());
+        call.timeout = Some(CUSTOMER_RING);
+        call.variables = vec![
+            var(signal::VAR_ROLE, "customer"),
+            var(signal::VAR_ENTRY_QUEUE, self.queue.as_str()),
+            var(signal::VAR_ENTRY, self.entry.as_str()),
+            var(signal::VAR_AGENT, self.agent.as_str()),
+        ];
+        self.store
+            .callback_dialing(&self.queue, &self.entry, &self.agent, self.clock.now())
+            .await?;
+        tracing::info!(entry = %self.entry, agent = %self.agent, number = %self.number,
+            "agent accepted: dialing the customer");
+        let ringback = MediaSource::new(RINGBACK).expect("constant");
+        let _ = self
+            .switch
+            .start(&self.agent_leg, &App::Playback(ringback))
+            .await;
+        let answered = match self.switch.originate(&call).await {
+            Ok(pending) => pending.wait().await,
+            Err(e) => Err(e),
+        };
+        match answered {
+            Ok(customer) => self.connect(customer).await,
+            Err(e) => self.attempt_failed(&e).await,
+        }
+    }
+
+    async fn connect(&self, customer: ChannelId) -> Result<(), crate::store::StoreError> {
+        self.store
+            .callback_customer_answered(&self.queue, &self.entry, &self.agent, self.clock.now())
+            .await?;
+        let bridged = async {
+            self.switch.break_media(&self.agent_leg).await?;
+            self.switch.bridge(&self.agent_leg, &customer).await
+        }
+        .await;
+        if let Err(e) = bridged {
+            tracing::warn!(entry = %self.entry, error = %e, "bridging agent and customer failed");
+            let _ = self
+                .switch
+                .kill(&customer, &HangupCause::normal_clearing())
+                .await;
+            self.hang_up_agent().await;
+        } else {
+            tracing::info!(entry = %self.entry, agent = %self.agent, "callback connected");
+        }
+        Ok(())
+    }
+
+    async fn attempt_failed(&self, error: &SwitchError) -> Result<(), crate::store::StoreError> {
+        let cause = match error {
+            SwitchError::CallFailed(cause) => cause.clone(),
+            other => format!("{other}"),
+        };
+        let retry = &self.line.callback.retry;
+        let retriable = match cause.as_str() {
+            "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL" => {
+                retry.on.contains(&RetryCause::NoAnswer)
+            }
+            "USER_BUSY" => retry.on.contains(&RetryCause::Busy),
+            _ => false,
+        };
+        let now = self.clock.now();
+        let retry_at = (retriable && self.attempts + 1 < retry.max_attempts)
+            .then(|| now.plus(retry.min_interval));
+        self.store
+            .callback_attempt_failed(&self.queue, &self.entry, &self.agent, &cause, now, retry_at)
+            .await?;
+        tracing::info!(entry = %self.entry, %cause, retry = retry_at.is_some(),
+            "the customer did not answer the callback");
+        self.hang_up_agent().await;
+        Ok(())
+    }
+
+    async fn hang_up_agent(&self) {
+        let _ = self
+            .switch
+            .kill(&self.agent_leg, &HangupCause::normal_clearing())
+            .await;
+    }
+}

@@ -1,0 +1,352 @@
+//! Callbacks end to end: the caller's menu and the agent's side against the simulator and
+//! a real Redis, one test per branch of the journey.
+//!
+//! Prompts last 0.2 simulated seconds each (the simulator cannot measure files), the offer
+//! greeting 10 s so a key pressed "during the greeting" truly is, whatever the machine's load.
+
+mod common;
+mod engine;
+
+use std::time::Duration;
+
+use callbackd::queue::AgentState;
+use callbackd::sim::{Caller, Outcome, Party, SimConfig};
+use callbackd::store::{EventKind, StoredEvent};
+use engine::{config_with, field, sim_secs, Rig};
+
+const OFFER: &str = "/sounds/offer.wav";
+
+/// A callback line: offer greeting of its own, German numbering, no retries.
+fn callback_line(extra: &str) -> String {
+    callback_line_expiring(600, extra)
+}
+
+fn callback_line_expiring(expiry_secs: u64, extra: &str) -> String {
+    format!(
+        r#"
+[lines.callback]
+enabled = true
+offer_greeting = "{OFFER}"
+expiry_secs = {expiry_secs}
+country = "DE"
+{extra}
+"#
+    )
+}
+
+fn sim_timing(sim: &mut SimConfig) {
+    sim.default_media = Duration::from_millis(200);
+    sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// An agent who answers after 1 s and presses `key` during the whisper.
+fn agent_pressing(key: &str) -> Party {
+    Party::answers_after(secs(1.0))
+        .press(secs(1.0), key)
+        .hang_up_after(secs(60.0))
+}
+
+fn customer_answers() -> Party {
+    Party::answers_after(secs(1.0)).hang_up_after(secs(20.0))
+}
+
+async fn start(line_extra: &str, parties: &[(&str, Party)]) -> Rig {
+    Rig::start_custom(
+        &config_with("", &callback_line(line_extra)),
+        parties,
+        sim_timing,
+    )
+    .await
+}
+
+fn kinds(events: &[StoredEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+/// Callers press 2 during the offer greeting, 1 for their own number, 1 to confirm.
+fn own_number_caller(number: &str) -> Caller {
+    Caller::number(number)
+        .press(secs(5.0), "2")
+        .press(secs(9.0), "1")
+        .press(secs(14.0), "1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_during_the_offer_then_own_number_then_agent_first_dialing() {
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555777", customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555777"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), "+4930555777");
+    // The caller heard the offer, then the confirmation, and was hung up on.
+    tokio::time::sleep(sim_secs(3.0)).await;
+    let record = &rig.callers().await["+4930555777"];
+    assert!(record.played(OFFER), "{:?}", record.media);
+    assert!(
+        record.media.iter().any(|m| m.ends_with("confirmation.wav")),
+        "{:?}",
+        record.media
+    );
+    assert!(record.hangup_cause.is_some());
+    // An away agent made the offer possible; once available they get the callback.
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    let sequence = kinds(&rig.events().await);
+    let tail: Vec<&str> = sequence
+        .iter()
+        .copied()
+        .skip_while(|k| *k != "requested")
+        .filter(|k| *k != "connected")
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "requested",
+            "offered",
+            "accepted",
+            "dialing_customer",
+            "customer_answered"
+        ]
+    );
+    // The customer was called from the line's outbound caller ID and bridged to alice.
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let records = rig.sim.records().await.unwrap();
+    let customer = records
+        .iter()
+        .find(|r| r.channel_name.contains("carrier/+4930555777"))
+        .expect("customer leg");
+    assert_eq!(customer.caller_number, "+4930123456");
+    assert!(
+        customer.saw("CHANNEL_BRIDGE") || !customer.bridges.is_empty() || {
+            records.iter().any(|r| r.bridges.contains(&customer.uuid))
+        }
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_during_hold_music_and_another_number_keyed_nationally_after_a_mistake() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(
+        Caller::number("+4930555001")
+            .press(secs(13.0), "2") // after the 10 s greeting: during hold music
+            .press(secs(16.0), "2") // another number
+            .press(secs(19.0), "0049#") // not a number
+            .press(secs(23.0), "0301234567#") // national format, line country DE
+            .press(secs(30.0), "1"), // confirm the read-back
+    );
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), "+49301234567");
+    let record = &rig.callers().await["+4930555001"];
+    assert!(record.played("local_stream://moh"));
+    assert!(
+        record
+            .media
+            .iter()
+            .any(|m| m.contains("invalid-number.wav")),
+        "{:?}",
+        record.media
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_returns_to_the_queue_at_the_same_place() {
+    let rig = start("", &[("user/1001", Party::answers_after(secs(1.0)))]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(
+        Caller::number("+4930555001")
+            .press(secs(2.0), "2")
+            .press(secs(5.0), "3"),
+    );
+    tokio::time::sleep(sim_secs(12.0)).await;
+    assert!(rig.events_of(EventKind::Requested).await.is_empty());
+    rig.set_agent("alice", AgentState::Available).await;
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(
+        field(&connected[0], "entry"),
+        rig.entry_of("+4930555001").await
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_caller_is_called_back_on_their_sip_from_user() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(
+        Caller::sip_user("+4930555321")
+            .press(secs(5.0), "2")
+            .press(secs(9.0), "1")
+            .press(secs(14.0), "1"),
+    );
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), "+4930555321");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_offer_without_outbound_caller_id_or_without_agents() {
+    // No outbound caller ID on the line: callback is unavailable there.
+    let text =
+        config_with("", &callback_line("")).replace("outbound_caller_id = \"+4930123456\"\n", "");
+    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    tokio::time::sleep(sim_secs(25.0)).await;
+    let record = &rig.callers().await["+4930555001"];
+    assert!(!record.played(OFFER), "{:?}", record.media);
+    assert!(rig.events_of(EventKind::Requested).await.is_empty());
+    daemon.stop().await;
+
+    // Every agent offline: nobody would call back, so nothing is offered.
+    let rig = start("", &[]).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555002"));
+    tokio::time::sleep(sim_secs(25.0)).await;
+    let record = &rig.callers().await["+4930555002"];
+    assert!(!record.played(OFFER), "{:?}", record.media);
+    assert!(rig.events_of(EventKind::Requested).await.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_for_the_same_number_is_not_queued_twice() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.call(own_number_caller("+4930555001").at(secs(25.0)));
+    rig.wait_for(EventKind::DuplicateIgnored, 1).await;
+    assert_eq!(rig.events_of(EventKind::Requested).await.len(), 1);
+    tokio::time::sleep(sim_secs(3.0)).await;
+    let records = rig.sim.records().await.unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.media.iter().any(|m| m.ends_with("already-pending.wav"))),
+        "the second caller heard that a callback is pending"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_goes_to_the_next_agent_and_all_declining_closes_it() {
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("2")),
+            ("user/1002", agent_pressing("2")),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    tokio::time::sleep(sim_secs(2.0)).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.set_agent("bob", AgentState::Available).await;
+    let closed = rig.wait_for(EventKind::DeclinedByAll, 1).await;
+    assert_eq!(field(&closed[0], "number"), "+4930555001");
+    let declined: Vec<String> = rig
+        .events_of(EventKind::Declined)
+        .await
+        .iter()
+        .map(|e| field(e, "agent").to_owned())
+        .collect();
+    assert_eq!(declined.len(), 2, "{declined:?}");
+    assert!(declined.contains(&"alice".to_owned()) && declined.contains(&"bob".to_owned()));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_callback_expires_after_its_window() {
+    let text = config_with("", &callback_line_expiring(60, ""));
+    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    // An away agent never takes it; after the 60 s window it is closed.
+    let expired = rig
+        .wait_for_within(EventKind::Expired, 1, Duration::from_secs(15))
+        .await;
+    let waited: u64 = field(&expired[0], "waited_ms").parse().unwrap();
+    assert!(waited >= 60_000, "closed after {waited} ms");
+    assert_eq!(field(&expired[0], "number"), "+4930555001");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_does_not_answer_is_reported_and_retried_when_allowed() {
+    let no_answer = Party::fails(Outcome::NoAnswer);
+    let rig = start(
+        "[lines.callback.retry]\nmax_attempts = 2\nmin_interval_secs = 30\non = [\"no-answer\"]",
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", no_answer),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let failed = rig
+        .wait_for_within(EventKind::AttemptFailed, 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(field(&failed[0], "cause"), "NO_ANSWER");
+    // Two attempts, then no more: the second failure closes the request.
+    tokio::time::sleep(sim_secs(10.0)).await;
+    assert_eq!(rig.events_of(EventKind::AttemptFailed).await.len(), 2);
+    assert_eq!(rig.events_of(EventKind::DialingCustomer).await.len(), 2);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_keeps_its_place_between_earlier_and_later_live_callers() {
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1").hang_up_after(secs(3.0))),
+            ("sofia/gateway/carrier/+4930555002", customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(Caller::number("+4930555001"));
+    rig.call(own_number_caller("+4930555002").at(secs(1.0)));
+    rig.call(Caller::number("+4930555003").at(secs(2.0)));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let offered = rig
+        .wait_for_within(EventKind::Offered, 3, Duration::from_secs(30))
+        .await;
+    let order: Vec<&str> = offered.iter().map(|e| field(e, "entry")).collect();
+    let mut want = Vec::new();
+    for n in ["+4930555001", "+4930555002", "+4930555003"] {
+        want.push(rig.entry_of(n).await);
+    }
+    assert_eq!(order, want);
+    daemon.stop().await;
+}
