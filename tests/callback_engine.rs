@@ -350,3 +350,140 @@ async fn a_callback_keeps_its_place_between_earlier_and_later_live_callers() {
     assert_eq!(order, want);
     daemon.stop().await;
 }
+
+/// Restart tests: the daemon dies at a point of the journey, its next life (same id) goes
+/// on, and the customer is dialed exactly once.
+async fn restart_after(
+    kind: EventKind,
+    parties: &[(&str, Party)],
+    agents: &[&str],
+    agents_after_restart: &[&str],
+) -> Rig {
+    let rig = start("", parties).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let first = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    for agent in agents {
+        rig.set_agent(agent, AgentState::Available).await;
+    }
+    rig.wait_for(kind, 1).await;
+    first.kill().await;
+    tokio::time::sleep(sim_secs(1.0)).await;
+    let second = rig.daemon("d1");
+    for agent in agents_after_restart {
+        rig.set_agent(agent, AgentState::Available).await;
+    }
+    rig.wait_for_within(EventKind::CustomerAnswered, 1, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(sim_secs(3.0)).await;
+    assert_eq!(
+        rig.events_of(EventKind::DialingCustomer).await.len(),
+        1,
+        "dialed once: {:?}",
+        kinds(&rig.events().await)
+    );
+    second.stop().await;
+    rig
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_callback_waits_goes_on_with_one_dial() {
+    restart_after(
+        EventKind::Requested,
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+        &[],
+        &["alice"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_an_agent_hears_the_offer_passes_it_on_with_one_dial() {
+    // alice answers but thinks for 3 s; the daemon dies meanwhile; bob takes it.
+    let slow = Party::answers_after(secs(1.0)).press(secs(3.0), "1");
+    restart_after(
+        EventKind::Offered,
+        &[
+            ("user/1001", slow),
+            ("user/1002", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+        &["alice", "bob"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_customer_rings_bridges_them_when_they_answer() {
+    let slow_customer = Party::answers_after(secs(5.0)).hang_up_after(secs(20.0));
+    let rig = restart_after(
+        EventKind::DialingCustomer,
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", slow_customer),
+        ],
+        &["alice"],
+        &[],
+    )
+    .await;
+    let records = rig.sim.records().await.unwrap();
+    let customer = records
+        .iter()
+        .find(|r| r.channel_name.contains("carrier/+4930555001"))
+        .expect("customer leg");
+    assert!(
+        records.iter().any(|r| r.bridges.contains(&customer.uuid)) || !customer.bridges.is_empty(),
+        "customer bridged to the agent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_during_a_position_announcement_opens_the_menu() {
+    let position = "/sounds/en/callbackd/position-is.wav";
+    let rig = Rig::start_custom(
+        &config_with("announce_every_secs = 10", &callback_line("")),
+        &[],
+        |sim| {
+            sim_timing(sim);
+            sim.media
+                .push((position.to_owned(), Duration::from_secs(15)));
+        },
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    // 10 s offer greeting, 10 s of hold music, then the 15 s announcement: 2 at 30 s lands
+    // in it even when the daemon is a few seconds slow to start the greeting.
+    rig.call(
+        Caller::number("+4930555001")
+            .press(secs(30.0), "2")
+            .press(secs(34.0), "3"),
+    );
+    tokio::time::sleep(sim_secs(40.0)).await;
+    let record = &rig.callers().await["+4930555001"];
+    let announced = record
+        .media
+        .iter()
+        .position(|m| m.contains("position-is.wav"))
+        .unwrap_or_else(|| panic!("no announcement: {:?}", record.media));
+    let menu = record
+        .media
+        .iter()
+        .position(|m| m.contains("menu-other-number.wav"))
+        .unwrap_or_else(|| panic!("no menu: {:?}", record.media));
+    assert_eq!(
+        announced + 1,
+        menu,
+        "the 2 ended the announcement: {:?}",
+        record.media
+    );
+    assert!(record.media[menu..]
+        .iter()
+        .any(|m| m.contains("returning-to-queue.wav")));
+    daemon.stop().await;
+}

@@ -16,7 +16,7 @@ use crate::esl::Client;
 use crate::prompts::{PromptSet, LANGUAGES};
 use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
-use crate::switch::FreeSwitch;
+use crate::switch::{FreeSwitch, VarValue};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -26,35 +26,41 @@ pub struct RunArgs {
     /// The sounds directory as FreeSWITCH sees it; prompts are under <lang>/callbackd/.
     #[arg(long, default_value = "/usr/share/freeswitch/sounds")]
     pub sounds: PathBuf,
-    /// This daemon's name among those sharing one Redis (timer leases); random by default.
-    #[arg(long)]
+    /// This daemon's name among those sharing one switch and Redis: it marks the legs it
+    /// places so that after a restart it (and only it) picks them up again. Give each
+    /// daemon its own; the host name by default.
+    #[arg(long, env = "CALLBACKD_DAEMON_ID")]
     pub daemon_id: Option<String>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
+    let options = options(&args)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = shutdown_tx.send(true);
     });
-    serve(
-        Arc::new(config),
-        options(&args),
-        Arc::new(SystemClock),
-        shutdown,
-    )
-    .await
+    serve(Arc::new(config), options, Arc::new(SystemClock), shutdown).await
 }
 
 /// Engine options from the command line.
-pub fn options(args: &RunArgs) -> EngineOptions {
+fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
     let installed = PromptSet::installed(&args.sounds);
-    EngineOptions {
-        daemon_id: args
-            .daemon_id
-            .clone()
-            .unwrap_or_else(|| format!("callbackd-{}", uuid::Uuid::new_v4())),
+    let daemon_id = match &args.daemon_id {
+        Some(id) => id.clone(),
+        None => std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "callbackd".to_owned()),
+    };
+    // It travels as a channel variable on every leg the daemon places.
+    if VarValue::new(&daemon_id).is_err() || daemon_id.contains(' ') {
+        anyhow::bail!("--daemon-id {daemon_id:?}: use letters, digits, '-', '_' or '.'");
+    }
+    Ok(EngineOptions {
+        daemon_id,
         sounds: args.sounds.clone(),
         // When the sounds live on another host, assume the shipped set was installed there.
         languages: if installed.is_empty() {
@@ -63,7 +69,7 @@ pub fn options(args: &RunArgs) -> EngineOptions {
             installed
         },
         time_scale: 1.0,
-    }
+    })
 }
 
 /// Connect to Redis and FreeSWITCH and run one engine until `shutdown`.

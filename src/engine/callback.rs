@@ -42,6 +42,8 @@ pub struct AgentCallback {
     pub prompts: PromptSet,
     /// The agents who could still take it: when all of them declined, nobody will.
     pub eligible: Vec<AgentId>,
+    /// Marks the customer leg as this daemon's, for a restart to find.
+    pub daemon_id: String,
 }
 
 impl AgentCallback {
@@ -140,6 +142,7 @@ impl AgentCallback {
         call.timeout = Some(CUSTOMER_RING);
         call.variables = vec![
             var(signal::VAR_ROLE, "customer"),
+            var(signal::VAR_DAEMON, &self.daemon_id),
             var(signal::VAR_ENTRY_QUEUE, self.queue.as_str()),
             var(signal::VAR_ENTRY, self.entry.as_str()),
             var(signal::VAR_AGENT, self.agent.as_str()),

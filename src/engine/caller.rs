@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::callback::{CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, Step};
 use crate::esl::Event;
@@ -97,12 +98,12 @@ pub struct CallerTask {
     pub greet: bool,
 }
 
-/// Start the media for a caller.
-pub fn start(task: CallerTask) -> CallerMedia {
+/// Start the media for a caller, as one of the engine's `tasks`.
+pub fn start(tasks: &mut JoinSet<()>, task: CallerTask) -> CallerMedia {
     let (tx, rx) = watch::channel(CallerMode::Waiting);
     let keys = Arc::new(AtomicU32::new(0));
     let seen = keys.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let greet = task.greet;
         let media = Media {
             task,
@@ -221,10 +222,12 @@ impl Media {
         let Some(every) = self.task.plan.announce_every else {
             return music.await;
         };
+        tracing::debug!(channel = %self.channel(), ?every, "hold music with announcements");
         tokio::pin!(music);
         tokio::select! {
             heard = &mut music => heard,
             _ = tokio::time::sleep(every) => {
+                tracing::debug!(channel = %self.channel(), "time for an announcement");
                 self.task.switch.break_media(self.channel()).await?;
                 // The broken playback still completes; a 2 pressed just before counts.
                 if music.await? == Heard::CallbackKey {

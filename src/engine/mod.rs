@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::callback::{MenuSettings, NumberRules};
 use crate::config::{Config, ExitAction, LineConfig, NoAgentPolicy, QueueConfig};
@@ -75,6 +76,26 @@ struct AgentLeg {
     answered: bool,
 }
 
+/// A callback being dialed: its entry, its agent and the agent's leg.
+#[derive(Debug, Clone)]
+struct Dialed {
+    queue: QueueName,
+    entry: EntryId,
+    agent: AgentId,
+    agent_leg: ChannelId,
+}
+
+/// A leg callbackd placed, as found on the switch after a restart.
+#[derive(Debug, Clone)]
+struct FoundLeg {
+    leg: ChannelId,
+    role: String,
+    queue: QueueName,
+    entry: EntryId,
+    agent: AgentId,
+    answered: bool,
+}
+
 /// Settings that are not in the config file: who this daemon is and where prompts live.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -100,9 +121,15 @@ pub struct Engine {
     /// Callers whose media this daemon runs.
     callers: HashMap<ChannelId, CallerMedia>,
     legs: HashMap<ChannelId, AgentLeg>,
+    /// Customer legs found ringing after a restart, whose callback task is gone: the
+    /// engine bridges them to their agent when they answer.
+    orphaned_customers: HashMap<ChannelId, Dialed>,
     plans: HashMap<QueueName, Arc<MediaPlan>>,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports: mpsc::UnboundedReceiver<Report>,
+    /// Every task the engine starts (media, originates, callbacks): they end with it, as
+    /// they would if the process died, and never act on a switch after their engine.
+    tasks: JoinSet<()>,
     /// Something changed that may make an offer possible.
     dirty: bool,
     /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
@@ -133,9 +160,11 @@ impl Engine {
             clock,
             callers: HashMap::new(),
             legs: HashMap::new(),
+            orphaned_customers: HashMap::new(),
             plans,
             reports_tx,
             reports,
+            tasks: JoinSet::new(),
             dirty: true,
             agent_events_seen: None,
         }
@@ -238,6 +267,12 @@ impl Engine {
                 }
                 Ok(())
             }
+            Signal::CustomerParked { leg } => {
+                if let Some(dialed) = self.orphaned_customers.remove(&leg) {
+                    self.connect_recovered(&dialed, leg).await?;
+                }
+                Ok(())
+            }
             Signal::Dtmf { channel, digit } => {
                 if let Some(media) = self.callers.get(&channel) {
                     tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
@@ -256,7 +291,7 @@ impl Engine {
             Signal::CallerHangup { channel, queue, .. } => {
                 self.on_caller_hangup(channel, &queue).await
             }
-            Signal::LegHangup { leg, .. } => self.on_leg_hangup(leg).await,
+            Signal::LegHangup { leg, cause } => self.on_leg_hangup(leg, &cause).await,
             Signal::AgentAction { agent, action } => self.on_agent_action(&agent, &action).await,
         }
     }
@@ -337,17 +372,20 @@ impl Engine {
             return Ok(());
         };
         let callback = self.callback_plan(entry, sip_from_user).await?;
-        let media = caller::start(CallerTask {
-            switch: self.switch.clone(),
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            channel: channel.clone(),
-            queue: entry.queue.clone(),
-            entry: entry.id.clone(),
-            plan,
-            callback,
-            greet,
-        });
+        let media = caller::start(
+            &mut self.tasks,
+            CallerTask {
+                switch: self.switch.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                channel: channel.clone(),
+                queue: entry.queue.clone(),
+                entry: entry.id.clone(),
+                plan,
+                callback,
+                greet,
+            },
+        );
         self.callers.insert(channel.clone(), media);
         Ok(())
     }
@@ -463,7 +501,23 @@ impl Engine {
         Ok(())
     }
 
-    async fn on_leg_hangup(&mut self, leg: ChannelId) -> Result<(), StoreError> {
+    async fn on_leg_hangup(&mut self, leg: ChannelId, cause: &str) -> Result<(), StoreError> {
+        if let Some(dialed) = self.orphaned_customers.remove(&leg) {
+            // A customer found ringing after a restart did not answer.
+            self.store
+                .callback_attempt_failed(
+                    &dialed.queue,
+                    &dialed.entry,
+                    &dialed.agent,
+                    cause,
+                    self.clock.now(),
+                    None,
+                )
+                .await?;
+            self.kill(dialed.agent_leg);
+            self.dirty = true;
+            return Ok(());
+        }
         let Some(info) = self.legs.remove(&leg) else {
             return Ok(());
         };
@@ -618,6 +672,7 @@ impl Engine {
             call.caller_id_number = entry.caller_id.clone();
             call.variables = vec![
                 var(signal::VAR_ROLE, "agent"),
+                var(signal::VAR_DAEMON, &self.options.daemon_id),
                 var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
                 var(signal::VAR_ENTRY, entry.id.as_str()),
                 var(signal::VAR_AGENT, agent_id.as_str()),
@@ -636,7 +691,7 @@ impl Engine {
             let switch = self.switch.clone();
             let reports = self.reports_tx.clone();
             let (queue, entry, agent) = (entry.queue.clone(), entry.id.clone(), agent_id.clone());
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let result = match switch.originate(&call).await {
                     Ok(pending) => pending.wait().await,
                     Err(e) => Err(e),
@@ -786,11 +841,12 @@ impl Engine {
             number: request.number,
             attempts: request.attempts,
             prompts: self.prompts_for(&line),
+            daemon_id: self.options.daemon_id.clone(),
             line,
             eligible,
         };
         let reports = self.reports_tx.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             task.run().await;
             let _ = reports.send(Report::StoreChanged);
         });
@@ -850,21 +906,21 @@ impl Engine {
         }
     }
 
-    fn kill(&self, channel: ChannelId) {
+    fn kill(&mut self, channel: ChannelId) {
         let switch = self.switch.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let _ = switch.kill(&channel, &HangupCause::normal_clearing()).await;
         });
     }
 
     fn spawn_transfer(
-        &self,
+        &mut self,
         channel: ChannelId,
         extension: crate::switch::Extension,
         context: crate::switch::Extension,
     ) {
         let switch = self.switch.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let _ = switch.break_media(&channel).await;
             if let Err(e) = switch.transfer(&channel, &extension, &context).await {
                 tracing::warn!(%channel, error = %e, "transfer failed");
@@ -873,6 +929,7 @@ impl Engine {
     }
 
     async fn on_tick(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
         self.watch_agent_events().await;
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
@@ -1042,9 +1099,14 @@ impl Engine {
                 }
             }
         }
+        let found = self.find_our_legs(&channels, &known).await;
+        self.recover_legs(found).await?;
         // Tagged callers parked while no daemon listened.
         for row in &channels {
-            if known.contains(&row.uuid) || row.application != "park" {
+            if known.contains(&row.uuid)
+                || row.application != "park"
+                || ChannelId::new(&row.uuid).is_ok_and(|c| self.legs.contains_key(&c))
+            {
                 continue;
             }
             let Ok(channel) = ChannelId::new(&row.uuid) else {
@@ -1077,6 +1139,197 @@ impl Engine {
             .await?;
         }
         self.dirty = true;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The legs this daemon placed in an earlier life (same daemon id) that it does not
+    /// drive now; legs of other daemons are theirs.
+    async fn find_our_legs(
+        &self,
+        channels: &[crate::switch::ChannelRow],
+        known: &std::collections::HashSet<String>,
+    ) -> Vec<FoundLeg> {
+        let mut found = Vec::new();
+        for row in channels {
+            let Ok(leg) = ChannelId::new(&row.uuid) else {
+                continue;
+            };
+            if known.contains(&row.uuid)
+                || self.legs.contains_key(&leg)
+                || self.orphaned_customers.contains_key(&leg)
+            {
+                continue;
+            }
+            let get = |name: &'static str| {
+                let switch = self.switch.clone();
+                let leg = leg.clone();
+                async move {
+                    let name = VarName::new(name).expect("constant");
+                    switch.get_var(&leg, &name).await.ok().flatten()
+                }
+            };
+            let Some(role) = get(signal::VAR_ROLE).await else {
+                continue;
+            };
+            if get(signal::VAR_DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
+                continue;
+            }
+            let (Some(queue), Some(entry), Some(agent)) = (
+                get(signal::VAR_ENTRY_QUEUE).await,
+                get(signal::VAR_ENTRY).await,
+                get(signal::VAR_AGENT).await,
+            ) else {
+                continue;
+            };
+            let (Ok(queue), Ok(entry), Ok(agent)) = (
+                QueueName::new(&queue),
+                EntryId::new(&entry),
+                AgentId::new(&agent),
+            ) else {
+                continue;
+            };
+            found.push(FoundLeg {
+                leg,
+                role,
+                queue,
+                entry,
+                agent,
+                answered: row.application == "park",
+            });
+        }
+        found
+    }
+
+    /// Pick up what a restart interrupted, so that no callback is dialed twice at once and
+    /// none is left hanging: a bridged call is followed to its end, a dialed customer is
+    /// still bridged when they answer, and a whisper or ring in progress is ended and the
+    /// entry waits again at its place.
+    async fn recover_legs(&mut self, found: Vec<FoundLeg>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let customer_of = |entry: &EntryId| {
+            found
+                .iter()
+                .find(|l| l.role == "customer" && &l.entry == entry)
+                .cloned()
+        };
+        for leg in found.iter().filter(|l| l.role == "agent") {
+            let status = self
+                .store
+                .entry(&leg.queue, &leg.entry)
+                .await?
+                .map(|e| e.status);
+            match status {
+                Some(EntryStatus::Connected { agent, .. }) if agent == leg.agent => {
+                    tracing::info!(leg = %leg.leg, entry = %leg.entry, "following a call bridged before the restart");
+                    self.legs.insert(
+                        leg.leg.clone(),
+                        AgentLeg {
+                            queue: leg.queue.clone(),
+                            entry: leg.entry.clone(),
+                            agent: leg.agent.clone(),
+                            answered: true,
+                        },
+                    );
+                }
+                Some(EntryStatus::Dialing { agent, .. }) if agent == leg.agent => {
+                    let dialed = Dialed {
+                        queue: leg.queue.clone(),
+                        entry: leg.entry.clone(),
+                        agent: leg.agent.clone(),
+                        agent_leg: leg.leg.clone(),
+                    };
+                    self.legs.insert(
+                        leg.leg.clone(),
+                        AgentLeg {
+                            queue: leg.queue.clone(),
+                            entry: leg.entry.clone(),
+                            agent: leg.agent.clone(),
+                            answered: true,
+                        },
+                    );
+                    match customer_of(&leg.entry) {
+                        Some(customer) if customer.answered => {
+                            self.connect_recovered(&dialed, customer.leg).await?;
+                        }
+                        Some(customer) => {
+                            tracing::info!(entry = %leg.entry, "a customer dialed before the restart is still ringing");
+                            self.orphaned_customers.insert(customer.leg, dialed);
+                        }
+                        None => {
+                            // The attempt ended while nobody watched: it did not reach the
+                            // customer, so the request waits again at its place.
+                            self.legs.remove(&leg.leg);
+                            self.store
+                                .callback_attempt_failed(
+                                    &leg.queue,
+                                    &leg.entry,
+                                    &leg.agent,
+                                    "DAEMON_RESTART",
+                                    now,
+                                    Some(now),
+                                )
+                                .await?;
+                            self.kill(leg.leg.clone());
+                        }
+                    }
+                }
+                Some(EntryStatus::Offered { agents, .. }) if agents.contains(&leg.agent) => {
+                    tracing::info!(entry = %leg.entry, agent = %leg.agent, "ending an offer interrupted by the restart");
+                    self.kill(leg.leg.clone());
+                    let _ = self
+                        .store
+                        .offer_failed(
+                            &leg.queue,
+                            &leg.entry,
+                            &leg.agent,
+                            NoAnswerCause::Failed,
+                            now,
+                            None,
+                        )
+                        .await;
+                }
+                _ => self.kill(leg.leg.clone()),
+            }
+        }
+        // A customer leg whose agent leg is gone has nobody to talk to.
+        for customer in found.iter().filter(|l| l.role == "customer") {
+            let has_agent = found
+                .iter()
+                .any(|l| l.role == "agent" && l.entry == customer.entry);
+            if !has_agent {
+                self.kill(customer.leg.clone());
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Bridge a customer dialed before a restart to their agent, as the callback task would.
+    async fn connect_recovered(
+        &mut self,
+        dialed: &Dialed,
+        customer: ChannelId,
+    ) -> Result<(), StoreError> {
+        self.store
+            .callback_customer_answered(
+                &dialed.queue,
+                &dialed.entry,
+                &dialed.agent,
+                self.clock.now(),
+            )
+            .await?;
+        let bridged = async {
+            self.switch.break_media(&dialed.agent_leg).await?;
+            self.switch.bridge(&dialed.agent_leg, &customer).await
+        }
+        .await;
+        if let Err(e) = bridged {
+            tracing::warn!(entry = %dialed.entry, error = %e, "bridging a recovered callback failed");
+            self.kill(customer);
+            self.kill(dialed.agent_leg.clone());
+        }
         Ok(())
     }
 }

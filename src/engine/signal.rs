@@ -20,6 +20,9 @@ pub const VAR_ENTRY_QUEUE: &str = "callbackd_entry_queue";
 pub const VAR_ENTRY: &str = "callbackd_entry";
 /// Origination variable naming the agent of an agent leg.
 pub const VAR_AGENT: &str = "callbackd_agent";
+/// Origination variable naming the daemon that placed a leg, so that only it (or its
+/// next life, after a restart) picks the leg up again.
+pub const VAR_DAEMON: &str = "callbackd_daemon";
 /// The CUSTOM subclass agent feature codes raise.
 pub const AGENT_SUBCLASS: &str = "callbackd::agent";
 
@@ -69,6 +72,10 @@ pub enum Signal {
         entry: String,
         agent: String,
     },
+    /// A customer leg answered (parked).
+    CustomerParked {
+        leg: ChannelId,
+    },
     Dtmf {
         channel: ChannelId,
         digit: char,
@@ -117,8 +124,7 @@ pub fn classify(event: &Event) -> Option<Signal> {
             let channel = channel(event)?;
             if let Some(role) = event.variable(VAR_ROLE) {
                 if role != "agent" {
-                    // Customer legs are followed by the task that placed them.
-                    return None;
+                    return Some(Signal::CustomerParked { leg: channel });
                 }
                 let var = |name| event.variable(name).unwrap_or_default().into_owned();
                 return Some(Signal::LegParked {
