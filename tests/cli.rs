@@ -166,20 +166,27 @@ fn run_refuses_a_malformed_config_and_an_unreachable_redis_clearly() {
 #[test]
 fn demo_runs_the_scenario_and_ends_by_itself() {
     let redis = RedisServer::start();
-    let out = callbackd(&["demo", "--speed", "5", "--redis", &redis.url()]);
+    let out = callbackd(&["demo", "--speed", "3", "--redis", &redis.url()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for line in [
         "+4930555004 hung up after waiting",
+        "+4930555002 asks to be called back at +4930555002 and keeps their place",
+        "+4930555005 asks to be called back at +49301234567",
+        "bob declined the callback to +4930555002",
         "carol did not take",
-        "the caller keeps their place",
         "+4930555001    talked to alice",
+        "called back at +4930555002 by alice",
+        "callback to +49301234567 attempted, not answered",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
     let summary = stdout.split("summary:").nth(1).unwrap_or_default();
     assert_eq!(
-        summary.lines().filter(|l| l.contains("talked to")).count(),
-        4
+        summary
+            .lines()
+            .filter(|l| l.trim().starts_with('+'))
+            .count(),
+        6
     );
 }

@@ -65,6 +65,11 @@ language = "en"
 outbound_caller_id = "+4930123456"
 dial_template = "sofia/gateway/carrier/{number}"
 
+[lines.callback]
+enabled = true
+expiry_secs = 3600
+country = "DE"
+
 [[agents]]
 id = "alice"
 display_name = "Alice"
@@ -84,31 +89,59 @@ contact = "user/1003"
 queues = [{ queue = "support" }]
 "#;
 
-/// Five callers, one of whom gives up; alice and bob answer, carol never picks up.
+/// Six callers: two ask to be called back (one at their own number, one at another keyed
+/// in national format), one gives up. alice takes everything, bob declines callbacks,
+/// carol never answers, and one customer does not pick up when called back.
 fn scenario() -> Scenario {
     let secs = Duration::from_secs_f64;
     Scenario::default()
         .caller(Caller::number("+4930555001").at(secs(0.5)))
-        .caller(Caller::number("+4930555002").at(secs(1.5)))
-        .caller(Caller::number("+4930555003").at(secs(2.5)))
+        .caller(
+            Caller::number("+4930555002")
+                .at(secs(1.0))
+                .press(secs(2.0), "2")
+                .press(secs(4.0), "1")
+                .press(secs(7.0), "1"),
+        )
+        .caller(Caller::number("+4930555003").at(secs(2.0)))
         .caller(
             Caller::number("+4930555004")
                 .at(secs(3.0))
-                .hang_up_after(secs(7.0)),
+                .hang_up_after(secs(9.0)),
         )
-        .caller(Caller::number("+4930555005").at(secs(4.0)))
+        .caller(
+            Caller::number("+4930555005")
+                .at(secs(3.5))
+                .press(secs(2.0), "2")
+                .press(secs(4.0), "2")
+                .press(secs(6.0), "0301234567#")
+                .press(secs(10.0), "1"),
+        )
+        .caller(Caller::number("+4930555006").at(secs(5.0)))
         .party(
             "user/1001",
-            Party::answers_after(secs(2.0)).hang_up_after(secs(6.0)),
+            Party::answers_after(secs(2.0))
+                .press(secs(1.5), "1")
+                .hang_up_after(secs(7.0)),
         )
         .party(
             "user/1002",
-            Party::answers_after(secs(3.0)).hang_up_after(secs(9.0)),
+            Party::answers_after(secs(2.0))
+                .press(secs(1.5), "2")
+                .hang_up_after(secs(7.0)),
         )
         .party("user/1003", Party::fails(Outcome::NoAnswer))
+        .party(
+            "sofia/gateway/carrier/+4930555002",
+            Party::answers_after(secs(3.0)).hang_up_after(secs(6.0)),
+        )
+        .party(
+            "sofia/gateway/carrier/+49301234567",
+            Party::fails(Outcome::NoAnswer),
+        )
 }
 
-const CALLERS: usize = 5;
+const CALLERS: usize = 6;
 /// The scenario is over well before this; a stuck demo still ends.
 const TIME_LIMIT: Duration = Duration::from_secs(90);
 
@@ -124,6 +157,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let switch = sim::Switch::start_with(
         SimConfig {
             clock: ClockMode::Scaled(args.speed),
+            // Prompts a little shorter than real ones keep the demo brisk.
+            default_media: Duration::from_millis(300),
             ..SimConfig::default()
         },
         scenario(),
@@ -149,14 +184,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  Redis {}, keys under {prefix}:",
         config.redis.redacted_url()
     );
-    println!("  queue `support`: 5 callers; agents alice and bob answer, carol never does.\n");
-    for agent in ["alice", "bob", "carol"] {
-        let id = AgentId::new(agent)?;
-        store
-            .set_agent_state(&id, AgentState::Available, clock.now(), StateSource::Cli)
-            .await?;
-    }
-
+    println!("  queue `support`: 6 callers, two of whom ask to be called back; alice takes");
+    println!("  calls, bob (from 12 s) declines callbacks, carol never answers.\n");
+    // alice starts alone; bob and carol log in a little later, as a shift would.
+    let speed = args.speed;
+    let (login_store, login_clock) = (store.clone(), clock.clone());
+    let login = move |agent: &'static str, state: AgentState, after: f64| {
+        let store = login_store.clone();
+        let clock = login_clock.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs_f64(after / speed)).await;
+            let id = AgentId::new(agent).expect("demo agent id");
+            store
+                .set_agent_state(&id, state, clock.now(), StateSource::Cli)
+                .await
+        }
+    };
+    login("alice", AgentState::Available, 0.0).await?;
+    login("bob", AgentState::Away, 0.0).await?;
+    login("carol", AgentState::Away, 0.0).await?;
+    let later = tokio::spawn(async move {
+        login("bob", AgentState::Available, 12.0).await?;
+        login("carol", AgentState::Available, 0.0).await
+    });
     let (stop, stopped) = watch::channel(false);
     let options = EngineOptions {
         daemon_id: "demo".into(),
@@ -194,8 +244,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let _ = stop.send(true);
     let _ = daemon.await;
+    later.abort();
     narrator.summary();
-    Ok(())
+    println!();
+    super::stats::print(&store, &config).await
 }
 
 /// Turns the store's event streams into one line per happening.
@@ -205,7 +257,8 @@ struct Narrator {
     queue_seen: Option<String>,
     agents_seen: Option<String>,
     numbers: HashMap<String, String>,
-    outcomes: Vec<(String, String)>,
+    /// Each caller's latest outcome by entry, in the order callers first settled.
+    outcomes: Vec<(String, String, String)>,
     keep_announced: bool,
 }
 
@@ -224,6 +277,15 @@ impl Narrator {
 
     fn finished(&self) -> usize {
         self.outcomes.len()
+    }
+
+    /// Record where a caller ended up; a later outcome (called back) replaces an earlier one.
+    fn settle(&mut self, e: &StoredEvent, who: String, outcome: String) {
+        let entry = e.field("entry").unwrap_or_default().to_owned();
+        match self.outcomes.iter_mut().find(|(id, _, _)| *id == entry) {
+            Some(slot) => slot.2 = outcome,
+            None => self.outcomes.push((entry, who, outcome)),
+        }
     }
 
     fn announce_keep(&mut self) -> bool {
@@ -297,10 +359,11 @@ impl Narrator {
                     field("cause").replace('_', " ")
                 )
             }
+            // A callback's connection was already told as the customer answering.
+            EventKind::Connected if e.field("number").is_some() => return Ok(None),
             EventKind::Connected => {
                 let who = self.caller(e).await?;
-                self.outcomes
-                    .push((who.clone(), format!("talked to {}", field("agent"))));
+                self.settle(e, who.clone(), format!("talked to {}", field("agent")));
                 format!(
                     "{} answered: {who} connected after waiting {}",
                     field("agent"),
@@ -309,8 +372,7 @@ impl Narrator {
             }
             EventKind::Abandoned => {
                 let who = self.caller(e).await?;
-                self.outcomes
-                    .push((who.clone(), "hung up while waiting".into()));
+                self.settle(e, who.clone(), "hung up while waiting".into());
                 format!(
                     "{who} hung up after waiting {} (abandoned)",
                     secs("waited_ms")
@@ -318,8 +380,7 @@ impl Narrator {
             }
             EventKind::MaxWaitExit => {
                 let who = self.caller(e).await?;
-                self.outcomes
-                    .push((who.clone(), "sent to the max-wait exit".into()));
+                self.settle(e, who.clone(), "sent to the max-wait exit".into());
                 format!("{who} waited too long and was sent on")
             }
             EventKind::Requested => {
@@ -331,8 +392,7 @@ impl Narrator {
             }
             EventKind::DuplicateIgnored => {
                 let who = self.caller(e).await?;
-                self.outcomes
-                    .push((who.clone(), "already had a callback pending".into()));
+                self.settle(e, who.clone(), "already had a callback pending".into());
                 format!(
                     "{who} already has a callback pending for {}",
                     field("number")
@@ -352,10 +412,12 @@ impl Narrator {
                 format!("dialing {} for {}", field("number"), field("agent"))
             }
             EventKind::CustomerAnswered => {
-                self.outcomes.push((
-                    field("number"),
-                    format!("called back by {}", field("agent")),
-                ));
+                let who = self.caller(e).await?;
+                self.settle(
+                    e,
+                    who,
+                    format!("called back at {} by {}", field("number"), field("agent")),
+                );
                 format!(
                     "{} answered {} after {} since the request",
                     field("number"),
@@ -363,21 +425,31 @@ impl Narrator {
                     secs("callback_wait_ms")
                 )
             }
-            EventKind::AttemptFailed => format!(
-                "calling {} back failed ({})",
-                field("number"),
-                field("cause").replace('_', " ")
-            ),
+            EventKind::AttemptFailed => {
+                let who = self.caller(e).await?;
+                self.settle(
+                    e,
+                    who,
+                    format!("callback to {} attempted, not answered", field("number")),
+                );
+                format!(
+                    "calling {} back failed ({})",
+                    field("number"),
+                    field("cause").replace('_', " ")
+                )
+            }
             EventKind::Completed => format!(
                 "{} finished the call with {}",
                 field("agent"),
                 field("number")
             ),
             EventKind::Expired | EventKind::DeclinedByAll | EventKind::Canceled => {
-                self.outcomes.push((
-                    field("number"),
+                let who = self.caller(e).await?;
+                self.settle(
+                    e,
+                    who,
                     format!("callback {}", e.kind.as_str().replace('_', " ")),
-                ));
+                );
                 format!(
                     "the callback to {} is closed: {}",
                     field("number"),
@@ -396,7 +468,7 @@ impl Narrator {
 
     fn summary(&self) {
         println!("\nsummary:");
-        for (who, outcome) in &self.outcomes {
+        for (_, who, outcome) in &self.outcomes {
             println!("  {who:<14} {outcome}");
         }
     }

@@ -10,6 +10,7 @@ mod probe;
 mod prompts;
 mod run;
 mod sim;
+mod stats;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ pub enum Command {
     Prompts(prompts::PromptsArgs),
     /// Validate a configuration file without starting, and print a short summary.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Each queue's waiting callers and callbacks (in queue, ever, mean wait to answer).
+    Stats(stats::StatsArgs),
     /// Agent administration through the store (`agent set alice away --config FILE`).
     Agent(agent::AgentArgs),
     /// Run the FreeSWITCH simulator (an ESL server with scripted calls).
@@ -56,6 +59,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Prompts(args) => prompts::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Agent(args) => agent::run(args).await,
+        Command::Stats(args) => stats::run(args).await,
         Command::Sim(args) => sim::run(args).await,
     }
 }
