@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::calls::{Effect, JobSink, OriginateSpec};
 use super::channel::Step;
-use super::core::{uptime_text, Core};
+use super::core::{format_dates, uptime_text, Core};
 
 const NO_CHANNEL: &str = "-ERR No such channel!\n";
 
@@ -220,8 +220,9 @@ impl Core {
         )
     }
 
+    /// `show channels [as json]` with FreeSWITCH's 38 columns, in creation order.
     fn show_channels(&self, json: bool) -> String {
-        const COLS: [&str; 14] = [
+        const COLS: [&str; 38] = [
             "uuid",
             "direction",
             "created",
@@ -236,28 +237,82 @@ impl Core {
             "application_data",
             "dialplan",
             "context",
+            "read_codec",
+            "read_rate",
+            "read_bit_rate",
+            "write_codec",
+            "write_rate",
+            "write_bit_rate",
+            "secure",
+            "hostname",
+            "presence_id",
+            "presence_data",
+            "accountcode",
+            "callstate",
+            "callee_name",
+            "callee_num",
+            "callee_direction",
+            "call_uuid",
+            "sent_callee_name",
+            "sent_callee_num",
+            "initial_cid_name",
+            "initial_cid_num",
+            "initial_ip_addr",
+            "initial_dest",
+            "initial_dialplan",
+            "initial_context",
         ];
-        let rows: Vec<Vec<String>> = self
+        let rows: Vec<[String; 38]> = self
             .order
             .iter()
             .filter_map(|u| self.channels.get(u))
             .map(|c| {
                 let (app, data) = c.current_app();
-                vec![
-                    c.uuid.clone(),
-                    c.direction.as_str().into(),
-                    String::new(),
+                let p = &c.profile;
+                let s = |v: &str| v.to_owned();
+                [
+                    s(&c.uuid),
+                    s(c.direction.as_str()),
+                    format_dates(c.created_us).0,
                     (c.created_us / 1_000_000).to_string(),
-                    c.name.clone(),
-                    c.state.into(),
-                    c.profile.caller_id_name.clone(),
-                    c.profile.caller_id_number.clone(),
+                    s(&c.name),
+                    s(c.state),
+                    s(&p.caller_id_name),
+                    s(&p.caller_id_number),
                     String::new(),
-                    c.profile.destination.clone(),
-                    app.into(),
-                    data.into(),
-                    "xml".into(),
-                    c.profile.context.clone(),
+                    s(&p.destination),
+                    s(app),
+                    s(data),
+                    s("xml"),
+                    s(&p.context),
+                    s("L16"),
+                    s("8000"),
+                    s("128000"),
+                    s("L16"),
+                    s("8000"),
+                    s("128000"),
+                    String::new(),
+                    s(&self.config.hostname),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    s(c.call_state),
+                    s(&p.callee_id_name),
+                    s(&p.callee_id_number),
+                    s(if p.callee_id_number.is_empty() {
+                        ""
+                    } else {
+                        "RECV"
+                    }),
+                    s(&c.uuid),
+                    String::new(),
+                    String::new(),
+                    s(&p.caller_id_name),
+                    s(&p.caller_id_number),
+                    String::new(),
+                    s(&p.destination),
+                    s("xml"),
+                    s(&p.context),
                 ]
             })
             .collect();

@@ -44,6 +44,7 @@ pub enum CoreMsg {
     Advance(Duration, oneshot::Sender<()>),
     Records(oneshot::Sender<Vec<CallRecord>>),
     ChannelCount(oneshot::Sender<usize>),
+    EventCount(oneshot::Sender<u64>),
     AddCaller(Box<Caller>),
     AddParty(String, Party),
 }
@@ -163,6 +164,9 @@ impl Core {
             }
             CoreMsg::ChannelCount(tx) => {
                 let _ = tx.send(self.channels.len());
+            }
+            CoreMsg::EventCount(tx) => {
+                let _ = tx.send(self.seq);
             }
             CoreMsg::AddCaller(c) => {
                 let at = c.at;
@@ -356,7 +360,7 @@ pub fn uptime_text(up: Duration) -> String {
 }
 
 /// `Event-Date-Local` (UTC stands in for local time) and `Event-Date-GMT` for an epoch time.
-fn format_dates(epoch_us: u64) -> (String, String) {
+pub fn format_dates(epoch_us: u64) -> (String, String) {
     let secs = epoch_us / 1_000_000;
     let days = secs / 86_400;
     let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);

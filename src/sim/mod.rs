@@ -237,6 +237,15 @@ impl Switch {
         rx.await.map_err(|_| SimError::Stopped)
     }
 
+    /// How many events the switch has emitted so far (each one sequence number).
+    pub async fn events_emitted(&self) -> Result<u64, SimError> {
+        let (tx, rx) = oneshot::channel();
+        self.core
+            .send(CoreMsg::EventCount(tx))
+            .map_err(|_| SimError::Stopped)?;
+        rx.await.map_err(|_| SimError::Stopped)
+    }
+
     /// Script a caller; `caller.at` counts from now.
     pub fn add_caller(&self, caller: Caller) -> Result<(), SimError> {
         self.core
