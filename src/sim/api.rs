@@ -209,7 +209,7 @@ impl Core {
     }
 
     fn status(&self) -> String {
-        let up = Duration::from_micros(self.clock.now_us());
+        let up = Duration::from_micros(self.now_us());
         format!(
             "UP {}\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n",
             uptime_text(up),

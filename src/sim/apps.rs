@@ -336,7 +336,7 @@ impl Core {
                     });
                 frame.kind = Kind::Record {
                     path: path.clone(),
-                    started_us: self.clock.now_us(),
+                    started_us: self.now_us(),
                 };
                 let (id, gen) = (frame.id, frame.gen);
                 let speech = self
@@ -644,7 +644,7 @@ impl Core {
     }
 
     fn record_stop(&mut self, uuid: &str, path: &str, started_us: u64) {
-        let ms = (self.clock.now_us().saturating_sub(started_us)) / 1000;
+        let ms = self.now_us().saturating_sub(started_us) / 1000;
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.set_var("record_ms", &ms.to_string());
             ch.set_var("record_seconds", &(ms / 1000).to_string());

@@ -67,6 +67,8 @@ pub enum Timer {
 
 pub struct Core {
     pub clock: SimClock,
+    /// The due time of the timer being fired, if any (see [`Core::now_us`]).
+    pinned: Option<u64>,
     pub config: SimConfig,
     pub core_uuid: String,
     seq: u64,
@@ -88,6 +90,7 @@ impl Core {
     pub fn new(config: SimConfig, scenario: Scenario) -> Self {
         Self {
             clock: SimClock::new(config.clock),
+            pinned: None,
             core_uuid: uuid::Uuid::new_v4().to_string(),
             config,
             seq: 0,
@@ -181,12 +184,21 @@ impl Core {
     /// Fire every timer due at or before `now`, including ones those timers schedule.
     fn fire_until(&mut self, now: u64) {
         while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
+            let due = entry.key().0;
+            if due > now {
                 break;
             }
             let timer = entry.remove();
+            self.pinned = Some(due);
             self.fire(timer);
         }
+        self.pinned = None;
+    }
+
+    /// Simulated now. While a timer fires it is that timer's due time, so what it
+    /// schedules and stamps does not drift when a scaled clock's timers run late.
+    pub fn now_us(&self) -> u64 {
+        self.pinned.unwrap_or_else(|| self.clock.now_us())
     }
 
     fn fire(&mut self, timer: Timer) {
@@ -207,7 +219,7 @@ impl Core {
     /// after the current command or timer, like work FreeSWITCH hands to another thread.
     pub fn after(&mut self, delay: Duration, timer: Timer) {
         self.timer_seq += 1;
-        let due = self.clock.now_us() + delay.as_micros() as u64;
+        let due = self.now_us() + delay.as_micros() as u64;
         self.timers.insert((due, self.timer_seq), timer);
     }
 
@@ -216,7 +228,7 @@ impl Core {
     }
 
     pub fn now_epoch_us(&self) -> u64 {
-        self.clock.epoch_at(self.clock.now_us())
+        self.clock.epoch_at(self.now_us())
     }
 
     /// A new event with FreeSWITCH's core headers; `origin` is the `file:function:line`
@@ -308,7 +320,7 @@ impl Core {
     }
 
     fn heartbeat(&mut self) {
-        let up = Duration::from_micros(self.clock.now_us());
+        let up = Duration::from_micros(self.now_us());
         let count = self.channels.len().to_string();
         let since = self.sessions_since_start.to_string();
         let mut ev = self.event("HEARTBEAT", ("switch_core.c", "send_heartbeat", 95));
