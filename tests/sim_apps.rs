@@ -369,3 +369,44 @@ async fn json_subscription_gets_json_events_with_bodies() {
     let job = json.bgapi_with_job_uuid("status", "job-1").await.unwrap();
     assert!(job.wait().await.unwrap().starts_with("UP "));
 }
+
+#[tokio::test]
+async fn event_lock_keeps_later_messages_out_of_a_running_application() {
+    for locked in [false, true] {
+        let mut h = Harness::start().await;
+        let (_a, b) = h.queue_call().await;
+        let sleep = h.client.execute(&b, "sleep", "5000", locked).await.unwrap();
+        let say = h.exec(&b, "say", "en number iterated 7").await;
+        let evs = h.run(2 * S).await;
+        // Unlocked, sleep polls for messages and the say runs inside it; locked, it waits.
+        assert_eq!(completion(&evs, &say.event_uuid).is_some(), !locked);
+        let evs = h.run(5 * S).await;
+        assert!(completion(&evs, &sleep.event_uuid).is_some());
+        if locked {
+            assert!(completion(&evs, &say.event_uuid).is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn nixevent_and_noevents_stop_delivery() {
+    let mut h = Harness::start().await;
+    let c = &h.client;
+    assert_eq!(c.unsubscribe(&["ALL"]).await.unwrap(), "+OK events nixed");
+    assert_eq!(
+        c.subscribe(&["CHANNEL_PARK"]).await.unwrap(),
+        "+OK event listener enabled plain"
+    );
+    h.client
+        .bgapi("originate loopback/cbq/default &park()")
+        .await
+        .unwrap();
+    let evs = h.run(S).await;
+    assert!(!evs.is_empty() && evs.iter().all(|e| e.is("CHANNEL_PARK")));
+    assert_eq!(
+        h.client.noevents().await.unwrap(),
+        "+OK no longer listening for events"
+    );
+    h.api("hupall NORMAL_CLEARING").await;
+    assert!(h.run(S).await.is_empty());
+}
