@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use callbackd::sim::{Party, Scenario};
 use support::harness::{completion, on, Harness};
 
 const S: Duration = Duration::from_secs(1);
@@ -409,4 +410,30 @@ async fn nixevent_and_noevents_stop_delivery() {
     );
     h.api("hupall NORMAL_CLEARING").await;
     assert!(h.run(S).await.is_empty());
+}
+
+#[tokio::test]
+async fn blocking_api_originate_holds_later_commands_until_it_answers() {
+    let agent = Party::answers_after(2 * S);
+    let h = Harness::with(Scenario::default().party("user/1001", agent)).await;
+    let c1 = h.client.clone();
+    let originate = tokio::spawn(async move {
+        c1.api("originate {origination_uuid=cb000008-0000-4000-8000-000000000001}user/1001 &park()")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let c2 = h.client.clone();
+    let status = tokio::spawn(async move {
+        c2.api("uuid_exists cb000008-0000-4000-8000-000000000001")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(!originate.is_finished() && !status.is_finished());
+    h.switch.advance(3 * S).await.unwrap();
+    assert_eq!(
+        originate.await.unwrap().unwrap(),
+        "+OK cb000008-0000-4000-8000-000000000001\n"
+    );
+    // Answered in order, after the originate: by then the channel exists.
+    assert_eq!(status.await.unwrap().unwrap(), "true");
 }

@@ -9,7 +9,7 @@ use super::apps::{AppFrame, Kind, Origin};
 use super::channel::{BridgeLink, Channel, Direction, Profile, Step};
 use super::core::{Core, Timer};
 use super::event::SimEvent;
-use super::scenario::{Caller, Outcome, Party};
+use super::scenario::{Caller, Outcome, Party, Press};
 
 /// Work done after the command that caused it has been answered.
 #[derive(Debug)]
@@ -523,7 +523,7 @@ impl Core {
         self.emit_ch(&uuid, "CHANNEL_ORIGINATE");
         self.originating.insert(
             uuid.clone(),
-            super::calls::Originating {
+            Originating {
                 sink,
                 target: spec.target.clone(),
                 party: party.clone(),
@@ -647,25 +647,7 @@ impl Core {
         ch.speech = caller.speech;
         self.insert_channel(ch);
         self.emit_ch(&uuid, "CHANNEL_CREATE");
-        for press in &caller.dtmf {
-            self.after(
-                press.after,
-                Timer::Effect(Effect::Dtmf {
-                    uuid: uuid.clone(),
-                    digits: press.digits.clone(),
-                    source: "RTP",
-                }),
-            );
-        }
-        if let Some(after) = caller.hangup_after {
-            self.after(
-                after,
-                Timer::Effect(Effect::Kill {
-                    uuid: uuid.clone(),
-                    cause: "NORMAL_CLEARING".into(),
-                }),
-            );
-        }
+        self.script_party(&uuid, &caller.dtmf, caller.hangup_after);
         self.run_dialplan(&uuid, &caller.extension);
     }
 
@@ -732,6 +714,25 @@ impl Core {
         }
     }
 
+    /// Schedule what a scripted person does from now on: keys, then hanging up.
+    fn script_party(&mut self, uuid: &str, presses: &[Press], hangup_after: Option<Duration>) {
+        for press in presses {
+            let effect = Effect::Dtmf {
+                uuid: uuid.to_owned(),
+                digits: press.digits.clone(),
+                source: "RTP",
+            };
+            self.after(press.after, Timer::Effect(effect));
+        }
+        if let Some(after) = hangup_after {
+            let effect = Effect::Kill {
+                uuid: uuid.to_owned(),
+                cause: "NORMAL_CLEARING".into(),
+            };
+            self.after(after, Timer::Effect(effect));
+        }
+    }
+
     fn originate_answered(&mut self, uuid: &str) {
         let Some(o) = self.originating.remove(uuid) else {
             return;
@@ -744,25 +745,7 @@ impl Core {
             self.emit(ev);
         }
         if let Some(party) = &o.party {
-            if let Some(after) = party.hangup_after {
-                self.after(
-                    after,
-                    Timer::Effect(Effect::Kill {
-                        uuid: uuid.to_owned(),
-                        cause: "NORMAL_CLEARING".into(),
-                    }),
-                );
-            }
-            for press in &party.dtmf {
-                self.after(
-                    press.after,
-                    Timer::Effect(Effect::Dtmf {
-                        uuid: uuid.to_owned(),
-                        digits: press.digits.clone(),
-                        source: "RTP",
-                    }),
-                );
-            }
+            self.script_party(uuid, &party.dtmf, party.hangup_after);
         }
         match o.sink {
             JobSink::Bridge { caller } => {

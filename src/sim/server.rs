@@ -197,11 +197,16 @@ impl Core {
 
     /// Run the commands a blocking api held back, until one blocks again.
     pub fn resume(&mut self, sid: u64) {
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            session.busy = false;
+        }
         loop {
             let Some(session) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            session.busy = false;
+            if session.busy {
+                return;
+            }
             let Some(frame) = session.backlog.pop_front() else {
                 return;
             };
