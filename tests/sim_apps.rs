@@ -437,3 +437,39 @@ async fn blocking_api_originate_holds_later_commands_until_it_answers() {
     // Answered in order, after the originate: by then the channel exists.
     assert_eq!(status.await.unwrap().unwrap(), "true");
 }
+
+#[tokio::test]
+async fn a_listener_that_stops_reading_is_dropped_not_buffered_forever() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let switch = callbackd::sim::Switch::start(callbackd::sim::SimConfig {
+        clock: callbackd::sim::ClockMode::Manual,
+        listener_queue: 100,
+        ..callbackd::sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut sock = tokio::net::TcpStream::connect(switch.addr()).await.unwrap();
+    sock.write_all(b"auth ClueCon\n\nevent plain ALL\n\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Far more events than the queue and the socket buffers hold, with nobody reading.
+    for i in 0..200 {
+        let caller = callbackd::sim::Caller::number(&format!("+1{i:010}")).press(S, "1234567890");
+        switch.add_caller(caller).unwrap();
+    }
+    for _ in 0..40 {
+        switch.advance(Duration::from_millis(100)).await.unwrap();
+    }
+    // The switch hung up on the listener: reading now drains what was sent, then EOF.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut rest))
+        .await
+        .expect("the switch closed the connection")
+        .unwrap();
+    let received = rest
+        .windows(b"text/event-plain".len())
+        .filter(|w| *w == b"text/event-plain")
+        .count() as u64;
+    assert!(received < switch.events_emitted().await.unwrap());
+}

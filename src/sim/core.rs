@@ -30,17 +30,9 @@ pub enum Out {
 /// Requests to the core from connections and from the [`super::Switch`] handle.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Accept {
-        sid: u64,
-        tx: mpsc::UnboundedSender<Out>,
-    },
-    Frame {
-        sid: u64,
-        frame: Frame,
-    },
-    Closed {
-        sid: u64,
-    },
+    Accept { sid: u64, tx: mpsc::Sender<Out> },
+    Frame { sid: u64, frame: Frame },
+    Closed { sid: u64 },
     Advance(Duration, oneshot::Sender<()>),
     Records(oneshot::Sender<Vec<CallRecord>>),
     ChannelCount(oneshot::Sender<usize>),
@@ -316,6 +308,9 @@ impl Core {
                 }),
             };
             session.send(bytes.clone());
+        }
+        if self.sessions.values().any(|s| s.hopeless()) {
+            self.sessions.retain(|_, s| !s.hopeless());
         }
     }
 

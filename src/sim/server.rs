@@ -3,6 +3,7 @@
 //!
 //! Reply texts are the ones recorded from FreeSWITCH 1.10.12 (`fixtures/esl`).
 
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +16,10 @@ use super::core::{Core, CoreMsg, Out};
 use super::event::SimEvent;
 use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
 
+/// After this many events lost to a full queue ([`super::SimConfig::listener_queue`]) a
+/// listener is dropped, as FreeSWITCH does (`MAX_MISSED`).
+const MAX_MISSED: u32 = 500;
+
 const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +31,9 @@ pub enum Format {
 /// One inbound connection as the core sees it: its subscriptions and filters.
 #[derive(Debug)]
 pub struct Session {
-    tx: mpsc::UnboundedSender<Out>,
+    tx: mpsc::Sender<Out>,
+    /// Events dropped because the client did not keep up.
+    lost: Cell<u32>,
     authed: bool,
     format: Option<Format>,
     all: bool,
@@ -42,7 +49,14 @@ pub struct Session {
 
 impl Session {
     pub fn send(&self, bytes: Bytes) {
-        let _ = self.tx.send(Out::Bytes(bytes));
+        if self.tx.try_send(Out::Bytes(bytes)).is_err() {
+            self.lost.set(self.lost.get() + 1);
+        }
+    }
+
+    /// A client so far behind that FreeSWITCH would have dropped it.
+    pub fn hopeless(&self) -> bool {
+        self.lost.get() > MAX_MISSED
     }
 
     /// The format to send `ev` in, or `None` when this listener does not get it.
@@ -91,12 +105,12 @@ impl Session {
         w.header("Content-Type", "text/disconnect-notice")
             .body(GOODBYE.as_bytes());
         self.send(w.take());
-        let _ = self.tx.send(Out::Close);
+        let _ = self.tx.try_send(Out::Close);
     }
 }
 
 /// Accept connections forever, handing each to a reader and a writer task.
-pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>) {
+pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>, queue: usize) {
     let mut next_sid = 0u64;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -104,13 +118,18 @@ pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>)
         };
         let _ = stream.set_nodelay(true);
         next_sid += 1;
-        tokio::spawn(connection(next_sid, stream, core.clone()));
+        tokio::spawn(connection(next_sid, stream, core.clone(), queue));
     }
 }
 
-async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<CoreMsg>) {
+async fn connection(
+    sid: u64,
+    stream: TcpStream,
+    core: mpsc::UnboundedSender<CoreMsg>,
+    queue: usize,
+) {
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(queue);
     if core.send(CoreMsg::Accept { sid, tx }).is_err() {
         return;
     }
@@ -136,10 +155,11 @@ async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<Cor
             }
             batch.clear();
             if close {
-                let _ = writer.shutdown().await;
-                return;
+                break;
             }
         }
+        // Closed by `exit`, or dropped by the core for falling behind.
+        let _ = writer.shutdown().await;
     });
     let mut decoder = FrameDecoder::for_commands(DEFAULT_MAX_FRAME);
     let mut buf = BytesMut::with_capacity(8192);
@@ -165,9 +185,10 @@ async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<Cor
 }
 
 impl Core {
-    pub fn accept(&mut self, sid: u64, tx: mpsc::UnboundedSender<Out>) {
+    pub fn accept(&mut self, sid: u64, tx: mpsc::Sender<Out>) {
         let session = Session {
             tx,
+            lost: Cell::new(0),
             authed: false,
             format: None,
             all: false,
