@@ -14,7 +14,7 @@ use crate::esl::FrameWriter;
 pub struct SimEvent {
     pub name: &'static str,
     pub subclass: Option<String>,
-    headers: Vec<(Cow<'static, str>, String)>,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     pub body: Option<String>,
 }
 
@@ -35,7 +35,7 @@ impl SimEvent {
     }
 
     /// Append a header. FreeSWITCH leaves out headers whose value is empty, and so does this.
-    pub fn add(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn add(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) {
         let value = value.into();
         if !value.is_empty() {
             self.headers.push((name.into(), value));
@@ -46,13 +46,13 @@ impl SimEvent {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     pub fn into_headers(self) -> Vec<(String, String)> {
         self.headers
             .into_iter()
-            .map(|(n, v)| (n.into_owned(), v))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
             .collect()
     }
 
@@ -74,7 +74,7 @@ impl SimEvent {
     pub fn write_json(&self, out: &mut FrameWriter) {
         let mut map = Map::new();
         for (n, v) in &self.headers {
-            map.insert(n.to_string(), Value::String(v.clone()));
+            map.insert(n.to_string(), Value::String(v.to_string()));
         }
         if let Some(body) = &self.body {
             map.insert("Content-Length".into(), body.len().to_string().into());
