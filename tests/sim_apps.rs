@@ -473,3 +473,40 @@ async fn a_listener_that_stops_reading_is_dropped_not_buffered_forever() {
         .count() as u64;
     assert!(received < switch.events_emitted().await.unwrap());
 }
+
+#[tokio::test]
+async fn originate_to_an_extension_and_transfers_route_through_the_dialplan() {
+    let customer = Party::answers_after(S);
+    let mut h =
+        Harness::with(Scenario::default().party("sofia/gateway/carrier/+4930123", customer)).await;
+    let leg = "cb000008-0000-4000-8000-000000000002";
+    let job = h
+        .client
+        .bgapi(&format!(
+            "originate {{origination_uuid={leg}}}sofia/gateway/carrier/+4930123 cbq XML default"
+        ))
+        .await
+        .unwrap();
+    let evs = h.run(2 * S).await;
+    assert_eq!(job.wait().await.unwrap(), format!("+OK {leg}\n"));
+    let park = evs.iter().find(|e| e.is("CHANNEL_PARK")).unwrap();
+    assert_eq!(park.unique_id().unwrap(), leg);
+    assert_eq!(park.variable("callbackd_queue").unwrap(), "support");
+    assert!(on(&evs, leg).iter().all(|e| !e.contains("transfer")));
+
+    assert_eq!(
+        h.api(&format!("uuid_transfer {leg} nosuch XML default"))
+            .await,
+        "+OK\n"
+    );
+    let evs = h.run(S).await;
+    let hangup = evs.iter().find(|e| e.is("CHANNEL_HANGUP")).unwrap();
+    assert_eq!(
+        hangup.header("Hangup-Cause").unwrap(),
+        "NO_ROUTE_DESTINATION"
+    );
+    assert!(hangup
+        .header("Caller-Transfer-Source")
+        .unwrap()
+        .ends_with(":bl_xfer:nosuch/default/xml"));
+}

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::calls::{Effect, JobSink, OriginateSpec};
+use super::calls::{Effect, JobSink, OriginateSpec, Target};
 use super::channel::Step;
 use super::core::{format_dates, uptime_text, Core};
 
@@ -130,23 +130,18 @@ impl Core {
                 }
                 let dialplan = a.get(2).copied().unwrap_or("XML");
                 let context = a.get(3).copied().unwrap_or("default");
-                let steps = if dialplan == "inline" {
-                    Some(parse_inline(a[1]))
+                let target = if dialplan == "inline" {
+                    Target::Apps(parse_inline(a[1]))
                 } else {
-                    self.config.dialplan_steps(a[1])
+                    Target::Extension(a[1].to_owned())
                 };
-                let target = format!("{}/{context}/{}", a[1], dialplan.to_lowercase());
-                match steps {
-                    Some(steps) => {
-                        self.defer(Effect::Transfer {
-                            uuid: a[0].to_owned(),
-                            steps,
-                            target,
-                        });
-                        "+OK\n".into()
-                    }
-                    None => "-ERR no such extension\n".into(),
-                }
+                // An unknown extension is found out later, by routing (NO_ROUTE_DESTINATION).
+                self.defer(Effect::Transfer {
+                    uuid: a[0].to_owned(),
+                    target,
+                    source: format!("{}/{context}/{}", a[1], dialplan.to_lowercase()),
+                });
+                "+OK\n".into()
             }
             "uuid_broadcast" => {
                 if !exists(self, 0) || a.len() < 2 {
@@ -392,7 +387,7 @@ pub fn parse_dial(dial: &str) -> OriginateSpec {
     OriginateSpec {
         vars,
         endpoint: rest.to_owned(),
-        target: Vec::new(),
+        target: Target::Apps(Vec::new()),
     }
 }
 
@@ -423,19 +418,17 @@ fn parse_originate(args: &str) -> OriginateSpec {
                 Some((n, a)) => (n, a.strip_suffix(')').unwrap_or(a)),
                 None => (app, ""),
             };
-            vec![Step {
+            Target::Apps(vec![Step {
                 app: name.to_owned(),
                 arg: arg.to_owned(),
-            }]
+            }])
         }
-        None if !target.is_empty() => vec![Step {
-            app: "transfer".into(),
-            arg: target.to_owned(),
-        }],
-        None => vec![Step {
+        // `<extension> [XML [<context>]]`: only the default context is simulated.
+        None if !target.is_empty() => Target::Extension(target.to_owned()),
+        None => Target::Apps(vec![Step {
             app: "park".into(),
             arg: String::new(),
-        }],
+        }]),
     };
     spec
 }
@@ -466,13 +459,15 @@ mod tests {
         assert!(s
             .vars
             .contains(&("origination_caller_id_name".into(), "ESL Capture".into())));
-        assert_eq!(s.target[0].app, "park");
+        assert!(matches!(&s.target, Target::Apps(a) if a[0].app == "park"));
         let s =
             parse_originate("loopback/cust_answer/default &bridge(loopback/agent_answer/default)");
-        assert_eq!(s.target[0].app, "bridge");
-        assert_eq!(s.target[0].arg, "loopback/agent_answer/default");
+        assert!(matches!(&s.target, Target::Apps(a)
+            if a[0].app == "bridge" && a[0].arg == "loopback/agent_answer/default"));
         let s = parse_originate("null/1 '&say(en number pronounced 123)'");
-        assert_eq!(s.target[0].app, "say");
-        assert_eq!(s.target[0].arg, "en number pronounced 123");
+        assert!(matches!(&s.target, Target::Apps(a)
+            if a[0].app == "say" && a[0].arg == "en number pronounced 123"));
+        let s = parse_originate("{origination_uuid=u2}user/1001 cbq XML default");
+        assert!(matches!(&s.target, Target::Extension(e) if e == "cbq"));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::calls::Effect;
+use super::calls::{Effect, Target};
 use super::channel::Step;
 use super::core::{Core, Timer};
 use super::event::SimEvent;
@@ -364,14 +364,12 @@ impl Core {
             "transfer" => {
                 self.push(uuid, frame);
                 self.complete(uuid, "_none_");
-                let ext = arg.split_whitespace().next().unwrap_or_default();
-                if let Some(steps) = self.config.dialplan_steps(ext) {
-                    self.defer(Effect::Transfer {
-                        uuid: uuid.to_owned(),
-                        steps,
-                        target: format!("{ext}/default/xml"),
-                    });
-                }
+                let ext = arg.split_whitespace().next().unwrap_or_default().to_owned();
+                self.defer(Effect::Transfer {
+                    uuid: uuid.to_owned(),
+                    source: format!("{ext}/default/xml"),
+                    target: Target::Extension(ext),
+                });
             }
             "hangup" => {
                 self.push(uuid, frame);
@@ -484,19 +482,18 @@ impl Core {
         }
     }
 
-    pub fn transfer(&mut self, uuid: &str, steps: Vec<Step>, target: &str) {
+    pub fn transfer(&mut self, uuid: &str, target: Target, source: &str) {
         let now = self.now_epoch_us();
         self.unwind(uuid, "PLAYBACK ERROR");
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.transfer_us = now;
             ch.profile.transfer_source = format!(
-                "{}:{}:bl_xfer:{target}",
+                "{}:{}:bl_xfer:{source}",
                 now / 1_000_000,
                 uuid::Uuid::new_v4()
             );
-            ch.program = steps.into();
         }
-        self.step(uuid);
+        self.run_target(uuid, target);
     }
 
     /// `uuid_break`: a playback ends with `FILE PLAYED`; endless_playback restarts.

@@ -28,11 +28,11 @@ pub enum Effect {
     Break {
         uuid: String,
     },
-    /// `target` is what `Caller-Transfer-Source` names (`park/default/inline`).
+    /// `source` is what `Caller-Transfer-Source` names (`park/default/inline`).
     Transfer {
         uuid: String,
-        steps: Vec<Step>,
-        target: String,
+        target: Target,
+        source: String,
     },
     /// Press `digits` on `uuid`: a caller's keypad (`RTP`) one digit per firing.
     Dtmf {
@@ -71,20 +71,29 @@ pub enum JobSink {
     },
 }
 
+/// What an answered leg (or a transferred one) runs.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `&app(arg)` or an inline list.
+    Apps(Vec<Step>),
+    /// A dialplan extension: its applications, or NO_ROUTE_DESTINATION when unknown.
+    Extension(String),
+}
+
 /// An originated leg not answered yet.
 #[derive(Debug, Clone)]
 pub struct Originating {
     pub sink: JobSink,
-    pub target: Vec<Step>,
+    pub target: Target,
     pub party: Option<Party>,
 }
 
 /// The `originate` arguments after parsing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OriginateSpec {
     pub vars: Vec<(String, String)>,
     pub endpoint: String,
-    pub target: Vec<Step>,
+    pub target: Target,
 }
 
 /// `Event-Calling-*` values; only their presence matters to clients.
@@ -594,6 +603,19 @@ impl Core {
         Ok(())
     }
 
+    /// Run `target` on `uuid` once its stack is empty (after answer or a transfer).
+    pub fn run_target(&mut self, uuid: &str, target: Target) {
+        match target {
+            Target::Apps(steps) => {
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.program = steps.into();
+                }
+                self.step(uuid);
+            }
+            Target::Extension(ext) => self.run_dialplan(uuid, &ext),
+        }
+    }
+
     /// Route `uuid` to dialplan extension `ext`: its applications become the program.
     pub fn run_dialplan(&mut self, uuid: &str, ext: &str) {
         let steps = self.config.dialplan_steps(ext);
@@ -667,9 +689,9 @@ impl Core {
             Effect::Break { uuid } => self.break_media(&uuid),
             Effect::Transfer {
                 uuid,
-                steps,
                 target,
-            } => self.transfer(&uuid, steps, &target),
+                source,
+            } => self.transfer(&uuid, target, &source),
             Effect::Dtmf {
                 uuid,
                 digits,
@@ -757,11 +779,8 @@ impl Core {
             }
             sink => {
                 self.report_originate(sink, Ok(uuid.to_owned()));
-                if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.program = o.target.into();
-                }
                 self.set_state(uuid, "CS_EXECUTE");
-                self.step(uuid);
+                self.run_target(uuid, o.target);
             }
         }
     }
