@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::calls::Effect;
+use super::calls::{Effect, Originating};
 use super::channel::Channel;
 use super::clock::SimClock;
 use super::event::SimEvent;
@@ -72,7 +72,7 @@ pub struct Core {
     pub sessions: HashMap<u64, Session>,
     pub records: Records,
     pub scenario: Scenario,
-    pub originating: HashMap<String, super::calls::Originating>,
+    pub originating: HashMap<String, Originating>,
     pub next_frame_id: u64,
     pub sessions_since_start: u64,
     plain_scratch: FrameWriter,
@@ -108,6 +108,8 @@ impl Core {
             self.after(caller.at, Timer::CallerArrives(Box::new(caller)));
         }
         loop {
+            // Due timers first: a command's zero-delay work (the events after its reply)
+            // runs before the next command is read, as FreeSWITCH would have done it.
             let now = self.clock.now_us();
             self.fire_until(now);
             let deadline = self
@@ -123,13 +125,6 @@ impl Core {
             };
             let Some(msg) = msg else { return };
             self.handle(msg);
-            // Take whatever else is already queued before looking at timers again, so a
-            // burst of commands is not interleaved with timers it precedes.
-            while let Ok(msg) = rx.try_recv() {
-                self.handle(msg);
-                let now = self.clock.now_us();
-                self.fire_until(now);
-            }
         }
     }
 
