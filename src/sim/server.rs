@@ -261,11 +261,13 @@ impl Core {
                     } else {
                         session.reply("-ERR invalid");
                         session.goodbye();
+                        self.sessions.remove(&sid);
                     }
                 }
                 "exit" => {
                     session.reply("+OK bye");
                     session.goodbye();
+                    self.sessions.remove(&sid);
                 }
                 _ => session.reply("-ERR command not found"),
             }
@@ -300,6 +302,8 @@ impl Core {
             "exit" => {
                 session.reply("+OK bye");
                 session.goodbye();
+                // Nothing more goes out: the writer sends what is queued, then closes.
+                self.sessions.remove(&sid);
             }
             "api" => {
                 let reply = self.api(rest, Some(sid));
