@@ -510,3 +510,62 @@ async fn originate_to_an_extension_and_transfers_route_through_the_dialplan() {
         .unwrap()
         .ends_with(":bl_xfer:nosuch/default/xml"));
 }
+
+#[tokio::test]
+async fn uuid_commands_answer_usage_and_missing_channels_like_mod_commands() {
+    let h = Harness::start().await;
+    for (cmd, reply) in [
+        ("uuid_kill", "-USAGE: <uuid> [cause]"),
+        ("uuid_getvar nosuch", "-USAGE: <uuid> <var>"),
+        ("uuid_kill nosuch", "-ERR No such channel!"),
+        ("uuid_getvar nosuch x", "-ERR No such channel!"),
+        ("uuid_break nosuch all", "-ERR No such channel!"),
+        ("uuid_transfer nosuch park", "-ERR No such channel!"),
+        ("uuid_bridge nosuch other", "-ERR Invalid uuid"),
+        ("uuid_broadcast nosuch x.wav", "-ERR invalid uuid"),
+        ("uuid_send_dtmf nosuch 1", "-ERR Cannot locate session!"),
+        ("uuid_recv_dtmf nosuch 1", "-ERR Cannot locate session!"),
+    ] {
+        assert_eq!(h.api(cmd).await.trim_end(), reply, "{cmd}");
+    }
+}
+
+#[tokio::test]
+async fn transferring_both_bridged_legs_keeps_them_alive_and_one_leg_drops_the_other() {
+    for both in [true, false] {
+        let mut h = Harness::start().await;
+        let (_a, caller) = h.queue_call().await;
+        let agent = "cb000003-0000-4000-8000-0000a9e4700f";
+        let job = h
+            .client
+            .bgapi(&format!(
+                "originate {{origination_uuid={agent}}}loopback/agent_answer/default &park()"
+            ))
+            .await
+            .unwrap();
+        h.run(S).await;
+        job.wait().await.unwrap();
+        h.api(&format!("uuid_bridge {caller} {agent}")).await;
+        h.run(S).await;
+        let which = if both { "-both" } else { "-bleg" };
+        assert_eq!(
+            h.api(&format!("uuid_transfer {caller} {which} park inline"))
+                .await,
+            "+OK\n"
+        );
+        let evs = h.run(S).await;
+        assert_eq!(evs.iter().filter(|e| e.is("CHANNEL_UNBRIDGE")).count(), 1);
+        let parked: Vec<_> = evs
+            .iter()
+            .filter(|e| e.is("CHANNEL_PARK"))
+            .map(|e| e.unique_id().unwrap().into_owned())
+            .collect();
+        if both {
+            assert_eq!(parked, [caller.clone(), agent.to_owned()]);
+        } else {
+            // The agent moves on; the caller, left alone without park_after_bridge, hangs up.
+            assert_eq!(parked, [agent.to_owned()]);
+            assert_eq!(h.api(&format!("uuid_exists {caller}")).await, "false");
+        }
+    }
+}

@@ -10,8 +10,6 @@ use super::calls::{Effect, JobSink, OriginateSpec, Target};
 use super::channel::Step;
 use super::core::{format_dates, uptime_text, Core};
 
-const NO_CHANNEL: &str = "-ERR No such channel!\n";
-
 impl Core {
     /// Run `api <line>`. `None`: the answer comes later (a blocking `originate`).
     pub fn api(&mut self, line: &str, sid: Option<u64>) -> Option<String> {
@@ -63,25 +61,26 @@ impl Core {
 
     fn api_now(&mut self, cmd: &str, args: &str) -> String {
         let a: Vec<&str> = args.split_whitespace().collect();
-        let exists =
-            |core: &Core, i: usize| a.get(i).is_some_and(|u| core.channels.contains_key(*u));
+        if let Some((min_args, syntax)) = usage(cmd) {
+            if a.len() < min_args {
+                return format!("-USAGE: {syntax}\n");
+            }
+            let channels = if cmd == "uuid_bridge" { 2 } else { 1 };
+            if !a[..channels].iter().all(|u| self.channels.contains_key(*u)) {
+                return missing_channel(cmd).into();
+            }
+        }
         match cmd {
             "status" => self.status(),
-            "uuid_exists" => exists(self, 0).to_string(),
-            "uuid_getvar" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
-                let ch = &self.channels[a[0]];
-                a.get(1)
-                    .and_then(|n| ch.var(n))
-                    .unwrap_or("_undef_")
-                    .to_owned()
-            }
+            "uuid_exists" => a
+                .first()
+                .is_some_and(|u| self.channels.contains_key(*u))
+                .to_string(),
+            "uuid_getvar" => self.channels[a[0]]
+                .var(a[1])
+                .unwrap_or("_undef_")
+                .to_owned(),
             "uuid_setvar" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let value = args.splitn(3, ' ').nth(2).unwrap_or_default().to_owned();
                 if let Some(ch) = self.channels.get_mut(a[0]) {
                     ch.set_var(a[1], &value);
@@ -89,9 +88,6 @@ impl Core {
                 "+OK\n".into()
             }
             "uuid_kill" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
                 let cause = a.get(1).copied().unwrap_or("NORMAL_CLEARING").to_owned();
                 self.defer(Effect::Kill {
                     uuid: a[0].to_owned(),
@@ -106,18 +102,12 @@ impl Core {
                 text
             }
             "uuid_break" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
                 self.defer(Effect::Break {
                     uuid: a[0].to_owned(),
                 });
                 "+OK\n".into()
             }
             "uuid_bridge" => {
-                if a.len() < 2 || !exists(self, 0) || !exists(self, 1) {
-                    return "-ERR Invalid uuid\n".into();
-                }
                 self.defer(Effect::Bridge {
                     a: a[0].to_owned(),
                     b: a[1].to_owned(),
@@ -125,28 +115,34 @@ impl Core {
                 format!("+OK {}\n", a[1])
             }
             "uuid_transfer" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
-                let dialplan = a.get(2).copied().unwrap_or("XML");
-                let context = a.get(3).copied().unwrap_or("default");
-                let target = if dialplan == "inline" {
-                    Target::Apps(parse_inline(a[1]))
-                } else {
-                    Target::Extension(a[1].to_owned())
+                let other = self.channels[a[0]].bridge.as_ref().map(|b| b.other.clone());
+                let (legs, rest) = match a[1] {
+                    "-bleg" => (other.into_iter().collect(), &a[2..]),
+                    "-both" => (
+                        std::iter::once(a[0].to_owned()).chain(other).collect(),
+                        &a[2..],
+                    ),
+                    _ => (vec![a[0].to_owned()], &a[1..]),
                 };
-                // An unknown extension is found out later, by routing (NO_ROUTE_DESTINATION).
+                let Some(dest) = rest.first() else {
+                    return format!("-USAGE: {}\n", usage(cmd).map_or("", |u| u.1));
+                };
+                let dialplan = rest.get(1).copied().unwrap_or("XML");
+                let context = rest.get(2).copied().unwrap_or("default");
+                let target = if dialplan == "inline" {
+                    Target::Apps(parse_inline(dest))
+                } else {
+                    // An unknown extension is found out by routing (NO_ROUTE_DESTINATION).
+                    Target::Extension((*dest).to_owned())
+                };
                 self.defer(Effect::Transfer {
-                    uuid: a[0].to_owned(),
+                    legs,
                     target,
-                    source: format!("{}/{context}/{}", a[1], dialplan.to_lowercase()),
+                    source: format!("{dest}/{context}/{}", dialplan.to_lowercase()),
                 });
                 "+OK\n".into()
             }
             "uuid_broadcast" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let target = match a.get(2) {
                     Some(&"bleg") => self.channels[a[0]].bridge.as_ref().map(|b| b.other.clone()),
                     _ => Some(a[0].to_owned()),
@@ -175,9 +171,6 @@ impl Core {
                 "+OK Message sent\n".into()
             }
             "uuid_send_dtmf" | "uuid_recv_dtmf" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let (uuid, digits) = (a[0].to_owned(), a[1].to_owned());
                 let (target, source, verb) = if cmd == "uuid_send_dtmf" {
                     // Sent out of the channel: only a loopback partner hears it.
@@ -339,6 +332,35 @@ impl Core {
         }
         out.push_str(&format!("\n{} total.\n", rows.len()));
         out
+    }
+}
+
+/// `(minimum arguments, syntax)` of the uuid commands, for their `-USAGE:` reply.
+fn usage(cmd: &str) -> Option<(usize, &'static str)> {
+    Some(match cmd {
+        "uuid_kill" => (1, "<uuid> [cause]"),
+        "uuid_break" => (1, "<uuid> [all]"),
+        "uuid_getvar" => (2, "<uuid> <var>"),
+        "uuid_setvar" => (2, "<uuid> <var> [value]"),
+        "uuid_bridge" => (2, "<uuid> <other_uuid>"),
+        "uuid_transfer" => (
+            2,
+            "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]",
+        ),
+        "uuid_broadcast" => (2, "<uuid> <path> [aleg|bleg|holdb|both]"),
+        "uuid_send_dtmf" | "uuid_recv_dtmf" => (2, "<uuid> <dtmf_data>"),
+        _ => return None,
+    })
+}
+
+/// What each uuid command answers for a channel that does not exist: mod_commands is
+/// not consistent, and clients match on these texts.
+fn missing_channel(cmd: &str) -> &'static str {
+    match cmd {
+        "uuid_broadcast" => "-ERR invalid uuid\n",
+        "uuid_bridge" => "-ERR Invalid uuid\n",
+        "uuid_send_dtmf" | "uuid_recv_dtmf" => "-ERR Cannot locate session!\n",
+        _ => "-ERR No such channel!\n",
     }
 }
 

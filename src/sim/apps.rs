@@ -366,7 +366,7 @@ impl Core {
                 self.complete(uuid, "_none_");
                 let ext = arg.split_whitespace().next().unwrap_or_default().to_owned();
                 self.defer(Effect::Transfer {
-                    uuid: uuid.to_owned(),
+                    legs: vec![uuid.to_owned()],
                     source: format!("{ext}/default/xml"),
                     target: Target::Extension(ext),
                 });

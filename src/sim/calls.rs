@@ -28,9 +28,10 @@ pub enum Effect {
     Break {
         uuid: String,
     },
-    /// `source` is what `Caller-Transfer-Source` names (`park/default/inline`).
+    /// `source` is what `Caller-Transfer-Source` names (`park/default/inline`); `legs`
+    /// are transferred together (`uuid_transfer -both`).
     Transfer {
-        uuid: String,
+        legs: Vec<String>,
         target: Target,
         source: String,
     },
@@ -248,13 +249,12 @@ impl Core {
             "0".into()
         };
         ch.set_var("billsec", &billsec);
-        let bridge = ch.bridge.take();
         let partner = ch.partner.take();
         if direct {
             self.announce_hangup(uuid, cause);
         }
-        if let Some(link) = bridge {
-            self.unbridge(&link.other, uuid, link.reports, cause);
+        if let Some(other) = self.end_bridge(uuid) {
+            self.outlive_bridge(&other, cause);
         }
         self.unwind(uuid, "PLAYBACK ERROR");
         if !direct {
@@ -334,24 +334,36 @@ impl Core {
         self.emit(ev);
     }
 
-    /// `dead` left the bridge; `survivor` goes on. Without `park_after_bridge` a
-    /// uuid_bridge'd survivor hangs up at once; a `bridge` app completes and the
-    /// survivor's dialplan continues (or parks, with `park_after_bridge`).
-    fn unbridge(&mut self, survivor: &str, dead: &str, dead_reports: bool, cause: &str) {
-        let (a, b) = if dead_reports {
-            (dead, survivor)
+    /// End `leg`'s bridge, if it has one: CHANNEL_UNBRIDGE on the reporting leg while
+    /// both legs still name each other (it carries `Other-Leg-*`), then both links go.
+    /// Returns the other leg.
+    pub fn end_bridge(&mut self, leg: &str) -> Option<String> {
+        let link = self.channels.get(leg)?.bridge.clone()?;
+        let (a, b) = if link.reports {
+            (leg, link.other.as_str())
         } else {
-            (survivor, dead)
+            (link.other.as_str(), leg)
         };
         let mut ev = self.event("CHANNEL_UNBRIDGE", CH_ORIGIN);
         ev.add("Bridge-A-Unique-ID", a.to_owned());
         ev.add("Bridge-B-Unique-ID", b.to_owned());
         self.write_channel(a, &mut ev, true);
         self.emit(ev);
+        for l in [leg, link.other.as_str()] {
+            if let Some(ch) = self.channels.get_mut(l) {
+                ch.bridge = None;
+            }
+        }
+        Some(link.other)
+    }
+
+    /// `survivor`'s partner left the bridge (hung up, transferred away). Without
+    /// `park_after_bridge` a uuid_bridge'd survivor hangs up at once; a `bridge` app
+    /// completes and the survivor's dialplan continues (or parks, with `park_after_bridge`).
+    pub fn outlive_bridge(&mut self, survivor: &str, cause: &str) {
         let Some(ch) = self.channels.get_mut(survivor) else {
             return;
         };
-        ch.bridge = None;
         ch.set_var("bridge_hangup_cause", cause);
         ch.set_var("last_bridge_hangup_cause", cause);
         let park_after = ch.var_is_true("park_after_bridge");
@@ -688,10 +700,23 @@ impl Core {
             }
             Effect::Break { uuid } => self.break_media(&uuid),
             Effect::Transfer {
-                uuid,
+                legs,
                 target,
                 source,
-            } => self.transfer(&uuid, target, &source),
+            } => {
+                // Two legs bridged to each other and moved together just part; a leg
+                // left behind reacts as if its partner had hung up.
+                for leg in &legs {
+                    if let Some(other) = self.end_bridge(leg) {
+                        if !legs.contains(&other) {
+                            self.outlive_bridge(&other, "NORMAL_CLEARING");
+                        }
+                    }
+                }
+                for leg in &legs {
+                    self.transfer(leg, target.clone(), &source);
+                }
+            }
             Effect::Dtmf {
                 uuid,
                 digits,
