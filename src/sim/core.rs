@@ -291,12 +291,12 @@ impl Core {
                 continue;
             };
             let bytes = match format {
-                super::server::Format::Plain => plain.get_or_insert_with(|| {
+                super::subscription::Format::Plain => plain.get_or_insert_with(|| {
                     let mut out = FrameWriter::new();
                     ev.write_plain(&mut self.plain_scratch, &mut out);
                     out.take()
                 }),
-                super::server::Format::Json => json.get_or_insert_with(|| {
+                super::subscription::Format::Json => json.get_or_insert_with(|| {
                     let mut out = FrameWriter::new();
                     ev.write_json(&mut out);
                     out.take()

@@ -14,6 +14,7 @@ mod event;
 mod record;
 mod scenario;
 mod server;
+mod subscription;
 
 use std::net::SocketAddr;
 use std::time::Duration;

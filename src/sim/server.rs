@@ -4,7 +4,7 @@
 //! Reply texts are the ones recorded from FreeSWITCH 1.10.12 (`fixtures/esl`).
 
 use std::cell::Cell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::apps::{AppFrame, Origin};
 use super::core::{Core, CoreMsg, Out};
 use super::event::SimEvent;
+use super::subscription::{Format, Subscription};
 use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
 
 /// After this many events lost to a full queue ([`super::SimConfig::listener_queue`]) a
@@ -22,12 +23,6 @@ const MAX_MISSED: u32 = 500;
 
 const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Plain,
-    Json,
-}
-
 /// One inbound connection as the core sees it: its subscriptions and filters.
 #[derive(Debug)]
 pub struct Session {
@@ -35,12 +30,7 @@ pub struct Session {
     /// Events dropped because the client did not keep up.
     lost: Cell<u32>,
     authed: bool,
-    format: Option<Format>,
-    all: bool,
-    names: HashSet<String>,
-    custom_all: bool,
-    customs: HashSet<String>,
-    filters: Vec<(String, String)>,
+    subs: Subscription,
     /// A blocking `api originate` is running: later commands wait, as FreeSWITCH answers
     /// one connection's commands in order.
     pub busy: bool,
@@ -61,28 +51,7 @@ impl Session {
 
     /// The format to send `ev` in, or `None` when this listener does not get it.
     pub fn wants(&self, ev: &SimEvent) -> Option<Format> {
-        let format = self.format?;
-        let subscribed = self.all
-            || self.names.contains(ev.name)
-            || (ev.name == "CUSTOM"
-                && (self.custom_all
-                    || ev
-                        .subclass
-                        .as_ref()
-                        .is_some_and(|s| self.customs.contains(s))));
-        if !subscribed {
-            return None;
-        }
-        if self.filters.is_empty()
-            || self
-                .filters
-                .iter()
-                .any(|(h, v)| ev.get(h) == Some(v.as_str()))
-        {
-            Some(format)
-        } else {
-            None
-        }
+        self.subs.wants(ev)
     }
 
     fn reply(&self, text: &str) {
@@ -190,12 +159,7 @@ impl Core {
             tx,
             lost: Cell::new(0),
             authed: false,
-            format: None,
-            all: false,
-            names: HashSet::new(),
-            custom_all: false,
-            customs: HashSet::new(),
-            filters: Vec::new(),
+            subs: Subscription::default(),
             busy: false,
             backlog: VecDeque::new(),
         };
@@ -274,31 +238,30 @@ impl Core {
             return;
         }
         match verb {
-            "event" => session_event(session, rest),
-            "nixevent" => {
-                for name in rest.split_whitespace() {
-                    match name {
-                        "ALL" => session.all = false,
-                        "CUSTOM" => session.custom_all = false,
-                        n => {
-                            session.names.remove(n);
-                            session.customs.remove(n);
-                        }
-                    }
-                }
-                session.reply("+OK events nixed");
-            }
+            "event" => match session.subs.event(rest) {
+                Ok(()) => session.reply(&format!(
+                    "+OK event listener enabled {}",
+                    session.subs.format.as_str()
+                )),
+                Err(e) => session.reply(&e.to_string()),
+            },
+            "nixevent" => match session.subs.nixevent(rest) {
+                Ok(()) => session.reply("+OK events nixed"),
+                Err(e) => session.reply(&e.to_string()),
+            },
             "noevents" => {
-                session.format = None;
-                session.all = false;
-                session.custom_all = false;
-                session.names.clear();
-                session.customs.clear();
-                session.reply("+OK no longer listening for events");
+                if session.subs.noevents() {
+                    session.reply("+OK no longer listening for events");
+                } else {
+                    session.reply("-ERR not listening for events");
+                }
             }
-            "filter" => session_filter(session, rest),
-            "linger" => session.reply("+OK will linger"),
-            "nolinger" => session.reply("+OK will not linger"),
+            "filter" => {
+                let text = session.subs.filter(rest);
+                session.reply(&text);
+            }
+            // Inbound connections control no session, so FreeSWITCH refuses both.
+            "linger" | "nolinger" => session.reply("-ERR not controlling a session"),
             "exit" => {
                 session.reply("+OK bye");
                 session.goodbye();
@@ -435,60 +398,4 @@ impl Core {
         self.emit(full);
         format!("+OK {event_uuid}")
     }
-}
-
-fn session_event(session: &mut Session, rest: &str) {
-    let mut words = rest.split_whitespace();
-    let format = match words.next() {
-        Some("plain") => Format::Plain,
-        Some("json") => Format::Json,
-        _ => {
-            session.reply("-ERR xml events are not simulated; use plain or json");
-            return;
-        }
-    };
-    session.format = Some(format);
-    let mut custom = false;
-    for w in words {
-        match w {
-            "ALL" => session.all = true,
-            "CUSTOM" => {
-                custom = true;
-                session.custom_all = true;
-            }
-            name if custom => {
-                // Subclasses narrow a bare CUSTOM to just themselves.
-                session.custom_all = false;
-                session.customs.insert(name.to_owned());
-            }
-            name => {
-                session.names.insert(name.to_owned());
-            }
-        }
-    }
-    let name = if format == Format::Plain {
-        "plain"
-    } else {
-        "json"
-    };
-    session.reply(&format!("+OK event listener enabled {name}"));
-}
-
-fn session_filter(session: &mut Session, rest: &str) {
-    if let Some(del) = rest.strip_prefix("delete") {
-        let del = del.trim();
-        let (h, v) = del.split_once(' ').unwrap_or((del, ""));
-        if h == "all" {
-            session.filters.clear();
-        } else {
-            session
-                .filters
-                .retain(|(fh, fv)| !(fh == h && (v.is_empty() || fv == v)));
-        }
-        session.reply(&format!("+OK filter deleted. [{h}][{v}]"));
-        return;
-    }
-    let (h, v) = rest.split_once(' ').unwrap_or((rest, ""));
-    session.filters.push((h.to_owned(), v.to_owned()));
-    session.reply(&format!("+OK filter added. [{h}]=[{v}]"));
 }
