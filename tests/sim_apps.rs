@@ -359,16 +359,29 @@ async fn exit_and_bad_auth_end_with_the_disconnect_notice() {
 }
 
 #[tokio::test]
-async fn json_subscription_gets_json_events_with_bodies() {
+async fn json_and_xml_subscriptions_get_events_with_bodies() {
     use callbackd::esl::{Client, ClientConfig, Delivery, EventFormat};
-    let h = Harness::start().await;
-    let mut config = ClientConfig::new(h.switch.addr().to_string(), "ClueCon");
-    config.events = vec!["BACKGROUND_JOB".into()];
-    config.format = EventFormat::Json;
-    let (json, mut rx) = Client::start(config);
-    assert!(matches!(rx.recv().await, Some(Delivery::Connected)));
-    let job = json.bgapi_with_job_uuid("status", "job-1").await.unwrap();
-    assert!(job.wait().await.unwrap().starts_with("UP "));
+    let mut h = Harness::start().await;
+    for format in [EventFormat::Json, EventFormat::Xml] {
+        let mut config = ClientConfig::new(h.switch.addr().to_string(), "ClueCon");
+        config.events = vec!["BACKGROUND_JOB".into(), "DTMF".into()];
+        config.format = format;
+        let (client, mut rx) = Client::start(config);
+        assert!(matches!(rx.recv().await, Some(Delivery::Connected)));
+        let job = client.bgapi_with_job_uuid("status", "job-1").await.unwrap();
+        assert!(job.wait().await.unwrap().starts_with("UP "), "{format:?}");
+        let (a, _b) = h.queue_call().await;
+        h.api(&format!("uuid_send_dtmf {a} #")).await;
+        h.run(S).await;
+        let dtmf = loop {
+            match rx.recv().await {
+                Some(Delivery::Event(e)) if e.is("DTMF") => break e,
+                Some(_) => continue,
+                None => panic!("closed"),
+            }
+        };
+        assert_eq!(dtmf.header("DTMF-Digit").unwrap(), "#", "{format:?}");
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use super::event::SimEvent;
 use super::record::{CallRecord, Records};
 use super::scenario::{Caller, Party, Scenario};
 use super::server::Session;
+use super::subscription::Format;
 use super::SimConfig;
 use crate::esl::{Frame, FrameWriter};
 
@@ -76,6 +77,7 @@ pub struct Core {
     pub next_frame_id: u64,
     pub sessions_since_start: u64,
     plain_scratch: FrameWriter,
+    xml_scratch: Vec<u8>,
 }
 
 impl Core {
@@ -97,6 +99,7 @@ impl Core {
             next_frame_id: 1,
             sessions_since_start: 0,
             plain_scratch: FrameWriter::new(),
+            xml_scratch: Vec::new(),
         }
     }
 
@@ -279,29 +282,25 @@ impl Core {
     }
 
     /// Record `ev` and send it to every listener that subscribed to it and whose filters
-    /// let it through. Each format is rendered at most once.
+    /// let it through. Each format is rendered at most once, then shared.
     pub fn emit(&mut self, ev: SimEvent) {
         if let Some(uuid) = ev.get("Unique-ID") {
             self.records.on_event(uuid, &ev);
         }
-        let mut plain: Option<Bytes> = None;
-        let mut json: Option<Bytes> = None;
+        let mut rendered: [Option<Bytes>; 3] = [None, None, None];
         for session in self.sessions.values() {
             let Some(format) = session.wants(&ev) else {
                 continue;
             };
-            let bytes = match format {
-                super::subscription::Format::Plain => plain.get_or_insert_with(|| {
-                    let mut out = FrameWriter::new();
-                    ev.write_plain(&mut self.plain_scratch, &mut out);
-                    out.take()
-                }),
-                super::subscription::Format::Json => json.get_or_insert_with(|| {
-                    let mut out = FrameWriter::new();
-                    ev.write_json(&mut out);
-                    out.take()
-                }),
-            };
+            let bytes = rendered[format as usize].get_or_insert_with(|| {
+                let mut out = FrameWriter::new();
+                match format {
+                    Format::Plain => ev.write_plain(&mut self.plain_scratch, &mut out),
+                    Format::Json => ev.write_json(&mut out),
+                    Format::Xml => ev.write_xml(&mut self.xml_scratch, &mut out),
+                }
+                out.take()
+            });
             session.send(bytes.clone());
         }
         if self.sessions.values().any(|s| s.hopeless()) {

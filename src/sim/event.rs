@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::esl::FrameWriter;
+use crate::esl::{percent, FrameWriter};
 
 /// One event: its name, ordered headers and an optional body (BACKGROUND_JOB results).
 #[derive(Debug, Clone)]
@@ -68,6 +68,34 @@ impl SimEvent {
             None => scratch.end(),
         };
         out.event("text/event-plain", scratch.as_bytes());
+    }
+
+    /// The `text/event-xml` frame: values percent-encoded as in plain events, the body
+    /// XML-escaped after a `Content-Length` element.
+    pub fn write_xml(&self, scratch: &mut Vec<u8>, out: &mut FrameWriter) {
+        scratch.clear();
+        scratch.extend_from_slice(b"<event>\n  <headers>\n");
+        for (n, v) in &self.headers {
+            scratch.extend_from_slice(format!("    <{n}>").as_bytes());
+            percent::encode_into(v.as_bytes(), scratch);
+            scratch.extend_from_slice(format!("</{n}>\n").as_bytes());
+        }
+        scratch.extend_from_slice(b"  </headers>\n");
+        if let Some(body) = &self.body {
+            let escaped = body
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            scratch.extend_from_slice(
+                format!(
+                    "  <Content-Length>{}</Content-Length>\n  <body>{escaped}</body>\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        scratch.extend_from_slice(b"</event>\n");
+        out.event("text/event-xml", scratch);
     }
 
     /// The `text/event-json` frame: one object, the body under `_body` after its length.

@@ -123,6 +123,7 @@ pub enum Format {
     #[default]
     Plain,
     Json,
+    Xml,
 }
 
 impl Format {
@@ -130,6 +131,7 @@ impl Format {
         match self {
             Self::Plain => "plain",
             Self::Json => "json",
+            Self::Xml => "xml",
         }
     }
 }
@@ -139,8 +141,6 @@ impl Format {
 pub enum SubscribeError {
     #[error("-ERR no keywords supplied")]
     NoKeywords,
-    #[error("-ERR xml events are not simulated; use plain or json")]
-    Xml,
 }
 
 #[derive(Debug, Default)]
@@ -170,7 +170,7 @@ impl Subscription {
             match word {
                 "plain" if i == 0 => self.format = Format::Plain,
                 "json" if i == 0 => self.format = Format::Json,
-                "xml" if i == 0 => return Err(SubscribeError::Xml),
+                "xml" if i == 0 => self.format = Format::Xml,
                 sub if custom => {
                     self.custom_except.remove(sub);
                     self.subclasses.insert(sub.to_owned());
