@@ -582,3 +582,24 @@ async fn transferring_both_bridged_legs_keeps_them_alive_and_one_leg_drops_the_o
         }
     }
 }
+
+#[tokio::test]
+async fn the_leg_a_bridge_app_dialed_hangs_up_with_its_caller() {
+    let mut h = Harness::start().await;
+    let cust = "cb000003-0000-4000-8000-00000c0570c1";
+    let job = h
+        .client
+        .bgapi(&format!(
+            "originate {{origination_uuid={cust}}}loopback/cust_answer/default &bridge(loopback/agent_answer/default)"
+        ))
+        .await
+        .unwrap();
+    let evs = h.run(S).await;
+    job.wait().await.unwrap();
+    let bridge = evs.iter().find(|e| e.is("CHANNEL_BRIDGE")).unwrap();
+    assert_eq!(bridge.unique_id().unwrap(), cust);
+    assert_eq!(bridge.variable("originate_disposition").unwrap(), "SUCCESS");
+    h.api(&format!("uuid_kill {cust}")).await;
+    h.run(S).await;
+    assert_eq!(h.api("show channels").await, "\n0 total.\n");
+}

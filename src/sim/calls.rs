@@ -379,7 +379,9 @@ impl Core {
                     self.hangup(survivor, "NORMAL_CLEARING", true);
                 }
             }
-            _ => {}
+            // The leg a `bridge` app dialed has nothing of its own to go back to.
+            None => self.hangup(survivor, "NORMAL_CLEARING", true),
+            Some(_) => {}
         }
     }
 
