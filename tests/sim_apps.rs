@@ -603,3 +603,21 @@ async fn the_leg_a_bridge_app_dialed_hangs_up_with_its_caller() {
     h.run(S).await;
     assert_eq!(h.api("show channels").await, "\n0 total.\n");
 }
+
+#[tokio::test]
+async fn sendevent_fires_any_event_type_with_the_senders_headers() {
+    let mut h = Harness::start().await;
+    let reply = h
+        .client
+        .sendevent(
+            "NOTIFY",
+            &[("profile", "internal"), ("event-string", "check-sync")],
+        )
+        .await
+        .unwrap();
+    let evs = h.run(S).await;
+    let ev = evs.iter().find(|e| e.is("NOTIFY")).expect("fired");
+    assert_eq!(ev.header("profile").unwrap(), "internal");
+    assert_eq!(ev.header("Command").unwrap(), "sendevent NOTIFY");
+    assert_eq!(reply, format!("+OK {}", ev.header("Event-UUID").unwrap()));
+}

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::apps::{AppFrame, Origin};
 use super::core::{Core, CoreMsg, Out};
 use super::event::SimEvent;
-use super::subscription::{Format, Subscription};
+use super::subscription::{event_type, Format, Subscription};
 use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
 
 /// After this many events lost to a full queue ([`super::SimConfig::listener_queue`]) a
@@ -368,34 +368,40 @@ impl Core {
     fn sendevent(&mut self, name: &str, frame: &Frame) -> String {
         let event_uuid = uuid::Uuid::new_v4().to_string();
         let h = frame.headers();
-        let subclass = h
-            .raw_ignore_case("Event-Subclass")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        let origin = ("mod_event_socket.c", "parse_command", 2520);
-        let mut ev = match (name.trim(), subclass) {
-            ("CUSTOM", Some(sub)) => {
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        // The frame itself is the event (FreeSWITCH parses every frame into one, typed
+        // CLONE); a known name after the verb retypes it.
+        let kind = event_type(name.trim()).unwrap_or("CLONE");
+        let mut ev = match h.raw_ignore_case("Event-Subclass").map(text) {
+            Some(sub) if kind == "CUSTOM" => {
                 let mut ev = SimEvent::custom(&sub);
                 ev.add("Event-Subclass", sub);
                 ev
             }
-            ("CUSTOM", None) => return "-ERR invalid event".into(),
-            _ => return format!("-ERR sendevent {name} is not simulated"),
+            _ => SimEvent::new(kind),
         };
         ev.add("Command", format!("sendevent {}", name.trim()));
         for (n, v) in h.iter_raw() {
-            let n = String::from_utf8_lossy(n).into_owned();
-            if n.eq_ignore_ascii_case("Event-Subclass") || n.eq_ignore_ascii_case("content-length")
-            {
-                continue;
+            let n = text(n);
+            // The subclass was added first already; the length belongs to the frame.
+            let skip = n.eq_ignore_ascii_case("content-length")
+                || (n.eq_ignore_ascii_case("Event-Subclass") && ev.subclass.is_some());
+            if !skip {
+                ev.add(n, text(v));
             }
-            ev.add(n, String::from_utf8_lossy(v).into_owned());
         }
         ev.add("Event-UUID", event_uuid.clone());
-        let mut full = self.core_headers_after(ev, origin);
+        let mut full = self.core_headers_after(ev, ("mod_event_socket.c", "parse_command", 2520));
         if !frame.body().is_empty() {
             full.body = Some(frame.body_text().into_owned());
         }
-        self.emit(full);
+        // An event naming a live channel is handed to that channel, not fired.
+        let for_channel = full
+            .get("Unique-ID")
+            .is_some_and(|u| self.channels.contains_key(u));
+        if !for_channel {
+            self.emit(full);
+        }
         format!("+OK {event_uuid}")
     }
 }

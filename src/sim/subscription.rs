@@ -107,7 +107,7 @@ const EVENT_NAMES: &[&str] = &[
 ];
 
 /// An event type name as FreeSWITCH reads it: any case, `SWITCH_EVENT_` prefix allowed.
-fn event_type(word: &str) -> Option<&'static str> {
+pub fn event_type(word: &str) -> Option<&'static str> {
     let word = word
         .get(..13)
         .filter(|p| p.eq_ignore_ascii_case("SWITCH_EVENT_"))
