@@ -77,7 +77,7 @@ pub struct Core {
     pub next_frame_id: u64,
     pub sessions_since_start: u64,
     plain_scratch: FrameWriter,
-    xml_scratch: Vec<u8>,
+    text_scratch: Vec<u8>,
 }
 
 impl Core {
@@ -99,7 +99,7 @@ impl Core {
             next_frame_id: 1,
             sessions_since_start: 0,
             plain_scratch: FrameWriter::new(),
-            xml_scratch: Vec::new(),
+            text_scratch: Vec::new(),
         }
     }
 
@@ -296,8 +296,8 @@ impl Core {
                 let mut out = FrameWriter::new();
                 match format {
                     Format::Plain => ev.write_plain(&mut self.plain_scratch, &mut out),
-                    Format::Json => ev.write_json(&mut out),
-                    Format::Xml => ev.write_xml(&mut self.xml_scratch, &mut out),
+                    Format::Json => ev.write_json(&mut self.text_scratch, &mut out),
+                    Format::Xml => ev.write_xml(&mut self.text_scratch, &mut out),
                 }
                 out.take()
             });

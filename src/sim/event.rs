@@ -5,8 +5,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
-
 use crate::esl::{percent, FrameWriter};
 
 /// One event: its name, ordered headers and an optional body (BACKGROUND_JOB results).
@@ -98,18 +96,30 @@ impl SimEvent {
         out.event("text/event-xml", scratch);
     }
 
-    /// The `text/event-json` frame: one object, the body under `_body` after its length.
-    pub fn write_json(&self, out: &mut FrameWriter) {
-        let mut map = Map::new();
+    /// The `text/event-json` frame: one object in header order, the body under `_body`
+    /// after its length. Written by hand because FreeSWITCH repeats keys (a broadcast's
+    /// echo has two `Event-Name`s) and a JSON map would fold them.
+    pub fn write_json(&self, scratch: &mut Vec<u8>, out: &mut FrameWriter) {
+        fn pair(buf: &mut Vec<u8>, name: &str, value: &str) {
+            if buf.len() > 1 {
+                buf.push(b',');
+            }
+            // Writing a str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *buf, name);
+            buf.push(b':');
+            let _ = serde_json::to_writer(&mut *buf, value);
+        }
+        scratch.clear();
+        scratch.push(b'{');
         for (n, v) in &self.headers {
-            map.insert(n.to_string(), Value::String(v.to_string()));
+            pair(scratch, n, v);
         }
         if let Some(body) = &self.body {
-            map.insert("Content-Length".into(), body.len().to_string().into());
-            map.insert("_body".into(), body.clone().into());
+            pair(scratch, "Content-Length", &body.len().to_string());
+            pair(scratch, "_body", body);
         }
-        let json = Value::Object(map).to_string();
-        out.event("text/event-json", json.as_bytes());
+        scratch.push(b'}');
+        out.event("text/event-json", scratch);
     }
 }
 
@@ -144,9 +154,23 @@ mod tests {
         assert!(ev.header("Empty").is_none());
         assert_eq!(ev.body(), "+OK x\n");
         let mut out = FrameWriter::new();
-        e.write_json(&mut out);
+        e.write_json(&mut Vec::new(), &mut out);
         let ev = decode(out.as_bytes());
         assert_eq!(ev.body(), "+OK x\n");
         assert!(ev.is("BACKGROUND_JOB"));
+    }
+
+    #[test]
+    fn json_keeps_repeated_keys_in_order_like_freeswitch() {
+        let mut e = SimEvent::new("PRIVATE_COMMAND");
+        e.add("Event-Name", "COMMAND");
+        e.add("lead-frames", "5");
+        e.add("Event-Name", "PRIVATE_COMMAND");
+        let mut out = FrameWriter::new();
+        e.write_json(&mut Vec::new(), &mut out);
+        let text = String::from_utf8(out.take().to_vec()).unwrap();
+        assert!(text.ends_with(
+            "{\"Event-Name\":\"COMMAND\",\"lead-frames\":\"5\",\"Event-Name\":\"PRIVATE_COMMAND\"}"
+        ));
     }
 }
