@@ -28,6 +28,9 @@ pub struct SimArgs {
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, not {}", args.speed);
+    }
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::default(),
