@@ -353,6 +353,10 @@ impl Core {
             "bridge" => {
                 frame.kind = Kind::BridgeApp;
                 self.push(uuid, frame);
+                // An answered caller waits for the far end to ring (back to ACTIVE on bridge).
+                if self.channels.get(uuid).is_some_and(|c| c.answered) {
+                    self.set_call_state(uuid, "RING_WAIT");
+                }
                 let spec = super::api::parse_dial(&arg);
                 let sink = super::calls::JobSink::Bridge {
                     caller: uuid.to_owned(),
@@ -493,6 +497,14 @@ impl Core {
                 uuid::Uuid::new_v4()
             );
         }
+        // Routing again: the call state passes through RINGING, as recorded, even when
+        // the channel is long answered.
+        self.set_state(uuid, "CS_ROUTING");
+        self.set_call_state(uuid, "RINGING");
+        if self.channels.get(uuid).is_some_and(|c| c.answered) {
+            self.set_call_state(uuid, "ACTIVE");
+        }
+        self.set_state(uuid, "CS_EXECUTE");
         self.run_target(uuid, target);
     }
 

@@ -151,7 +151,8 @@ impl Core {
             "EARLY" => "3",
             "ACTIVE" => "4",
             "HELD" => "5",
-            "HANGUP" => "9",
+            "RING_WAIT" => "6",
+            "HANGUP" => "7",
             _ => "0",
         };
         let mut ev = self.event("CHANNEL_CALLSTATE", CH_ORIGIN);
@@ -208,8 +209,12 @@ impl Core {
                 }
                 ch.ringing = true;
                 ch.progress_us = now;
+                // Ringing, not early media: only a leg still DOWN changes its call state.
+                let down = ch.call_state == "DOWN";
                 self.emit_ch(leg, "CHANNEL_PROGRESS");
-                self.set_call_state(leg, "EARLY");
+                if down {
+                    self.set_call_state(leg, "RINGING");
+                }
             }
         }
     }
@@ -326,6 +331,9 @@ impl Core {
         }
         for leg in [a, b] {
             self.set_state(leg, "CS_EXCHANGE_MEDIA");
+        }
+        if via_app {
+            self.set_call_state(a, "ACTIVE");
         }
         let mut ev = self.event("CHANNEL_BRIDGE", CH_ORIGIN);
         ev.add("Bridge-A-Unique-ID", a.to_owned());

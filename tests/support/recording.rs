@@ -32,12 +32,12 @@ pub fn frames(bytes: &[u8], commands: bool) -> Vec<Frame> {
 }
 
 /// Events not compared: timing-driven (HEARTBEAT, RE_SCHEDULE), media-codec chatter
-/// the simulator does not model (CODEC), state mirrors whose interleaving is scheduling
-/// noise (CHANNEL_STATE, CHANNEL_CALLSTATE) and API echoes.
+/// the simulator does not model (CODEC), the state-machine mirror CHANNEL_STATE (its
+/// interleaving with other events is thread scheduling) and API echoes.
 pub fn compared(name: &str) -> bool {
     !matches!(
         name,
-        "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "CHANNEL_STATE" | "CHANNEL_CALLSTATE" | "API"
+        "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "CHANNEL_STATE" | "API"
     )
 }
 
@@ -104,12 +104,21 @@ impl Digester {
             self.digest.hangups.push((key, cause));
             return;
         }
-        let mut line = name;
+        let mut line = name.clone();
         if let Some(app) = ev.header("Application") {
             line.push_str(&format!(" {app}"));
         }
         if let Some(r) = ev.header("Application-Response") {
             line.push_str(&format!(" -> {r}"));
+        }
+        if name == "CHANNEL_CALLSTATE" {
+            let from = ev.header("Original-Channel-Call-State").unwrap_or_default();
+            let to = ev.header("Channel-Call-State").unwrap_or_default();
+            if to == "HANGUP" {
+                // Goes with CHANNEL_HANGUP, whose place in the teardown is a race.
+                return;
+            }
+            line.push_str(&format!(" {from}->{to}"));
         }
         if let Some(d) = ev.header("DTMF-Digit") {
             line.push_str(&format!(" {d}"));
