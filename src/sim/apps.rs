@@ -499,8 +499,8 @@ impl Core {
         }
         // Routing again: the call state passes through RINGING, as recorded, even when
         // the channel is long answered.
-        self.set_state(uuid, "CS_ROUTING");
         self.set_call_state(uuid, "RINGING");
+        self.set_state(uuid, "CS_ROUTING");
         if self.channels.get(uuid).is_some_and(|c| c.answered) {
             self.set_call_state(uuid, "ACTIVE");
         }

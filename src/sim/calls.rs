@@ -265,6 +265,7 @@ impl Core {
         if !direct {
             self.announce_hangup(uuid, cause);
         }
+        self.set_state(uuid, "CS_HANGUP");
         if let Some(p) = partner {
             if let Some(pc) = self.channels.get_mut(&p) {
                 pc.partner = None;
@@ -273,14 +274,14 @@ impl Core {
         }
         self.set_state(uuid, "CS_REPORTING");
         self.emit_ch(uuid, "CHANNEL_HANGUP_COMPLETE");
-        self.set_state(uuid, "CS_DESTROY");
+        // CHANNEL_DESTROY still says CS_REPORTING; the CS_DESTROY state event follows it.
         self.emit_ch(uuid, "CHANNEL_DESTROY");
+        self.set_state(uuid, "CS_DESTROY");
         self.channels.remove(uuid);
         self.order.retain(|u| u != uuid);
     }
 
     fn announce_hangup(&mut self, uuid: &str, cause: &str) {
-        self.set_state(uuid, "CS_HANGUP");
         self.set_call_state(uuid, "HANGUP");
         self.emit_ch(uuid, "CHANNEL_HANGUP");
         if let Some(o) = self.originating.remove(uuid) {
@@ -314,6 +315,10 @@ impl Core {
                 if let Some(ch) = self.channels.get_mut(leg) {
                     ch.program.clear();
                 }
+                // uuid_bridge takes each leg out of its thread and back (recorded order).
+                for state in ["CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"] {
+                    self.set_state(leg, state);
+                }
                 let id = self.new_frame_id();
                 let frame =
                     AppFrame::new(id, "uuid_bridge", other, String::new(), Origin::Dialplan);
@@ -329,9 +334,8 @@ impl Core {
         if let Some(ch) = self.channels.get_mut(a) {
             ch.set_var("originate_disposition", "SUCCESS");
         }
-        for leg in [a, b] {
-            self.set_state(leg, "CS_EXCHANGE_MEDIA");
-        }
+        // The bridging leg keeps running its application; the other exchanges media.
+        self.set_state(b, "CS_EXCHANGE_MEDIA");
         if via_app {
             self.set_call_state(a, "ACTIVE");
         }
@@ -384,6 +388,7 @@ impl Core {
                 if park_after {
                     self.park_silently(survivor);
                 } else {
+                    self.set_state(survivor, "CS_EXECUTE");
                     self.hangup(survivor, "NORMAL_CLEARING", true);
                 }
             }
@@ -402,7 +407,7 @@ impl Core {
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.stack.push(frame);
         }
-        self.set_state(uuid, "CS_EXECUTE");
+        self.set_state(uuid, "CS_PARK");
         self.emit_ch(uuid, "CHANNEL_PARK");
     }
 
@@ -550,8 +555,12 @@ impl Core {
             self.emit(ev);
         }
         self.emit_ch(&uuid, "CHANNEL_OUTGOING");
+        self.set_state(&uuid, "CS_INIT");
         self.emit_ch(&uuid, "CHANNEL_CREATE");
         self.emit_ch(&uuid, "CHANNEL_ORIGINATE");
+        // Routed to the endpoint, then waiting for it to answer.
+        self.set_state(&uuid, "CS_ROUTING");
+        self.set_state(&uuid, "CS_CONSUME_MEDIA");
         self.originating.insert(
             uuid.clone(),
             Originating {
@@ -596,8 +605,9 @@ impl Core {
                 a.partner = Some(b_uuid.clone());
             }
             self.insert_channel(b);
+            self.set_state(&b_uuid, "CS_INIT");
             self.emit_ch(&b_uuid, "CHANNEL_CREATE");
-            self.run_dialplan(&b_uuid, &ext);
+            self.route_inbound(&b_uuid, &ext);
         } else if let Some(party) = party {
             match party.outcome {
                 Outcome::InvalidNumber => self.defer(Effect::Kill {
@@ -638,7 +648,15 @@ impl Core {
         }
     }
 
-    /// Route `uuid` to dialplan extension `ext`: its applications become the program.
+    /// A new inbound leg (a caller, a loopback B-leg) enters the dialplan at `ext`.
+    fn route_inbound(&mut self, uuid: &str, ext: &str) {
+        self.set_call_state(uuid, "RINGING");
+        self.set_state(uuid, "CS_ROUTING");
+        self.set_state(uuid, "CS_EXECUTE");
+        self.run_dialplan(uuid, ext);
+    }
+
+    /// Run dialplan extension `ext` on `uuid`: its applications become the program.
     pub fn run_dialplan(&mut self, uuid: &str, ext: &str) {
         let steps = self.config.dialplan_steps(ext);
         let Some(ch) = self.channels.get_mut(uuid) else {
@@ -648,9 +666,6 @@ impl Core {
         match steps {
             Some(steps) => {
                 ch.program = steps.into();
-                self.set_state(uuid, "CS_ROUTING");
-                self.set_state(uuid, "CS_EXECUTE");
-                self.set_call_state(uuid, "RINGING");
                 self.step(uuid);
             }
             None => self.hangup(uuid, "NO_ROUTE_DESTINATION", true),
@@ -690,9 +705,10 @@ impl Core {
         ch.set_var("sip_to_user", &caller.extension);
         ch.speech = caller.speech;
         self.insert_channel(ch);
+        self.set_state(&uuid, "CS_INIT");
         self.emit_ch(&uuid, "CHANNEL_CREATE");
         self.script_party(&uuid, &caller.dtmf, caller.hangup_after);
-        self.run_dialplan(&uuid, &caller.extension);
+        self.route_inbound(&uuid, &caller.extension);
     }
 
     pub fn apply(&mut self, effect: Effect) {

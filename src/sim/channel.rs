@@ -143,7 +143,7 @@ impl Channel {
             name,
             direction,
             profile,
-            state: "CS_INIT",
+            state: "CS_NONE",
             call_state: "DOWN",
             answered: false,
             ringing: false,

@@ -32,13 +32,9 @@ pub fn frames(bytes: &[u8], commands: bool) -> Vec<Frame> {
 }
 
 /// Events not compared: timing-driven (HEARTBEAT, RE_SCHEDULE), media-codec chatter
-/// the simulator does not model (CODEC), the state-machine mirror CHANNEL_STATE (its
-/// interleaving with other events is thread scheduling) and API echoes.
+/// the simulator does not model (CODEC) and API echoes (one per command, no leg).
 pub fn compared(name: &str) -> bool {
-    !matches!(
-        name,
-        "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "CHANNEL_STATE" | "API"
-    )
+    !matches!(name, "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "API")
 }
 
 /// What a run produced, reduced to what is compared.
@@ -119,6 +115,12 @@ impl Digester {
                 return;
             }
             line.push_str(&format!(" {from}->{to}"));
+        }
+        if name == "CHANNEL_STATE" {
+            line.push_str(&format!(
+                " {}",
+                ev.header("Channel-State").unwrap_or_default()
+            ));
         }
         if let Some(d) = ev.header("DTMF-Digit") {
             line.push_str(&format!(" {d}"));
