@@ -1,8 +1,9 @@
 //! Behavioral fidelity: each recorded flow is replayed against the simulator with the
 //! recorded commands and timing, and compared per leg with what FreeSWITCH did.
 //!
-//! Compared: event names with Application and Application-Response, DTMF digits,
-//! hangup causes, BACKGROUND_JOB bodies and api/command reply texts (uuids neutralised).
+//! Compared: event names per leg (with Application and Application-Response, DTMF digits,
+//! CHANNEL_STATE states and CHANNEL_CALLSTATE transitions), hangup causes,
+//! BACKGROUND_JOB bodies and api/command reply texts (uuids neutralised).
 
 mod support;
 

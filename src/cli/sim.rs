@@ -1,7 +1,9 @@
 //! `callbackd sim`: the FreeSWITCH simulator as a process, for demos and manual testing.
 //!
-//! Without a scenario it is an idle switch that still answers every command.
+//! Without a scenario it is an idle switch that still answers every command. On ctrl-c it
+//! prints what happened to each call.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -26,6 +28,9 @@ pub struct SimArgs {
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, not {}", args.speed);
+    }
     let scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::default(),
@@ -43,5 +48,26 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("waiting for ctrl-c")?;
+    // What happened, one line per channel: the run's record for whoever watched it.
+    let records = switch
+        .records()
+        .await
+        .context("collecting the call records")?;
+    let mut out = std::io::stdout().lock();
+    for r in &records {
+        writeln!(
+            out,
+            "{} {} from={} to={} events={} media=[{}] digits={:?} bridged={:?} hangup={}",
+            r.uuid,
+            r.channel_name,
+            r.caller_number,
+            r.destination,
+            r.events.len(),
+            r.media.join(" "),
+            r.digits,
+            r.bridges,
+            r.hangup_cause.as_deref().unwrap_or("-"),
+        )?;
+    }
     Ok(())
 }

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use super::calls::{Effect, JobSink, OriginateSpec};
+use super::calls::{Effect, JobSink, OriginateSpec, Target};
 use super::channel::Step;
-use super::core::{uptime_text, Core};
-
-const NO_CHANNEL: &str = "-ERR No such channel!\n";
+use super::core::{format_dates, uptime_text, Core};
 
 impl Core {
     /// Run `api <line>`. `None`: the answer comes later (a blocking `originate`).
@@ -63,25 +61,26 @@ impl Core {
 
     fn api_now(&mut self, cmd: &str, args: &str) -> String {
         let a: Vec<&str> = args.split_whitespace().collect();
-        let exists =
-            |core: &Core, i: usize| a.get(i).is_some_and(|u| core.channels.contains_key(*u));
+        if let Some((min_args, syntax)) = usage(cmd) {
+            if a.len() < min_args {
+                return format!("-USAGE: {syntax}\n");
+            }
+            let channels = if cmd == "uuid_bridge" { 2 } else { 1 };
+            if !a[..channels].iter().all(|u| self.channels.contains_key(*u)) {
+                return missing_channel(cmd).into();
+            }
+        }
         match cmd {
             "status" => self.status(),
-            "uuid_exists" => exists(self, 0).to_string(),
-            "uuid_getvar" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
-                let ch = &self.channels[a[0]];
-                a.get(1)
-                    .and_then(|n| ch.var(n))
-                    .unwrap_or("_undef_")
-                    .to_owned()
-            }
+            "uuid_exists" => a
+                .first()
+                .is_some_and(|u| self.channels.contains_key(*u))
+                .to_string(),
+            "uuid_getvar" => self.channels[a[0]]
+                .var(a[1])
+                .unwrap_or("_undef_")
+                .to_owned(),
             "uuid_setvar" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let value = args.splitn(3, ' ').nth(2).unwrap_or_default().to_owned();
                 if let Some(ch) = self.channels.get_mut(a[0]) {
                     ch.set_var(a[1], &value);
@@ -89,9 +88,6 @@ impl Core {
                 "+OK\n".into()
             }
             "uuid_kill" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
                 let cause = a.get(1).copied().unwrap_or("NORMAL_CLEARING").to_owned();
                 self.defer(Effect::Kill {
                     uuid: a[0].to_owned(),
@@ -106,18 +102,12 @@ impl Core {
                 text
             }
             "uuid_break" => {
-                if !exists(self, 0) {
-                    return NO_CHANNEL.into();
-                }
                 self.defer(Effect::Break {
                     uuid: a[0].to_owned(),
                 });
                 "+OK\n".into()
             }
             "uuid_bridge" => {
-                if a.len() < 2 || !exists(self, 0) || !exists(self, 1) {
-                    return "-ERR Invalid uuid\n".into();
-                }
                 self.defer(Effect::Bridge {
                     a: a[0].to_owned(),
                     b: a[1].to_owned(),
@@ -125,33 +115,34 @@ impl Core {
                 format!("+OK {}\n", a[1])
             }
             "uuid_transfer" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
-                let dialplan = a.get(2).copied().unwrap_or("XML");
-                let context = a.get(3).copied().unwrap_or("default");
-                let steps = if dialplan == "inline" {
-                    Some(parse_inline(a[1]))
-                } else {
-                    self.config.dialplan_steps(a[1])
+                let other = self.channels[a[0]].bridge.as_ref().map(|b| b.other.clone());
+                let (legs, rest) = match a[1] {
+                    "-bleg" => (other.into_iter().collect(), &a[2..]),
+                    "-both" => (
+                        std::iter::once(a[0].to_owned()).chain(other).collect(),
+                        &a[2..],
+                    ),
+                    _ => (vec![a[0].to_owned()], &a[1..]),
                 };
-                let target = format!("{}/{context}/{}", a[1], dialplan.to_lowercase());
-                match steps {
-                    Some(steps) => {
-                        self.defer(Effect::Transfer {
-                            uuid: a[0].to_owned(),
-                            steps,
-                            target,
-                        });
-                        "+OK\n".into()
-                    }
-                    None => "-ERR no such extension\n".into(),
-                }
+                let Some(dest) = rest.first() else {
+                    return format!("-USAGE: {}\n", usage(cmd).map_or("", |u| u.1));
+                };
+                let dialplan = rest.get(1).copied().unwrap_or("XML");
+                let context = rest.get(2).copied().unwrap_or("default");
+                let target = if dialplan == "inline" {
+                    Target::Apps(parse_inline(dest))
+                } else {
+                    // An unknown extension is found out by routing (NO_ROUTE_DESTINATION).
+                    Target::Extension((*dest).to_owned())
+                };
+                self.defer(Effect::Transfer {
+                    legs,
+                    target,
+                    source: format!("{dest}/{context}/{}", dialplan.to_lowercase()),
+                });
+                "+OK\n".into()
             }
             "uuid_broadcast" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let target = match a.get(2) {
                     Some(&"bleg") => self.channels[a[0]].bridge.as_ref().map(|b| b.other.clone()),
                     _ => Some(a[0].to_owned()),
@@ -180,9 +171,6 @@ impl Core {
                 "+OK Message sent\n".into()
             }
             "uuid_send_dtmf" | "uuid_recv_dtmf" => {
-                if !exists(self, 0) || a.len() < 2 {
-                    return NO_CHANNEL.into();
-                }
                 let (uuid, digits) = (a[0].to_owned(), a[1].to_owned());
                 let (target, source, verb) = if cmd == "uuid_send_dtmf" {
                     // Sent out of the channel: only a loopback partner hears it.
@@ -209,7 +197,7 @@ impl Core {
     }
 
     fn status(&self) -> String {
-        let up = Duration::from_micros(self.clock.now_us());
+        let up = Duration::from_micros(self.now_us());
         format!(
             "UP {}\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n",
             uptime_text(up),
@@ -220,8 +208,9 @@ impl Core {
         )
     }
 
+    /// `show channels [as json]` with FreeSWITCH's 38 columns, in creation order.
     fn show_channels(&self, json: bool) -> String {
-        const COLS: [&str; 14] = [
+        const COLS: [&str; 38] = [
             "uuid",
             "direction",
             "created",
@@ -236,28 +225,82 @@ impl Core {
             "application_data",
             "dialplan",
             "context",
+            "read_codec",
+            "read_rate",
+            "read_bit_rate",
+            "write_codec",
+            "write_rate",
+            "write_bit_rate",
+            "secure",
+            "hostname",
+            "presence_id",
+            "presence_data",
+            "accountcode",
+            "callstate",
+            "callee_name",
+            "callee_num",
+            "callee_direction",
+            "call_uuid",
+            "sent_callee_name",
+            "sent_callee_num",
+            "initial_cid_name",
+            "initial_cid_num",
+            "initial_ip_addr",
+            "initial_dest",
+            "initial_dialplan",
+            "initial_context",
         ];
-        let rows: Vec<Vec<String>> = self
+        let rows: Vec<[String; 38]> = self
             .order
             .iter()
             .filter_map(|u| self.channels.get(u))
             .map(|c| {
                 let (app, data) = c.current_app();
-                vec![
-                    c.uuid.clone(),
-                    c.direction.as_str().into(),
-                    String::new(),
+                let p = &c.profile;
+                let s = |v: &str| v.to_owned();
+                [
+                    s(&c.uuid),
+                    s(c.direction.as_str()),
+                    format_dates(c.created_us).0,
                     (c.created_us / 1_000_000).to_string(),
-                    c.name.clone(),
-                    c.state.into(),
-                    c.profile.caller_id_name.clone(),
-                    c.profile.caller_id_number.clone(),
+                    s(&c.name),
+                    s(c.state),
+                    s(&p.caller_id_name),
+                    s(&p.caller_id_number),
                     String::new(),
-                    c.profile.destination.clone(),
-                    app.into(),
-                    data.into(),
-                    "xml".into(),
-                    c.profile.context.clone(),
+                    s(&p.destination),
+                    s(app),
+                    s(data),
+                    s("xml"),
+                    s(&p.context),
+                    s("L16"),
+                    s("8000"),
+                    s("128000"),
+                    s("L16"),
+                    s("8000"),
+                    s("128000"),
+                    String::new(),
+                    s(&self.config.hostname),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    s(c.call_state),
+                    s(&p.callee_id_name),
+                    s(&p.callee_id_number),
+                    s(if p.callee_id_number.is_empty() {
+                        ""
+                    } else {
+                        "RECV"
+                    }),
+                    s(&c.uuid),
+                    String::new(),
+                    String::new(),
+                    s(&p.caller_id_name),
+                    s(&p.caller_id_number),
+                    String::new(),
+                    s(&p.destination),
+                    s("xml"),
+                    s(&p.context),
                 ]
             })
             .collect();
@@ -289,6 +332,35 @@ impl Core {
         }
         out.push_str(&format!("\n{} total.\n", rows.len()));
         out
+    }
+}
+
+/// `(minimum arguments, syntax)` of the uuid commands, for their `-USAGE:` reply.
+fn usage(cmd: &str) -> Option<(usize, &'static str)> {
+    Some(match cmd {
+        "uuid_kill" => (1, "<uuid> [cause]"),
+        "uuid_break" => (1, "<uuid> [all]"),
+        "uuid_getvar" => (2, "<uuid> <var>"),
+        "uuid_setvar" => (2, "<uuid> <var> [value]"),
+        "uuid_bridge" => (2, "<uuid> <other_uuid>"),
+        "uuid_transfer" => (
+            2,
+            "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]",
+        ),
+        "uuid_broadcast" => (2, "<uuid> <path> [aleg|bleg|holdb|both]"),
+        "uuid_send_dtmf" | "uuid_recv_dtmf" => (2, "<uuid> <dtmf_data>"),
+        _ => return None,
+    })
+}
+
+/// What each uuid command answers for a channel that does not exist: mod_commands is
+/// not consistent, and clients match on these texts.
+fn missing_channel(cmd: &str) -> &'static str {
+    match cmd {
+        "uuid_broadcast" => "-ERR invalid uuid\n",
+        "uuid_bridge" => "-ERR Invalid uuid\n",
+        "uuid_send_dtmf" | "uuid_recv_dtmf" => "-ERR Cannot locate session!\n",
+        _ => "-ERR No such channel!\n",
     }
 }
 
@@ -337,7 +409,7 @@ pub fn parse_dial(dial: &str) -> OriginateSpec {
     OriginateSpec {
         vars,
         endpoint: rest.to_owned(),
-        target: Vec::new(),
+        target: Target::Apps(Vec::new()),
     }
 }
 
@@ -368,19 +440,17 @@ fn parse_originate(args: &str) -> OriginateSpec {
                 Some((n, a)) => (n, a.strip_suffix(')').unwrap_or(a)),
                 None => (app, ""),
             };
-            vec![Step {
+            Target::Apps(vec![Step {
                 app: name.to_owned(),
                 arg: arg.to_owned(),
-            }]
+            }])
         }
-        None if !target.is_empty() => vec![Step {
-            app: "transfer".into(),
-            arg: target.to_owned(),
-        }],
-        None => vec![Step {
+        // `<extension> [XML [<context>]]`: only the default context is simulated.
+        None if !target.is_empty() => Target::Extension(target.to_owned()),
+        None => Target::Apps(vec![Step {
             app: "park".into(),
             arg: String::new(),
-        }],
+        }]),
     };
     spec
 }
@@ -411,13 +481,15 @@ mod tests {
         assert!(s
             .vars
             .contains(&("origination_caller_id_name".into(), "ESL Capture".into())));
-        assert_eq!(s.target[0].app, "park");
+        assert!(matches!(&s.target, Target::Apps(a) if a[0].app == "park"));
         let s =
             parse_originate("loopback/cust_answer/default &bridge(loopback/agent_answer/default)");
-        assert_eq!(s.target[0].app, "bridge");
-        assert_eq!(s.target[0].arg, "loopback/agent_answer/default");
+        assert!(matches!(&s.target, Target::Apps(a)
+            if a[0].app == "bridge" && a[0].arg == "loopback/agent_answer/default"));
         let s = parse_originate("null/1 '&say(en number pronounced 123)'");
-        assert_eq!(s.target[0].app, "say");
-        assert_eq!(s.target[0].arg, "en number pronounced 123");
+        assert!(matches!(&s.target, Target::Apps(a)
+            if a[0].app == "say" && a[0].arg == "en number pronounced 123"));
+        let s = parse_originate("{origination_uuid=u2}user/1001 cbq XML default");
+        assert!(matches!(&s.target, Target::Extension(e) if e == "cbq"));
     }
 }

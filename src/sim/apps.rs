@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::calls::Effect;
+use super::calls::{Effect, Target};
 use super::channel::Step;
 use super::core::{Core, Timer};
 use super::event::SimEvent;
@@ -336,7 +336,7 @@ impl Core {
                     });
                 frame.kind = Kind::Record {
                     path: path.clone(),
-                    started_us: self.clock.now_us(),
+                    started_us: self.now_us(),
                 };
                 let (id, gen) = (frame.id, frame.gen);
                 let speech = self
@@ -353,6 +353,10 @@ impl Core {
             "bridge" => {
                 frame.kind = Kind::BridgeApp;
                 self.push(uuid, frame);
+                // An answered caller waits for the far end to ring (back to ACTIVE on bridge).
+                if self.channels.get(uuid).is_some_and(|c| c.answered) {
+                    self.set_call_state(uuid, "RING_WAIT");
+                }
                 let spec = super::api::parse_dial(&arg);
                 let sink = super::calls::JobSink::Bridge {
                     caller: uuid.to_owned(),
@@ -364,14 +368,12 @@ impl Core {
             "transfer" => {
                 self.push(uuid, frame);
                 self.complete(uuid, "_none_");
-                let ext = arg.split_whitespace().next().unwrap_or_default();
-                if let Some(steps) = self.config.dialplan_steps(ext) {
-                    self.defer(Effect::Transfer {
-                        uuid: uuid.to_owned(),
-                        steps,
-                        target: format!("{ext}/default/xml"),
-                    });
-                }
+                let ext = arg.split_whitespace().next().unwrap_or_default().to_owned();
+                self.defer(Effect::Transfer {
+                    legs: vec![uuid.to_owned()],
+                    source: format!("{ext}/default/xml"),
+                    target: Target::Extension(ext),
+                });
             }
             "hangup" => {
                 self.push(uuid, frame);
@@ -484,19 +486,26 @@ impl Core {
         }
     }
 
-    pub fn transfer(&mut self, uuid: &str, steps: Vec<Step>, target: &str) {
+    pub fn transfer(&mut self, uuid: &str, target: Target, source: &str) {
         let now = self.now_epoch_us();
         self.unwind(uuid, "PLAYBACK ERROR");
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.transfer_us = now;
             ch.profile.transfer_source = format!(
-                "{}:{}:bl_xfer:{target}",
+                "{}:{}:bl_xfer:{source}",
                 now / 1_000_000,
                 uuid::Uuid::new_v4()
             );
-            ch.program = steps.into();
         }
-        self.step(uuid);
+        // Routing again: the call state passes through RINGING, as recorded, even when
+        // the channel is long answered.
+        self.set_call_state(uuid, "RINGING");
+        self.set_state(uuid, "CS_ROUTING");
+        if self.channels.get(uuid).is_some_and(|c| c.answered) {
+            self.set_call_state(uuid, "ACTIVE");
+        }
+        self.set_state(uuid, "CS_EXECUTE");
+        self.run_target(uuid, target);
     }
 
     /// `uuid_break`: a playback ends with `FILE PLAYED`; endless_playback restarts.
@@ -644,7 +653,7 @@ impl Core {
     }
 
     fn record_stop(&mut self, uuid: &str, path: &str, started_us: u64) {
-        let ms = (self.clock.now_us().saturating_sub(started_us)) / 1000;
+        let ms = self.now_us().saturating_sub(started_us) / 1000;
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.set_var("record_ms", &ms.to_string());
             ch.set_var("record_seconds", &(ms / 1000).to_string());

@@ -9,7 +9,7 @@ use super::apps::{AppFrame, Kind, Origin};
 use super::channel::{BridgeLink, Channel, Direction, Profile, Step};
 use super::core::{Core, Timer};
 use super::event::SimEvent;
-use super::scenario::{Caller, Outcome, Party};
+use super::scenario::{Caller, Outcome, Party, Press};
 
 /// Work done after the command that caused it has been answered.
 #[derive(Debug)]
@@ -28,11 +28,12 @@ pub enum Effect {
     Break {
         uuid: String,
     },
-    /// `target` is what `Caller-Transfer-Source` names (`park/default/inline`).
+    /// `source` is what `Caller-Transfer-Source` names (`park/default/inline`); `legs`
+    /// are transferred together (`uuid_transfer -both`).
     Transfer {
-        uuid: String,
-        steps: Vec<Step>,
-        target: String,
+        legs: Vec<String>,
+        target: Target,
+        source: String,
     },
     /// Press `digits` on `uuid`: a caller's keypad (`RTP`) one digit per firing.
     Dtmf {
@@ -71,20 +72,29 @@ pub enum JobSink {
     },
 }
 
+/// What an answered leg (or a transferred one) runs.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `&app(arg)` or an inline list.
+    Apps(Vec<Step>),
+    /// A dialplan extension: its applications, or NO_ROUTE_DESTINATION when unknown.
+    Extension(String),
+}
+
 /// An originated leg not answered yet.
 #[derive(Debug, Clone)]
 pub struct Originating {
     pub sink: JobSink,
-    pub target: Vec<Step>,
+    pub target: Target,
     pub party: Option<Party>,
 }
 
 /// The `originate` arguments after parsing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OriginateSpec {
     pub vars: Vec<(String, String)>,
     pub endpoint: String,
-    pub target: Vec<Step>,
+    pub target: Target,
 }
 
 /// `Event-Calling-*` values; only their presence matters to clients.
@@ -141,7 +151,8 @@ impl Core {
             "EARLY" => "3",
             "ACTIVE" => "4",
             "HELD" => "5",
-            "HANGUP" => "9",
+            "RING_WAIT" => "6",
+            "HANGUP" => "7",
             _ => "0",
         };
         let mut ev = self.event("CHANNEL_CALLSTATE", CH_ORIGIN);
@@ -198,8 +209,12 @@ impl Core {
                 }
                 ch.ringing = true;
                 ch.progress_us = now;
+                // Ringing, not early media: only a leg still DOWN changes its call state.
+                let down = ch.call_state == "DOWN";
                 self.emit_ch(leg, "CHANNEL_PROGRESS");
-                self.set_call_state(leg, "EARLY");
+                if down {
+                    self.set_call_state(leg, "RINGING");
+                }
             }
         }
     }
@@ -239,18 +254,18 @@ impl Core {
             "0".into()
         };
         ch.set_var("billsec", &billsec);
-        let bridge = ch.bridge.take();
         let partner = ch.partner.take();
         if direct {
             self.announce_hangup(uuid, cause);
         }
-        if let Some(link) = bridge {
-            self.unbridge(&link.other, uuid, link.reports, cause);
+        if let Some(other) = self.end_bridge(uuid) {
+            self.outlive_bridge(&other, cause);
         }
         self.unwind(uuid, "PLAYBACK ERROR");
         if !direct {
             self.announce_hangup(uuid, cause);
         }
+        self.set_state(uuid, "CS_HANGUP");
         if let Some(p) = partner {
             if let Some(pc) = self.channels.get_mut(&p) {
                 pc.partner = None;
@@ -259,14 +274,14 @@ impl Core {
         }
         self.set_state(uuid, "CS_REPORTING");
         self.emit_ch(uuid, "CHANNEL_HANGUP_COMPLETE");
-        self.set_state(uuid, "CS_DESTROY");
+        // CHANNEL_DESTROY still says CS_REPORTING; the CS_DESTROY state event follows it.
         self.emit_ch(uuid, "CHANNEL_DESTROY");
+        self.set_state(uuid, "CS_DESTROY");
         self.channels.remove(uuid);
         self.order.retain(|u| u != uuid);
     }
 
     fn announce_hangup(&mut self, uuid: &str, cause: &str) {
-        self.set_state(uuid, "CS_HANGUP");
         self.set_call_state(uuid, "HANGUP");
         self.emit_ch(uuid, "CHANNEL_HANGUP");
         if let Some(o) = self.originating.remove(uuid) {
@@ -300,6 +315,10 @@ impl Core {
                 if let Some(ch) = self.channels.get_mut(leg) {
                     ch.program.clear();
                 }
+                // uuid_bridge takes each leg out of its thread and back (recorded order).
+                for state in ["CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"] {
+                    self.set_state(leg, state);
+                }
                 let id = self.new_frame_id();
                 let frame =
                     AppFrame::new(id, "uuid_bridge", other, String::new(), Origin::Dialplan);
@@ -315,8 +334,10 @@ impl Core {
         if let Some(ch) = self.channels.get_mut(a) {
             ch.set_var("originate_disposition", "SUCCESS");
         }
-        for leg in [a, b] {
-            self.set_state(leg, "CS_EXCHANGE_MEDIA");
+        // The bridging leg keeps running its application; the other exchanges media.
+        self.set_state(b, "CS_EXCHANGE_MEDIA");
+        if via_app {
+            self.set_call_state(a, "ACTIVE");
         }
         let mut ev = self.event("CHANNEL_BRIDGE", CH_ORIGIN);
         ev.add("Bridge-A-Unique-ID", a.to_owned());
@@ -325,24 +346,36 @@ impl Core {
         self.emit(ev);
     }
 
-    /// `dead` left the bridge; `survivor` goes on. Without `park_after_bridge` a
-    /// uuid_bridge'd survivor hangs up at once; a `bridge` app completes and the
-    /// survivor's dialplan continues (or parks, with `park_after_bridge`).
-    fn unbridge(&mut self, survivor: &str, dead: &str, dead_reports: bool, cause: &str) {
-        let (a, b) = if dead_reports {
-            (dead, survivor)
+    /// End `leg`'s bridge, if it has one: CHANNEL_UNBRIDGE on the reporting leg while
+    /// both legs still name each other (it carries `Other-Leg-*`), then both links go.
+    /// Returns the other leg.
+    pub fn end_bridge(&mut self, leg: &str) -> Option<String> {
+        let link = self.channels.get(leg)?.bridge.clone()?;
+        let (a, b) = if link.reports {
+            (leg, link.other.as_str())
         } else {
-            (survivor, dead)
+            (link.other.as_str(), leg)
         };
         let mut ev = self.event("CHANNEL_UNBRIDGE", CH_ORIGIN);
         ev.add("Bridge-A-Unique-ID", a.to_owned());
         ev.add("Bridge-B-Unique-ID", b.to_owned());
         self.write_channel(a, &mut ev, true);
         self.emit(ev);
+        for l in [leg, link.other.as_str()] {
+            if let Some(ch) = self.channels.get_mut(l) {
+                ch.bridge = None;
+            }
+        }
+        Some(link.other)
+    }
+
+    /// `survivor`'s partner left the bridge (hung up, transferred away). Without
+    /// `park_after_bridge` a uuid_bridge'd survivor hangs up at once; a `bridge` app
+    /// completes and the survivor's dialplan continues (or parks, with `park_after_bridge`).
+    pub fn outlive_bridge(&mut self, survivor: &str, cause: &str) {
         let Some(ch) = self.channels.get_mut(survivor) else {
             return;
         };
-        ch.bridge = None;
         ch.set_var("bridge_hangup_cause", cause);
         ch.set_var("last_bridge_hangup_cause", cause);
         let park_after = ch.var_is_true("park_after_bridge");
@@ -355,10 +388,13 @@ impl Core {
                 if park_after {
                     self.park_silently(survivor);
                 } else {
+                    self.set_state(survivor, "CS_EXECUTE");
                     self.hangup(survivor, "NORMAL_CLEARING", true);
                 }
             }
-            _ => {}
+            // The leg a `bridge` app dialed has nothing of its own to go back to.
+            None => self.hangup(survivor, "NORMAL_CLEARING", true),
+            Some(_) => {}
         }
     }
 
@@ -371,7 +407,7 @@ impl Core {
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.stack.push(frame);
         }
-        self.set_state(uuid, "CS_EXECUTE");
+        self.set_state(uuid, "CS_PARK");
         self.emit_ch(uuid, "CHANNEL_PARK");
     }
 
@@ -519,11 +555,15 @@ impl Core {
             self.emit(ev);
         }
         self.emit_ch(&uuid, "CHANNEL_OUTGOING");
+        self.set_state(&uuid, "CS_INIT");
         self.emit_ch(&uuid, "CHANNEL_CREATE");
         self.emit_ch(&uuid, "CHANNEL_ORIGINATE");
+        // Routed to the endpoint, then waiting for it to answer.
+        self.set_state(&uuid, "CS_ROUTING");
+        self.set_state(&uuid, "CS_CONSUME_MEDIA");
         self.originating.insert(
             uuid.clone(),
-            super::calls::Originating {
+            Originating {
                 sink,
                 target: spec.target.clone(),
                 party: party.clone(),
@@ -565,8 +605,9 @@ impl Core {
                 a.partner = Some(b_uuid.clone());
             }
             self.insert_channel(b);
+            self.set_state(&b_uuid, "CS_INIT");
             self.emit_ch(&b_uuid, "CHANNEL_CREATE");
-            self.run_dialplan(&b_uuid, &ext);
+            self.route_inbound(&b_uuid, &ext);
         } else if let Some(party) = party {
             match party.outcome {
                 Outcome::InvalidNumber => self.defer(Effect::Kill {
@@ -594,7 +635,28 @@ impl Core {
         Ok(())
     }
 
-    /// Route `uuid` to dialplan extension `ext`: its applications become the program.
+    /// Run `target` on `uuid` once its stack is empty (after answer or a transfer).
+    pub fn run_target(&mut self, uuid: &str, target: Target) {
+        match target {
+            Target::Apps(steps) => {
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.program = steps.into();
+                }
+                self.step(uuid);
+            }
+            Target::Extension(ext) => self.run_dialplan(uuid, &ext),
+        }
+    }
+
+    /// A new inbound leg (a caller, a loopback B-leg) enters the dialplan at `ext`.
+    fn route_inbound(&mut self, uuid: &str, ext: &str) {
+        self.set_call_state(uuid, "RINGING");
+        self.set_state(uuid, "CS_ROUTING");
+        self.set_state(uuid, "CS_EXECUTE");
+        self.run_dialplan(uuid, ext);
+    }
+
+    /// Run dialplan extension `ext` on `uuid`: its applications become the program.
     pub fn run_dialplan(&mut self, uuid: &str, ext: &str) {
         let steps = self.config.dialplan_steps(ext);
         let Some(ch) = self.channels.get_mut(uuid) else {
@@ -604,9 +666,6 @@ impl Core {
         match steps {
             Some(steps) => {
                 ch.program = steps.into();
-                self.set_state(uuid, "CS_ROUTING");
-                self.set_state(uuid, "CS_EXECUTE");
-                self.set_call_state(uuid, "RINGING");
                 self.step(uuid);
             }
             None => self.hangup(uuid, "NO_ROUTE_DESTINATION", true),
@@ -646,27 +705,10 @@ impl Core {
         ch.set_var("sip_to_user", &caller.extension);
         ch.speech = caller.speech;
         self.insert_channel(ch);
+        self.set_state(&uuid, "CS_INIT");
         self.emit_ch(&uuid, "CHANNEL_CREATE");
-        for press in &caller.dtmf {
-            self.after(
-                press.after,
-                Timer::Effect(Effect::Dtmf {
-                    uuid: uuid.clone(),
-                    digits: press.digits.clone(),
-                    source: "RTP",
-                }),
-            );
-        }
-        if let Some(after) = caller.hangup_after {
-            self.after(
-                after,
-                Timer::Effect(Effect::Kill {
-                    uuid: uuid.clone(),
-                    cause: "NORMAL_CLEARING".into(),
-                }),
-            );
-        }
-        self.run_dialplan(&uuid, &caller.extension);
+        self.script_party(&uuid, &caller.dtmf, caller.hangup_after);
+        self.route_inbound(&uuid, &caller.extension);
     }
 
     pub fn apply(&mut self, effect: Effect) {
@@ -684,10 +726,23 @@ impl Core {
             }
             Effect::Break { uuid } => self.break_media(&uuid),
             Effect::Transfer {
-                uuid,
-                steps,
+                legs,
                 target,
-            } => self.transfer(&uuid, steps, &target),
+                source,
+            } => {
+                // Two legs bridged to each other and moved together just part; a leg
+                // left behind reacts as if its partner had hung up.
+                for leg in &legs {
+                    if let Some(other) = self.end_bridge(leg) {
+                        if !legs.contains(&other) {
+                            self.outlive_bridge(&other, "NORMAL_CLEARING");
+                        }
+                    }
+                }
+                for leg in &legs {
+                    self.transfer(leg, target.clone(), &source);
+                }
+            }
             Effect::Dtmf {
                 uuid,
                 digits,
@@ -732,6 +787,25 @@ impl Core {
         }
     }
 
+    /// Schedule what a scripted person does from now on: keys, then hanging up.
+    fn script_party(&mut self, uuid: &str, presses: &[Press], hangup_after: Option<Duration>) {
+        for press in presses {
+            let effect = Effect::Dtmf {
+                uuid: uuid.to_owned(),
+                digits: press.digits.clone(),
+                source: "RTP",
+            };
+            self.after(press.after, Timer::Effect(effect));
+        }
+        if let Some(after) = hangup_after {
+            let effect = Effect::Kill {
+                uuid: uuid.to_owned(),
+                cause: "NORMAL_CLEARING".into(),
+            };
+            self.after(after, Timer::Effect(effect));
+        }
+    }
+
     fn originate_answered(&mut self, uuid: &str) {
         let Some(o) = self.originating.remove(uuid) else {
             return;
@@ -744,25 +818,7 @@ impl Core {
             self.emit(ev);
         }
         if let Some(party) = &o.party {
-            if let Some(after) = party.hangup_after {
-                self.after(
-                    after,
-                    Timer::Effect(Effect::Kill {
-                        uuid: uuid.to_owned(),
-                        cause: "NORMAL_CLEARING".into(),
-                    }),
-                );
-            }
-            for press in &party.dtmf {
-                self.after(
-                    press.after,
-                    Timer::Effect(Effect::Dtmf {
-                        uuid: uuid.to_owned(),
-                        digits: press.digits.clone(),
-                        source: "RTP",
-                    }),
-                );
-            }
+            self.script_party(uuid, &party.dtmf, party.hangup_after);
         }
         match o.sink {
             JobSink::Bridge { caller } => {
@@ -774,11 +830,8 @@ impl Core {
             }
             sink => {
                 self.report_originate(sink, Ok(uuid.to_owned()));
-                if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.program = o.target.into();
-                }
                 self.set_state(uuid, "CS_EXECUTE");
-                self.step(uuid);
+                self.run_target(uuid, o.target);
             }
         }
     }

@@ -10,13 +10,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::calls::Effect;
+use super::calls::{Effect, Originating};
 use super::channel::Channel;
 use super::clock::SimClock;
 use super::event::SimEvent;
 use super::record::{CallRecord, Records};
 use super::scenario::{Caller, Party, Scenario};
 use super::server::Session;
+use super::subscription::Format;
 use super::SimConfig;
 use crate::esl::{Frame, FrameWriter};
 
@@ -30,20 +31,13 @@ pub enum Out {
 /// Requests to the core from connections and from the [`super::Switch`] handle.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Accept {
-        sid: u64,
-        tx: mpsc::UnboundedSender<Out>,
-    },
-    Frame {
-        sid: u64,
-        frame: Frame,
-    },
-    Closed {
-        sid: u64,
-    },
+    Accept { sid: u64, tx: mpsc::Sender<Out> },
+    Frame { sid: u64, frame: Frame },
+    Closed { sid: u64 },
     Advance(Duration, oneshot::Sender<()>),
     Records(oneshot::Sender<Vec<CallRecord>>),
     ChannelCount(oneshot::Sender<usize>),
+    EventCount(oneshot::Sender<u64>),
     AddCaller(Box<Caller>),
     AddParty(String, Party),
 }
@@ -66,6 +60,8 @@ pub enum Timer {
 
 pub struct Core {
     pub clock: SimClock,
+    /// The due time of the timer being fired, if any (see [`Core::now_us`]).
+    pinned: Option<u64>,
     pub config: SimConfig,
     pub core_uuid: String,
     seq: u64,
@@ -77,16 +73,18 @@ pub struct Core {
     pub sessions: HashMap<u64, Session>,
     pub records: Records,
     pub scenario: Scenario,
-    pub originating: HashMap<String, super::calls::Originating>,
+    pub originating: HashMap<String, Originating>,
     pub next_frame_id: u64,
     pub sessions_since_start: u64,
     plain_scratch: FrameWriter,
+    text_scratch: Vec<u8>,
 }
 
 impl Core {
     pub fn new(config: SimConfig, scenario: Scenario) -> Self {
         Self {
             clock: SimClock::new(config.clock),
+            pinned: None,
             core_uuid: uuid::Uuid::new_v4().to_string(),
             config,
             seq: 0,
@@ -101,6 +99,7 @@ impl Core {
             next_frame_id: 1,
             sessions_since_start: 0,
             plain_scratch: FrameWriter::new(),
+            text_scratch: Vec::new(),
         }
     }
 
@@ -112,6 +111,8 @@ impl Core {
             self.after(caller.at, Timer::CallerArrives(Box::new(caller)));
         }
         loop {
+            // Due timers first: a command's zero-delay work (the events after its reply)
+            // runs before the next command is read, as FreeSWITCH would have done it.
             let now = self.clock.now_us();
             self.fire_until(now);
             let deadline = self
@@ -127,13 +128,6 @@ impl Core {
             };
             let Some(msg) = msg else { return };
             self.handle(msg);
-            // Take whatever else is already queued before looking at timers again, so a
-            // burst of commands is not interleaved with timers it precedes.
-            while let Ok(msg) = rx.try_recv() {
-                self.handle(msg);
-                let now = self.clock.now_us();
-                self.fire_until(now);
-            }
         }
     }
 
@@ -164,6 +158,9 @@ impl Core {
             CoreMsg::ChannelCount(tx) => {
                 let _ = tx.send(self.channels.len());
             }
+            CoreMsg::EventCount(tx) => {
+                let _ = tx.send(self.seq);
+            }
             CoreMsg::AddCaller(c) => {
                 let at = c.at;
                 self.after(at, Timer::CallerArrives(c));
@@ -177,12 +174,21 @@ impl Core {
     /// Fire every timer due at or before `now`, including ones those timers schedule.
     fn fire_until(&mut self, now: u64) {
         while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
+            let due = entry.key().0;
+            if due > now {
                 break;
             }
             let timer = entry.remove();
+            self.pinned = Some(due);
             self.fire(timer);
         }
+        self.pinned = None;
+    }
+
+    /// Simulated now. While a timer fires it is that timer's due time, so what it
+    /// schedules and stamps does not drift when a scaled clock's timers run late.
+    pub fn now_us(&self) -> u64 {
+        self.pinned.unwrap_or_else(|| self.clock.now_us())
     }
 
     fn fire(&mut self, timer: Timer) {
@@ -203,7 +209,7 @@ impl Core {
     /// after the current command or timer, like work FreeSWITCH hands to another thread.
     pub fn after(&mut self, delay: Duration, timer: Timer) {
         self.timer_seq += 1;
-        let due = self.clock.now_us() + delay.as_micros() as u64;
+        let due = self.now_us() + delay.as_micros() as u64;
         self.timers.insert((due, self.timer_seq), timer);
     }
 
@@ -212,7 +218,7 @@ impl Core {
     }
 
     pub fn now_epoch_us(&self) -> u64 {
-        self.clock.epoch_at(self.clock.now_us())
+        self.clock.epoch_at(self.now_us())
     }
 
     /// A new event with FreeSWITCH's core headers; `origin` is the `file:function:line`
@@ -276,35 +282,34 @@ impl Core {
     }
 
     /// Record `ev` and send it to every listener that subscribed to it and whose filters
-    /// let it through. Each format is rendered at most once.
+    /// let it through. Each format is rendered at most once, then shared.
     pub fn emit(&mut self, ev: SimEvent) {
         if let Some(uuid) = ev.get("Unique-ID") {
             self.records.on_event(uuid, &ev);
         }
-        let mut plain: Option<Bytes> = None;
-        let mut json: Option<Bytes> = None;
+        let mut rendered: [Option<Bytes>; 3] = [None, None, None];
         for session in self.sessions.values() {
             let Some(format) = session.wants(&ev) else {
                 continue;
             };
-            let bytes = match format {
-                super::server::Format::Plain => plain.get_or_insert_with(|| {
-                    let mut out = FrameWriter::new();
-                    ev.write_plain(&mut self.plain_scratch, &mut out);
-                    out.take()
-                }),
-                super::server::Format::Json => json.get_or_insert_with(|| {
-                    let mut out = FrameWriter::new();
-                    ev.write_json(&mut out);
-                    out.take()
-                }),
-            };
+            let bytes = rendered[format as usize].get_or_insert_with(|| {
+                let mut out = FrameWriter::new();
+                match format {
+                    Format::Plain => ev.write_plain(&mut self.plain_scratch, &mut out),
+                    Format::Json => ev.write_json(&mut self.text_scratch, &mut out),
+                    Format::Xml => ev.write_xml(&mut self.text_scratch, &mut out),
+                }
+                out.take()
+            });
             session.send(bytes.clone());
+        }
+        if self.sessions.values().any(|s| s.hopeless()) {
+            self.sessions.retain(|_, s| !s.hopeless());
         }
     }
 
     fn heartbeat(&mut self) {
-        let up = Duration::from_micros(self.clock.now_us());
+        let up = Duration::from_micros(self.now_us());
         let count = self.channels.len().to_string();
         let since = self.sessions_since_start.to_string();
         let mut ev = self.event("HEARTBEAT", ("switch_core.c", "send_heartbeat", 95));
@@ -356,7 +361,7 @@ pub fn uptime_text(up: Duration) -> String {
 }
 
 /// `Event-Date-Local` (UTC stands in for local time) and `Event-Date-GMT` for an epoch time.
-fn format_dates(epoch_us: u64) -> (String, String) {
+pub fn format_dates(epoch_us: u64) -> (String, String) {
     let secs = epoch_us / 1_000_000;
     let days = secs / 86_400;
     let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);

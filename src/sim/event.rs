@@ -5,16 +5,14 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
-
-use crate::esl::FrameWriter;
+use crate::esl::{percent, FrameWriter};
 
 /// One event: its name, ordered headers and an optional body (BACKGROUND_JOB results).
 #[derive(Debug, Clone)]
 pub struct SimEvent {
     pub name: &'static str,
     pub subclass: Option<String>,
-    headers: Vec<(Cow<'static, str>, String)>,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     pub body: Option<String>,
 }
 
@@ -35,7 +33,7 @@ impl SimEvent {
     }
 
     /// Append a header. FreeSWITCH leaves out headers whose value is empty, and so does this.
-    pub fn add(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn add(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) {
         let value = value.into();
         if !value.is_empty() {
             self.headers.push((name.into(), value));
@@ -46,13 +44,13 @@ impl SimEvent {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     pub fn into_headers(self) -> Vec<(String, String)> {
         self.headers
             .into_iter()
-            .map(|(n, v)| (n.into_owned(), v))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
             .collect()
     }
 
@@ -70,18 +68,58 @@ impl SimEvent {
         out.event("text/event-plain", scratch.as_bytes());
     }
 
-    /// The `text/event-json` frame: one object, the body under `_body` after its length.
-    pub fn write_json(&self, out: &mut FrameWriter) {
-        let mut map = Map::new();
+    /// The `text/event-xml` frame: values percent-encoded as in plain events, the body
+    /// XML-escaped after a `Content-Length` element.
+    pub fn write_xml(&self, scratch: &mut Vec<u8>, out: &mut FrameWriter) {
+        scratch.clear();
+        scratch.extend_from_slice(b"<event>\n  <headers>\n");
         for (n, v) in &self.headers {
-            map.insert(n.to_string(), Value::String(v.clone()));
+            scratch.extend_from_slice(format!("    <{n}>").as_bytes());
+            percent::encode_into(v.as_bytes(), scratch);
+            scratch.extend_from_slice(format!("</{n}>\n").as_bytes());
+        }
+        scratch.extend_from_slice(b"  </headers>\n");
+        if let Some(body) = &self.body {
+            let escaped = body
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            scratch.extend_from_slice(
+                format!(
+                    "  <Content-Length>{}</Content-Length>\n  <body>{escaped}</body>\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        scratch.extend_from_slice(b"</event>\n");
+        out.event("text/event-xml", scratch);
+    }
+
+    /// The `text/event-json` frame: one object in header order, the body under `_body`
+    /// after its length. Written by hand because FreeSWITCH repeats keys (a broadcast's
+    /// echo has two `Event-Name`s) and a JSON map would fold them.
+    pub fn write_json(&self, scratch: &mut Vec<u8>, out: &mut FrameWriter) {
+        fn pair(buf: &mut Vec<u8>, name: &str, value: &str) {
+            if buf.len() > 1 {
+                buf.push(b',');
+            }
+            // Writing a str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *buf, name);
+            buf.push(b':');
+            let _ = serde_json::to_writer(&mut *buf, value);
+        }
+        scratch.clear();
+        scratch.push(b'{');
+        for (n, v) in &self.headers {
+            pair(scratch, n, v);
         }
         if let Some(body) = &self.body {
-            map.insert("Content-Length".into(), body.len().to_string().into());
-            map.insert("_body".into(), body.clone().into());
+            pair(scratch, "Content-Length", &body.len().to_string());
+            pair(scratch, "_body", body);
         }
-        let json = Value::Object(map).to_string();
-        out.event("text/event-json", json.as_bytes());
+        scratch.push(b'}');
+        out.event("text/event-json", scratch);
     }
 }
 
@@ -116,9 +154,23 @@ mod tests {
         assert!(ev.header("Empty").is_none());
         assert_eq!(ev.body(), "+OK x\n");
         let mut out = FrameWriter::new();
-        e.write_json(&mut out);
+        e.write_json(&mut Vec::new(), &mut out);
         let ev = decode(out.as_bytes());
         assert_eq!(ev.body(), "+OK x\n");
         assert!(ev.is("BACKGROUND_JOB"));
+    }
+
+    #[test]
+    fn json_keeps_repeated_keys_in_order_like_freeswitch() {
+        let mut e = SimEvent::new("PRIVATE_COMMAND");
+        e.add("Event-Name", "COMMAND");
+        e.add("lead-frames", "5");
+        e.add("Event-Name", "PRIVATE_COMMAND");
+        let mut out = FrameWriter::new();
+        e.write_json(&mut Vec::new(), &mut out);
+        let text = String::from_utf8(out.take().to_vec()).unwrap();
+        assert!(text.ends_with(
+            "{\"Event-Name\":\"COMMAND\",\"lead-frames\":\"5\",\"Event-Name\":\"PRIVATE_COMMAND\"}"
+        ));
     }
 }

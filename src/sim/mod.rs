@@ -14,6 +14,7 @@ mod event;
 mod record;
 mod scenario;
 mod server;
+mod subscription;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -91,6 +92,9 @@ pub struct SimConfig {
     /// Length of media the simulator cannot measure (files), by path.
     pub media: Vec<(String, Duration)>,
     pub default_media: Duration,
+    /// Frames queued for a listener that does not read; beyond it events are lost and
+    /// after 500 losses the listener is dropped (FreeSWITCH: `MAX_QUEUE_LEN` 100000).
+    pub listener_queue: usize,
     /// How long a party with no scripted speech talks into a `record`.
     pub speech: Duration,
     /// Length of each file `say` plays.
@@ -126,6 +130,7 @@ impl Default for SimConfig {
             ],
             media: Vec::new(),
             default_media: Duration::from_secs(1),
+            listener_queue: 100_000,
             speech: Duration::from_millis(2340),
             say_file_duration: Duration::from_millis(870),
         }
@@ -202,8 +207,9 @@ impl Switch {
             source,
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let queue = config.listener_queue.max(1);
         tokio::spawn(Core::new(config, scenario).run(rx));
-        tokio::spawn(server::listen(listener, tx.clone()));
+        tokio::spawn(server::listen(listener, tx.clone(), queue));
         Ok(Self { addr, core: tx })
     }
 
@@ -233,6 +239,15 @@ impl Switch {
         let (tx, rx) = oneshot::channel();
         self.core
             .send(CoreMsg::ChannelCount(tx))
+            .map_err(|_| SimError::Stopped)?;
+        rx.await.map_err(|_| SimError::Stopped)
+    }
+
+    /// How many events the switch has emitted so far (each one sequence number).
+    pub async fn events_emitted(&self) -> Result<u64, SimError> {
+        let (tx, rx) = oneshot::channel();
+        self.core
+            .send(CoreMsg::EventCount(tx))
             .map_err(|_| SimError::Stopped)?;
         rx.await.map_err(|_| SimError::Stopped)
     }

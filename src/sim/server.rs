@@ -3,7 +3,8 @@
 //!
 //! Reply texts are the ones recorded from FreeSWITCH 1.10.12 (`fixtures/esl`).
 
-use std::collections::{HashSet, VecDeque};
+use std::cell::Cell;
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,27 +14,23 @@ use tokio::sync::mpsc;
 use super::apps::{AppFrame, Origin};
 use super::core::{Core, CoreMsg, Out};
 use super::event::SimEvent;
+use super::subscription::{event_type, Format, Subscription};
 use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
 
-const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+/// After this many events lost to a full queue ([`super::SimConfig::listener_queue`]) a
+/// listener is dropped, as FreeSWITCH does (`MAX_MISSED`).
+const MAX_MISSED: u32 = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Plain,
-    Json,
-}
+const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
 /// One inbound connection as the core sees it: its subscriptions and filters.
 #[derive(Debug)]
 pub struct Session {
-    tx: mpsc::UnboundedSender<Out>,
+    tx: mpsc::Sender<Out>,
+    /// Events dropped because the client did not keep up.
+    lost: Cell<u32>,
     authed: bool,
-    format: Option<Format>,
-    all: bool,
-    names: HashSet<String>,
-    custom_all: bool,
-    customs: HashSet<String>,
-    filters: Vec<(String, String)>,
+    subs: Subscription,
     /// A blocking `api originate` is running: later commands wait, as FreeSWITCH answers
     /// one connection's commands in order.
     pub busy: bool,
@@ -42,33 +39,19 @@ pub struct Session {
 
 impl Session {
     pub fn send(&self, bytes: Bytes) {
-        let _ = self.tx.send(Out::Bytes(bytes));
+        if self.tx.try_send(Out::Bytes(bytes)).is_err() {
+            self.lost.set(self.lost.get() + 1);
+        }
+    }
+
+    /// A client so far behind that FreeSWITCH would have dropped it.
+    pub fn hopeless(&self) -> bool {
+        self.lost.get() > MAX_MISSED
     }
 
     /// The format to send `ev` in, or `None` when this listener does not get it.
     pub fn wants(&self, ev: &SimEvent) -> Option<Format> {
-        let format = self.format?;
-        let subscribed = self.all
-            || self.names.contains(ev.name)
-            || (ev.name == "CUSTOM"
-                && (self.custom_all
-                    || ev
-                        .subclass
-                        .as_ref()
-                        .is_some_and(|s| self.customs.contains(s))));
-        if !subscribed {
-            return None;
-        }
-        if self.filters.is_empty()
-            || self
-                .filters
-                .iter()
-                .any(|(h, v)| ev.get(h) == Some(v.as_str()))
-        {
-            Some(format)
-        } else {
-            None
-        }
+        self.subs.wants(ev)
     }
 
     fn reply(&self, text: &str) {
@@ -91,12 +74,12 @@ impl Session {
         w.header("Content-Type", "text/disconnect-notice")
             .body(GOODBYE.as_bytes());
         self.send(w.take());
-        let _ = self.tx.send(Out::Close);
+        let _ = self.tx.try_send(Out::Close);
     }
 }
 
 /// Accept connections forever, handing each to a reader and a writer task.
-pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>) {
+pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>, queue: usize) {
     let mut next_sid = 0u64;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -104,13 +87,18 @@ pub async fn listen(listener: TcpListener, core: mpsc::UnboundedSender<CoreMsg>)
         };
         let _ = stream.set_nodelay(true);
         next_sid += 1;
-        tokio::spawn(connection(next_sid, stream, core.clone()));
+        tokio::spawn(connection(next_sid, stream, core.clone(), queue));
     }
 }
 
-async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<CoreMsg>) {
+async fn connection(
+    sid: u64,
+    stream: TcpStream,
+    core: mpsc::UnboundedSender<CoreMsg>,
+    queue: usize,
+) {
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(queue);
     if core.send(CoreMsg::Accept { sid, tx }).is_err() {
         return;
     }
@@ -136,10 +124,11 @@ async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<Cor
             }
             batch.clear();
             if close {
-                let _ = writer.shutdown().await;
-                return;
+                break;
             }
         }
+        // Closed by `exit`, or dropped by the core for falling behind.
+        let _ = writer.shutdown().await;
     });
     let mut decoder = FrameDecoder::for_commands(DEFAULT_MAX_FRAME);
     let mut buf = BytesMut::with_capacity(8192);
@@ -165,16 +154,12 @@ async fn connection(sid: u64, stream: TcpStream, core: mpsc::UnboundedSender<Cor
 }
 
 impl Core {
-    pub fn accept(&mut self, sid: u64, tx: mpsc::UnboundedSender<Out>) {
+    pub fn accept(&mut self, sid: u64, tx: mpsc::Sender<Out>) {
         let session = Session {
             tx,
+            lost: Cell::new(0),
             authed: false,
-            format: None,
-            all: false,
-            names: HashSet::new(),
-            custom_all: false,
-            customs: HashSet::new(),
-            filters: Vec::new(),
+            subs: Subscription::default(),
             busy: false,
             backlog: VecDeque::new(),
         };
@@ -197,11 +182,16 @@ impl Core {
 
     /// Run the commands a blocking api held back, until one blocks again.
     pub fn resume(&mut self, sid: u64) {
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            session.busy = false;
+        }
         loop {
             let Some(session) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            session.busy = false;
+            if session.busy {
+                return;
+            }
             let Some(frame) = session.backlog.pop_front() else {
                 return;
             };
@@ -235,45 +225,48 @@ impl Core {
                     } else {
                         session.reply("-ERR invalid");
                         session.goodbye();
+                        self.sessions.remove(&sid);
                     }
                 }
                 "exit" => {
                     session.reply("+OK bye");
                     session.goodbye();
+                    self.sessions.remove(&sid);
                 }
                 _ => session.reply("-ERR command not found"),
             }
             return;
         }
         match verb {
-            "event" => session_event(session, rest),
-            "nixevent" => {
-                for name in rest.split_whitespace() {
-                    match name {
-                        "ALL" => session.all = false,
-                        "CUSTOM" => session.custom_all = false,
-                        n => {
-                            session.names.remove(n);
-                            session.customs.remove(n);
-                        }
-                    }
-                }
-                session.reply("+OK events nixed");
-            }
+            "event" => match session.subs.event(rest) {
+                Ok(()) => session.reply(&format!(
+                    "+OK event listener enabled {}",
+                    session.subs.format.as_str()
+                )),
+                Err(e) => session.reply(&e.to_string()),
+            },
+            "nixevent" => match session.subs.nixevent(rest) {
+                Ok(()) => session.reply("+OK events nixed"),
+                Err(e) => session.reply(&e.to_string()),
+            },
             "noevents" => {
-                session.format = None;
-                session.all = false;
-                session.custom_all = false;
-                session.names.clear();
-                session.customs.clear();
-                session.reply("+OK no longer listening for events");
+                if session.subs.noevents() {
+                    session.reply("+OK no longer listening for events");
+                } else {
+                    session.reply("-ERR not listening for events");
+                }
             }
-            "filter" => session_filter(session, rest),
-            "linger" => session.reply("+OK will linger"),
-            "nolinger" => session.reply("+OK will not linger"),
+            "filter" => {
+                let text = session.subs.filter(rest);
+                session.reply(&text);
+            }
+            // Inbound connections control no session, so FreeSWITCH refuses both.
+            "linger" | "nolinger" => session.reply("-ERR not controlling a session"),
             "exit" => {
                 session.reply("+OK bye");
                 session.goodbye();
+                // Nothing more goes out: the writer sends what is queued, then closes.
+                self.sessions.remove(&sid);
             }
             "api" => {
                 let reply = self.api(rest, Some(sid));
@@ -375,90 +368,40 @@ impl Core {
     fn sendevent(&mut self, name: &str, frame: &Frame) -> String {
         let event_uuid = uuid::Uuid::new_v4().to_string();
         let h = frame.headers();
-        let subclass = h
-            .raw_ignore_case("Event-Subclass")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        let origin = ("mod_event_socket.c", "parse_command", 2520);
-        let mut ev = match (name.trim(), subclass) {
-            ("CUSTOM", Some(sub)) => {
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        // The frame itself is the event (FreeSWITCH parses every frame into one, typed
+        // CLONE); a known name after the verb retypes it.
+        let kind = event_type(name.trim()).unwrap_or("CLONE");
+        let mut ev = match h.raw_ignore_case("Event-Subclass").map(text) {
+            Some(sub) if kind == "CUSTOM" => {
                 let mut ev = SimEvent::custom(&sub);
                 ev.add("Event-Subclass", sub);
                 ev
             }
-            ("CUSTOM", None) => return "-ERR invalid event".into(),
-            _ => return format!("-ERR sendevent {name} is not simulated"),
+            _ => SimEvent::new(kind),
         };
         ev.add("Command", format!("sendevent {}", name.trim()));
         for (n, v) in h.iter_raw() {
-            let n = String::from_utf8_lossy(n).into_owned();
-            if n.eq_ignore_ascii_case("Event-Subclass") || n.eq_ignore_ascii_case("content-length")
-            {
-                continue;
+            let n = text(n);
+            // The subclass was added first already; the length belongs to the frame.
+            let skip = n.eq_ignore_ascii_case("content-length")
+                || (n.eq_ignore_ascii_case("Event-Subclass") && ev.subclass.is_some());
+            if !skip {
+                ev.add(n, text(v));
             }
-            ev.add(n, String::from_utf8_lossy(v).into_owned());
         }
         ev.add("Event-UUID", event_uuid.clone());
-        let mut full = self.core_headers_after(ev, origin);
+        let mut full = self.core_headers_after(ev, ("mod_event_socket.c", "parse_command", 2520));
         if !frame.body().is_empty() {
             full.body = Some(frame.body_text().into_owned());
         }
-        self.emit(full);
+        // An event naming a live channel is handed to that channel, not fired.
+        let for_channel = full
+            .get("Unique-ID")
+            .is_some_and(|u| self.channels.contains_key(u));
+        if !for_channel {
+            self.emit(full);
+        }
         format!("+OK {event_uuid}")
     }
-}
-
-fn session_event(session: &mut Session, rest: &str) {
-    let mut words = rest.split_whitespace();
-    let format = match words.next() {
-        Some("plain") => Format::Plain,
-        Some("json") => Format::Json,
-        _ => {
-            session.reply("-ERR xml events are not simulated; use plain or json");
-            return;
-        }
-    };
-    session.format = Some(format);
-    let mut custom = false;
-    for w in words {
-        match w {
-            "ALL" => session.all = true,
-            "CUSTOM" => {
-                custom = true;
-                session.custom_all = true;
-            }
-            name if custom => {
-                // Subclasses narrow a bare CUSTOM to just themselves.
-                session.custom_all = false;
-                session.customs.insert(name.to_owned());
-            }
-            name => {
-                session.names.insert(name.to_owned());
-            }
-        }
-    }
-    let name = if format == Format::Plain {
-        "plain"
-    } else {
-        "json"
-    };
-    session.reply(&format!("+OK event listener enabled {name}"));
-}
-
-fn session_filter(session: &mut Session, rest: &str) {
-    if let Some(del) = rest.strip_prefix("delete") {
-        let del = del.trim();
-        let (h, v) = del.split_once(' ').unwrap_or((del, ""));
-        if h == "all" {
-            session.filters.clear();
-        } else {
-            session
-                .filters
-                .retain(|(fh, fv)| !(fh == h && (v.is_empty() || fv == v)));
-        }
-        session.reply(&format!("+OK filter deleted. [{h}][{v}]"));
-        return;
-    }
-    let (h, v) = rest.split_once(' ').unwrap_or((rest, ""));
-    session.filters.push((h.to_owned(), v.to_owned()));
-    session.reply(&format!("+OK filter added. [{h}]=[{v}]"));
 }

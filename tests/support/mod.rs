@@ -2,4 +2,5 @@
 //!
 //! Kept in a directory module so cargo does not build it as a test of its own.
 
+pub mod harness;
 pub mod recording;

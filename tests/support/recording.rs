@@ -32,13 +32,9 @@ pub fn frames(bytes: &[u8], commands: bool) -> Vec<Frame> {
 }
 
 /// Events not compared: timing-driven (HEARTBEAT, RE_SCHEDULE), media-codec chatter
-/// the simulator does not model (CODEC), state mirrors whose interleaving is scheduling
-/// noise (CHANNEL_STATE, CHANNEL_CALLSTATE) and API echoes.
+/// the simulator does not model (CODEC) and API echoes (one per command, no leg).
 pub fn compared(name: &str) -> bool {
-    !matches!(
-        name,
-        "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "CHANNEL_STATE" | "CHANNEL_CALLSTATE" | "API"
-    )
+    !matches!(name, "HEARTBEAT" | "RE_SCHEDULE" | "CODEC" | "API")
 }
 
 /// What a run produced, reduced to what is compared.
@@ -104,12 +100,27 @@ impl Digester {
             self.digest.hangups.push((key, cause));
             return;
         }
-        let mut line = name;
+        let mut line = name.clone();
         if let Some(app) = ev.header("Application") {
             line.push_str(&format!(" {app}"));
         }
         if let Some(r) = ev.header("Application-Response") {
             line.push_str(&format!(" -> {r}"));
+        }
+        if name == "CHANNEL_CALLSTATE" {
+            let from = ev.header("Original-Channel-Call-State").unwrap_or_default();
+            let to = ev.header("Channel-Call-State").unwrap_or_default();
+            if to == "HANGUP" {
+                // Goes with CHANNEL_HANGUP, whose place in the teardown is a race.
+                return;
+            }
+            line.push_str(&format!(" {from}->{to}"));
+        }
+        if name == "CHANNEL_STATE" {
+            line.push_str(&format!(
+                " {}",
+                ev.header("Channel-State").unwrap_or_default()
+            ));
         }
         if let Some(d) = ev.header("DTMF-Digit") {
             line.push_str(&format!(" {d}"));

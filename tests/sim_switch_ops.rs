@@ -1,0 +1,86 @@
+//! The daemon's typed switch operations (`callbackd::switch`) against the simulator: the
+//! commands it really sends, answered the way the daemon expects.
+//!
+//! One queue call from arrival to a bridged agent, plus a failed originate.
+
+mod support;
+
+use std::time::Duration;
+
+use callbackd::sim::{Caller, Party, Scenario};
+use callbackd::switch::{
+    App, ChannelId, DialString, FreeSwitch, HangupCause, MediaSource, Originate, SwitchError,
+    VarName, VarValue,
+};
+use support::harness::Harness;
+
+const S: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_queue_call_from_hold_music_to_a_bridged_agent() {
+    let scenario = Scenario::default()
+        .caller(Caller::number("+14155550123").press(3 * S, "2"))
+        .party("user/1001", Party::answers_after(2 * S));
+    let mut h = Harness::with(scenario).await;
+    let fs = FreeSwitch::new(h.client.clone());
+    h.run(S).await;
+
+    let rows = fs.channels().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].dest.as_str(), rows[0].callstate.as_str()),
+        ("cbq", "ACTIVE")
+    );
+    assert_eq!(rows[0].application, "park");
+    let caller = ChannelId::new(&rows[0].uuid).unwrap();
+    let queue = VarName::new("callbackd_queue").unwrap();
+    assert_eq!(
+        fs.get_var(&caller, &queue).await.unwrap().as_deref(),
+        Some("support")
+    );
+
+    // Hold music with barge-in on 2: the caller's key ends it with FILE PLAYED.
+    let terminators = VarName::new("playback_terminators").unwrap();
+    fs.set_var(&caller, &terminators, &VarValue::new("2").unwrap())
+        .await
+        .unwrap();
+    let moh = MediaSource::new("local_stream://moh").unwrap();
+    let hold = fs.start(&caller, &App::Playback(moh)).await.unwrap();
+    h.run(3 * S).await;
+    let done = hold.wait().await.unwrap();
+    assert_eq!(done.header("Application-Response").unwrap(), "FILE PLAYED");
+    assert_eq!(done.variable("playback_terminator_used").unwrap(), "2");
+
+    // Agent first, then the bridge; the caller goes when the agent hangs up.
+    let mut call = Originate::new(DialString::new("user/1001").unwrap());
+    call.caller_id_number = Some(VarValue::new("+14155550123").unwrap());
+    call.timeout = Some(Duration::from_secs(30));
+    let pending = fs.originate(&call).await.unwrap();
+    h.run(3 * S).await;
+    let agent = pending.wait().await.unwrap();
+    assert_eq!(agent, call.uuid);
+    fs.bridge(&caller, &agent).await.unwrap();
+    let evs = h.run(S).await;
+    assert!(evs.iter().any(|e| e.is("CHANNEL_BRIDGE")));
+    fs.kill(&agent, &HangupCause::new("NORMAL_CLEARING").unwrap())
+        .await
+        .unwrap();
+    h.run(S).await;
+    assert!(!fs.exists(&caller).await.unwrap());
+    assert!(fs.channels().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_originate_is_a_call_failure_with_the_cause() {
+    let mut h = Harness::start().await;
+    let fs = FreeSwitch::new(h.client.clone());
+    let pending = fs
+        .originate(&Originate::new(DialString::new("user/9999").unwrap()))
+        .await
+        .unwrap();
+    h.run(S).await;
+    match pending.wait().await {
+        Err(SwitchError::CallFailed(cause)) => assert_eq!(cause, "SUBSCRIBER_ABSENT"),
+        other => panic!("{other:?}"),
+    }
+}
