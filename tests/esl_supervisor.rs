@@ -343,3 +343,33 @@ async fn hostile_arguments_never_reach_the_socket() {
     assert_eq!(commands_of(&mut cmds, 0, 1).await, ["api status"]);
     client.shutdown().await;
 }
+
+/// A consumer that drops its receiver ends the client: it neither spins on the closed
+/// channel (which would starve a single-threaded runtime) nor reconnects for nobody.
+#[tokio::test]
+async fn a_dropped_receiver_stops_the_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let _cmds = scripted_peer(listener, vec![Script::Healthy]);
+    let mut config = fast_config(addr);
+    config.overflow_grace = Duration::from_millis(10);
+    let (client, mut rx) = Client::start(config);
+    assert!(matches!(next(&mut rx).await, Delivery::Connected));
+    drop(rx);
+    // The scripted peer sends an event after each `filter`: events for nobody now. The
+    // client must wind down, not loop.
+    let stopped = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let _ = client.filter("Event-Name", "CHANNEL_PARK").await;
+            if matches!(client.api("status").await, Err(Error::NotConnected)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "client still running after its receiver was dropped"
+    );
+}

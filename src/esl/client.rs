@@ -44,6 +44,8 @@ pub enum Error {
     ConnectionLost,
     #[error("FreeSWITCH did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the event receiver was dropped; the client stopped")]
+    ConsumerGone,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -733,7 +735,7 @@ async fn supervise(
             }
         };
         client.drop_link().await;
-        if client.shared.closing.load(Ordering::Relaxed) {
+        if client.shared.closing.load(Ordering::Relaxed) || sink.consumer_gone() {
             return;
         }
         let reason = match outcome {
@@ -838,13 +840,21 @@ impl<'a> EventSink<'a> {
     }
 
     /// Wait for room and report the gap: a burst that ends while the consumer is behind
-    /// must not leave its gap unreported until the next event happens to come.
-    async fn report_gap_when_possible(&self) {
-        if let Ok(permit) = self.tx.reserve().await {
-            let dropped = self.dropped.swap(0, Ordering::Relaxed);
-            tracing::warn!(dropped, "event consumer caught up after a gap");
-            permit.send(Delivery::Gap { dropped });
-        }
+    /// must not leave its gap unreported until the next event happens to come. `false`
+    /// when the consumer is gone for good.
+    async fn report_gap_when_possible(&self) -> bool {
+        let Ok(permit) = self.tx.reserve().await else {
+            return false;
+        };
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        tracing::warn!(dropped, "event consumer caught up after a gap");
+        permit.send(Delivery::Gap { dropped });
+        true
+    }
+
+    /// The receiving half was dropped: nobody will read events again.
+    fn consumer_gone(&self) -> bool {
+        self.tx.is_closed()
     }
 
     fn drop_one(&self) {
@@ -874,7 +884,12 @@ async fn read_loop(
         }
         let n = tokio::select! {
             n = reader.read_buf(&mut buf) => n?,
-            _ = sink.report_gap_when_possible(), if sink.has_gap() => continue,
+            room = sink.report_gap_when_possible(), if sink.has_gap() => {
+                if !room {
+                    return Err(Error::ConsumerGone);
+                }
+                continue;
+            }
         };
         if n == 0 {
             return Ok(());
