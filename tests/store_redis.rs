@@ -916,7 +916,10 @@ async fn a_failed_bridge_puts_the_entry_back_at_its_place() {
         .await
         .unwrap();
     let waiting = s.store.waiting_entries(&q("support"), 10).await.unwrap();
-    assert_eq!(waiting[0].id, e1.id, "back at the head, before the later caller");
+    assert_eq!(
+        waiting[0].id, e1.id,
+        "back at the head, before the later caller"
+    );
     assert_eq!(waiting[0].position, e1.position);
     assert_eq!(waiting[1].id, e2.id);
     // Only the agent it was connected to can fail it, and only once.
