@@ -425,7 +425,13 @@ impl Daemon {
 
     fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.runtime.block_on(self.task);
+        // A stop that hangs must not hang the bench: the figures are already taken.
+        let stopped = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), self.task).await });
+        if stopped.is_err() {
+            eprintln!("queue_load: the daemon did not stop within 5 s");
+        }
         self.runtime.shutdown_timeout(Duration::from_secs(1));
     }
 }
@@ -567,7 +573,7 @@ impl Observer {
                         _ = &mut stopped => break,
                     }
                 }
-                client.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
             });
         });
         ready
