@@ -792,8 +792,8 @@ fn report(r: &Report) {
     let redis_share = (redis_cpu(e) - redis_cpu(s)) * 1e9 / wall_ns;
     let calls = e.bridges.saturating_sub(s.bridges);
     let per_call = |key: &str| {
-        // The window's first INFO is itself one command and one read in the delta.
-        (e.redis_num(key) - s.redis_num(key) - 1.0) / calls.max(1) as f64
+        // The INFO and ZCARD that open the window are two commands and two reads in the delta.
+        (e.redis_num(key) - s.redis_num(key) - 2.0) / calls.max(1) as f64
     };
     let evalsha = (e.command_calls("cmdstat_evalsha") - s.command_calls("cmdstat_evalsha"))
         / calls.max(1) as f64;
