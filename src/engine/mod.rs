@@ -42,6 +42,9 @@ const AGENT_DECISION: Duration = Duration::from_secs(60);
 const TIMER_TICK: Duration = Duration::from_millis(200);
 /// A claimed timer not completed within this time comes due again for any daemon.
 const TIMER_LEASE: Duration = Duration::from_secs(30);
+/// At most this many queued signals are handled between two routing passes, so a flood
+/// cannot hold back offers for long.
+const BATCH: usize = 32;
 
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +208,18 @@ impl Engine {
                     if *shutdown.borrow() {
                         return Ok(());
                     }
+                }
+            }
+            // Under load, signals come in bursts (an agent's and a caller's hangup arrive
+            // together): take what is already queued before routing once, instead of reading
+            // every agent and entry from Redis after each signal.
+            for _ in 0..BATCH {
+                if let Ok(d) = deliveries.try_recv() {
+                    self.on_delivery(d).await;
+                } else if let Ok(report) = self.reports.try_recv() {
+                    self.on_report(report).await;
+                } else {
+                    break;
                 }
             }
             if self.dirty {

@@ -1,0 +1,926 @@
+//! The queue under the load issue 5 names (2,000 callers waiting, 50 agents, 100 new calls/s),
+//! to report the daemon's CPU share, peak memory, agent-free→originate latency and Redis trips.
+//
+// How each figure is taken, so that it is the daemon's and nobody else's:
+// - The simulator runs as a child process (`callbackd sim`, real clock) and Redis as another
+//   (`LocalRedis`), so neither's CPU or memory lands in this process.
+// - The daemon (the same wiring as `callbackd run`: store, ESL client, engine, info-level
+//   logging, here written to a sink) runs on a tokio runtime of its own. Its CPU is the sum of
+//   that runtime's threads' CPU time (`/proc/self/task/<tid>/schedstat`), threads that end
+//   included, over the measured window. The observer and the harness run on other threads.
+// - Latency is measured on the switch's side, by an observer with its own event-socket
+//   connection: from the `Event-Date-Timestamp` of an agent leg's CHANNEL_HANGUP (the agent
+//   is free: wrap-up is 0) to that of the CHANNEL_CREATE of the next leg the simulator creates
+//   for that agent, which it does on receiving the daemon's `bgapi originate`. It covers the
+//   event's way to the daemon, the daemon's work and Redis trips, and the command's way back.
+// - Redis round trips are Redis's own count of socket reads with data (`total_reads_processed`,
+//   one per request or pipeline) over the window; commands (scripts' inner calls included)
+//   come from `total_commands_processed`. Both are divided by the calls connected meanwhile.
+//
+// Knobs (environment): `LOAD_WARMUP_SECS` (default 10), `LOAD_WINDOW_SECS` (default 60).
+// Targets are reported, never enforced: these machines are shared and noisy.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callbackd::config::Config;
+use callbackd::engine::signal::{VAR_AGENT, VAR_ENTRY, VAR_QUEUE};
+use callbackd::engine::{Engine, EngineOptions};
+use callbackd::esl::{Client, ClientConfig, Delivery, Event};
+use callbackd::queue::{AgentState, Clock, QueueName, SystemClock};
+use callbackd::store::local::{free_port, LocalRedis};
+use callbackd::store::{EventKind, StateSource, Store};
+use callbackd::switch::FreeSwitch;
+use tokio::sync::{oneshot, watch};
+
+const WAITING: usize = 2_000;
+const AGENTS: usize = 50;
+const ARRIVALS_PER_SEC: usize = 100;
+/// An agent's phone rings this long before it answers.
+const RING: Duration = Duration::from_millis(200);
+/// Ring 0.2 s + talk 0.3 s: each agent takes two calls a second, so 50 agents serve the 100
+/// arrivals a second and the queue stays near 2,000 rather than growing without end.
+const TALK: Duration = Duration::from_millis(300);
+/// Simulated seconds at which the 2,000 first callers start arriving (after every connection
+/// is up, so the observer sees each of them park).
+const PRELOAD_AT: f64 = 1.0;
+const PRELOAD_PER_SEC: f64 = 500.0;
+/// When the agents log in and the steady arrivals begin.
+const AGENTS_AT: f64 = 7.0;
+const QUEUE: &str = "support";
+const P99_TARGET_MS: f64 = 5.0;
+const CPU_TARGET: f64 = 0.25;
+
+fn main() {
+    let warmup = env_secs("LOAD_WARMUP_SECS", 10);
+    let window = env_secs("LOAD_WINDOW_SECS", 60);
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    let redis = LocalRedis::start().expect("redis-server");
+    let sim_port = free_port();
+    let scenario = write_scenario(warmup + window);
+    let sim = SimProcess::start(sim_port, &scenario);
+    let sim_started = Instant::now();
+    let config = Arc::new(
+        Config::parse(
+            Path::new("queue_load.toml"),
+            &config_text(sim_port, &redis.url()),
+        )
+        .expect("bench config"),
+    );
+
+    let harness = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("harness runtime");
+    let store = harness
+        .block_on(Store::connect(&config.redis))
+        .expect("store");
+    let mut info = harness
+        .block_on(async {
+            redis::Client::open(redis.url())?
+                .get_multiplexed_async_connection()
+                .await
+        })
+        .expect("redis connection for INFO");
+
+    eprintln!("queue_load: simulator and redis-server up; connecting the observer");
+    let observer = Observer::start(sim_port);
+    let mem_before = memory();
+
+    // Production logs at info level; formatting them is part of the daemon's work.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::sink)
+        .try_init();
+    let daemon = Daemon::start(config.clone());
+
+    eprintln!("queue_load: daemon started; agents log in at {AGENTS_AT} s");
+    sleep_until(sim_started + Duration::from_secs_f64(AGENTS_AT));
+    harness.block_on(async {
+        store
+            .register_agents(&config.agents, SystemClock.now())
+            .await
+            .expect("register agents");
+        for agent in &config.agents {
+            store
+                .set_agent_state(
+                    &agent.id,
+                    AgentState::Available,
+                    SystemClock.now(),
+                    StateSource::Cli,
+                )
+                .await
+                .expect("agent available");
+        }
+    });
+    std::thread::sleep(Duration::from_secs(warmup));
+
+    eprintln!("queue_load: measuring for {window} s");
+    let start = Snapshot::take(&harness, &mut info, &daemon, &observer, &sim);
+    std::thread::sleep(Duration::from_secs(window));
+    let end = Snapshot::take(&harness, &mut info, &daemon, &observer, &sim);
+    let mem_peak = memory();
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let sim_peak_kb = status_kb(&format!("/proc/{}/status", sim.child.id()), "VmHWM:");
+
+    // The arrivals stop with the window; give the last ones time to be queued, then stop.
+    std::thread::sleep(Duration::from_secs(2));
+    eprintln!("queue_load: stopping and checking every call");
+    daemon.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = observer.stop();
+    let check = harness.block_on(verify(&store, &seen));
+    drop(sim);
+
+    let latencies = {
+        let mut l = seen.latencies_us[start.latencies..end.latencies].to_vec();
+        l.sort_unstable();
+        l
+    };
+    report(&Report {
+        warmup,
+        window,
+        start,
+        end,
+        latencies,
+        mem_before,
+        mem_peak,
+        sim_peak_kb,
+        check,
+        load_before,
+        load_after,
+    });
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sleep_until(at: Instant) {
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+}
+
+fn agent_ext(i: usize) -> usize {
+    1001 + i
+}
+
+fn config_text(sim_port: u16, redis_url: &str) -> String {
+    let mut text = format!(
+        r#"
+[esl]
+address = "127.0.0.1:{sim_port}"
+password = "ClueCon"
+
+[redis]
+url = "{redis_url}"
+key_prefix = "cbd"
+
+[[queues]]
+name = "{QUEUE}"
+hold_music = "local_stream://moh"
+ring_time_secs = 5
+wrap_up_secs = 0
+
+[[lines]]
+name = "main"
+did = "5000"
+queue = "{QUEUE}"
+language = "en"
+outbound_caller_id = "+4930123456"
+dial_template = "sofia/gateway/carrier/{{number}}"
+"#
+    );
+    for i in 0..AGENTS {
+        text.push_str(&format!(
+            r#"
+[[agents]]
+id = "agent{i:02}"
+display_name = "Agent {i}"
+contact = "user/{}"
+queues = [{{ queue = "{QUEUE}" }}]
+"#,
+            agent_ext(i)
+        ));
+    }
+    text
+}
+
+/// The simulator's script: the preload, then steady arrivals from the agents' login until
+/// the end of the measured window, and agents who answer after `RING` and talk `TALK`.
+fn write_scenario(steady_secs: u64) -> PathBuf {
+    let mut text = String::new();
+    let mut caller = |n: usize, at: f64| {
+        text.push_str(&format!(
+            "[[caller]]\nat = {at:.4}\nnumber = \"+1555{n:07}\"\n"
+        ));
+    };
+    for i in 0..WAITING {
+        caller(i, PRELOAD_AT + i as f64 / PRELOAD_PER_SEC);
+    }
+    let steady = steady_secs as usize * ARRIVALS_PER_SEC;
+    for i in 0..steady {
+        caller(WAITING + i, AGENTS_AT + i as f64 / ARRIVALS_PER_SEC as f64);
+    }
+    for i in 0..AGENTS {
+        text.push_str(&format!(
+            "[party.\"user/{}\"]\nring = {}\nhangup_after = {}\n",
+            agent_ext(i),
+            RING.as_secs_f64(),
+            TALK.as_secs_f64()
+        ));
+    }
+    let path =
+        std::env::temp_dir().join(format!("callbackd-queue-load-{}.toml", std::process::id()));
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("writing the scenario");
+    path
+}
+
+/// `callbackd sim` as a child process, killed on drop so a failed run leaves nothing behind.
+struct SimProcess {
+    child: Child,
+    scenario: PathBuf,
+}
+
+impl SimProcess {
+    fn start(port: u16, scenario: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .args(["--log-level", "warn", "sim", "--speed", "1"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--scenario")
+            .arg(scenario)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning callbackd sim");
+        let sim = Self {
+            child,
+            scenario: scenario.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "callbackd sim did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sim
+    }
+
+    fn cpu_ns(&self) -> u64 {
+        stat_cpu_ns(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.scenario);
+    }
+}
+
+/// CPU time of a set of threads, kept across their exits.
+#[derive(Default)]
+struct ThreadCpu {
+    /// `<pid>/task/<tid>` of each live thread.
+    live: Mutex<Vec<PathBuf>>,
+    exited_ns: AtomicU64,
+}
+
+impl ThreadCpu {
+    fn enter(&self) {
+        if let Ok(me) = std::fs::read_link("/proc/thread-self") {
+            self.live.lock().unwrap().push(me);
+        }
+    }
+
+    /// Called on the exiting thread itself, while its counters still exist.
+    fn leave(&self) {
+        let Ok(me) = std::fs::read_link("/proc/thread-self") else {
+            return;
+        };
+        self.exited_ns
+            .fetch_add(thread_cpu_ns(&me), Ordering::Relaxed);
+        self.live.lock().unwrap().retain(|t| t != &me);
+    }
+
+    fn total_ns(&self) -> u64 {
+        let live = self.live.lock().unwrap();
+        self.exited_ns.load(Ordering::Relaxed) + live.iter().map(|t| thread_cpu_ns(t)).sum::<u64>()
+    }
+}
+
+/// Nanoseconds on CPU; schedstat counts in ns where stat only has clock ticks.
+fn thread_cpu_ns(task: &Path) -> u64 {
+    std::fs::read_to_string(Path::new("/proc").join(task).join("schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of a whole process (every thread, dead ones included) from `stat`.
+fn stat_cpu_ns(path: &str) -> u64 {
+    // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
+    const NS_PER_TICK: u64 = 10_000_000;
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of stat; `fields` starts at field 3.
+    (tick(11) + tick(12)) * NS_PER_TICK
+}
+
+fn status_kb(path: &str, key: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss_kb: u64,
+    hwm_kb: u64,
+}
+
+fn memory() -> Memory {
+    Memory {
+        rss_kb: status_kb("/proc/self/status", "VmRSS:"),
+        hwm_kb: status_kb("/proc/self/status", "VmHWM:"),
+    }
+}
+
+/// The daemon as `callbackd run` wires it, on a runtime whose threads are measured.
+struct Daemon {
+    runtime: tokio::runtime::Runtime,
+    cpu: Arc<ThreadCpu>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    fn start(config: Arc<Config>) -> Self {
+        let cpu = Arc::new(ThreadCpu::default());
+        let (on_start, on_stop) = (cpu.clone(), cpu.clone());
+        // Like `callbackd run`: a multi-threaded runtime with one worker per core.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("daemon")
+            .on_thread_start(move || on_start.enter())
+            .on_thread_stop(move || on_stop.leave())
+            .build()
+            .expect("daemon runtime");
+        let (shutdown, stop) = watch::channel(false);
+        let task = runtime.spawn(async move {
+            let store = Store::connect(&config.redis).await.expect("daemon store");
+            let (client, deliveries) = Client::start(Engine::client_config(&config));
+            let options = EngineOptions {
+                daemon_id: "load".into(),
+                sounds: "/usr/share/freeswitch/sounds".into(),
+                languages: vec!["en".into()],
+                time_scale: 1.0,
+            };
+            let engine = Engine::new(
+                config,
+                options,
+                store,
+                FreeSwitch::new(client.clone()),
+                Arc::new(SystemClock),
+            );
+            if let Err(e) = engine.run(deliveries, stop).await {
+                eprintln!("queue_load: the engine stopped: {e}");
+            }
+            client.shutdown().await;
+        });
+        Self {
+            runtime,
+            cpu,
+            shutdown,
+            task,
+        }
+    }
+
+    fn stop(self) {
+        let _ = self.shutdown.send(true);
+        // A stop that hangs must not hang the bench: the figures are already taken.
+        let stopped = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), self.task).await });
+        if stopped.is_err() {
+            eprintln!("queue_load: the daemon did not stop within 5 s");
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// What the switch did, as seen from a second event-socket connection.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Queue callers (parked with the queue tag), by channel = entry id.
+    callers: HashMap<String, CallerSeen>,
+    /// Live agent legs by channel.
+    legs: HashMap<String, LegSeen>,
+    /// Agent legs placed per entry: (placed, ended unanswered).
+    offers: HashMap<String, (u32, u32)>,
+    /// Live legs per agent; a second one means the agent was booked twice.
+    agent_legs: HashMap<String, u32>,
+    double_bookings: u64,
+    /// When each agent's last leg ended (µs, switch clock), until their next leg.
+    free_since: HashMap<String, u64>,
+    latencies_us: Vec<u64>,
+    bridges: u64,
+}
+
+#[derive(Debug, Default)]
+struct CallerSeen {
+    bridges: u32,
+    hung_up: bool,
+}
+
+#[derive(Debug)]
+struct LegSeen {
+    agent: String,
+    entry: String,
+    answered: bool,
+}
+
+impl Seen {
+    fn on_event(&mut self, ev: &Event) {
+        let (Some(name), Some(uuid)) = (ev.name(), ev.unique_id()) else {
+            return;
+        };
+        let at: u64 = ev
+            .header("Event-Date-Timestamp")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let agent = ev.variable(VAR_AGENT).map(|a| a.into_owned());
+        match (name.as_ref(), agent) {
+            ("CHANNEL_CREATE", Some(agent)) => {
+                let entry = ev.variable(VAR_ENTRY).unwrap_or_default().into_owned();
+                let live = self.agent_legs.entry(agent.clone()).or_default();
+                if *live > 0 {
+                    self.double_bookings += 1;
+                }
+                *live += 1;
+                if let Some(free) = self.free_since.remove(&agent) {
+                    self.latencies_us.push(at.saturating_sub(free));
+                }
+                self.offers.entry(entry.clone()).or_default().0 += 1;
+                self.legs.insert(
+                    uuid.into_owned(),
+                    LegSeen {
+                        agent,
+                        entry,
+                        answered: false,
+                    },
+                );
+            }
+            ("CHANNEL_PARK", Some(_)) => {
+                if let Some(leg) = self.legs.get_mut(uuid.as_ref()) {
+                    leg.answered = true;
+                }
+            }
+            ("CHANNEL_PARK", None) if ev.variable(VAR_QUEUE).is_some() => {
+                self.callers.entry(uuid.into_owned()).or_default();
+            }
+            ("CHANNEL_BRIDGE", _) => {
+                for side in ["Bridge-A-Unique-ID", "Bridge-B-Unique-ID"] {
+                    let id = ev.header(side).unwrap_or_default();
+                    if let Some(caller) = self.callers.get_mut(id.as_ref()) {
+                        caller.bridges += 1;
+                        self.bridges += 1;
+                    }
+                }
+            }
+            ("CHANNEL_HANGUP", _) => {
+                if let Some(leg) = self.legs.remove(uuid.as_ref()) {
+                    if let Some(live) = self.agent_legs.get_mut(&leg.agent) {
+                        *live = live.saturating_sub(1);
+                    }
+                    if !leg.answered {
+                        self.offers.entry(leg.entry).or_default().1 += 1;
+                    }
+                    self.free_since.insert(leg.agent, at);
+                } else if let Some(caller) = self.callers.get_mut(uuid.as_ref()) {
+                    caller.hung_up = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The observer's connection, on a thread and runtime of its own.
+struct Observer {
+    seen: Arc<Mutex<Seen>>,
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Observer {
+    fn start(sim_port: u16) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (stop, mut stopped) = oneshot::channel();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let sink = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("observer runtime");
+            runtime.block_on(async move {
+                let mut config = ClientConfig::new(format!("127.0.0.1:{sim_port}"), "ClueCon");
+                config.events = [
+                    "CHANNEL_CREATE",
+                    "CHANNEL_PARK",
+                    "CHANNEL_BRIDGE",
+                    "CHANNEL_HANGUP",
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                let (client, mut deliveries) = Client::start(config);
+                loop {
+                    tokio::select! {
+                        d = deliveries.recv() => match d {
+                            Some(Delivery::Event(ev)) => sink.lock().unwrap().on_event(&ev),
+                            Some(Delivery::Connected) => { let _ = ready_tx.send(()); }
+                            Some(other) => eprintln!("queue_load: observer: {other:?}"),
+                            None => break,
+                        },
+                        _ = &mut stopped => break,
+                    }
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+            });
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("observer connected to the simulator");
+        Self { seen, stop, thread }
+    }
+
+    fn counts(&self) -> (usize, u64) {
+        let seen = self.seen.lock().unwrap();
+        (seen.latencies_us.len(), seen.bridges)
+    }
+
+    fn stop(self) -> Seen {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// Counters read at each edge of the measured window.
+struct Snapshot {
+    at: Instant,
+    daemon_cpu_ns: u64,
+    process_cpu_ns: u64,
+    sim_cpu_ns: u64,
+    redis: HashMap<String, String>,
+    waiting: u64,
+    latencies: usize,
+    bridges: u64,
+}
+
+impl Snapshot {
+    fn take(
+        harness: &tokio::runtime::Runtime,
+        info: &mut redis::aio::MultiplexedConnection,
+        daemon: &Daemon,
+        observer: &Observer,
+        sim: &SimProcess,
+    ) -> Self {
+        let at = Instant::now();
+        let daemon_cpu_ns = daemon.cpu.total_ns();
+        let process_cpu_ns = stat_cpu_ns("/proc/self/stat");
+        let sim_cpu_ns = sim.cpu_ns();
+        let (latencies, bridges) = observer.counts();
+        let (text, waiting): (String, u64) = harness
+            .block_on(async {
+                let text = redis::cmd("INFO")
+                    .arg("stats")
+                    .arg("cpu")
+                    .arg("commandstats")
+                    .query_async(info)
+                    .await?;
+                let waiting = redis::cmd("ZCARD")
+                    .arg(format!("cbd:{{{QUEUE}}}:waiting"))
+                    .query_async(info)
+                    .await?;
+                Ok::<_, redis::RedisError>((text, waiting))
+            })
+            .expect("INFO from redis-server");
+        let redis = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect();
+        Self {
+            at,
+            daemon_cpu_ns,
+            process_cpu_ns,
+            sim_cpu_ns,
+            redis,
+            waiting,
+            latencies,
+            bridges,
+        }
+    }
+
+    fn redis_num(&self, key: &str) -> f64 {
+        self.redis
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// `calls` of one `cmdstat_*` line.
+    fn command_calls(&self, key: &str) -> f64 {
+        self.redis
+            .get(key)
+            .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Lost and duplicated calls, from the switch's record and the store's.
+#[derive(Debug, Default)]
+struct Check {
+    callers: usize,
+    connected: usize,
+    still_waiting: usize,
+    /// Parked but neither connected nor open in the store, or hung up unconnected.
+    lost: usize,
+    /// Bridged or recorded `connected` more than once.
+    duplicated: usize,
+    /// Offered again without a failed offer in between (store events or agent legs).
+    offered_twice: usize,
+    double_bookings: u64,
+    /// Bridged on the switch without a `connected` in the store, or the reverse.
+    mismatched: usize,
+}
+
+async fn verify(store: &Store, seen: &Seen) -> Check {
+    let queue = QueueName::new(QUEUE).expect("queue name");
+    let events = store
+        .events(Some(&queue), None, 10_000_000)
+        .await
+        .expect("queue events");
+    let mut per_entry: HashMap<&str, EventCounts> = HashMap::new();
+    for e in &events {
+        let counts = per_entry
+            .entry(e.field("entry").unwrap_or_default())
+            .or_default();
+        counts.add(e.kind);
+    }
+    let open: std::collections::HashSet<String> = store
+        .open_entries(&queue)
+        .await
+        .expect("open entries")
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    let mut check = Check {
+        callers: seen.callers.len(),
+        double_bookings: seen.double_bookings,
+        ..Check::default()
+    };
+    for (id, caller) in &seen.callers {
+        let stored = per_entry.get(id.as_str()).copied().unwrap_or_default();
+        if caller.bridges > 1 || stored.connected > 1 {
+            check.duplicated += 1;
+        }
+        if (caller.bridges > 0) != (stored.connected > 0) {
+            check.mismatched += 1;
+        }
+        let legs = seen.offers.get(id).copied().unwrap_or_default();
+        if stored.offered > 1 + stored.no_answer || legs.0 > 1 + legs.1 {
+            check.offered_twice += 1;
+        }
+        if caller.bridges > 0 {
+            check.connected += 1;
+        } else if open.contains(id) && !caller.hung_up {
+            check.still_waiting += 1;
+        } else {
+            check.lost += 1;
+        }
+    }
+    check
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct EventCounts {
+    offered: u32,
+    no_answer: u32,
+    connected: u32,
+}
+
+impl EventCounts {
+    fn add(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Offered => self.offered += 1,
+            EventKind::AgentNoAnswer => self.no_answer += 1,
+            EventKind::Connected => self.connected += 1,
+            _ => {}
+        }
+    }
+}
+
+struct Report {
+    warmup: u64,
+    window: u64,
+    start: Snapshot,
+    end: Snapshot,
+    latencies: Vec<u64>,
+    mem_before: Memory,
+    mem_peak: Memory,
+    sim_peak_kb: u64,
+    check: Check,
+    load_before: String,
+    load_after: String,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1000.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn report(r: &Report) {
+    let (s, e) = (&r.start, &r.end);
+    let wall_ns = e.at.duration_since(s.at).as_nanos() as f64;
+    let share = |a: u64, b: u64| b.saturating_sub(a) as f64 / wall_ns;
+    let daemon_share = share(s.daemon_cpu_ns, e.daemon_cpu_ns);
+    let process_share = share(s.process_cpu_ns, e.process_cpu_ns);
+    let sim_share = share(s.sim_cpu_ns, e.sim_cpu_ns);
+    let redis_cpu = |x: &Snapshot| x.redis_num("used_cpu_user") + x.redis_num("used_cpu_sys");
+    let redis_share = (redis_cpu(e) - redis_cpu(s)) * 1e9 / wall_ns;
+    let calls = e.bridges.saturating_sub(s.bridges);
+    let per_call = |key: &str| {
+        // The INFO and ZCARD that open the window are two commands and two reads in the delta.
+        (e.redis_num(key) - s.redis_num(key) - 2.0) / calls.max(1) as f64
+    };
+    let evalsha = (e.command_calls("cmdstat_evalsha") - s.command_calls("cmdstat_evalsha"))
+        / calls.max(1) as f64;
+    let p50 = percentile(&r.latencies, 0.50);
+    let p99 = percentile(&r.latencies, 0.99);
+    let max = percentile(&r.latencies, 1.0);
+    let c = &r.check;
+    let no_loss = c.lost == 0
+        && c.duplicated == 0
+        && c.offered_twice == 0
+        && c.double_bookings == 0
+        && c.mismatched == 0;
+
+    println!();
+    println!(
+        "queue_load: {WAITING} callers waiting, {AGENTS} agents, {ARRIVALS_PER_SEC} new calls/s"
+    );
+    println!(
+        "  agents ring {} ms, talk {} ms, wrap-up 0; real clock; warm-up {} s, window {} s",
+        RING.as_millis(),
+        TALK.as_millis(),
+        r.warmup,
+        r.window
+    );
+    println!(
+        "  machine: {} cores; load average before {}, after {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        r.load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!();
+    println!("  {:<52} {:>14}  target", "figure", "value");
+    let row = |name: &str, value: String, target: &str| {
+        println!("  {name:<52} {value:>14}  {target}");
+    };
+    row(
+        "calls connected in the window",
+        format!("{calls} ({:.1}/s)", calls as f64 * 1e9 / wall_ns),
+        "",
+    );
+    row(
+        "callers waiting at window start / end",
+        format!("{} / {}", s.waiting, e.waiting),
+        "",
+    );
+    row(
+        "daemon CPU (its runtime's threads), share of a core",
+        format!("{:.3}", daemon_share),
+        &format!("< {CPU_TARGET}  {}", verdict(daemon_share < CPU_TARGET)),
+    );
+    row(
+        "  whole bench process (daemon + observer + harness)",
+        format!("{:.3}", process_share),
+        "",
+    );
+    row(
+        "  simulator process (not the daemon)",
+        format!("{:.3}", sim_share),
+        "",
+    );
+    row(
+        "  redis-server process (not the daemon)",
+        format!("{:.3}", redis_share),
+        "",
+    );
+    row("agent free -> originate p50 (ms)", format!("{p50:.2}"), "");
+    row(
+        "agent free -> originate p99 (ms)",
+        format!("{p99:.2}"),
+        &format!("< {P99_TARGET_MS}  {}", verdict(p99 < P99_TARGET_MS)),
+    );
+    row(
+        "  max (ms), samples",
+        format!("{max:.2}, {}", r.latencies.len()),
+        "",
+    );
+    row(
+        "Redis round trips per call (server socket reads)",
+        format!("{:.1}", per_call("total_reads_processed")),
+        "",
+    );
+    row(
+        "  Redis commands per call (incl. inside scripts)",
+        format!("{:.1}", per_call("total_commands_processed")),
+        "",
+    );
+    row("  of which EVALSHA per call", format!("{evalsha:.1}"), "");
+    row(
+        "peak memory, bench process VmHWM (MiB)",
+        format!("{:.1}", r.mem_peak.hwm_kb as f64 / 1024.0),
+        "",
+    );
+    row(
+        "  before the daemon started: VmRSS (MiB)",
+        format!("{:.1}", r.mem_before.rss_kb as f64 / 1024.0),
+        "",
+    );
+    row(
+        "  simulator process VmHWM (MiB, not the daemon)",
+        format!("{:.1}", r.sim_peak_kb as f64 / 1024.0),
+        "",
+    );
+    row(
+        "callers parked / connected / still waiting",
+        format!("{} / {} / {}", c.callers, c.connected, c.still_waiting),
+        "",
+    );
+    row(
+        "lost / duplicated / offered twice / double-booked",
+        format!(
+            "{} / {} / {} / {}",
+            c.lost, c.duplicated, c.offered_twice, c.double_bookings
+        ),
+        &format!("0  {}", verdict(no_loss)),
+    );
+    row(
+        "  switch bridge vs store `connected` mismatches",
+        c.mismatched.to_string(),
+        "",
+    );
+    println!();
+}
