@@ -99,6 +99,18 @@ struct FoundLeg {
     answered: bool,
 }
 
+impl FoundLeg {
+    /// The engine's record of this (agent) leg, answered: it was parked or bridged.
+    fn answered_agent_leg(&self) -> AgentLeg {
+        AgentLeg {
+            queue: self.queue.clone(),
+            entry: self.entry.clone(),
+            agent: self.agent.clone(),
+            answered: true,
+        }
+    }
+}
+
 /// Settings that are not in the config file: who this daemon is and where prompts live.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -1238,15 +1250,7 @@ impl Engine {
             match status {
                 Some(EntryStatus::Connected { agent, .. }) if agent == leg.agent => {
                     tracing::info!(leg = %leg.leg, entry = %leg.entry, "following a call bridged before the restart");
-                    self.legs.insert(
-                        leg.leg.clone(),
-                        AgentLeg {
-                            queue: leg.queue.clone(),
-                            entry: leg.entry.clone(),
-                            agent: leg.agent.clone(),
-                            answered: true,
-                        },
-                    );
+                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
                 }
                 Some(EntryStatus::Dialing { agent, .. }) if agent == leg.agent => {
                     let dialed = Dialed {
@@ -1255,15 +1259,7 @@ impl Engine {
                         agent: leg.agent.clone(),
                         agent_leg: leg.leg.clone(),
                     };
-                    self.legs.insert(
-                        leg.leg.clone(),
-                        AgentLeg {
-                            queue: leg.queue.clone(),
-                            entry: leg.entry.clone(),
-                            agent: leg.agent.clone(),
-                            answered: true,
-                        },
-                    );
+                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
                     match customer_of(&leg.entry) {
                         Some(customer) if customer.answered => {
                             self.connect_recovered(&dialed, customer.leg).await?;

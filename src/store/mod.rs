@@ -163,6 +163,21 @@ pub struct Store {
     scripts: Arc<Scripts>,
 }
 
+/// The timer members an entry drops when it leaves the queue (connected or closed).
+fn leaving_timers(queue: &QueueName, entry: &EntryId) -> (String, String) {
+    let timer = |t: Timer| t.member();
+    (
+        timer(Timer::OfferTimeout {
+            queue: queue.clone(),
+            entry: entry.clone(),
+        }),
+        timer(Timer::MaxWait {
+            queue: queue.clone(),
+            entry: entry.clone(),
+        }),
+    )
+}
+
 impl Store {
     /// Connect and check that Redis answers.
     pub async fn connect(settings: &RedisSettings) -> Result<Self> {
@@ -475,6 +490,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<()> {
         let (timers, _) = self.keys.timers(queue);
+        let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
         let reply: Vec<String> = self
             .scripts
             .connect
@@ -485,20 +501,8 @@ impl Store {
             .arg(entry.as_str())
             .arg(agent.as_str())
             .arg(now.as_millis())
-            .arg(
-                Timer::OfferTimeout {
-                    queue: queue.clone(),
-                    entry: entry.clone(),
-                }
-                .member(),
-            )
-            .arg(
-                Timer::MaxWait {
-                    queue: queue.clone(),
-                    entry: entry.clone(),
-                }
-                .member(),
-            )
+            .arg(&offer_timer)
+            .arg(&max_wait_timer)
             .arg(CLOSED_RETENTION_SECS)
             .invoke_async(&mut self.conn())
             .await?;
@@ -575,6 +579,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
         let (timers, _) = self.keys.timers(queue);
+        let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
         let reply: Vec<String> = self
             .scripts
             .close
@@ -586,20 +591,8 @@ impl Store {
             .arg(entry.as_str())
             .arg(reason.as_str())
             .arg(now.as_millis())
-            .arg(
-                Timer::OfferTimeout {
-                    queue: queue.clone(),
-                    entry: entry.clone(),
-                }
-                .member(),
-            )
-            .arg(
-                Timer::MaxWait {
-                    queue: queue.clone(),
-                    entry: entry.clone(),
-                }
-                .member(),
-            )
+            .arg(&offer_timer)
+            .arg(&max_wait_timer)
             .arg(CLOSED_RETENTION_SECS)
             .invoke_async(&mut self.conn())
             .await?;
