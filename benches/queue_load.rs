@@ -401,6 +401,7 @@ impl Daemon {
                 daemon_id: "load".into(),
                 sounds: "/usr/share/freeswitch/sounds".into(),
                 languages: vec!["en".into()],
+                default_language: "en".into(),
                 time_scale: 1.0,
             };
             let engine = Engine::new(

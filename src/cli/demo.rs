@@ -212,6 +212,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         daemon_id: "demo".into(),
         sounds: "/usr/share/freeswitch/sounds".into(),
         languages: vec!["en".into()],
+        default_language: "en".into(),
         time_scale: args.speed,
     };
     let daemon = tokio::spawn(super::run::serve(

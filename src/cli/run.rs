@@ -26,6 +26,9 @@ pub struct RunArgs {
     /// The sounds directory as FreeSWITCH sees it; prompts are under <lang>/callbackd/.
     #[arg(long, default_value = "/usr/share/freeswitch/sounds")]
     pub sounds: PathBuf,
+    /// The prompt language for lines whose own language has no prompts installed.
+    #[arg(long, default_value = "en")]
+    pub language: String,
     /// This daemon's name among those sharing one switch and Redis: it marks the legs it
     /// places so that after a restart it (and only it) picks them up again. Give each
     /// daemon its own; the host name by default.
@@ -68,6 +71,7 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
         } else {
             installed
         },
+        default_language: args.language.clone(),
         time_scale: 1.0,
     })
 }

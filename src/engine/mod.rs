@@ -120,6 +120,8 @@ pub struct EngineOptions {
     pub sounds: PathBuf,
     /// Languages with prompts under `sounds`.
     pub languages: Vec<String>,
+    /// The language for lines whose own has no prompts (before the English fallback).
+    pub default_language: String,
     /// How many times faster than real time the clock runs (1 in production; tests pair
     /// a [`crate::queue::ScaledClock`] with the simulator's scaled clock).
     pub time_scale: f64,
@@ -471,11 +473,11 @@ impl Engine {
         }))
     }
 
-    /// A line's prompts: its language, else English.
+    /// A line's prompts: its language, else the daemon's default, else English.
     fn prompts_for(&self, line: &LineConfig) -> PromptSet {
         PromptSet::choose(
             &self.options.sounds,
-            &[line.language.as_str()],
+            &[line.language.as_str(), &self.options.default_language],
             &self.options.languages,
         )
     }
@@ -1366,6 +1368,10 @@ fn media_plan(config: &Config, options: &EngineOptions, queue: &QueueConfig) -> 
         announce_every: queue
             .announce_every
             .map(|every| every.div_f64(options.time_scale.max(1e-3))),
-        prompts: PromptSet::choose(&options.sounds, &[&language], &options.languages),
+        prompts: PromptSet::choose(
+            &options.sounds,
+            &[&language, &options.default_language],
+            &options.languages,
+        ),
     }
 }

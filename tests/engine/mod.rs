@@ -282,6 +282,7 @@ impl Daemon {
             daemon_id: id.to_owned(),
             sounds: "/sounds".into(),
             languages: vec!["en".into()],
+            default_language: "en".into(),
             time_scale: SCALE,
         };
         let switch = FreeSwitch::new(client.clone());
