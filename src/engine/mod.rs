@@ -6,6 +6,7 @@
 
 mod callback;
 mod caller;
+mod recovery;
 pub mod signal;
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use crate::esl::{self, Delivery};
 use crate::prompts::PromptSet;
 use crate::queue::{
     AgentId, AgentState, Clock, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
-    QueueError, QueueName, Router, Timestamp,
+    QueueError, QueueName, Router,
 };
 use crate::store::{
     NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
@@ -32,12 +33,15 @@ use crate::switch::{
 };
 use callback::AgentCallback;
 use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
+use recovery::Dialed;
 use signal::{ParkedCaller, Signal};
 
 /// How many waiting entries per queue routing looks at: the oldest are always among them.
 const ROUTING_WINDOW: usize = 64;
 /// How long an agent who answered a callback offer has to hear it and press 1 or 2.
 const AGENT_DECISION: Duration = Duration::from_secs(60);
+/// How long a key pressed on an unknown channel waits for that channel to become a caller.
+const EARLY_KEYS: Duration = Duration::from_secs(5);
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
 /// A claimed timer not completed within this time comes due again for any daemon.
@@ -79,38 +83,6 @@ struct AgentLeg {
     answered: bool,
 }
 
-/// A callback being dialed: its entry, its agent and the agent's leg.
-#[derive(Debug, Clone)]
-struct Dialed {
-    queue: QueueName,
-    entry: EntryId,
-    agent: AgentId,
-    agent_leg: ChannelId,
-}
-
-/// A leg callbackd placed, as found on the switch after a restart.
-#[derive(Debug, Clone)]
-struct FoundLeg {
-    leg: ChannelId,
-    role: String,
-    queue: QueueName,
-    entry: EntryId,
-    agent: AgentId,
-    answered: bool,
-}
-
-impl FoundLeg {
-    /// The engine's record of this (agent) leg, answered: it was parked or bridged.
-    fn answered_agent_leg(&self) -> AgentLeg {
-        AgentLeg {
-            queue: self.queue.clone(),
-            entry: self.entry.clone(),
-            agent: self.agent.clone(),
-            answered: true,
-        }
-    }
-}
-
 /// Settings that are not in the config file: who this daemon is and where prompts live.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -138,6 +110,9 @@ pub struct Engine {
     /// Callers whose media this daemon runs.
     callers: HashMap<ChannelId, CallerMedia>,
     legs: HashMap<ChannelId, AgentLeg>,
+    /// Keys pressed on channels not (yet) known as callers, with when: a caller's keys
+    /// pressed before their CHANNEL_PARK was handled. Kept for [`EARLY_KEYS`].
+    early_keys: Vec<(ChannelId, char, std::time::Instant)>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
     orphaned_customers: HashMap<ChannelId, Dialed>,
@@ -178,6 +153,7 @@ impl Engine {
             callers: HashMap::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
+            early_keys: Vec::new(),
             plans,
             reports_tx,
             reports,
@@ -303,9 +279,16 @@ impl Engine {
                 Ok(())
             }
             Signal::Dtmf { channel, digit } => {
-                if let Some(media) = self.callers.get(&channel) {
-                    tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
-                    media.pressed(digit);
+                match self.callers.get(&channel) {
+                    Some(media) => {
+                        tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
+                        media.pressed(digit);
+                    }
+                    // A caller may press before the daemon has enqueued them (DTMF carries
+                    // no variables to tell): keep the key briefly for their media task.
+                    None => self
+                        .early_keys
+                        .push((channel, digit, std::time::Instant::now())),
                 }
                 Ok(())
             }
@@ -415,6 +398,10 @@ impl Engine {
                 greet,
             },
         );
+        for (_, digit, _) in self.early_keys.iter().filter(|(c, _, _)| c == channel) {
+            media.pressed(*digit);
+        }
+        self.early_keys.retain(|(c, _, _)| c != channel);
         self.callers.insert(channel.clone(), media);
         Ok(())
     }
@@ -959,6 +946,8 @@ impl Engine {
 
     async fn on_tick(&mut self) {
         while self.tasks.try_join_next().is_some() {}
+        self.early_keys
+            .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
         self.watch_agent_events().await;
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
@@ -1083,266 +1072,6 @@ impl Engine {
             }
         }
         self.dirty = true;
-        Ok(())
-    }
-
-    /// After a (re)connect or an event gap: match the store's open entries with the
-    /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
-    /// who parked while nobody listened.
-    async fn resync(&mut self) -> Result<(), EngineError> {
-        let channels = match self.switch.channels().await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list channels; resync postponed");
-                return Ok(());
-            }
-        };
-        let live: HashMap<String, &crate::switch::ChannelRow> =
-            channels.iter().map(|c| (c.uuid.clone(), c)).collect();
-        let now = self.clock.now();
-        let mut known = std::collections::HashSet::new();
-        for queue in self.config.queues.clone() {
-            for entry in self.store.open_entries(&queue.name).await? {
-                let EntryKind::LiveCaller { channel } = &entry.kind else {
-                    continue;
-                };
-                known.insert(channel.to_string());
-                if !live.contains_key(channel.as_str()) {
-                    if matches!(
-                        entry.status,
-                        EntryStatus::Waiting | EntryStatus::Offered { .. }
-                    ) {
-                        tracing::info!(%channel, queue = %queue.name, "caller vanished while we were away");
-                        if let Ok(ringing) = self
-                            .store
-                            .close(&queue.name, &entry.id, CloseReason::Abandoned, now)
-                            .await
-                        {
-                            self.stop_ringing(&entry.id, &ringing);
-                        }
-                    }
-                    continue;
-                }
-                if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
-                    self.adopt(&entry, false, None).await?;
-                }
-            }
-        }
-        let found = self.find_our_legs(&channels, &known).await;
-        self.recover_legs(found).await?;
-        // Tagged callers parked while no daemon listened.
-        for row in &channels {
-            if known.contains(&row.uuid)
-                || row.application != "park"
-                || ChannelId::new(&row.uuid).is_ok_and(|c| self.legs.contains_key(&c))
-            {
-                continue;
-            }
-            let Ok(channel) = ChannelId::new(&row.uuid) else {
-                continue;
-            };
-            let queue_var = VarName::new(signal::VAR_QUEUE).expect("constant");
-            let line_var = VarName::new(signal::VAR_LINE).expect("constant");
-            let Ok(Some(queue)) = self.switch.get_var(&channel, &queue_var).await else {
-                continue;
-            };
-            let line = self
-                .switch
-                .get_var(&channel, &line_var)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            self.on_caller_parked(ParkedCaller {
-                channel,
-                queue,
-                line,
-                caller_id_number: Some(row.cid_num.clone()).filter(|c| !c.is_empty()),
-                sip_from_user: None,
-                arrived: row
-                    .created_epoch
-                    .parse::<u64>()
-                    .ok()
-                    .map(|secs| Timestamp::from_millis(secs * 1000)),
-            })
-            .await?;
-        }
-        self.dirty = true;
-        Ok(())
-    }
-}
-
-impl Engine {
-    /// The legs this daemon placed in an earlier life (same daemon id) that it does not
-    /// drive now; legs of other daemons are theirs.
-    async fn find_our_legs(
-        &self,
-        channels: &[crate::switch::ChannelRow],
-        known: &std::collections::HashSet<String>,
-    ) -> Vec<FoundLeg> {
-        let mut found = Vec::new();
-        for row in channels {
-            let Ok(leg) = ChannelId::new(&row.uuid) else {
-                continue;
-            };
-            if known.contains(&row.uuid)
-                || self.legs.contains_key(&leg)
-                || self.orphaned_customers.contains_key(&leg)
-            {
-                continue;
-            }
-            let get = |name: &'static str| {
-                let switch = self.switch.clone();
-                let leg = leg.clone();
-                async move {
-                    let name = VarName::new(name).expect("constant");
-                    switch.get_var(&leg, &name).await.ok().flatten()
-                }
-            };
-            let Some(role) = get(signal::VAR_ROLE).await else {
-                continue;
-            };
-            if get(signal::VAR_DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
-                continue;
-            }
-            let (Some(queue), Some(entry), Some(agent)) = (
-                get(signal::VAR_ENTRY_QUEUE).await,
-                get(signal::VAR_ENTRY).await,
-                get(signal::VAR_AGENT).await,
-            ) else {
-                continue;
-            };
-            let (Ok(queue), Ok(entry), Ok(agent)) = (
-                QueueName::new(&queue),
-                EntryId::new(&entry),
-                AgentId::new(&agent),
-            ) else {
-                continue;
-            };
-            found.push(FoundLeg {
-                leg,
-                role,
-                queue,
-                entry,
-                agent,
-                answered: row.application == "park",
-            });
-        }
-        found
-    }
-
-    /// Pick up what a restart interrupted, so that no callback is dialed twice at once and
-    /// none is left hanging: a bridged call is followed to its end, a dialed customer is
-    /// still bridged when they answer, and a whisper or ring in progress is ended and the
-    /// entry waits again at its place.
-    async fn recover_legs(&mut self, found: Vec<FoundLeg>) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let customer_of = |entry: &EntryId| {
-            found
-                .iter()
-                .find(|l| l.role == "customer" && &l.entry == entry)
-                .cloned()
-        };
-        for leg in found.iter().filter(|l| l.role == "agent") {
-            let status = self
-                .store
-                .entry(&leg.queue, &leg.entry)
-                .await?
-                .map(|e| e.status);
-            match status {
-                Some(EntryStatus::Connected { agent, .. }) if agent == leg.agent => {
-                    tracing::info!(leg = %leg.leg, entry = %leg.entry, "following a call bridged before the restart");
-                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
-                }
-                Some(EntryStatus::Dialing { agent, .. }) if agent == leg.agent => {
-                    let dialed = Dialed {
-                        queue: leg.queue.clone(),
-                        entry: leg.entry.clone(),
-                        agent: leg.agent.clone(),
-                        agent_leg: leg.leg.clone(),
-                    };
-                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
-                    match customer_of(&leg.entry) {
-                        Some(customer) if customer.answered => {
-                            self.connect_recovered(&dialed, customer.leg).await?;
-                        }
-                        Some(customer) => {
-                            tracing::info!(entry = %leg.entry, "a customer dialed before the restart is still ringing");
-                            self.orphaned_customers.insert(customer.leg, dialed);
-                        }
-                        None => {
-                            // The attempt ended while nobody watched: it did not reach the
-                            // customer, so the request waits again at its place.
-                            self.legs.remove(&leg.leg);
-                            self.store
-                                .callback_attempt_failed(
-                                    &leg.queue,
-                                    &leg.entry,
-                                    &leg.agent,
-                                    "DAEMON_RESTART",
-                                    now,
-                                    Some(now),
-                                )
-                                .await?;
-                            self.kill(leg.leg.clone());
-                        }
-                    }
-                }
-                Some(EntryStatus::Offered { agents, .. }) if agents.contains(&leg.agent) => {
-                    tracing::info!(entry = %leg.entry, agent = %leg.agent, "ending an offer interrupted by the restart");
-                    self.kill(leg.leg.clone());
-                    let _ = self
-                        .store
-                        .offer_failed(
-                            &leg.queue,
-                            &leg.entry,
-                            &leg.agent,
-                            NoAnswerCause::Failed,
-                            now,
-                            None,
-                        )
-                        .await;
-                }
-                _ => self.kill(leg.leg.clone()),
-            }
-        }
-        // A customer leg whose agent leg is gone has nobody to talk to.
-        for customer in found.iter().filter(|l| l.role == "customer") {
-            let has_agent = found
-                .iter()
-                .any(|l| l.role == "agent" && l.entry == customer.entry);
-            if !has_agent {
-                self.kill(customer.leg.clone());
-            }
-        }
-        self.dirty = true;
-        Ok(())
-    }
-
-    /// Bridge a customer dialed before a restart to their agent, as the callback task would.
-    async fn connect_recovered(
-        &mut self,
-        dialed: &Dialed,
-        customer: ChannelId,
-    ) -> Result<(), StoreError> {
-        self.store
-            .callback_customer_answered(
-                &dialed.queue,
-                &dialed.entry,
-                &dialed.agent,
-                self.clock.now(),
-            )
-            .await?;
-        let bridged = async {
-            self.switch.break_media(&dialed.agent_leg).await?;
-            self.switch.bridge(&dialed.agent_leg, &customer).await
-        }
-        .await;
-        if let Err(e) = bridged {
-            tracing::warn!(entry = %dialed.entry, error = %e, "bridging a recovered callback failed");
-            self.kill(customer);
-            self.kill(dialed.agent_leg.clone());
-        }
         Ok(())
     }
 }

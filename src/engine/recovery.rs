@@ -1,0 +1,305 @@
+//! Picking up after a restart or an event gap: match the store with the channels the
+//! switch still has, adopt what was orphaned, close what vanished, finish what was cut off.
+//!
+//! Only legs marked with this daemon's id are touched, so daemons sharing a switch never
+//! take each other's calls.
+
+use std::collections::{HashMap, HashSet};
+
+use super::signal::{self, ParkedCaller};
+use super::{AgentLeg, Engine, EngineError};
+use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
+use crate::store::{NoAnswerCause, StoreError};
+use crate::switch::{ChannelId, ChannelRow, VarName};
+
+/// A callback being dialed: its entry, its agent and the agent's leg.
+#[derive(Debug, Clone)]
+pub(super) struct Dialed {
+    pub(super) queue: QueueName,
+    pub(super) entry: EntryId,
+    pub(super) agent: AgentId,
+    pub(super) agent_leg: ChannelId,
+}
+
+/// A leg callbackd placed, as found on the switch after a restart.
+#[derive(Debug, Clone)]
+struct FoundLeg {
+    leg: ChannelId,
+    role: String,
+    queue: QueueName,
+    entry: EntryId,
+    agent: AgentId,
+    answered: bool,
+}
+
+impl FoundLeg {
+    /// The engine's record of this (agent) leg, answered: it was parked or bridged.
+    fn answered_agent_leg(&self) -> AgentLeg {
+        AgentLeg {
+            queue: self.queue.clone(),
+            entry: self.entry.clone(),
+            agent: self.agent.clone(),
+            answered: true,
+        }
+    }
+}
+
+impl Engine {
+    /// After a (re)connect or an event gap: match the store's open entries with the
+    /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
+    /// who parked while nobody listened.
+    pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
+        let channels = match self.switch.channels().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list channels; resync postponed");
+                return Ok(());
+            }
+        };
+        let live: HashMap<String, &ChannelRow> =
+            channels.iter().map(|c| (c.uuid.clone(), c)).collect();
+        let now = self.clock.now();
+        let mut known = HashSet::new();
+        for queue in self.config.queues.clone() {
+            for entry in self.store.open_entries(&queue.name).await? {
+                let EntryKind::LiveCaller { channel } = &entry.kind else {
+                    continue;
+                };
+                known.insert(channel.to_string());
+                if !live.contains_key(channel.as_str()) {
+                    if matches!(
+                        entry.status,
+                        EntryStatus::Waiting | EntryStatus::Offered { .. }
+                    ) {
+                        tracing::info!(%channel, queue = %queue.name, "caller vanished while we were away");
+                        if let Ok(ringing) = self
+                            .store
+                            .close(&queue.name, &entry.id, CloseReason::Abandoned, now)
+                            .await
+                        {
+                            self.stop_ringing(&entry.id, &ringing);
+                        }
+                    }
+                    continue;
+                }
+                if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
+                    self.adopt(&entry, false, None).await?;
+                }
+            }
+        }
+        let found = self.find_our_legs(&channels, &known).await;
+        self.recover_legs(found).await?;
+        // Tagged callers parked while no daemon listened.
+        for row in &channels {
+            if known.contains(&row.uuid)
+                || row.application != "park"
+                || ChannelId::new(&row.uuid).is_ok_and(|c| self.legs.contains_key(&c))
+            {
+                continue;
+            }
+            let Ok(channel) = ChannelId::new(&row.uuid) else {
+                continue;
+            };
+            let queue_var = VarName::new(signal::VAR_QUEUE).expect("constant");
+            let line_var = VarName::new(signal::VAR_LINE).expect("constant");
+            let Ok(Some(queue)) = self.switch.get_var(&channel, &queue_var).await else {
+                continue;
+            };
+            let line = self
+                .switch
+                .get_var(&channel, &line_var)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            self.on_caller_parked(ParkedCaller {
+                channel,
+                queue,
+                line,
+                caller_id_number: Some(row.cid_num.clone()).filter(|c| !c.is_empty()),
+                sip_from_user: None,
+                arrived: row
+                    .created_epoch
+                    .parse::<u64>()
+                    .ok()
+                    .map(|secs| Timestamp::from_millis(secs * 1000)),
+            })
+            .await?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The legs this daemon placed in an earlier life (same daemon id) that it does not
+    /// drive now; legs of other daemons are theirs.
+    async fn find_our_legs(
+        &self,
+        channels: &[ChannelRow],
+        known: &HashSet<String>,
+    ) -> Vec<FoundLeg> {
+        let mut found = Vec::new();
+        for row in channels {
+            let Ok(leg) = ChannelId::new(&row.uuid) else {
+                continue;
+            };
+            if known.contains(&row.uuid)
+                || self.legs.contains_key(&leg)
+                || self.orphaned_customers.contains_key(&leg)
+            {
+                continue;
+            }
+            let get = |name: &'static str| {
+                let switch = self.switch.clone();
+                let leg = leg.clone();
+                async move {
+                    let name = VarName::new(name).expect("constant");
+                    switch.get_var(&leg, &name).await.ok().flatten()
+                }
+            };
+            let Some(role) = get(signal::VAR_ROLE).await else {
+                continue;
+            };
+            if get(signal::VAR_DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
+                continue;
+            }
+            let (Some(queue), Some(entry), Some(agent)) = (
+                get(signal::VAR_ENTRY_QUEUE).await,
+                get(signal::VAR_ENTRY).await,
+                get(signal::VAR_AGENT).await,
+            ) else {
+                continue;
+            };
+            let (Ok(queue), Ok(entry), Ok(agent)) = (
+                QueueName::new(&queue),
+                EntryId::new(&entry),
+                AgentId::new(&agent),
+            ) else {
+                continue;
+            };
+            found.push(FoundLeg {
+                leg,
+                role,
+                queue,
+                entry,
+                agent,
+                answered: row.application == "park",
+            });
+        }
+        found
+    }
+
+    /// Pick up what a restart interrupted, so that no callback is dialed twice at once and
+    /// none is left hanging: a bridged call is followed to its end, a dialed customer is
+    /// still bridged when they answer, and a whisper or ring in progress is ended and the
+    /// entry waits again at its place.
+    async fn recover_legs(&mut self, found: Vec<FoundLeg>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let customer_of = |entry: &EntryId| {
+            found
+                .iter()
+                .find(|l| l.role == "customer" && &l.entry == entry)
+                .cloned()
+        };
+        for leg in found.iter().filter(|l| l.role == "agent") {
+            let status = self
+                .store
+                .entry(&leg.queue, &leg.entry)
+                .await?
+                .map(|e| e.status);
+            match status {
+                Some(EntryStatus::Connected { agent, .. }) if agent == leg.agent => {
+                    tracing::info!(leg = %leg.leg, entry = %leg.entry, "following a call bridged before the restart");
+                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
+                }
+                Some(EntryStatus::Dialing { agent, .. }) if agent == leg.agent => {
+                    let dialed = Dialed {
+                        queue: leg.queue.clone(),
+                        entry: leg.entry.clone(),
+                        agent: leg.agent.clone(),
+                        agent_leg: leg.leg.clone(),
+                    };
+                    self.legs.insert(leg.leg.clone(), leg.answered_agent_leg());
+                    match customer_of(&leg.entry) {
+                        Some(customer) if customer.answered => {
+                            self.connect_recovered(&dialed, customer.leg).await?;
+                        }
+                        Some(customer) => {
+                            tracing::info!(entry = %leg.entry, "a customer dialed before the restart is still ringing");
+                            self.orphaned_customers.insert(customer.leg, dialed);
+                        }
+                        None => {
+                            // The attempt ended while nobody watched: it did not reach the
+                            // customer, so the request waits again at its place.
+                            self.legs.remove(&leg.leg);
+                            self.store
+                                .callback_attempt_failed(
+                                    &leg.queue,
+                                    &leg.entry,
+                                    &leg.agent,
+                                    "DAEMON_RESTART",
+                                    now,
+                                    Some(now),
+                                )
+                                .await?;
+                            self.kill(leg.leg.clone());
+                        }
+                    }
+                }
+                Some(EntryStatus::Offered { agents, .. }) if agents.contains(&leg.agent) => {
+                    tracing::info!(entry = %leg.entry, agent = %leg.agent, "ending an offer interrupted by the restart");
+                    self.kill(leg.leg.clone());
+                    let _ = self
+                        .store
+                        .offer_failed(
+                            &leg.queue,
+                            &leg.entry,
+                            &leg.agent,
+                            NoAnswerCause::Failed,
+                            now,
+                            None,
+                        )
+                        .await;
+                }
+                _ => self.kill(leg.leg.clone()),
+            }
+        }
+        // A customer leg whose agent leg is gone has nobody to talk to.
+        for customer in found.iter().filter(|l| l.role == "customer") {
+            let has_agent = found
+                .iter()
+                .any(|l| l.role == "agent" && l.entry == customer.entry);
+            if !has_agent {
+                self.kill(customer.leg.clone());
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Bridge a customer dialed before a restart to their agent, as the callback task would.
+    pub(super) async fn connect_recovered(
+        &mut self,
+        dialed: &Dialed,
+        customer: ChannelId,
+    ) -> Result<(), StoreError> {
+        self.store
+            .callback_customer_answered(
+                &dialed.queue,
+                &dialed.entry,
+                &dialed.agent,
+                self.clock.now(),
+            )
+            .await?;
+        let bridged = async {
+            self.switch.break_media(&dialed.agent_leg).await?;
+            self.switch.bridge(&dialed.agent_leg, &customer).await
+        }
+        .await;
+        if let Err(e) = bridged {
+            tracing::warn!(entry = %dialed.entry, error = %e, "bridging a recovered callback failed");
+            self.kill(customer);
+            self.kill(dialed.agent_leg.clone());
+        }
+        Ok(())
+    }
+}
