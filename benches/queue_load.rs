@@ -402,6 +402,7 @@ impl Daemon {
                 sounds: "/usr/share/freeswitch/sounds".into(),
                 languages: vec!["en".into()],
                 default_language: "en".into(),
+                recordings: std::env::temp_dir(),
                 time_scale: 1.0,
             };
             let engine = Engine::new(

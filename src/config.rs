@@ -209,6 +209,8 @@ pub struct CallbackSettings {
     pub agent_mode: AgentDialMode,
     /// With an IVR in front the offer greeting is skipped; 2 still works while waiting.
     pub ivr_in_front: bool,
+    /// After confirming, the caller says their name; the agent hears it before dialing.
+    pub record_name: bool,
     /// ISO 3166 alpha-2 code of the line's country, for numbers keyed in national format.
     pub country: Option<String>,
     pub dialing_policy: DialingPolicy,
@@ -475,6 +477,8 @@ struct RawCallback {
     agent_mode: AgentDialMode,
     #[serde(default)]
     ivr_in_front: bool,
+    #[serde(default)]
+    record_name: bool,
     country: Option<Spanned<String>>,
     #[serde(default)]
     dialing_policy: RawDialingPolicy,
@@ -922,6 +926,7 @@ impl RawLine {
                 },
                 agent_mode: cb.agent_mode,
                 ivr_in_front: cb.ivr_in_front,
+                record_name: cb.record_name,
                 country,
                 dialing_policy: DialingPolicy {
                     allowed_countries,

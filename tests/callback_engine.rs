@@ -487,3 +487,44 @@ async fn two_during_a_position_announcement_opens_the_menu() {
         .any(|m| m.contains("returning-to-queue.wav")));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_name_is_played_to_the_agent_before_dialing() {
+    let rig = start(
+        "record_name = true",
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001").speaking(secs(2.0)));
+    rig.wait_for(EventKind::Requested, 1).await;
+    let entry = rig.entry_of("+4930555001").await;
+    let recording = format!("callbackd-{entry}.wav");
+    let caller = &rig.callers().await["+4930555001"];
+    assert!(
+        caller.media.iter().any(|m| m.ends_with(&recording)),
+        "the caller's name was recorded: {:?}",
+        caller.media
+    );
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    let records = rig.sim.records().await.unwrap();
+    let agent = records
+        .iter()
+        .find(|r| r.channel_name.starts_with("sofia/internal/1001@"))
+        .expect("agent leg");
+    let whisper = agent
+        .media
+        .iter()
+        .find(|m| m.contains("agent-callback-for.wav"))
+        .expect("whisper");
+    assert!(
+        whisper.contains("agent-customer-name.wav") && whisper.contains(&recording),
+        "{whisper}"
+    );
+    daemon.stop().await;
+}

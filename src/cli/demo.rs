@@ -213,6 +213,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sounds: "/usr/share/freeswitch/sounds".into(),
         languages: vec!["en".into()],
         default_language: "en".into(),
+        recordings: std::env::temp_dir(),
         time_scale: args.speed,
     };
     let daemon = tokio::spawn(super::run::serve(

@@ -26,6 +26,9 @@ pub struct RunArgs {
     /// The sounds directory as FreeSWITCH sees it; prompts are under <lang>/callbackd/.
     #[arg(long, default_value = "/usr/share/freeswitch/sounds")]
     pub sounds: PathBuf,
+    /// Where callers' name recordings go (lines with `record_name`), as FreeSWITCH sees it.
+    #[arg(long, default_value = "/var/lib/freeswitch/recordings")]
+    pub recordings: PathBuf,
     /// The prompt language for lines whose own language has no prompts installed.
     #[arg(long, default_value = "en")]
     pub language: String,
@@ -72,6 +75,7 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
             installed
         },
         default_language: args.language.clone(),
+        recordings: args.recordings.clone(),
         time_scale: 1.0,
     })
 }

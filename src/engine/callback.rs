@@ -68,10 +68,17 @@ impl AgentCallback {
         }
     }
 
-    /// Tell the agent whom they are calling; `true` when they pressed 1.
+    /// Tell the agent whom they are calling (the number, and the name the caller said, if
+    /// they recorded one); `true` when they pressed 1.
     async fn whisper(&self) -> Result<bool, SwitchError> {
         let mut files = vec![self.prompts.file("agent-callback-for")];
         files.extend(self.prompts.digits(self.number.as_str()));
+        if let Ok(Some(name)) = self.store.caller_name(&self.queue, &self.entry).await {
+            if let Ok(name) = MediaSource::new(&name) {
+                files.push(self.prompts.file("agent-customer-name"));
+                files.push(name);
+            }
+        }
         files.push(self.prompts.file("agent-options"));
         let prompt = sequence(&files)?;
         for round in 1..=WHISPER_TRIES {

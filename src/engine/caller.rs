@@ -80,6 +80,8 @@ pub struct CallbackPlan {
     pub own_number: Option<PhoneNumber>,
     pub confirmation: MediaSource,
     pub expiry: Duration,
+    /// Where the caller's name goes, on lines that ask for it.
+    pub name_recording: Option<MediaSource>,
     /// The line's prompts (its language).
     pub prompts: PromptSet,
 }
@@ -294,9 +296,10 @@ impl Media {
                         .await?;
                     menu.input(input)
                 }
-                // Name recording needs a recordings directory both sides can reach; lines
-                // do not ask for it yet, so the menu never reaches this step.
-                Step::Record { .. } => menu.input(Input::NoInput),
+                Step::Record { prompts, max } => {
+                    let input = self.record_name(callback, &prompts, max).await?;
+                    menu.input(input)
+                }
                 Step::Finish { prompts, outcome } => {
                     self.say(callback, &prompts).await?;
                     return self.finish(callback, outcome).await;
@@ -341,6 +344,48 @@ impl Media {
             Some(digits) if success && !digits.is_empty() => Input::Digits(digits.into_owned()),
             _ => Input::NoInput,
         })
+    }
+
+    /// "After the tone, say your name", then record it; the agent hears it in the whisper.
+    async fn record_name(
+        &self,
+        callback: &CallbackPlan,
+        prompts: &[Prompt],
+        max: Duration,
+    ) -> Result<Input, SwitchError> {
+        let Some(path) = &callback.name_recording else {
+            return Ok(Input::NoInput);
+        };
+        self.say(callback, prompts).await?;
+        let done = self
+            .task
+            .switch
+            .execute(
+                self.channel(),
+                &App::Record {
+                    path: path.clone(),
+                    max,
+                    silence_threshold: 200,
+                    silence_hits: Duration::from_secs(3),
+                },
+            )
+            .await?;
+        let spoke = done
+            .variable("record_ms")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .is_some_and(|ms| ms > 0);
+        if !spoke {
+            return Ok(Input::NoInput);
+        }
+        if let Err(e) = self
+            .task
+            .store
+            .set_caller_name(&self.task.queue, &self.task.entry, path.as_str())
+            .await
+        {
+            tracing::warn!(channel = %self.channel(), error = %e, "cannot keep the caller's name");
+        }
+        Ok(Input::Recorded)
     }
 
     async fn say(&self, callback: &CallbackPlan, prompts: &[Prompt]) -> Result<(), SwitchError> {

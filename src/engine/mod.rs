@@ -29,7 +29,7 @@ use crate::store::{
     NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
 };
 use crate::switch::{
-    ChannelId, FreeSwitch, HangupCause, Originate, SwitchError, VarName, VarValue,
+    ChannelId, FreeSwitch, HangupCause, MediaSource, Originate, SwitchError, VarName, VarValue,
 };
 use callback::AgentCallback;
 use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
@@ -94,6 +94,8 @@ pub struct EngineOptions {
     pub languages: Vec<String>,
     /// The language for lines whose own has no prompts (before the English fallback).
     pub default_language: String,
+    /// Where callers' name recordings go, as FreeSWITCH sees it.
+    pub recordings: PathBuf,
     /// How many times faster than real time the clock runs (1 in production; tests pair
     /// a [`crate::queue::ScaledClock`] with the simulator's scaled clock).
     pub time_scale: f64,
@@ -448,7 +450,20 @@ impl Engine {
                     .clone()
                     .unwrap_or_else(|| prompts.file("callback-offer"))
             }),
-            menu: MenuSettings::default(),
+            menu: MenuSettings {
+                record_name: settings.record_name,
+                ..MenuSettings::default()
+            },
+            name_recording: settings
+                .record_name
+                .then(|| {
+                    let path = self
+                        .options
+                        .recordings
+                        .join(format!("callbackd-{}.wav", entry.id));
+                    MediaSource::new(&path.to_string_lossy())
+                })
+                .and_then(Result::ok),
             rules,
             own_number,
             confirmation: settings

@@ -1171,6 +1171,31 @@ impl Store {
             .await
     }
 
+    /// Remember the recording of the caller saying their name, for the agent's whisper.
+    pub async fn set_caller_name(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        recording: &str,
+    ) -> Result<()> {
+        redis::cmd("HSET")
+            .arg(self.keys.entry(queue, entry))
+            .arg("name_recording")
+            .arg(recording)
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The recording set with [`Store::set_caller_name`], if any.
+    pub async fn caller_name(&self, queue: &QueueName, entry: &EntryId) -> Result<Option<String>> {
+        Ok(redis::cmd("HGET")
+            .arg(self.keys.entry(queue, entry))
+            .arg("name_recording")
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
     /// 1-based place of a waiting entry among those still waiting in its queue, or `None`
     /// when it is not waiting (ringing, connected, gone).
     pub async fn waiting_position(

@@ -283,6 +283,7 @@ impl Daemon {
             sounds: "/sounds".into(),
             languages: vec!["en".into()],
             default_language: "en".into(),
+            recordings: std::env::temp_dir(),
             time_scale: SCALE,
         };
         let switch = FreeSwitch::new(client.clone());
