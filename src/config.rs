@@ -211,6 +211,9 @@ pub struct CallbackSettings {
     pub ivr_in_front: bool,
     /// After confirming, the caller says their name; the agent hears it before dialing.
     pub record_name: bool,
+    /// Offer callbacks only when the caller's estimated wait is longer than this (and tell
+    /// them the estimate); always offered when unset.
+    pub offer_when_wait_over: Option<Duration>,
     /// ISO 3166 alpha-2 code of the line's country, for numbers keyed in national format.
     pub country: Option<String>,
     pub dialing_policy: DialingPolicy,
@@ -479,6 +482,7 @@ struct RawCallback {
     ivr_in_front: bool,
     #[serde(default)]
     record_name: bool,
+    offer_when_wait_over_secs: Option<Spanned<u64>>,
     country: Option<Spanned<String>>,
     #[serde(default)]
     dialing_policy: RawDialingPolicy,
@@ -526,6 +530,7 @@ const ANNOUNCE_SECS: Range<u64> = 10..3601;
 const MAX_WAIT_SECS: Range<u64> = 10..86_401;
 const EXPIRY_DEFAULT: u64 = 60 * 60;
 const EXPIRY_SECS: Range<u64> = 60..86_401;
+const OFFER_WAIT_SECS: Range<u64> = 0..86_401;
 const RETRY_INTERVAL_SECS: Range<u64> = 30..86_401;
 
 /// `value` seconds, or an error at its line when outside `range`.
@@ -927,6 +932,11 @@ impl RawLine {
                 agent_mode: cb.agent_mode,
                 ivr_in_front: cb.ivr_in_front,
                 record_name: cb.record_name,
+                offer_when_wait_over: cb
+                    .offer_when_wait_over_secs
+                    .as_ref()
+                    .map(|v| secs(src, "offer_when_wait_over_secs", v, OFFER_WAIT_SECS))
+                    .transpose()?,
                 country,
                 dialing_policy: DialingPolicy {
                     allowed_countries,

@@ -74,6 +74,9 @@ pub struct MediaPlan {
 pub struct CallbackPlan {
     /// Played after the queue's greetings; `None` when an IVR in front already offered it.
     pub offer_greeting: Option<MediaSource>,
+    /// "Your estimated waiting time is N minutes", before the offer, on lines that offer
+    /// callbacks only above a wait threshold.
+    pub wait_estimate: Option<MediaSource>,
     pub menu: MenuSettings,
     pub rules: NumberRules,
     /// The caller's own dialable number (caller ID, else SIP From user), if any.
@@ -189,12 +192,14 @@ impl Media {
                 .await?;
         }
         if greet {
-            let offer = self
+            let (estimate, offer) = self
                 .task
                 .callback
                 .as_ref()
-                .and_then(|c| c.offer_greeting.clone());
-            for greeting in self.task.plan.greetings.iter().chain(offer.iter()) {
+                .map(|c| (c.wait_estimate.clone(), c.offer_greeting.clone()))
+                .unwrap_or_default();
+            let greetings = self.task.plan.greetings.iter();
+            for greeting in greetings.chain(estimate.iter()).chain(offer.iter()) {
                 if self.leaving() {
                     return Ok(());
                 }

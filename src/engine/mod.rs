@@ -40,6 +40,8 @@ use signal::{ParkedCaller, Signal};
 const ROUTING_WINDOW: usize = 64;
 /// How long an agent who answered a callback offer has to hear it and press 1 or 2.
 const AGENT_DECISION: Duration = Duration::from_secs(60);
+/// How many recent connections the wait estimate is taken from.
+const PACE_SAMPLES: usize = 20;
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.
 const EARLY_KEYS: Duration = Duration::from_secs(5);
 /// How often due timers are claimed.
@@ -441,9 +443,29 @@ impl Engine {
             }
         };
         let prompts = self.prompts_for(line);
+        let mut wait_estimate = None;
+        if let Some(threshold) = settings.offer_when_wait_over {
+            let position = self
+                .store
+                .waiting_position(&entry.queue, &entry.id)
+                .await?
+                .unwrap_or(1);
+            // Unknown before the queue has a pace: offered, since nobody can say it is short.
+            if let Some(pace) = self.store.recent_pace(&entry.queue, PACE_SAMPLES).await? {
+                let estimate = pace.saturating_mul(u32::try_from(position).unwrap_or(u32::MAX));
+                if estimate <= threshold {
+                    return Ok(None);
+                }
+                let minutes = estimate.as_secs().div_ceil(60);
+                let mut files = vec![prompts.file("wait-minutes")];
+                files.extend(prompts.digits(&minutes.to_string()));
+                wait_estimate = crate::prompts::sequence(&files).ok();
+            }
+        }
         let own_number =
             rules.caller_number(entry.caller_id.as_ref().map(|c| c.as_str()), sip_from_user);
         Ok(Some(CallbackPlan {
+            wait_estimate,
             offer_greeting: (!settings.ivr_in_front).then(|| {
                 settings
                     .offer_greeting

@@ -1171,6 +1171,42 @@ impl Store {
             .await
     }
 
+    /// The queue's recent pace: the mean time between its last `samples` connections, or
+    /// `None` before there are two. A caller's wait is estimated from it.
+    pub async fn recent_pace(&self, queue: &QueueName, samples: usize) -> Result<Option<Duration>> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.keys.events(queue))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(samples.saturating_mul(10).max(100))
+            .query_async(&mut self.conn())
+            .await?;
+        let times: Vec<u64> = reply
+            .ids
+            .iter()
+            .filter(|e| {
+                e.map
+                    .get("event")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .as_deref()
+                    == Some("connected")
+            })
+            .filter_map(|e| e.map.get("at"))
+            .filter_map(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .filter_map(|at| at.parse().ok())
+            .take(samples)
+            .collect();
+        let (Some(newest), Some(oldest)) = (times.first(), times.last()) else {
+            return Ok(None);
+        };
+        if times.len() < 2 {
+            return Ok(None);
+        }
+        let span = newest.saturating_sub(*oldest);
+        Ok(Some(Duration::from_millis(span / (times.len() as u64 - 1))))
+    }
+
     /// Remember the recording of the caller saying their name, for the agent's whisper.
     pub async fn set_caller_name(
         &self,
