@@ -227,6 +227,9 @@ pub struct LineConfig {
     pub queue: QueueName,
     /// Prompt language, FreeSWITCH style (`en`, `es`, `fr`, `de`, `ja`).
     pub language: Extension,
+    /// A sounds directory of this line's own (`<dir>/<lang>/callbackd/*.wav`), instead of
+    /// the daemon's `--sounds`: a brand's own voice on one line.
+    pub sounds: Option<std::path::PathBuf>,
     /// Without one, callbacks are never offered on this line.
     pub outbound_caller_id: Option<PhoneNumber>,
     pub dial_template: DialTemplate,
@@ -460,6 +463,7 @@ struct RawLine {
     did: Spanned<Extension>,
     queue: Spanned<QueueName>,
     language: Option<Extension>,
+    sounds: Option<MediaSource>,
     outbound_caller_id: Option<PhoneNumber>,
     dial_template: DialTemplate,
     #[serde(default)]
@@ -914,6 +918,7 @@ impl RawLine {
             language: self
                 .language
                 .unwrap_or_else(|| Extension::new("en").expect("valid literal")),
+            sounds: self.sounds.map(|s| std::path::PathBuf::from(s.as_str())),
             outbound_caller_id: self.outbound_caller_id,
             dial_template: self.dial_template,
             callback: CallbackSettings {

@@ -585,3 +585,24 @@ async fn callbacks_are_offered_only_above_the_wait_threshold_with_the_estimate()
     assert!(rig.events_of(EventKind::Requested).await.is_empty());
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_with_its_own_sounds_speaks_from_them() {
+    let text = config_with("", &callback_line("")).replace(
+        "language = \"en\"\n",
+        "language = \"en\"\nsounds = \"/brand\"\n",
+    );
+    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let record = &rig.callers().await["+4930555001"];
+    assert!(
+        record.played("/brand/en/callbackd/confirmation.wav"),
+        "{:?}",
+        record.media
+    );
+    daemon.stop().await;
+}

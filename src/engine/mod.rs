@@ -497,10 +497,11 @@ impl Engine {
         }))
     }
 
-    /// A line's prompts: its language, else the daemon's default, else English.
+    /// A line's prompts: from its own sounds directory or the daemon's; in its language,
+    /// else the daemon's default, else English.
     fn prompts_for(&self, line: &LineConfig) -> PromptSet {
         PromptSet::choose(
-            &self.options.sounds,
+            line.sounds.as_deref().unwrap_or(&self.options.sounds),
             &[line.language.as_str(), &self.options.default_language],
             &self.options.languages,
         )
