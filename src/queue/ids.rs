@@ -29,33 +29,15 @@ fn check_name(what: &'static str, s: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// A validated name type whose constructor applies [`check_name`].
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        crate::switch::dial::validated!($(#[$doc])* $name);
 
         impl $name {
             pub fn new(s: &str) -> Result<Self, InvalidInput> {
                 check_name($what, s)?;
                 Ok(Self(s.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = InvalidInput;
-            fn from_str(s: &str) -> Result<Self, InvalidInput> {
-                Self::new(s)
             }
         }
     };

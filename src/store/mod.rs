@@ -891,6 +891,24 @@ impl Store {
         }
     }
 
+    /// Run a callback script that takes only the agent and answers `ok` or a rule's name.
+    async fn agent_step(
+        &self,
+        script: &redis::Script,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply: String = self
+            .callback_script(script, queue, entry, None, now, &[agent.as_str()])
+            .await?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        }
+    }
+
     /// The customer leg of an accepted callback is being dialed (event `dialing_customer`).
     pub async fn callback_dialing(
         &self,
@@ -899,20 +917,8 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
-            .callback_script(
-                &self.scripts.callback_dialing,
-                queue,
-                entry,
-                None,
-                now,
-                &[agent.as_str()],
-            )
-            .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
-        }
+        self.agent_step(&self.scripts.callback_dialing, queue, entry, agent, now)
+            .await
     }
 
     /// The customer answered (events `customer_answered` with `callback_wait_ms`, then
@@ -925,20 +931,8 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
-            .callback_script(
-                &self.scripts.callback_answered,
-                queue,
-                entry,
-                None,
-                now,
-                &[agent.as_str()],
-            )
-            .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
-        }
+        self.agent_step(&self.scripts.callback_answered, queue, entry, agent, now)
+            .await
     }
 
     /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); `agent` is

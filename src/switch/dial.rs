@@ -44,6 +44,7 @@ fn check(
     Ok(())
 }
 
+/// A string newtype checked by its own `new`: `as_str`, `Display`, `FromStr`, `TryFrom`.
 macro_rules! validated {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -77,6 +78,8 @@ macro_rules! validated {
         }
     };
 }
+
+pub(crate) use validated;
 
 validated!(
     /// A channel's Unique-ID: letters, digits and `-` (FreeSWITCH's UUIDs and the ones we choose).
