@@ -211,6 +211,10 @@ pub struct CallbackSettings {
     pub ivr_in_front: bool,
     /// After confirming, the caller says their name; the agent hears it before dialing.
     pub record_name: bool,
+    /// How often the menu is played, and a number may be keyed in, before the caller goes
+    /// back to waiting.
+    pub menu_tries: u8,
+    pub number_tries: u8,
     /// Offer callbacks only when the caller's estimated wait is longer than this (and tell
     /// them the estimate); always offered when unset.
     pub offer_when_wait_over: Option<Duration>,
@@ -486,6 +490,8 @@ struct RawCallback {
     ivr_in_front: bool,
     #[serde(default)]
     record_name: bool,
+    menu_tries: Option<Spanned<u64>>,
+    number_tries: Option<Spanned<u64>>,
     offer_when_wait_over_secs: Option<Spanned<u64>>,
     country: Option<Spanned<String>>,
     #[serde(default)]
@@ -557,6 +563,21 @@ fn secs(
         ));
     }
     Ok(Duration::from_secs(v))
+}
+
+/// A count of tries from 1 to 9 (3 when unset).
+fn tries(src: &Source, key: &str, value: Option<&Spanned<u64>>) -> Result<u8, ConfigError> {
+    let Some(value) = value else {
+        return Ok(3);
+    };
+    match u8::try_from(*value.get_ref()) {
+        Ok(n) if (1..=9).contains(&n) => Ok(n),
+        _ => Err(src.at(
+            value.span(),
+            key,
+            format!("{} is out of range: 1 to 9 tries", value.get_ref()),
+        )),
+    }
 }
 
 fn country_code(src: &Source, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
@@ -937,6 +958,8 @@ impl RawLine {
                 agent_mode: cb.agent_mode,
                 ivr_in_front: cb.ivr_in_front,
                 record_name: cb.record_name,
+                menu_tries: tries(src, "menu_tries", cb.menu_tries.as_ref())?,
+                number_tries: tries(src, "number_tries", cb.number_tries.as_ref())?,
                 offer_when_wait_over: cb
                     .offer_when_wait_over_secs
                     .as_ref()
@@ -1078,6 +1101,20 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         assert_eq!(line, Some(line_of(&text, "ring_tme_secs")));
         assert_eq!(key.as_deref(), Some("ring_tme_secs"));
         assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn menu_tries_are_counted_from_one_to_nine() {
+        let good =
+            include_str!("../callbackd.example.toml").replace("menu_tries = 3", "menu_tries = 1");
+        let config = parse(&good).unwrap();
+        assert_eq!(config.lines[0].callback.menu_tries, 1);
+        assert_eq!(config.lines[0].callback.number_tries, 3);
+        let bad = include_str!("../callbackd.example.toml")
+            .replace("number_tries = 3", "number_tries = 0");
+        let (line, key, _) = error_at(&bad);
+        assert_eq!(key.as_deref(), Some("number_tries"));
+        assert!(line.is_some());
     }
 
     #[test]

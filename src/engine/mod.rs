@@ -474,6 +474,8 @@ impl Engine {
             }),
             menu: MenuSettings {
                 record_name: settings.record_name,
+                menu_tries: settings.menu_tries,
+                number_tries: settings.number_tries,
                 ..MenuSettings::default()
             },
             name_recording: settings
