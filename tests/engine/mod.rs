@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::common::RedisServer;
 
-pub const SCALE: f64 = 10.0;
+pub const SCALE: f64 = 5.0;
 
 /// Simulated seconds as real time under [`SCALE`].
 pub fn sim_secs(s: f64) -> Duration {
@@ -211,9 +211,9 @@ impl Rig {
             .collect()
     }
 
-    /// Wait (up to 20 s real time) until `count` events of `kind` were recorded.
+    /// Wait (up to 40 s real time) until `count` events of `kind` were recorded.
     pub async fn wait_for(&self, kind: EventKind, count: usize) -> Vec<StoredEvent> {
-        self.wait_for_within(kind, count, Duration::from_secs(20))
+        self.wait_for_within(kind, count, Duration::from_secs(40))
             .await
     }
 
