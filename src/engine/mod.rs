@@ -22,7 +22,7 @@ use crate::config::{Config, ExitAction, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::esl::{self, Delivery};
 use crate::prompts::PromptSet;
 use crate::queue::{
-    AgentId, AgentState, Clock, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
+    Agent, AgentId, AgentState, Clock, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
     QueueError, QueueName, Router,
 };
 use crate::store::{
@@ -349,8 +349,13 @@ impl Engine {
         if let Some(arrived) = parked.arrived {
             entry.position = arrived;
         }
+        // Read once: the overflow rule and the callback offer both look at the agents.
+        let agents = self.store.agents(self.clock.now()).await?;
         if let NoAgentPolicy::Transfer { extension, context } = &queue_config.no_agent {
-            if !self.anyone_logged_in(&queue).await? {
+            let logged_in = agents
+                .iter()
+                .any(|a| a.state.is_logged_in() && a.priority_for(&queue).is_some());
+            if !logged_in {
                 tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
                 self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
                 return Ok(());
@@ -367,7 +372,7 @@ impl Engine {
             Err(e) => return Err(e),
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
-        self.adopt(&entry, true, parked.sip_from_user.as_deref())
+        self.adopt(&entry, true, parked.sip_from_user.as_deref(), &agents)
             .await?;
         self.dirty = true;
         Ok(())
@@ -380,6 +385,7 @@ impl Engine {
         entry: &Entry,
         greet: bool,
         sip_from_user: Option<&str>,
+        agents: &[Agent],
     ) -> Result<(), StoreError> {
         let EntryKind::LiveCaller { channel } = &entry.kind else {
             return Ok(());
@@ -387,7 +393,7 @@ impl Engine {
         let Some(plan) = self.plans.get(&entry.queue).cloned() else {
             return Ok(());
         };
-        let callback = self.callback_plan(entry, sip_from_user).await?;
+        let callback = self.callback_plan(entry, sip_from_user, agents).await?;
         let media = caller::start(
             &mut self.tasks,
             CallerTask {
@@ -417,6 +423,7 @@ impl Engine {
         &self,
         entry: &Entry,
         sip_from_user: Option<&str>,
+        agents: &[Agent],
     ) -> Result<Option<CallbackPlan>, StoreError> {
         let Some(line) = self.config.line(&entry.line) else {
             return Ok(None);
@@ -425,7 +432,7 @@ impl Engine {
         if !settings.enabled || line.outbound_caller_id.is_none() {
             return Ok(None);
         }
-        let someone = self.store.agents(self.clock.now()).await?.iter().any(|a| {
+        let someone = agents.iter().any(|a| {
             matches!(a.state, AgentState::Available | AgentState::Away)
                 && a.priority_for(&entry.queue).is_some()
         });
@@ -507,15 +514,6 @@ impl Engine {
             &[line.language.as_str(), &self.options.default_language],
             &self.options.languages,
         )
-    }
-
-    async fn anyone_logged_in(&self, queue: &QueueName) -> Result<bool, StoreError> {
-        Ok(self
-            .store
-            .agents(self.clock.now())
-            .await?
-            .iter()
-            .any(|a| a.state.is_logged_in() && a.priority_for(queue).is_some()))
     }
 
     async fn on_caller_hangup(
@@ -856,7 +854,8 @@ impl Engine {
             self.set_state(agent, AgentState::Available, StateSource::Daemon)
                 .await?;
             if let Some(entry) = self.store.entry(queue, entry_id).await? {
-                self.adopt(&entry, false, None).await?;
+                let agents = self.store.agents(self.clock.now()).await?;
+                self.adopt(&entry, false, None, &agents).await?;
             }
         }
         Ok(())

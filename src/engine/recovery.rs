@@ -60,6 +60,7 @@ impl Engine {
             channels.iter().map(|c| (c.uuid.clone(), c)).collect();
         let now = self.clock.now();
         let mut known = HashSet::new();
+        let agents = self.store.agents(now).await?;
         for queue in self.config.queues.clone() {
             for entry in self.store.open_entries(&queue.name).await? {
                 let EntryKind::LiveCaller { channel } = &entry.kind else {
@@ -83,7 +84,7 @@ impl Engine {
                     continue;
                 }
                 if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
-                    self.adopt(&entry, false, None).await?;
+                    self.adopt(&entry, false, None, &agents).await?;
                 }
             }
         }
