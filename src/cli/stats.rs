@@ -29,7 +29,7 @@ pub async fn print(store: &Store, config: &Config) -> anyhow::Result<()> {
         "queue", "waiting", "callbacks", "callbacks ever", "avg callback wait"
     );
     for queue in &config.queues {
-        let waiting = store.waiting_entries(&queue.name, usize::MAX).await?.len();
+        let waiting = store.waiting_count(&queue.name).await?;
         let callbacks = store.callback_stats(&queue.name).await?;
         let average = callbacks
             .average_wait

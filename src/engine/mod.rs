@@ -36,8 +36,13 @@ use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
 use recovery::Dialed;
 use signal::{ParkedCaller, Signal};
 
-/// How many waiting entries per queue routing looks at: the oldest are always among them.
+/// At most this many waiting entries per queue routing looks at: the oldest are always
+/// among them.
 const ROUTING_WINDOW: usize = 64;
+/// Routing first reads this many entries per queue beyond one per free agent (room for
+/// entries a free agent already missed); only when that leaves a free agent without an
+/// offer does it read the whole window. Reading 64 entries per pass was most of its cost.
+const ROUTING_SLACK: usize = 4;
 /// How long an agent who answered a callback offer has to hear it and press 1 or 2.
 const AGENT_DECISION: Duration = Duration::from_secs(60);
 /// How many recent connections the wait estimate is taken from.
@@ -72,6 +77,14 @@ enum Report {
         leg: ChannelId,
         result: Result<ChannelId, SwitchError>,
     },
+    /// A caller could not be bridged to the agent who answered for them.
+    BridgeFailed {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        leg: ChannelId,
+        error: SwitchError,
+    },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
 }
@@ -82,6 +95,8 @@ struct AgentLeg {
     queue: QueueName,
     entry: EntryId,
     agent: AgentId,
+    /// The waiting caller's channel; `None` for a callback, whose customer is dialed later.
+    caller: Option<ChannelId>,
     answered: bool,
 }
 
@@ -111,6 +126,8 @@ pub struct Engine {
     switch: FreeSwitch,
     clock: Arc<dyn Clock>,
     router: Router,
+    /// The agents of the config: the only ones this daemon can ring, so the only ones it reads.
+    agent_ids: Vec<AgentId>,
     /// Callers whose media this daemon runs.
     callers: HashMap<ChannelId, CallerMedia>,
     legs: HashMap<ChannelId, AgentLeg>,
@@ -128,6 +145,8 @@ pub struct Engine {
     tasks: JoinSet<()>,
     /// Something changed that may make an offer possible.
     dirty: bool,
+    /// This daemon just made an agent available: route before handling anything else.
+    agent_freed: bool,
     /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
     /// reach this daemon through the agents' stream.
     agent_events_seen: Option<String>,
@@ -149,6 +168,7 @@ impl Engine {
             .collect();
         Self {
             router: Router::from_config(&config),
+            agent_ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             config,
             options,
             store,
@@ -163,6 +183,7 @@ impl Engine {
             reports,
             tasks: JoinSet::new(),
             dirty: true,
+            agent_freed: false,
             agent_events_seen: None,
         }
     }
@@ -206,8 +227,12 @@ impl Engine {
             }
             // Under load, signals come in bursts (an agent's and a caller's hangup arrive
             // together): take what is already queued before routing once, instead of reading
-            // every agent and entry from Redis after each signal.
+            // every agent and entry from Redis after each signal. A freed agent is routed at
+            // once: that wait is what callers feel.
             for _ in 0..BATCH {
+                if self.agent_freed {
+                    break;
+                }
                 if let Ok(d) = deliveries.try_recv() {
                     self.on_delivery(d).await;
                 } else if let Ok(report) = self.reports.try_recv() {
@@ -218,7 +243,8 @@ impl Engine {
             }
             if self.dirty {
                 self.dirty = false;
-                if let Err(e) = self.dispatch().await {
+                let eager = std::mem::take(&mut self.agent_freed);
+                if let Err(e) = self.dispatch(eager).await {
                     tracing::warn!(error = %e, "dispatch failed; retrying on the next change");
                     self.dirty = true;
                 }
@@ -331,10 +357,6 @@ impl Engine {
         let Ok(id) = EntryId::new(parked.channel.as_str()) else {
             return Ok(());
         };
-        if self.store.entry(&queue, &id).await?.is_some() {
-            // Known already: back from a bridge, or enqueued by another daemon.
-            return Ok(());
-        }
         let mut entry = Entry::live_caller(
             queue.clone(),
             line,
@@ -349,13 +371,20 @@ impl Engine {
         if let Some(arrived) = parked.arrived {
             entry.position = arrived;
         }
-        // Read once: the overflow rule and the callback offer both look at the agents.
-        let agents = self.store.agents(self.clock.now()).await?;
+        // Only the overflow rule and the callback offer look at the agents: read them once,
+        // and only for those.
+        let overflow = matches!(queue_config.no_agent, NoAgentPolicy::Transfer { .. });
+        let agents = if overflow || self.callback_line(&entry.line).is_some() {
+            self.agents().await?
+        } else {
+            Vec::new()
+        };
         if let NoAgentPolicy::Transfer { extension, context } = &queue_config.no_agent {
             let logged_in = agents
                 .iter()
                 .any(|a| a.state.is_logged_in() && a.priority_for(&queue).is_some());
-            if !logged_in {
+            // A caller back from a bridge is not new: the rule is for arrivals only.
+            if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
                 tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
                 self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
                 return Ok(());
@@ -367,7 +396,8 @@ impl Engine {
             .map(|m| entry.position.plus(m.after));
         match self.store.enqueue(&entry, max_wait_due).await {
             Ok(()) => {}
-            // Another daemon on the same switch won the race for this caller.
+            // Known already: back from a bridge, or enqueued by another daemon on the same
+            // switch that won the race for this caller.
             Err(StoreError::EntryExists(_)) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -425,13 +455,10 @@ impl Engine {
         sip_from_user: Option<&str>,
         agents: &[Agent],
     ) -> Result<Option<CallbackPlan>, StoreError> {
-        let Some(line) = self.config.line(&entry.line) else {
+        let Some(line) = self.callback_line(&entry.line) else {
             return Ok(None);
         };
         let settings = &line.callback;
-        if !settings.enabled || line.outbound_caller_id.is_none() {
-            return Ok(None);
-        }
         let someone = agents.iter().any(|a| {
             matches!(a.state, AgentState::Available | AgentState::Away)
                 && a.priority_for(&entry.queue).is_some()
@@ -506,6 +533,13 @@ impl Engine {
         }))
     }
 
+    /// The line, if it offers callbacks: enabled, with an outbound caller ID to call from.
+    fn callback_line(&self, line: &crate::queue::LineName) -> Option<&LineConfig> {
+        self.config
+            .line(line)
+            .filter(|l| l.callback.enabled && l.outbound_caller_id.is_some())
+    }
+
     /// A line's prompts: from its own sounds directory or the daemon's; in its language,
     /// else the daemon's default, else English.
     fn prompts_for(&self, line: &LineConfig) -> PromptSet {
@@ -527,6 +561,15 @@ impl Engine {
         let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
             return Ok(());
         };
+        // Talking to an agent this daemon rang: the agent is free now, no need to ask Redis.
+        let talking_to = self
+            .legs
+            .values()
+            .find(|l| l.answered && l.caller.as_ref() == Some(&channel))
+            .map(|l| l.agent.clone());
+        if let Some(agent) = talking_to {
+            return self.call_ended(&queue, &agent).await;
+        }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
             return Ok(());
         };
@@ -576,7 +619,10 @@ impl Engine {
             return Ok(());
         };
         // A leg that never answered is reported by its originate's result instead.
-        if info.answered {
+        if info.answered && info.caller.is_some() {
+            // It was bridged to a waiting caller: that call is over.
+            self.call_ended(&info.queue, &info.agent).await?;
+        } else if info.answered {
             let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
                 return Ok(());
             };
@@ -604,16 +650,28 @@ impl Engine {
             .config
             .queue(queue)
             .map_or(Duration::ZERO, |q| q.wrap_up);
-        let current = self.store.agent(agent, now).await?.map(|a| a.state);
-        if current != Some(AgentState::OnCall) {
+        let to = if wrap_up.is_zero() {
+            AgentState::Available
+        } else {
+            AgentState::WrapUp
+        };
+        // Only from on_call: an agent who went away meanwhile stays away, and the second
+        // of the two hangups ending a call finds nothing left to do.
+        let changed = match self
+            .store
+            .set_agent_state_from(agent, &[AgentState::OnCall], to, now, StateSource::Daemon)
+            .await
+        {
+            Ok(previous) => previous == AgentState::OnCall,
+            Err(StoreError::Rule(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !changed {
             return Ok(());
         }
-        if wrap_up.is_zero() {
-            self.set_state(agent, AgentState::Available, StateSource::Daemon)
-                .await?;
+        if to == AgentState::Available {
+            self.agent_freed = true;
         } else {
-            self.set_state(agent, AgentState::WrapUp, StateSource::Daemon)
-                .await?;
             self.store
                 .schedule(
                     &Timer::WrapUpEnd {
@@ -678,22 +736,56 @@ impl Engine {
         Ok(())
     }
 
-    /// Make every offer that can be made now.
-    async fn dispatch(&mut self) -> Result<(), StoreError> {
+    /// The config's agents as Redis has them now.
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.store
+            .agents_named(&self.agent_ids, self.clock.now())
+            .await
+    }
+
+    /// The first `window` waiting entries of every queue, read together: one round trip
+    /// on the shared connection.
+    async fn waiting_heads(&self, window: usize) -> Result<Vec<Entry>, StoreError> {
+        let reads = self
+            .config
+            .queues
+            .iter()
+            .map(|q| self.store.waiting_entries(&q.name, window));
+        Ok(futures_util::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Make every offer that can be made now. `agent_free` (this daemon just freed one)
+    /// reads the free agents and the entries together; otherwise the entries are read only
+    /// once an agent turns out to be free, which is the common case's saving under load.
+    async fn dispatch(&mut self, agent_free: bool) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let agents = self.store.agents(now).await?;
-        if !agents.iter().any(|a| a.is_free()) {
-            return Ok(());
+        let window = |free: usize| (free + ROUTING_SLACK).min(ROUTING_WINDOW);
+        let free_agents = self.store.free_agents(&self.agent_ids, now);
+        let (agents, mut entries, mut read) = if agent_free {
+            let read = window(1);
+            let (agents, entries) = tokio::try_join!(free_agents, self.waiting_heads(read))?;
+            (agents, entries, read)
+        } else {
+            let agents = free_agents.await?;
+            if agents.is_empty() {
+                return Ok(());
+            }
+            let read = window(agents.len());
+            (agents, self.waiting_heads(read).await?, read)
+        };
+        let mut offers = self.router.plan(&entries, &agents);
+        let free = agents.len();
+        let placed: usize = offers.iter().map(|o| o.agents.len()).sum();
+        if placed < free && read < ROUTING_WINDOW && self.some_queue_full(&entries, read) {
+            read = ROUTING_WINDOW;
+            entries = self.waiting_heads(read).await?;
+            offers = self.router.plan(&entries, &agents);
         }
-        let mut entries = Vec::new();
-        for queue in &self.config.queues {
-            entries.extend(
-                self.store
-                    .waiting_entries(&queue.name, ROUTING_WINDOW)
-                    .await?,
-            );
-        }
-        for offer in self.router.plan(&entries, &agents) {
+        for offer in offers {
             let Some(queue) = self.config.queue(&offer.queue).cloned() else {
                 continue;
             };
@@ -713,6 +805,14 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether some queue had `read` entries or more waiting: then more wait beyond them.
+    fn some_queue_full(&self, entries: &[Entry], read: usize) -> bool {
+        self.config
+            .queues
+            .iter()
+            .any(|q| entries.iter().filter(|e| e.queue == q.name).count() >= read)
     }
 
     /// Ring the offer's agents, each on a leg of its own.
@@ -738,6 +838,10 @@ impl Engine {
                     queue: entry.queue.clone(),
                     entry: entry.id.clone(),
                     agent: agent_id.clone(),
+                    caller: match &entry.kind {
+                        EntryKind::LiveCaller { channel } => Some(channel.clone()),
+                        EntryKind::Callback(_) => None,
+                    },
                     answered: false,
                 },
             );
@@ -762,28 +866,48 @@ impl Engine {
     }
 
     async fn on_report(&mut self, report: Report) {
-        let Report::AgentLeg {
-            queue,
-            entry,
-            agent,
-            leg,
-            result,
-        } = report
-        else {
-            self.dirty = true;
-            return;
-        };
-        let outcome = match result {
-            Ok(_) => self.agent_answered(&queue, &entry, &agent, leg).await,
-            Err(e) => {
-                self.legs.remove(&leg);
-                self.agent_missed(&queue, &entry, &agent, &e).await
+        let (outcome, entry, agent) = match report {
+            Report::AgentLeg {
+                queue,
+                entry,
+                agent,
+                leg,
+                result,
+            } => (self.on_agent_leg(&queue, &entry, &agent, leg, result).await, entry, agent),
+            Report::BridgeFailed {
+                queue,
+                entry,
+                agent,
+                leg,
+                error,
+            } => (self.bridge_failed(&queue, &entry, &agent, leg, &error).await, entry, agent),
+            Report::StoreChanged => {
+                self.dirty = true;
+                return;
             }
         };
         if let Err(e) = outcome {
             tracing::warn!(%entry, %agent, error = %e, "offer outcome could not be recorded");
         }
         self.dirty = true;
+    }
+
+    /// An agent leg's originate finished: answered, or not taken.
+    async fn on_agent_leg(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        result: Result<ChannelId, SwitchError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
+            Err(e) => {
+                self.legs.remove(&leg);
+                self.agent_missed(queue, entry, agent, &e).await
+            }
+        }
     }
 
     async fn agent_answered(
@@ -794,24 +918,10 @@ impl Engine {
         leg: ChannelId,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let Some(found) = self.store.entry(queue, entry_id).await? else {
-            self.legs.remove(&leg);
-            self.kill(leg);
-            return Ok(());
+        let caller = self.legs.get(&leg).and_then(|l| l.caller.clone());
+        let Some(channel) = caller else {
+            return self.callback_answered(queue, entry_id, agent, leg).await;
         };
-        if let EntryKind::Callback(request) = found.kind {
-            if let Some(info) = self.legs.get_mut(&leg) {
-                info.answered = true;
-            }
-            self.release_other_legs(entry_id, agent);
-            // Keep the offer and the agent's booking while they hear whom to call.
-            self.store
-                .callback_offer_answered(queue, entry_id, agent, now, AGENT_DECISION)
-                .await?;
-            return self
-                .start_callback(queue, entry_id, agent, leg, request, &found.line)
-                .await;
-        }
         match self.store.connected(queue, entry_id, agent, now).await {
             Ok(()) => {}
             Err(StoreError::Rule(
@@ -827,38 +937,84 @@ impl Engine {
         if let Some(info) = self.legs.get_mut(&leg) {
             info.answered = true;
         }
-        let Some(entry) = self.store.entry(queue, entry_id).await? else {
-            return Ok(());
-        };
         self.release_other_legs(entry_id, agent);
-        let EntryKind::LiveCaller { channel } = entry.kind else {
-            return Ok(());
-        };
         if let Some(media) = self.callers.remove(&channel) {
             media.leave();
         }
         tracing::info!(entry = %entry_id, %agent, "agent answered: bridging");
-        let bridged = async {
-            self.switch.break_media(&channel).await?;
-            self.switch.bridge(&channel, &leg).await
-        }
-        .await;
-        if let Err(e) = bridged {
-            tracing::warn!(entry = %entry_id, %agent, error = %e,
-                "bridge failed; the caller waits again at their place");
-            self.legs.remove(&leg);
-            self.kill(leg);
-            self.store
-                .bridge_failed(queue, entry_id, agent, now)
-                .await?;
-            self.set_state(agent, AgentState::Available, StateSource::Daemon)
-                .await?;
-            if let Some(entry) = self.store.entry(queue, entry_id).await? {
-                let agents = self.store.agents(self.clock.now()).await?;
-                self.adopt(&entry, false, None, &agents).await?;
+        // The bridge waits on two switch round trips: the loop goes on meanwhile.
+        let switch = self.switch.clone();
+        let reports = self.reports_tx.clone();
+        let (queue, entry, agent) = (queue.clone(), entry_id.clone(), agent.clone());
+        self.tasks.spawn(async move {
+            let bridged = async {
+                switch.break_media(&channel).await?;
+                switch.bridge(&channel, &leg).await
             }
+            .await;
+            if let Err(error) = bridged {
+                let _ = reports.send(Report::BridgeFailed {
+                    queue,
+                    entry,
+                    agent,
+                    leg,
+                    error,
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// The caller could not be bridged to the agent who answered: the agent is free again
+    /// and the caller waits at their place, with their media back on.
+    async fn bridge_failed(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        error: &SwitchError,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(entry = %entry_id, %agent, %error,
+            "bridge failed; the caller waits again at their place");
+        self.legs.remove(&leg);
+        self.kill(leg);
+        let now = self.clock.now();
+        self.store.bridge_failed(queue, entry_id, agent, now).await?;
+        self.set_state(agent, AgentState::Available, StateSource::Daemon)
+            .await?;
+        if let Some(entry) = self.store.entry(queue, entry_id).await? {
+            let agents = self.agents().await?;
+            self.adopt(&entry, false, None, &agents).await?;
         }
         Ok(())
+    }
+
+    /// An agent answered the offer of a callback: they hear whom to call, in a task.
+    async fn callback_answered(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let found = self.store.entry(queue, entry_id).await?;
+        let Some((EntryKind::Callback(request), line)) = found.map(|e| (e.kind, e.line)) else {
+            self.legs.remove(&leg);
+            self.kill(leg);
+            return Ok(());
+        };
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.answered = true;
+        }
+        self.release_other_legs(entry_id, agent);
+        // Keep the offer and the agent's booking while they hear whom to call.
+        self.store
+            .callback_offer_answered(queue, entry_id, agent, now, AGENT_DECISION)
+            .await?;
+        self.start_callback(queue, entry_id, agent, leg, request, &line)
+            .await
     }
 
     /// An agent answered a callback offer: their side runs in a task of its own.
@@ -877,8 +1033,7 @@ impl Engine {
         };
         // Agents logged out or taking transfers only count as having declined.
         let eligible = self
-            .store
-            .agents(self.clock.now())
+            .agents()
             .await?
             .into_iter()
             .filter(|a| a.priority_for(queue).is_some())
@@ -1103,10 +1258,21 @@ impl Engine {
                 self.store.callback_retry_due(queue, entry, now).await?;
             }
             Timer::WrapUpEnd { agent } => {
-                let state = self.store.agent(agent, now).await?.map(|a| a.state);
-                if state == Some(AgentState::WrapUp) {
-                    self.set_state(agent, AgentState::Available, StateSource::Daemon)
-                        .await?;
+                // Only from wrap_up: an agent who chose another state meanwhile keeps it.
+                match self
+                    .store
+                    .set_agent_state_from(
+                        agent,
+                        &[AgentState::WrapUp],
+                        AgentState::Available,
+                        now,
+                        StateSource::Daemon,
+                    )
+                    .await
+                {
+                    Ok(AgentState::WrapUp) => self.agent_freed = true,
+                    Ok(_) | Err(StoreError::Rule(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }

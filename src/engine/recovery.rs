@@ -39,6 +39,8 @@ impl FoundLeg {
             queue: self.queue.clone(),
             entry: self.entry.clone(),
             agent: self.agent.clone(),
+            // Not known here; the leg's hangup reads the entry to end the call.
+            caller: None,
             answered: true,
         }
     }
@@ -60,7 +62,7 @@ impl Engine {
             channels.iter().map(|c| (c.uuid.clone(), c)).collect();
         let now = self.clock.now();
         let mut known = HashSet::new();
-        let agents = self.store.agents(now).await?;
+        let agents = self.agents().await?;
         for queue in self.config.queues.clone() {
             for entry in self.store.open_entries(&queue.name).await? {
                 let EntryKind::LiveCaller { channel } = &entry.kind else {

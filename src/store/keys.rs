@@ -37,7 +37,13 @@ impl Keys {
 
     /// Hash of one entry.
     pub(crate) fn entry(&self, queue: &QueueName, id: &EntryId) -> String {
-        self.queue_key(queue, &format!("entry:{id}"))
+        format!("{}{id}", self.entry_prefix(queue))
+    }
+
+    /// What every entry key of a queue starts with: scripts that walk the waiting set build
+    /// entry keys from it.
+    pub(crate) fn entry_prefix(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "entry:")
     }
 
     /// The id of the open callback for a number, so one number is never queued twice.
@@ -71,7 +77,12 @@ impl Keys {
     }
 
     pub(crate) fn agent(&self, id: &AgentId) -> String {
-        format!("{}:{AGENTS_TAG}:agent:{id}", self.prefix)
+        format!("{}{id}", self.agent_prefix())
+    }
+
+    /// What every agent key starts with.
+    pub(crate) fn agent_prefix(&self) -> String {
+        format!("{}:{AGENTS_TAG}:agent:", self.prefix)
     }
 
     /// Set of every registered agent id.

@@ -1117,13 +1117,27 @@ impl Store {
         now: Timestamp,
         source: StateSource,
     ) -> Result<AgentState> {
+        self.set_agent_state_from(agent, &AgentState::allowed_from(to), to, now, source)
+            .await
+    }
+
+    /// [`Store::set_agent_state`], only from the states in `from` (those the domain does
+    /// not allow still refuse): one round trip where reading the state first would be two.
+    pub async fn set_agent_state_from(
+        &self,
+        agent: &AgentId,
+        from: &[AgentState],
+        to: AgentState,
+        now: Timestamp,
+        source: StateSource,
+    ) -> Result<AgentState> {
         let mut inv = self.scripts.set_agent_state.prepare_invoke();
         inv.key(self.keys.agent(agent))
             .key(self.keys.agent_events())
             .arg(to.as_str())
             .arg(now.as_millis())
             .arg(source.as_str());
-        for from in AgentState::allowed_from(to) {
+        for from in from.iter().filter(|f| f.can_change_to(to)) {
             inv.arg(from.as_str());
         }
         let reply: (String, String) = inv.invoke_async(&mut self.conn()).await?;
@@ -1159,10 +1173,39 @@ impl Store {
         records::entry_from(&key, &fields).map(Some)
     }
 
-    /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
+    /// The first `limit` waiting entries of a queue, oldest first: what routing reads, in
+    /// one round trip.
     pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
-        self.entries_in(queue, &self.keys.waiting(queue), limit)
-            .await
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = self.keys.entry_prefix(queue);
+        let replies: Vec<Vec<String>> = self
+            .scripts
+            .waiting_heads
+            .key(self.keys.waiting(queue))
+            .arg(&prefix)
+            .arg(isize::try_from(limit - 1).unwrap_or(-1))
+            .invoke_async(&mut self.conn())
+            .await?;
+        replies
+            .into_iter()
+            // An id whose hash expired is a leftover, not an entry.
+            .filter(|flat| !flat.is_empty())
+            .map(|flat| {
+                let fields = records::hash_from_flat(flat);
+                let key = format!("{prefix}{}", fields.get("id").map_or("", String::as_str));
+                records::entry_from(&key, &fields)
+            })
+            .collect()
+    }
+
+    /// How many entries wait in a queue (not counting those ringing an agent).
+    pub async fn waiting_count(&self, queue: &QueueName) -> Result<u64> {
+        Ok(redis::cmd("ZCARD")
+            .arg(self.keys.waiting(queue))
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     /// The queue's recent pace: the mean time between its last `samples` connections, or
@@ -1290,17 +1333,49 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         ids.sort();
+        let ids = ids
+            .iter()
+            .map(|id| {
+                AgentId::new(id).map_err(|e| StoreError::Corrupt {
+                    key: self.keys.agent_ids(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.agents_named(&ids, now).await
+    }
+
+    /// Those of the named agents that are free to be offered an entry now (what routing
+    /// needs), in one round trip.
+    pub async fn free_agents(&self, ids: &[AgentId], now: Timestamp) -> Result<Vec<Agent>> {
+        let mut inv = self.scripts.free_agents.prepare_invoke();
+        for id in ids {
+            inv.key(self.keys.agent(id));
+        }
+        inv.arg(now.as_millis());
+        let replies: Vec<Vec<String>> = inv.invoke_async(&mut self.conn()).await?;
+        replies
+            .into_iter()
+            .map(|flat| {
+                let fields = records::hash_from_flat(flat);
+                let id = fields.get("id").map_or("", String::as_str);
+                let key = format!("{}{id}", self.keys.agent_prefix());
+                records::agent_from(&key, &fields, now)
+            })
+            .collect()
+    }
+
+    /// The named agents that are registered, in one round trip: a daemon reads the agents
+    /// of its config this way, since it can only ring those.
+    pub async fn agents_named(&self, ids: &[AgentId], now: Timestamp) -> Result<Vec<Agent>> {
+        // An empty pipeline is refused by the client.
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut keys = Vec::with_capacity(ids.len());
         let mut pipe = redis::pipe();
-        for id in &ids {
-            let id = AgentId::new(id).map_err(|e| StoreError::Corrupt {
-                key: self.keys.agent_ids(),
-                reason: e.to_string(),
-            })?;
-            let key = self.keys.agent(&id);
+        for id in ids {
+            let key = self.keys.agent(id);
             pipe.hgetall(&key);
             keys.push(key);
         }

@@ -109,6 +109,16 @@ macro_rules! validated {
     };
 }
 
+/// A hash from a script's HGETALL reply, which comes as one flat list of fields and values.
+pub(crate) fn hash_from_flat(flat: Vec<String>) -> HashMap<String, String> {
+    let mut items = flat.into_iter();
+    let mut fields = HashMap::new();
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        fields.insert(field, value);
+    }
+    fields
+}
+
 pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<Entry, StoreError> {
     let r = Record { key, fields };
     let kind = match r.get("kind")? {

@@ -29,16 +29,25 @@ redis.call('XADD', KEYS[5], '*', 'event', 'entered', 'entry', ARGV[1], 'queue', 
 return 'ok'
 "#;
 
-/// Books agents for an entry, all or none. A booking whose lease ran out (its daemon died
-/// between booking and ringing) counts as free.
+/// Lua helper for scripts that ask whether an agent may be offered an entry: available and
+/// not booked. A booking whose lease ran out (its daemon died between booking and ringing)
+/// counts as none.
+const FREE: &str = r#"
+local function is_free(key, now)
+  local a = redis.call('HMGET', key, 'state', 'booked', 'booked_until')
+  local booked = a[2] and a[2] ~= '' and tonumber(a[3] or '0') >= now
+  return a[1] == 'available' and not booked
+end
+"#;
+
+/// Books agents for an entry, all or none.
 /// KEYS: agent hashes. ARGV: entry, queue, now, booked-until.
 const BOOK_AGENTS: &str = r#"
 local now = tonumber(ARGV[3])
 for _, key in ipairs(KEYS) do
-  local a = redis.call('HMGET', key, 'id', 'state', 'booked', 'booked_until')
-  if not a[1] then return 'unknown' end
-  local booked = a[3] and a[3] ~= '' and tonumber(a[4] or '0') >= now
-  if a[2] ~= 'available' or booked then return 'busy:' .. a[1] end
+  local id = redis.call('HGET', key, 'id')
+  if not id then return 'unknown' end
+  if not is_free(key, now) then return 'busy:' .. id end
 end
 for _, key in ipairs(KEYS) do
   redis.call('HSET', key, 'booked', ARGV[1], 'booked_queue', ARGV[2], 'booked_until', ARGV[4])
@@ -520,6 +529,28 @@ redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', 
 return {'ok', a[2]}
 "#;
 
+/// Reads the first waiting entries of a queue, oldest first, in one round trip. The entry
+/// keys are built from a prefix that carries the queue's hash tag, so they share its slot.
+/// KEYS: waiting. ARGV: entry key prefix, limit. Returns one HGETALL reply per entry.
+const WAITING_HEADS: &str = r#"
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[1] .. id) end
+return out
+"#;
+
+/// The agents free to be offered an entry now: under load most are busy, so the reply
+/// (what the daemon must parse) stays small. KEYS: agent hashes. ARGV: now.
+/// Returns one HGETALL reply per free agent.
+const FREE_AGENTS: &str = r#"
+local now = tonumber(ARGV[1])
+local out = {}
+for _, key in ipairs(KEYS) do
+  if is_free(key, now) then out[#out + 1] = redis.call('HGETALL', key) end
+end
+return out
+"#;
+
 /// Leases due timers to one daemon: each is pushed to the lease's end, so it comes due
 /// again for anyone if its owner dies before completing it.
 /// KEYS: timers, leases. ARGV: now, lease end, owner, limit.
@@ -553,6 +584,8 @@ pub(crate) struct Scripts {
     pub(crate) agent_answered: Script,
     pub(crate) close: Script,
     pub(crate) set_agent_state: Script,
+    pub(crate) waiting_heads: Script,
+    pub(crate) free_agents: Script,
     pub(crate) claim_timers: Script,
     pub(crate) complete_timer: Script,
     pub(crate) callback_request: Script,
@@ -572,10 +605,11 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         let with_split = |body: &str| Script::new(&format!("{SPLIT}{body}"));
+        let with_free = |body: &str| Script::new(&format!("{FREE}{body}"));
         let callback = |body: &str| Script::new(&format!("{SPLIT}{CALLBACK}{body}"));
         Self {
             enqueue: Script::new(ENQUEUE),
-            book_agents: Script::new(BOOK_AGENTS),
+            book_agents: with_free(BOOK_AGENTS),
             release_agents: Script::new(RELEASE_AGENTS),
             claim_entry: with_split(CLAIM_ENTRY),
             offer_failed: with_split(OFFER_FAILED),
@@ -585,6 +619,8 @@ impl Scripts {
             agent_answered: Script::new(AGENT_ANSWERED),
             close: with_split(CLOSE),
             set_agent_state: Script::new(SET_AGENT_STATE),
+            waiting_heads: Script::new(WAITING_HEADS),
+            free_agents: with_free(FREE_AGENTS),
             claim_timers: Script::new(CLAIM_TIMERS),
             complete_timer: Script::new(COMPLETE_TIMER),
             callback_request: callback(CALLBACK_REQUEST),
