@@ -55,7 +55,10 @@ const TIMER_TICK: Duration = Duration::from_millis(200);
 const TIMER_LEASE: Duration = Duration::from_secs(30);
 /// At most this many queued signals are handled between two routing passes, so a flood
 /// cannot hold back offers for long.
-const BATCH: usize = 32;
+const BATCH: usize = 64;
+/// How long a call ended by its agent leg's hangup is remembered, so that its caller's
+/// hangup (which follows) costs nothing.
+const ENDED_CALLS: Duration = Duration::from_secs(60);
 
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +148,15 @@ pub struct Engine {
     tasks: JoinSet<()>,
     /// Something changed that may make an offer possible.
     dirty: bool,
-    /// This daemon just made an agent available: route before handling anything else.
-    agent_freed: bool,
+    /// Agents this daemon made available since the last routing pass: that pass reads
+    /// the entries for them at once, without first asking Redis whether anyone is free.
+    agents_freed: usize,
+    /// The last routing pass left free agents without an offer (or none ran yet): only
+    /// then can a new caller be offered at once, so only then does an arrival route.
+    idle_agents_seen: bool,
+    /// Callers whose call this daemon saw end on the agent's side, with when: their own
+    /// hangup follows and has nothing left to do. Kept for [`ENDED_CALLS`].
+    ended_calls: HashMap<ChannelId, std::time::Instant>,
     /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
     /// reach this daemon through the agents' stream.
     agent_events_seen: Option<String>,
@@ -183,7 +193,9 @@ impl Engine {
             reports,
             tasks: JoinSet::new(),
             dirty: true,
-            agent_freed: false,
+            agents_freed: 0,
+            idle_agents_seen: true,
+            ended_calls: HashMap::new(),
             agent_events_seen: None,
         }
     }
@@ -226,13 +238,10 @@ impl Engine {
                 }
             }
             // Under load, signals come in bursts (an agent's and a caller's hangup arrive
-            // together): take what is already queued before routing once, instead of reading
-            // every agent and entry from Redis after each signal. A freed agent is routed at
-            // once: that wait is what callers feel.
+            // together; calls that started together end together): take what is already
+            // queued, then route once for every agent freed meanwhile, rather than once per
+            // signal, which would keep the last agent of a burst waiting on all the others.
             for _ in 0..BATCH {
-                if self.agent_freed {
-                    break;
-                }
                 if let Ok(d) = deliveries.try_recv() {
                     self.on_delivery(d).await;
                 } else if let Ok(report) = self.reports.try_recv() {
@@ -243,8 +252,8 @@ impl Engine {
             }
             if self.dirty {
                 self.dirty = false;
-                let eager = std::mem::take(&mut self.agent_freed);
-                if let Err(e) = self.dispatch(eager).await {
+                let freed = std::mem::take(&mut self.agents_freed);
+                if let Err(e) = self.dispatch(freed).await {
                     tracing::warn!(error = %e, "dispatch failed; retrying on the next change");
                     self.dirty = true;
                 }
@@ -404,7 +413,7 @@ impl Engine {
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
         self.adopt(&entry, true, parked.sip_from_user.as_deref(), &agents)
             .await?;
-        self.dirty = true;
+        self.dirty |= self.idle_agents_seen;
         Ok(())
     }
 
@@ -561,13 +570,18 @@ impl Engine {
         let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
             return Ok(());
         };
-        // Talking to an agent this daemon rang: the agent is free now, no need to ask Redis.
+        if self.ended_calls.remove(&channel).is_some() {
+            return Ok(());
+        }
+        // Talking to an agent this daemon rang: the call is over, so is the agent's leg.
         let talking_to = self
             .legs
-            .values()
-            .find(|l| l.answered && l.caller.as_ref() == Some(&channel))
-            .map(|l| l.agent.clone());
-        if let Some(agent) = talking_to {
+            .iter()
+            .find(|(_, l)| l.answered && l.caller.as_ref() == Some(&channel))
+            .map(|(leg, l)| (leg.clone(), l.agent.clone()));
+        if let Some((leg, agent)) = talking_to {
+            self.legs.remove(&leg);
+            self.kill(leg);
             return self.call_ended(&queue, &agent).await;
         }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
@@ -619,8 +633,9 @@ impl Engine {
             return Ok(());
         };
         // A leg that never answered is reported by its originate's result instead.
-        if info.answered && info.caller.is_some() {
+        if let (true, Some(caller)) = (info.answered, info.caller) {
             // It was bridged to a waiting caller: that call is over.
+            self.ended_calls.insert(caller, std::time::Instant::now());
             self.call_ended(&info.queue, &info.agent).await?;
         } else if info.answered {
             let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
@@ -670,7 +685,7 @@ impl Engine {
             return Ok(());
         }
         if to == AgentState::Available {
-            self.agent_freed = true;
+            self.agents_freed += 1;
         } else {
             self.store
                 .schedule(
@@ -758,48 +773,66 @@ impl Engine {
             .collect())
     }
 
-    /// Make every offer that can be made now. `agent_free` (this daemon just freed one)
-    /// reads the free agents and the entries together; otherwise the entries are read only
-    /// once an agent turns out to be free, which is the common case's saving under load.
-    async fn dispatch(&mut self, agent_free: bool) -> Result<(), StoreError> {
+    /// Make every offer that can be made now. When this daemon just freed `freed` agents,
+    /// the free agents and the entries are read together; otherwise the entries are read
+    /// only once an agent turns out to be free, which is the common case under load.
+    async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
         let now = self.clock.now();
         let window = |free: usize| (free + ROUTING_SLACK).min(ROUTING_WINDOW);
         let free_agents = self.store.free_agents(&self.agent_ids, now);
-        let (agents, mut entries, mut read) = if agent_free {
-            let read = window(1);
+        let (agents, mut entries, mut read) = if freed > 0 {
+            let read = window(freed);
             let (agents, entries) = tokio::try_join!(free_agents, self.waiting_heads(read))?;
             (agents, entries, read)
         } else {
             let agents = free_agents.await?;
             if agents.is_empty() {
+                self.idle_agents_seen = false;
                 return Ok(());
             }
             let read = window(agents.len());
             (agents, self.waiting_heads(read).await?, read)
         };
         let mut offers = self.router.plan(&entries, &agents);
-        let free = agents.len();
-        let placed: usize = offers.iter().map(|o| o.agents.len()).sum();
-        if placed < free && read < ROUTING_WINDOW && self.some_queue_full(&entries, read) {
+        let placed = |offers: &[Offer]| offers.iter().map(|o| o.agents.len()).sum::<usize>();
+        if placed(&offers) < agents.len()
+            && read < ROUTING_WINDOW
+            && self.some_queue_full(&entries, read)
+        {
             read = ROUTING_WINDOW;
             entries = self.waiting_heads(read).await?;
             offers = self.router.plan(&entries, &agents);
         }
-        for offer in offers {
-            let Some(queue) = self.config.queue(&offer.queue).cloned() else {
-                continue;
-            };
-            match self.store.offer(&offer, now, queue.ring_time).await? {
-                OfferOutcome::Offered => {
-                    let entry = entries.iter().find(|e| e.id == offer.entry).cloned();
-                    if let Some(entry) = entry {
-                        self.ring(&entry, &offer, &queue);
+        self.idle_agents_seen = placed(&offers) < agents.len();
+        // The offers share no agent and no entry: they are made together, so a burst of
+        // freed agents waits one booking round trip, not one per agent.
+        let made = futures_util::future::join_all(offers.iter().map(|offer| {
+            let ring_time = self
+                .config
+                .queue(&offer.queue)
+                .map_or(Duration::ZERO, |q| q.ring_time);
+            self.store.offer(offer, now, ring_time)
+        }))
+        .await;
+        for (offer, outcome) in offers.iter().zip(made) {
+            match outcome {
+                Ok(OfferOutcome::Offered) => {
+                    let entry = entries.iter().find(|e| e.id == offer.entry);
+                    let queue = self.config.queue(&offer.queue);
+                    if let (Some(entry), Some(queue)) = (entry.cloned(), queue.cloned()) {
+                        self.ring(&entry, offer, &queue);
                     }
                 }
                 // Lost a race with another daemon or a state change: look again later.
-                OfferOutcome::AgentNotFree(_)
-                | OfferOutcome::EntryNotWaiting
-                | OfferOutcome::AlreadyTried(_) => {
+                Ok(
+                    OfferOutcome::AgentNotFree(_)
+                    | OfferOutcome::EntryNotWaiting
+                    | OfferOutcome::AlreadyTried(_),
+                ) => self.dirty = true,
+                // An offer booked but never rung comes back when its booking lease or its
+                // offer timer runs out.
+                Err(e) => {
+                    tracing::warn!(entry = %offer.entry, error = %e, "offer failed");
                     self.dirty = true;
                 }
             }
@@ -873,14 +906,23 @@ impl Engine {
                 agent,
                 leg,
                 result,
-            } => (self.on_agent_leg(&queue, &entry, &agent, leg, result).await, entry, agent),
+            } => (
+                self.on_agent_leg(&queue, &entry, &agent, leg, result).await,
+                entry,
+                agent,
+            ),
             Report::BridgeFailed {
                 queue,
                 entry,
                 agent,
                 leg,
                 error,
-            } => (self.bridge_failed(&queue, &entry, &agent, leg, &error).await, entry, agent),
+            } => (
+                self.bridge_failed(&queue, &entry, &agent, leg, &error)
+                    .await,
+                entry,
+                agent,
+            ),
             Report::StoreChanged => {
                 self.dirty = true;
                 return;
@@ -980,7 +1022,9 @@ impl Engine {
         self.legs.remove(&leg);
         self.kill(leg);
         let now = self.clock.now();
-        self.store.bridge_failed(queue, entry_id, agent, now).await?;
+        self.store
+            .bridge_failed(queue, entry_id, agent, now)
+            .await?;
         self.set_state(agent, AgentState::Available, StateSource::Daemon)
             .await?;
         if let Some(entry) = self.store.entry(queue, entry_id).await? {
@@ -1142,6 +1186,7 @@ impl Engine {
         while self.tasks.try_join_next().is_some() {}
         self.early_keys
             .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
+        self.ended_calls.retain(|_, at| at.elapsed() < ENDED_CALLS);
         self.watch_agent_events().await;
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
@@ -1270,7 +1315,7 @@ impl Engine {
                     )
                     .await
                 {
-                    Ok(AgentState::WrapUp) => self.agent_freed = true,
+                    Ok(AgentState::WrapUp) => self.agents_freed += 1,
                     Ok(_) | Err(StoreError::Rule(_)) => {}
                     Err(e) => return Err(e),
                 }
