@@ -9,10 +9,14 @@
 //   that runtime's threads' CPU time (`/proc/self/task/<tid>/schedstat`), threads that end
 //   included, over the measured window. The observer and the harness run on other threads.
 // - Latency is measured on the switch's side, by an observer with its own event-socket
-//   connection: from the `Event-Date-Timestamp` of an agent leg's CHANNEL_HANGUP (the agent
-//   is free: wrap-up is 0) to that of the CHANNEL_CREATE of the next leg the simulator creates
-//   for that agent, which it does on receiving the daemon's `bgapi originate`. It covers the
-//   event's way to the daemon, the daemon's work and Redis trips, and the command's way back.
+//   connection: from an agent leg's CHANNEL_HANGUP (the agent is free: wrap-up is 0) to the
+//   CHANNEL_CREATE of the next leg the simulator creates for that agent, which it does on
+//   receiving the daemon's `bgapi originate`. It covers the event's way to the daemon, the
+//   daemon's work and Redis trips, and the command's way back. The target is judged on the
+//   times the observer receives the two events: the simulator stamps an event a timer fires
+//   (the agent hanging up) with the timer's due time, so its `Event-Date-Timestamp`s also
+//   count how late the simulator itself runs (tokio timers fire up to a millisecond late, and
+//   a burst of hangups due together goes out one after another). Both are reported.
 // - Redis round trips are Redis's own count of socket reads with data (`total_reads_processed`,
 //   one per request or pipeline) over the window; commands (scripts' inner calls included)
 //   come from `total_commands_processed`. Both are divided by the calls connected meanwhile.
@@ -142,17 +146,20 @@ fn main() {
     let check = harness.block_on(verify(&store, &seen));
     drop(sim);
 
-    let latencies = {
-        let mut l = seen.latencies_us[start.latencies..end.latencies].to_vec();
+    let window_of = |all: &[u64]| {
+        let mut l = all[start.latencies..end.latencies].to_vec();
         l.sort_unstable();
         l
     };
+    let latencies = window_of(&seen.latencies_seen_us);
+    let stamped_latencies = window_of(&seen.latencies_us);
     report(&Report {
         warmup,
         window,
         start,
         end,
         latencies,
+        stamped_latencies,
         mem_before,
         mem_peak,
         sim_peak_kb,
@@ -452,7 +459,12 @@ struct Seen {
     double_bookings: u64,
     /// When each agent's last leg ended (µs, switch clock), until their next leg.
     free_since: HashMap<String, u64>,
+    /// The same, as the observer's clock saw the hangup arrive.
+    free_seen: HashMap<String, u64>,
+    /// By the switch's event stamps.
     latencies_us: Vec<u64>,
+    /// By the observer's receive times; same indexes as `latencies_us`.
+    latencies_seen_us: Vec<u64>,
     bridges: u64,
 }
 
@@ -478,6 +490,9 @@ impl Seen {
             .header("Event-Date-Timestamp")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
+        let received = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         let agent = ev.variable(VAR_AGENT).map(|a| a.into_owned());
         match (name.as_ref(), agent) {
             ("CHANNEL_CREATE", Some(agent)) => {
@@ -487,8 +502,12 @@ impl Seen {
                     self.double_bookings += 1;
                 }
                 *live += 1;
-                if let Some(free) = self.free_since.remove(&agent) {
+                if let (Some(free), Some(seen)) = (
+                    self.free_since.remove(&agent),
+                    self.free_seen.remove(&agent),
+                ) {
                     self.latencies_us.push(at.saturating_sub(free));
+                    self.latencies_seen_us.push(received.saturating_sub(seen));
                 }
                 self.offers.entry(entry.clone()).or_default().0 += 1;
                 self.legs.insert(
@@ -525,6 +544,7 @@ impl Seen {
                     if !leg.answered {
                         self.offers.entry(leg.entry).or_default().1 += 1;
                     }
+                    self.free_seen.insert(leg.agent.clone(), received);
                     self.free_since.insert(leg.agent, at);
                 } else if let Some(caller) = self.callers.get_mut(uuid.as_ref()) {
                     caller.hung_up = true;
@@ -758,7 +778,10 @@ struct Report {
     window: u64,
     start: Snapshot,
     end: Snapshot,
+    /// Agent free → originate, by the observer's receive times (judged).
     latencies: Vec<u64>,
+    /// The same by the simulator's event stamps (reported).
+    stamped_latencies: Vec<u64>,
     mem_before: Memory,
     mem_peak: Memory,
     sim_peak_kb: u64,
@@ -869,15 +892,28 @@ fn report(r: &Report) {
         format!("{:.3}", redis_share),
         "",
     );
-    row("agent free -> originate p50 (ms)", format!("{p50:.2}"), "");
     row(
-        "agent free -> originate p99 (ms)",
+        "agent free -> originate p50 (ms), on the socket",
+        format!("{p50:.2}"),
+        "",
+    );
+    row(
+        "agent free -> originate p99 (ms), on the socket",
         format!("{p99:.2}"),
         &format!("< {P99_TARGET_MS}  {}", verdict(p99 < P99_TARGET_MS)),
     );
     row(
         "  max (ms), samples",
         format!("{max:.2}, {}", r.latencies.len()),
+        "",
+    );
+    row(
+        "  p50 / p99 by the simulator's stamps (ms)",
+        format!(
+            "{:.2} / {:.2}",
+            percentile(&r.stamped_latencies, 0.50),
+            percentile(&r.stamped_latencies, 0.99)
+        ),
         "",
     );
     row(

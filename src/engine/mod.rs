@@ -58,7 +58,7 @@ const TIMER_LEASE: Duration = Duration::from_secs(30);
 const BATCH: usize = 64;
 /// How long a call ended by its agent leg's hangup is remembered, so that its caller's
 /// hangup (which follows) costs nothing.
-const ENDED_CALLS: Duration = Duration::from_secs(60);
+const CALLER_HANGUP_WAIT: Duration = Duration::from_secs(60);
 
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +154,12 @@ pub struct Engine {
     /// The last routing pass left free agents without an offer (or none ran yet): only
     /// then can a new caller be offered at once, so only then does an arrival route.
     idle_agents_seen: bool,
+    /// Calls that ended since the last routing pass, by queue and agent: their agents are
+    /// freed together before it.
+    calls_ended: Vec<(QueueName, AgentId)>,
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
-    /// hangup follows and has nothing left to do. Kept for [`ENDED_CALLS`].
-    ended_calls: HashMap<ChannelId, std::time::Instant>,
+    /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
+    callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
     /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
     /// reach this daemon through the agents' stream.
     agent_events_seen: Option<String>,
@@ -195,7 +198,8 @@ impl Engine {
             dirty: true,
             agents_freed: 0,
             idle_agents_seen: true,
-            ended_calls: HashMap::new(),
+            callers_whose_call_ended: HashMap::new(),
+            calls_ended: Vec::new(),
             agent_events_seen: None,
         }
     }
@@ -249,6 +253,9 @@ impl Engine {
                 } else {
                     break;
                 }
+            }
+            if !self.calls_ended.is_empty() {
+                self.free_agents_of_callers_whose_call_ended().await;
             }
             if self.dirty {
                 self.dirty = false;
@@ -570,7 +577,7 @@ impl Engine {
         let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
             return Ok(());
         };
-        if self.ended_calls.remove(&channel).is_some() {
+        if self.callers_whose_call_ended.remove(&channel).is_some() {
             return Ok(());
         }
         // Talking to an agent this daemon rang: the call is over, so is the agent's leg.
@@ -582,7 +589,8 @@ impl Engine {
         if let Some((leg, agent)) = talking_to {
             self.legs.remove(&leg);
             self.kill(leg);
-            return self.call_ended(&queue, &agent).await;
+            self.call_ended(&queue, &agent);
+            return Ok(());
         }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
             return Ok(());
@@ -603,7 +611,7 @@ impl Engine {
                     Err(e) => return Err(e),
                 }
             }
-            EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent).await?,
+            EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent),
             // A callback outlives its caller's channel.
             EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
             EntryStatus::Closed { .. } => {}
@@ -635,8 +643,9 @@ impl Engine {
         // A leg that never answered is reported by its originate's result instead.
         if let (true, Some(caller)) = (info.answered, info.caller) {
             // It was bridged to a waiting caller: that call is over.
-            self.ended_calls.insert(caller, std::time::Instant::now());
-            self.call_ended(&info.queue, &info.agent).await?;
+            self.callers_whose_call_ended
+                .insert(caller, std::time::Instant::now());
+            self.call_ended(&info.queue, &info.agent);
         } else if info.answered {
             let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
                 return Ok(());
@@ -652,14 +661,38 @@ impl Engine {
                         .callback_completed(&info.queue, &info.entry, &info.agent, now)
                         .await?;
                 }
-                self.call_ended(&info.queue, &info.agent).await?;
+                self.call_ended(&info.queue, &info.agent);
             }
         }
         Ok(())
     }
 
-    /// A connected call ended: the agent wraps up (or is free at once without wrap-up).
-    async fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) -> Result<(), StoreError> {
+    /// A connected call ended: its agent is freed before the next routing pass, together
+    /// with every other agent whose call ended in the same burst of signals.
+    fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) {
+        self.calls_ended.push((queue.clone(), agent.clone()));
+        self.dirty = true;
+    }
+
+    /// Free the agents of the calls that ended, all at once: one round trip for a burst.
+    async fn free_agents_of_callers_whose_call_ended(&mut self) {
+        let ended = std::mem::take(&mut self.calls_ended);
+        let results =
+            futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a))).await;
+        for ((_, agent), result) in ended.iter().zip(results) {
+            match result {
+                Ok(true) => self.agents_freed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%agent, error = %e, "freeing an agent after a call failed")
+                }
+            }
+        }
+    }
+
+    /// The agent of a call that ended wraps up (or is free at once without wrap-up).
+    /// True when they are available now.
+    async fn end_call(&self, queue: &QueueName, agent: &AgentId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let wrap_up = self
             .config
@@ -681,23 +714,13 @@ impl Engine {
             Err(StoreError::Rule(_)) => false,
             Err(e) => return Err(e),
         };
-        if !changed {
-            return Ok(());
+        if changed && to == AgentState::WrapUp {
+            let timer = Timer::WrapUpEnd {
+                agent: agent.clone(),
+            };
+            self.store.schedule(&timer, now.plus(wrap_up)).await?;
         }
-        if to == AgentState::Available {
-            self.agents_freed += 1;
-        } else {
-            self.store
-                .schedule(
-                    &Timer::WrapUpEnd {
-                        agent: agent.clone(),
-                    },
-                    now.plus(wrap_up),
-                )
-                .await?;
-        }
-        self.dirty = true;
-        Ok(())
+        Ok(changed && to == AgentState::Available)
     }
 
     async fn set_state(
@@ -1186,7 +1209,8 @@ impl Engine {
         while self.tasks.try_join_next().is_some() {}
         self.early_keys
             .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
-        self.ended_calls.retain(|_, at| at.elapsed() < ENDED_CALLS);
+        self.callers_whose_call_ended
+            .retain(|_, at| at.elapsed() < CALLER_HANGUP_WAIT);
         self.watch_agent_events().await;
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
