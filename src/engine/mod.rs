@@ -255,7 +255,7 @@ impl Engine {
                 }
             }
             if !self.calls_ended.is_empty() {
-                self.free_agents_of_callers_whose_call_ended().await;
+                self.free_agents_of_ended_calls().await;
             }
             if self.dirty {
                 self.dirty = false;
@@ -675,7 +675,7 @@ impl Engine {
     }
 
     /// Free the agents of the calls that ended, all at once: one round trip for a burst.
-    async fn free_agents_of_callers_whose_call_ended(&mut self) {
+    async fn free_agents_of_ended_calls(&mut self) {
         let ended = std::mem::take(&mut self.calls_ended);
         let results =
             futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a))).await;
