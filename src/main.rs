@@ -5,13 +5,21 @@
 use clap::Parser;
 
 use callbackd::cli::{self, Cli};
+use callbackd::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let mut cli = Cli::parse();
-    if cli.command.quiet_by_default() && cli.log.log_level == cli::logging::DEFAULT_LEVEL {
-        cli.log.log_level = "warn".into();
-    }
-    cli::logging::init(&cli.log);
+    let cli = Cli::parse();
+    // Logging starts before the command runs; a config that does not load is reported by
+    // the command itself, with the defaults' logging.
+    let config = cli
+        .command
+        .daemon_config()
+        .and_then(|path| Config::load(path).ok());
+    cli::logging::init(
+        &cli.log,
+        config.as_ref().map(|c| &c.log),
+        cli.command.default_log_level(),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

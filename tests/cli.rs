@@ -190,3 +190,54 @@ fn demo_runs_the_scenario_and_ends_by_itself() {
         6
     );
 }
+
+/// The first line `callbackd run` logs with `extra` arguments, against a live Redis and a
+/// switch that is not there (the daemon keeps trying it and is stopped here).
+fn first_log_line(config: &Path, extra: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("CALLBACKD_LOG_FORMAT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run callbackd");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(line)) = std::io::BufReader::new(stderr).lines().next() {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(std::time::Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    line.expect("a log line")
+}
+
+#[test]
+fn run_logs_as_the_config_says_unless_the_command_line_says_otherwise() {
+    let redis = RedisServer::start();
+    let path = config_file(&redis.url(), "log-json");
+    let body = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("format = \"human\"", "format = \"json\"")
+        .replace(
+            "address = \"127.0.0.1:8021\"",
+            &format!("address = \"127.0.0.1:{}\"", common::free_port()),
+        );
+    std::fs::write(&path, body).unwrap();
+
+    let json = first_log_line(&path, &[]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("a JSON log line");
+    assert!(parsed["level"].is_string(), "{json}");
+
+    let human = first_log_line(&path, &["--log-format", "human"]);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&human).is_err(),
+        "{human}"
+    );
+    assert!(human.contains("INFO") || human.contains("WARN"), "{human}");
+    std::fs::remove_file(&path).unwrap();
+}

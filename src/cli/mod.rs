@@ -45,9 +45,21 @@ pub enum Command {
 }
 
 impl Command {
-    /// The demo narrates on stdout; routine daemon logs would drown it unless asked for.
-    pub fn quiet_by_default(&self) -> bool {
-        matches!(self, Self::Demo(_))
+    /// The log level when neither the command line nor a config says: the demo narrates
+    /// on stdout, and routine daemon logs would drown it unless asked for.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Demo(_) => "warn",
+            _ => logging::DEFAULT_LEVEL,
+        }
+    }
+
+    /// The daemon's config file, whose `[log]` section sets up its logs.
+    pub fn daemon_config(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Run(args) => Some(&args.config),
+            _ => None,
+        }
     }
 }
 

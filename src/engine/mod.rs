@@ -989,6 +989,9 @@ impl Engine {
         };
         match self.store.connected(queue, entry_id, agent, now).await {
             Ok(()) => {}
+            Err(StoreError::Rule(QueueError::NowACallback(_))) => {
+                return self.callback_answered(queue, entry_id, agent, leg).await;
+            }
             Err(StoreError::Rule(
                 QueueError::NotOfferedTo { .. } | QueueError::EntryStatus { .. },
             )) => {
@@ -1074,6 +1077,8 @@ impl Engine {
         };
         if let Some(info) = self.legs.get_mut(&leg) {
             info.answered = true;
+            // Rung while the caller waited, answered after they asked for a callback.
+            info.caller = None;
         }
         self.release_other_legs(entry_id, agent);
         // Keep the offer and the agent's booking while they hear whom to call.

@@ -35,6 +35,9 @@ pub enum QueueError {
     NoAgent(EntryId),
     #[error("entry {0} is a callback: neither max wait nor a hangup cuts it")]
     CallbackNotCut(EntryId),
+    /// A caller may ask for a callback while an agent's phone rings for them.
+    #[error("entry {0} is a callback now: it connects when its customer answers")]
+    NowACallback(EntryId),
 }
 
 /// How a queue picks among the agents free to take an entry.

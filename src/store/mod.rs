@@ -467,11 +467,7 @@ impl Store {
                 }
                 .into(),
                 "callback" => QueueError::CallbackNotCut(entry.clone()).into(),
-                "not_live" => QueueError::EntryStatus {
-                    entry: entry.clone(),
-                    expected: "a live caller",
-                }
-                .into(),
+                "not_live" => QueueError::NowACallback(entry.clone()).into(),
                 other => StoreError::UnexpectedReply(other.to_owned()),
             },
         }
