@@ -90,7 +90,13 @@ pub struct RedisSettings {
     pub url: String,
     /// First part of every key, so several deployments can share one Redis.
     pub key_prefix: String,
+    /// About how many events each event stream keeps; older ones are trimmed.
+    pub events_kept: u64,
 }
+
+/// Events each stream keeps when the config does not say: days of a busy queue.
+pub const DEFAULT_EVENTS_KEPT: u64 = 100_000;
+const MIN_EVENTS_KEPT: u64 = 1_000;
 
 impl RedisSettings {
     /// The URL with its password replaced by `***`, for logs and summaries.
@@ -402,6 +408,7 @@ struct RawReconnect {
 struct RawRedis {
     url: Spanned<String>,
     key_prefix: Option<Spanned<String>>,
+    events_kept: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -812,9 +819,21 @@ impl RawRedis {
                 p.into_inner()
             }
         };
+        let events_kept = match self.events_kept {
+            None => DEFAULT_EVENTS_KEPT,
+            Some(n) if *n.get_ref() >= MIN_EVENTS_KEPT => n.into_inner(),
+            Some(n) => {
+                return Err(src.at(
+                    n.span(),
+                    "events_kept",
+                    format!("at least {MIN_EVENTS_KEPT}: wait estimates and the dashboard read recent events"),
+                ))
+            }
+        };
         Ok(RedisSettings {
             url: self.url.into_inner(),
             key_prefix,
+            events_kept,
         })
     }
 }

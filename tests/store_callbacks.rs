@@ -944,7 +944,7 @@ async fn an_agent_hearing_a_callback_keeps_it_and_their_booking_until_they_decid
         s.store
             .connected(&support(), &e.id, &id("alice"), s.clock.now())
             .await,
-        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+        Err(StoreError::Rule(QueueError::NowACallback(_)))
     ));
     s.clock.advance(Duration::from_secs(30));
     assert!(due_timers(&s).await.contains(&timeout));

@@ -711,6 +711,7 @@ async fn unreachable_redis_is_a_clear_error() {
     let settings = RedisSettings {
         url: format!("redis://:hunter2@127.0.0.1:{port}/0"),
         key_prefix: "test".into(),
+        events_kept: callbackd::config::DEFAULT_EVENTS_KEPT,
     };
     let err = match Store::connect(&settings).await {
         Ok(_) => panic!("connected to a closed port"),
@@ -729,6 +730,7 @@ async fn unreachable_redis_is_a_clear_error() {
     let tls = RedisSettings {
         url: format!("rediss://127.0.0.1:{port}/0"),
         key_prefix: "test".into(),
+        events_kept: callbackd::config::DEFAULT_EVENTS_KEPT,
     };
     let err = Store::connect(&tls)
         .await
@@ -928,4 +930,42 @@ async fn a_failed_bridge_puts_the_entry_back_at_its_place() {
         .bridge_failed(&q("support"), &e1.id, &id("alice"), s.clock.now())
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn event_streams_are_trimmed_to_about_the_kept_length() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    for i in 0..3000 {
+        let to = if i % 2 == 0 {
+            AgentState::Available
+        } else {
+            AgentState::Away
+        };
+        s.store
+            .set_agent_state(&id("alice"), to, s.clock.now(), StateSource::Cli)
+            .await
+            .unwrap();
+    }
+    for _ in 0..1500 {
+        s.store
+            .enqueue(&caller("support", &s.clock), None)
+            .await
+            .unwrap();
+    }
+    s.store
+        .trim_events(&[q("support"), q("sales")], 1000)
+        .await
+        .unwrap();
+    let agents = s.store.events(None, None, 10_000).await.unwrap();
+    let support = s
+        .store
+        .events(Some(&q("support")), None, 10_000)
+        .await
+        .unwrap();
+    for (name, kept) in [("agents", agents.len()), ("support", support.len())] {
+        // `~` trims whole nodes of up to 100 entries: never below the length asked for.
+        assert!((1000..=1100).contains(&kept), "{name}: {kept}");
+    }
+    // What is kept is the newest.
+    assert_eq!(agents.last().and_then(|e| e.field("to")), Some("away"));
 }

@@ -51,6 +51,8 @@ const PACE_SAMPLES: usize = 20;
 const EARLY_KEYS: Duration = Duration::from_secs(5);
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
+/// How often the event streams are trimmed to the configured length.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// A claimed timer not completed within this time comes due again for any daemon.
 const TIMER_LEASE: Duration = Duration::from_secs(30);
 /// At most this many queued signals are handled between two routing passes, so a flood
@@ -163,6 +165,8 @@ pub struct Engine {
     /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
     /// reach this daemon through the agents' stream.
     agent_events_seen: Option<String>,
+    /// When the event streams were last trimmed.
+    trimmed: std::time::Instant,
 }
 
 impl Engine {
@@ -201,6 +205,7 @@ impl Engine {
             callers_whose_call_ended: HashMap::new(),
             calls_ended: Vec::new(),
             agent_events_seen: None,
+            trimmed: std::time::Instant::now(),
         }
     }
 
@@ -1217,6 +1222,15 @@ impl Engine {
         self.callers_whose_call_ended
             .retain(|_, at| at.elapsed() < CALLER_HANGUP_WAIT);
         self.watch_agent_events().await;
+        if self.trimmed.elapsed() >= TRIM_EVERY {
+            self.trimmed = std::time::Instant::now();
+            let queues: Vec<QueueName> =
+                self.config.queues.iter().map(|q| q.name.clone()).collect();
+            let keep = self.config.redis.events_kept;
+            if let Err(e) = self.store.trim_events(&queues, keep).await {
+                tracing::warn!(error = %e, "trimming the event streams failed");
+            }
+        }
         let now = self.clock.now();
         let mut scopes: Vec<TimerScope> = self
             .config

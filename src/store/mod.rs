@@ -1468,6 +1468,26 @@ impl Store {
 
     /// Up to `count` events of a queue's stream (or the agents' with `None`) after the
     /// stream id `after` (`None` for the start).
+    /// Trim the event streams of `queues` and the agents' to about `keep` events each.
+    /// `~` lets Redis drop whole nodes only, which keeps trimming cheap.
+    pub async fn trim_events(&self, queues: &[QueueName], keep: u64) -> Result<()> {
+        let mut pipe = redis::pipe();
+        let streams = queues
+            .iter()
+            .map(|q| self.keys.events(q))
+            .chain([self.keys.agent_events()]);
+        for stream in streams {
+            pipe.cmd("XTRIM")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(keep)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
     pub async fn events(
         &self,
         queue: Option<&QueueName>,

@@ -531,9 +531,10 @@ return {'ok', a[2]}
 
 /// Reads the first waiting entries of a queue, oldest first, in one round trip. The entry
 /// keys are built from a prefix that carries the queue's hash tag, so they share its slot.
-/// KEYS: waiting. ARGV: entry key prefix, limit. Returns one HGETALL reply per entry.
+/// KEYS: waiting. ARGV: entry key prefix, index of the last entry (-1: all).
+/// Returns one HGETALL reply per entry.
 const WAITING_HEADS: &str = r#"
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local ids = redis.call('ZRANGE', KEYS[1], 0, ARGV[2])
 local out = {}
 for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[1] .. id) end
 return out
