@@ -23,7 +23,7 @@ use crate::esl::{self, Delivery};
 use crate::prompts::PromptSet;
 use crate::queue::{
     Agent, AgentId, AgentState, Clock, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
-    QueueError, QueueName, Router,
+    QueueError, QueueName, Router, Timestamp,
 };
 use crate::store::{
     NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
@@ -260,7 +260,11 @@ impl Engine {
                 }
             }
             if !self.calls_ended.is_empty() {
-                self.free_agents_of_ended_calls().await;
+                if let Err(e) = self.route_freed_agents().await {
+                    tracing::warn!(error = %e, "routing freed agents failed; retrying");
+                }
+                // A full pass follows for whatever else changed in this batch.
+                self.dirty = true;
             }
             if self.dirty {
                 self.dirty = false;
@@ -679,20 +683,45 @@ impl Engine {
         self.dirty = true;
     }
 
-    /// Free the agents of the calls that ended, all at once: one round trip for a burst.
-    async fn free_agents_of_ended_calls(&mut self) {
+    /// Free the agents of the calls that ended, all at once (one round trip for a burst),
+    /// and route them. When the last pass left nobody idle they are the only free agents
+    /// worth routing, so the queue heads are read in that same round trip and the agents
+    /// are known without reading them back: what a caller waits for is two round trips
+    /// shorter. Otherwise the full pass that follows routes them.
+    async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
         let ended = std::mem::take(&mut self.calls_ended);
-        let results =
-            futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a))).await;
+        let shortcut = !self.idle_agents_seen;
+        let read = (ended.len() + ROUTING_SLACK).min(ROUTING_WINDOW);
+        let frees = futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a)));
+        let heads = async {
+            if shortcut {
+                self.waiting_heads(read).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (results, entries) = tokio::join!(frees, heads);
+        let now = self.clock.now();
+        let mut freed = Vec::new();
         for ((_, agent), result) in ended.iter().zip(results) {
             match result {
-                Ok(true) => self.agents_freed += 1,
+                Ok(true) => {
+                    freed.extend(self.config.agent(agent).map(|a| Agent::freed_now(a, now)))
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(%agent, error = %e, "freeing an agent after a call failed")
                 }
             }
         }
+        if !shortcut {
+            self.agents_freed += freed.len();
+            return Ok(());
+        }
+        let entries = entries?;
+        let offers = self.router.plan(&entries, &freed);
+        self.make_offers(&offers, &entries, now).await;
+        Ok(())
     }
 
     /// The agent of a call that ended wraps up (or is free at once without wrap-up).
@@ -832,8 +861,13 @@ impl Engine {
             offers = self.router.plan(&entries, &agents);
         }
         self.idle_agents_seen = placed(&offers) < agents.len();
-        // The offers share no agent and no entry: they are made together, so a burst of
-        // freed agents waits one booking round trip, not one per agent.
+        self.make_offers(&offers, &entries, now).await;
+        Ok(())
+    }
+
+    /// Book and ring `offers`. They share no agent and no entry, so they are made
+    /// together: a burst of freed agents waits one booking round trip, not one per agent.
+    async fn make_offers(&mut self, offers: &[Offer], entries: &[Entry], now: Timestamp) {
         let made = futures_util::future::join_all(offers.iter().map(|offer| {
             let ring_time = self
                 .config
@@ -865,7 +899,6 @@ impl Engine {
                 }
             }
         }
-        Ok(())
     }
 
     /// Whether some queue had `read` entries or more waiting: then more wait beyond them.

@@ -125,6 +125,19 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// A configured agent as the store has them right after their call ended with no
+    /// wrap-up: available, unbooked, idle from `now`.
+    pub fn freed_now(config: &crate::config::AgentConfig, now: Timestamp) -> Self {
+        Self {
+            id: config.id.clone(),
+            state: AgentState::Available,
+            idle_since: now,
+            serves: config.queues.clone(),
+            booked: None,
+            missed_in_a_row: 0,
+        }
+    }
+
     /// The priority of `queue` for this agent, or `None` when they do not serve it.
     pub fn priority_for(&self, queue: &QueueName) -> Option<u8> {
         self.serves
