@@ -1169,31 +1169,10 @@ impl Store {
         records::entry_from(&key, &fields).map(Some)
     }
 
-    /// The first `limit` waiting entries of a queue, oldest first: what routing reads, in
-    /// one round trip.
+    /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
     pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let prefix = self.keys.entry_prefix(queue);
-        let replies: Vec<Vec<String>> = self
-            .scripts
-            .waiting_heads
-            .key(self.keys.waiting(queue))
-            .arg(&prefix)
-            .arg(isize::try_from(limit - 1).unwrap_or(-1))
-            .invoke_async(&mut self.conn())
-            .await?;
-        replies
-            .into_iter()
-            // An id whose hash expired is a leftover, not an entry.
-            .filter(|flat| !flat.is_empty())
-            .map(|flat| {
-                let fields = records::hash_from_flat(flat);
-                let key = format!("{prefix}{}", fields.get("id").map_or("", String::as_str));
-                records::entry_from(&key, &fields)
-            })
-            .collect()
+        self.entries_in(queue, &self.keys.waiting(queue), limit)
+            .await
     }
 
     /// How many entries wait in a queue (not counting those ringing an agent).
@@ -1287,39 +1266,24 @@ impl Store {
             .await
     }
 
+    /// The first `limit` entries of one of a queue's sorted sets of entry ids, in one
+    /// round trip.
     async fn entries_in(&self, queue: &QueueName, set: &str, limit: usize) -> Result<Vec<Entry>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let stop = isize::try_from(limit - 1).unwrap_or(-1);
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(set)
-            .arg(0)
-            .arg(stop)
-            .query_async(&mut self.conn())
+        let prefix = self.keys.entry_prefix(queue);
+        let replies: Vec<Vec<String>> = self
+            .scripts
+            .entries_in
+            .key(set)
+            .arg(&prefix)
+            .arg(isize::try_from(limit - 1).unwrap_or(-1))
+            .invoke_async(&mut self.conn())
             .await?;
-        // An empty pipeline is refused by the client.
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys = Vec::with_capacity(ids.len());
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            let id = EntryId::new(id).map_err(|e| StoreError::Corrupt {
-                key: set.to_owned(),
-                reason: e.to_string(),
-            })?;
-            let key = self.keys.entry(queue, &id);
-            pipe.hgetall(&key);
-            keys.push(key);
-        }
-        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
-        keys.iter()
-            .zip(&all)
-            // An id whose hash expired is a leftover, not an entry.
-            .filter(|(_, fields)| !fields.is_empty())
-            .map(|(key, fields)| records::entry_from(key, fields))
-            .collect()
+        // An id whose hash expired is a leftover, not an entry.
+        let replies = replies.into_iter().filter(|flat| !flat.is_empty());
+        records::from_hashes(replies, &prefix, records::entry_from)
     }
 
     /// Every registered agent; bookings whose lease ended before `now` read as none.
@@ -1350,15 +1314,9 @@ impl Store {
         }
         inv.arg(now.as_millis());
         let replies: Vec<Vec<String>> = inv.invoke_async(&mut self.conn()).await?;
-        replies
-            .into_iter()
-            .map(|flat| {
-                let fields = records::hash_from_flat(flat);
-                let id = fields.get("id").map_or("", String::as_str);
-                let key = format!("{}{id}", self.keys.agent_prefix());
-                records::agent_from(&key, &fields, now)
-            })
-            .collect()
+        records::from_hashes(replies, &self.keys.agent_prefix(), |key, fields| {
+            records::agent_from(key, fields, now)
+        })
     }
 
     /// The named agents that are registered, in one round trip: a daemon reads the agents

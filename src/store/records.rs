@@ -109,14 +109,25 @@ macro_rules! validated {
     };
 }
 
-/// A hash from a script's HGETALL reply, which comes as one flat list of fields and values.
-pub(crate) fn hash_from_flat(flat: Vec<String>) -> HashMap<String, String> {
-    let mut items = flat.into_iter();
-    let mut fields = HashMap::new();
-    while let (Some(field), Some(value)) = (items.next(), items.next()) {
-        fields.insert(field, value);
-    }
-    fields
+/// Records from a script's HGETALL replies, each one flat list of fields and values, of
+/// keys named `prefix` + the record's `id` field (the key only names a record in errors).
+pub(crate) fn from_hashes<T>(
+    replies: impl IntoIterator<Item = Vec<String>>,
+    prefix: &str,
+    parse: impl Fn(&str, &HashMap<String, String>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    replies
+        .into_iter()
+        .map(|flat| {
+            let mut items = flat.into_iter();
+            let mut fields = HashMap::new();
+            while let (Some(field), Some(value)) = (items.next(), items.next()) {
+                fields.insert(field, value);
+            }
+            let key = format!("{prefix}{}", fields.get("id").map_or("", String::as_str));
+            parse(&key, &fields)
+        })
+        .collect()
 }
 
 pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<Entry, StoreError> {

@@ -529,11 +529,12 @@ redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', 
 return {'ok', a[2]}
 "#;
 
-/// Reads the first waiting entries of a queue, oldest first, in one round trip. The entry
-/// keys are built from a prefix that carries the queue's hash tag, so they share its slot.
-/// KEYS: waiting. ARGV: entry key prefix, index of the last entry (-1: all).
+/// Reads the first entries of one of a queue's sorted sets of entry ids (waiting, open),
+/// in order, in one round trip. The entry keys are built from a prefix that carries the
+/// queue's hash tag, so they share its slot.
+/// KEYS: the set. ARGV: entry key prefix, index of the last entry (-1: all).
 /// Returns one HGETALL reply per entry.
-const WAITING_HEADS: &str = r#"
+const ENTRIES_IN: &str = r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, ARGV[2])
 local out = {}
 for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[1] .. id) end
@@ -585,7 +586,7 @@ pub(crate) struct Scripts {
     pub(crate) agent_answered: Script,
     pub(crate) close: Script,
     pub(crate) set_agent_state: Script,
-    pub(crate) waiting_heads: Script,
+    pub(crate) entries_in: Script,
     pub(crate) free_agents: Script,
     pub(crate) claim_timers: Script,
     pub(crate) complete_timer: Script,
@@ -620,7 +621,7 @@ impl Scripts {
             agent_answered: Script::new(AGENT_ANSWERED),
             close: with_split(CLOSE),
             set_agent_state: Script::new(SET_AGENT_STATE),
-            waiting_heads: Script::new(WAITING_HEADS),
+            entries_in: Script::new(ENTRIES_IN),
             free_agents: with_free(FREE_AGENTS),
             claim_timers: Script::new(CLAIM_TIMERS),
             complete_timer: Script::new(COMPLETE_TIMER),
