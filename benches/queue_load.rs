@@ -457,10 +457,9 @@ struct Seen {
     /// Live legs per agent; a second one means the agent was booked twice.
     agent_legs: HashMap<String, u32>,
     double_bookings: u64,
-    /// When each agent's last leg ended (µs, switch clock), until their next leg.
-    free_since: HashMap<String, u64>,
-    /// The same, as the observer's clock saw the hangup arrive.
-    free_seen: HashMap<String, u64>,
+    /// When each agent's last leg ended, until their next leg: (switch stamp, observer
+    /// receive time), both in µs since the epoch.
+    free_since: HashMap<String, (u64, u64)>,
     /// By the switch's event stamps.
     latencies_us: Vec<u64>,
     /// By the observer's receive times; same indexes as `latencies_us`.
@@ -502,10 +501,7 @@ impl Seen {
                     self.double_bookings += 1;
                 }
                 *live += 1;
-                if let (Some(free), Some(seen)) = (
-                    self.free_since.remove(&agent),
-                    self.free_seen.remove(&agent),
-                ) {
+                if let Some((free, seen)) = self.free_since.remove(&agent) {
                     self.latencies_us.push(at.saturating_sub(free));
                     self.latencies_seen_us.push(received.saturating_sub(seen));
                 }
@@ -544,8 +540,7 @@ impl Seen {
                     if !leg.answered {
                         self.offers.entry(leg.entry).or_default().1 += 1;
                     }
-                    self.free_seen.insert(leg.agent.clone(), received);
-                    self.free_since.insert(leg.agent, at);
+                    self.free_since.insert(leg.agent, (at, received));
                 } else if let Some(caller) = self.callers.get_mut(uuid.as_ref()) {
                     caller.hung_up = true;
                 }

@@ -691,7 +691,7 @@ impl Engine {
     async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
         let ended = std::mem::take(&mut self.calls_ended);
         let shortcut = !self.idle_agents_seen;
-        let read = (ended.len() + ROUTING_SLACK).min(ROUTING_WINDOW);
+        let read = routing_window(ended.len());
         let frees = futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a)));
         let heads = async {
             if shortcut {
@@ -701,13 +701,10 @@ impl Engine {
             }
         };
         let (results, entries) = tokio::join!(frees, heads);
-        let now = self.clock.now();
         let mut freed = Vec::new();
         for ((_, agent), result) in ended.iter().zip(results) {
             match result {
-                Ok(true) => {
-                    freed.extend(self.config.agent(agent).map(|a| Agent::freed_now(a, now)))
-                }
+                Ok(true) => freed.push(agent),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(%agent, error = %e, "freeing an agent after a call failed")
@@ -718,6 +715,12 @@ impl Engine {
             self.agents_freed += freed.len();
             return Ok(());
         }
+        let now = self.clock.now();
+        let freed: Vec<Agent> = freed
+            .into_iter()
+            .filter_map(|id| self.config.agent(id))
+            .map(|a| Agent::freed_now(a, now))
+            .collect();
         let entries = entries?;
         let offers = self.router.plan(&entries, &freed);
         self.make_offers(&offers, &entries, now).await;
@@ -835,10 +838,9 @@ impl Engine {
     /// only once an agent turns out to be free, which is the common case under load.
     async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let window = |free: usize| (free + ROUTING_SLACK).min(ROUTING_WINDOW);
         let free_agents = self.store.free_agents(&self.agent_ids, now);
         let (agents, mut entries, mut read) = if freed > 0 {
-            let read = window(freed);
+            let read = routing_window(freed);
             let (agents, entries) = tokio::try_join!(free_agents, self.waiting_heads(read))?;
             (agents, entries, read)
         } else {
@@ -847,7 +849,7 @@ impl Engine {
                 self.idle_agents_seen = false;
                 return Ok(());
             }
-            let read = window(agents.len());
+            let read = routing_window(agents.len());
             (agents, self.waiting_heads(read).await?, read)
         };
         let mut offers = self.router.plan(&entries, &agents);
@@ -1400,6 +1402,11 @@ impl Engine {
         self.dirty = true;
         Ok(())
     }
+}
+
+/// How many waiting entries per queue a pass first reads for `free` agents.
+fn routing_window(free: usize) -> usize {
+    (free + ROUTING_SLACK).min(ROUTING_WINDOW)
 }
 
 /// An origination variable from a constant name and a validated id.
