@@ -110,11 +110,18 @@ async fn request(s: &Setup, entry: &EntryId, n: &str) -> CallbackRequested {
         .unwrap()
 }
 
+/// Offer `entry` as a plan that read the whole queue would: knowing who waits ahead.
 async fn offer(s: &Setup, entry: &EntryId, agent: &str) {
+    let ahead = waiting_ids(s)
+        .await
+        .into_iter()
+        .take_while(|e| e != entry)
+        .collect();
     let offer = Offer {
         entry: entry.clone(),
         queue: support(),
         agents: vec![id(agent)],
+        ahead,
     };
     assert_eq!(
         s.store.offer(&offer, s.clock.now(), RING).await.unwrap(),
@@ -357,6 +364,7 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
         entry: e.id.clone(),
         queue: support(),
         agents: vec![id("alice")],
+        ahead: vec![],
     };
     assert_eq!(
         s.store
@@ -934,6 +942,7 @@ async fn an_agent_hearing_a_callback_keeps_it_and_their_booking_until_they_decid
         entry: other.id.clone(),
         queue: support(),
         agents: vec![id("alice")],
+        ahead: vec![],
     };
     assert_eq!(
         s.store.offer(&busy, s.clock.now(), RING).await.unwrap(),

@@ -111,6 +111,7 @@ fn offer(entry: &Entry, agents: &[&str]) -> Offer {
         entry: entry.id.clone(),
         queue: entry.queue.clone(),
         agents: agents.iter().map(|a| id(a)).collect(),
+        ahead: vec![],
     }
 }
 
@@ -206,11 +207,105 @@ async fn an_entry_is_offered_once_and_an_agent_booked_once() {
         router.next_offer(&entries, &agents),
         Some(offer(&e2, &["bob"]))
     );
-    let offered: Vec<_> = kinds(&s.store, Some(&q("support"))).await;
+    // Offered once for good: the claim of e2 for busy alice was withdrawn.
+    let events: Vec<_> = kinds(&s.store, Some(&q("support"))).await;
+    let count = |kind| events.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(EventKind::Offered), 2);
+    assert_eq!(count(EventKind::OfferWithdrawn), 1);
+}
+
+#[tokio::test]
+async fn an_entry_put_back_ahead_of_a_plan_is_served_first() {
+    let s = setup(&[
+        ("alice", "[{ queue = \"support\" }]"),
+        ("bob", "[{ queue = \"support\" }]"),
+    ])
+    .await;
+    available(&s, &["alice", "bob"]).await;
+    let e1 = caller("support", &s.clock);
+    let e2 = caller("support", &s.clock);
+    s.store.enqueue(&e2, None).await.unwrap();
+    // A plan read the queue when e2 was its head; then e1 (older) came back.
+    s.store.enqueue(&e1, None).await.unwrap();
+    let now = s.clock.now();
     assert_eq!(
-        offered.iter().filter(|k| **k == EventKind::Offered).count(),
-        1
+        s.store
+            .offer(&offer(&e2, &["alice"]), now, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::EntryNotFirst
     );
+    let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
+    assert!(
+        alice.is_free(),
+        "the booking of a refused claim is released"
+    );
+    assert_eq!(
+        s.store.waiting_entries(&q("support"), 10).await.unwrap(),
+        vec![e1.clone(), e2.clone()]
+    );
+    // A plan that saw e1 and gave it to another agent may claim e2.
+    let knowing = Offer {
+        ahead: vec![e1.id.clone()],
+        ..offer(&e2, &["alice"])
+    };
+    assert_eq!(
+        s.store.offer(&knowing, now, RING).await.unwrap(),
+        OfferOutcome::Offered
+    );
+    assert_eq!(
+        s.store
+            .offer(&offer(&e1, &["bob"]), now, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::Offered
+    );
+}
+
+#[tokio::test]
+async fn a_claim_for_a_busy_agent_is_withdrawn_and_the_entry_waits_on() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let e1 = caller("support", &s.clock);
+    let e2 = caller("support", &s.clock);
+    s.store.enqueue(&e1, None).await.unwrap();
+    s.store.enqueue(&e2, None).await.unwrap();
+    s.store
+        .set_agent_state(
+            &id("alice"),
+            AgentState::Away,
+            s.clock.now(),
+            StateSource::Cli,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store
+            .offer(&offer(&e1, &["alice"]), s.clock.now(), RING)
+            .await
+            .unwrap(),
+        OfferOutcome::AgentNotFree(id("alice"))
+    );
+    let waiting = s.store.waiting_entries(&q("support"), 10).await.unwrap();
+    assert_eq!(waiting, vec![e1.clone(), e2], "same place, nobody tried");
+    assert_eq!(
+        kinds(&s.store, Some(&q("support"))).await[2..],
+        [EventKind::Offered, EventKind::OfferWithdrawn]
+    );
+    // No offer timeout is left to fire for it.
+    s.clock.advance(RING + Duration::from_secs(60));
+    let timers = s
+        .store
+        .claim_due_timers(
+            &TimerScope::Queue(q("support")),
+            "d1",
+            s.clock.now(),
+            RING,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(timers.is_empty(), "{timers:?}");
 }
 
 #[tokio::test]
@@ -262,12 +357,14 @@ async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
             .unwrap(),
         OfferOutcome::AlreadyTried(id("alice"))
     );
-    // The refused offer left alice free for the next entry.
+    // The refused offer left alice free for the next entry, which a plan chooses knowing
+    // that e1 is ahead of it.
+    let next = Offer {
+        ahead: vec![e1.id.clone()],
+        ..offer(&e2, &["alice"])
+    };
     assert_eq!(
-        s.store
-            .offer(&offer(&e2, &["alice"]), s.clock.now(), RING)
-            .await
-            .unwrap(),
+        s.store.offer(&next, s.clock.now(), RING).await.unwrap(),
         OfferOutcome::Offered
     );
     let events = s
@@ -289,13 +386,19 @@ async fn missed_offers_in_a_row_set_the_agent_away() {
     let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
     available(&s, &["alice"]).await;
     let limit = NonZeroU32::new(2);
+    let mut missed = Vec::new();
     for round in 1..=2 {
         let e = caller("support", &s.clock);
         s.store.enqueue(&e, None).await.unwrap();
-        s.store
-            .offer(&offer(&e, &["alice"]), s.clock.now(), RING)
-            .await
-            .unwrap();
+        let next = Offer {
+            ahead: missed.clone(),
+            ..offer(&e, &["alice"])
+        };
+        assert_eq!(
+            s.store.offer(&next, s.clock.now(), RING).await.unwrap(),
+            OfferOutcome::Offered
+        );
+        missed.push(e.id.clone());
         let failed = s
             .store
             .offer_failed(
@@ -644,10 +747,14 @@ async fn a_new_store_handle_finds_open_entries_in_order() {
     for e in entries.iter().rev() {
         s.store.enqueue(e, None).await.unwrap();
     }
-    s.store
-        .offer(&offer(&entries[2], &["alice"]), s.clock.now(), RING)
-        .await
-        .unwrap();
+    let third = Offer {
+        ahead: vec![entries[0].id.clone(), entries[1].id.clone()],
+        ..offer(&entries[2], &["alice"])
+    };
+    assert_eq!(
+        s.store.offer(&third, s.clock.now(), RING).await.unwrap(),
+        OfferOutcome::Offered
+    );
     // A restarted daemon: a fresh connection, nothing in memory.
     let restarted = Store::connect(&s.config.redis).await.unwrap();
     let open = restarted.open_entries(&q("support")).await.unwrap();
@@ -795,6 +902,7 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
                         Ok(
                             OfferOutcome::AgentNotFree(_)
                             | OfferOutcome::EntryNotWaiting
+                            | OfferOutcome::EntryNotFirst
                             | OfferOutcome::AlreadyTried(_),
                         ) => {
                             lost += 1;
@@ -886,7 +994,9 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
     assert_eq!(count(EventKind::Connected), ENTRIES);
     assert_eq!(
         count(EventKind::Offered),
-        count(EventKind::Connected) + count(EventKind::AgentNoAnswer)
+        count(EventKind::Connected)
+            + count(EventKind::AgentNoAnswer)
+            + count(EventKind::OfferWithdrawn)
     );
     let connected: HashSet<_> = events
         .iter()

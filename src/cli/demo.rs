@@ -353,6 +353,13 @@ impl Narrator {
                 let who = self.caller(e).await?;
                 format!("ringing {} for {who}", field("agents").replace(',', ", "))
             }
+            EventKind::OfferWithdrawn => {
+                let who = self.caller(e).await?;
+                format!(
+                    "{} became busy before ringing for {who}; the caller keeps their place",
+                    field("agents").replace(',', ", ")
+                )
+            }
             EventKind::AgentNoAnswer => {
                 let who = self.caller(e).await?;
                 format!(

@@ -891,6 +891,7 @@ impl Engine {
                 Ok(
                     OfferOutcome::AgentNotFree(_)
                     | OfferOutcome::EntryNotWaiting
+                    | OfferOutcome::EntryNotFirst
                     | OfferOutcome::AlreadyTried(_),
                 ) => self.dirty = true,
                 // An offer booked but never rung comes back when its booking lease or its

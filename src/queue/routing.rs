@@ -13,6 +13,10 @@ pub struct Offer {
     pub queue: QueueName,
     /// One agent, or every eligible free agent of a ring-all queue (longest idle first).
     pub agents: Vec<AgentId>,
+    /// The waiting entries of the same queue the plan saw ahead of this one (given to other
+    /// agents, or not for these): the entry is claimed only if nothing else is ahead of it
+    /// by then, so a plan made from entries read earlier still keeps the queue's order.
+    pub ahead: Vec<EntryId>,
 }
 
 /// The queues' strategies; everything else routing needs travels with entries and agents.
@@ -39,16 +43,26 @@ impl Router {
     /// The one offer to make next, if any: entries not waiting and agents not free are
     /// ignored, so callers may pass everything they loaded.
     pub fn next_offer(&self, entries: &[Entry], agents: &[Agent]) -> Option<Offer> {
-        let mut free: Vec<&Agent> = agents.iter().filter(|a| a.is_free()).collect();
-        free.sort_by(|a, b| (a.idle_since, &a.id).cmp(&(b.idle_since, &b.id)));
-        let waiting: Vec<&Entry> = entries
+        self.next_offer_but(entries, agents, &HashSet::new(), &HashSet::new())
+    }
+
+    /// The next offer for entries and agents not already `used` by others of a plan.
+    fn next_offer_but(
+        &self,
+        entries: &[Entry],
+        agents: &[Agent],
+        used_entries: &HashSet<EntryId>,
+        used_agents: &HashSet<AgentId>,
+    ) -> Option<Offer> {
+        let mut free: Vec<&Agent> = agents
             .iter()
-            .filter(|e| e.status == EntryStatus::Waiting)
+            .filter(|a| a.is_free() && !used_agents.contains(&a.id))
             .collect();
+        free.sort_by(|a, b| (a.idle_since, &a.id).cmp(&(b.idle_since, &b.id)));
+        let waiting = || entries.iter().filter(|e| e.status == EntryStatus::Waiting);
         for agent in &free {
-            let best = waiting
-                .iter()
-                .filter(|e| !e.tried.contains(&agent.id))
+            let best = waiting()
+                .filter(|e| !used_entries.contains(&e.id) && !e.tried.contains(&agent.id))
                 .filter_map(|e| agent.priority_for(&e.queue).map(|p| (p, e)))
                 .min_by(|(pa, a), (pb, b)| (pa, a.position, &a.id).cmp(&(pb, b.position, &b.id)));
             let Some((_, entry)) = best else { continue };
@@ -61,10 +75,16 @@ impl Router {
                     .map(|a| a.id.clone())
                     .collect(),
             };
+            let ahead = waiting()
+                .filter(|e| e.queue == entry.queue)
+                .filter(|e| (e.position, &e.id) < (entry.position, &entry.id))
+                .map(|e| e.id.clone())
+                .collect();
             return Some(Offer {
                 entry: entry.id.clone(),
                 queue: entry.queue.clone(),
                 agents,
+                ahead,
             });
         }
         None
@@ -74,26 +94,14 @@ impl Router {
     /// do when several agents become free together or after a restart.
     pub fn plan(&self, entries: &[Entry], agents: &[Agent]) -> Vec<Offer> {
         let mut offers = Vec::new();
-        let mut used_entries: HashSet<EntryId> = HashSet::new();
-        let mut used_agents: HashSet<AgentId> = HashSet::new();
-        loop {
-            let entries: Vec<Entry> = entries
-                .iter()
-                .filter(|e| !used_entries.contains(&e.id))
-                .cloned()
-                .collect();
-            let agents: Vec<Agent> = agents
-                .iter()
-                .filter(|a| !used_agents.contains(&a.id))
-                .cloned()
-                .collect();
-            let Some(offer) = self.next_offer(&entries, &agents) else {
-                return offers;
-            };
+        let mut used_entries = HashSet::new();
+        let mut used_agents = HashSet::new();
+        while let Some(offer) = self.next_offer_but(entries, agents, &used_entries, &used_agents) {
             used_entries.insert(offer.entry.clone());
             used_agents.extend(offer.agents.iter().cloned());
             offers.push(offer);
         }
+        offers
     }
 }
 
@@ -230,6 +238,9 @@ mod tests {
             (second.id, vec![a])
         );
         assert_eq!(plan[1].entry, first.id);
+        // Each offer names what the plan saw ahead of its entry, for the claim to check.
+        assert_eq!(plan[0].ahead, vec![first.id.clone()]);
+        assert!(plan[1].ahead.is_empty());
     }
 
     #[test]

@@ -76,6 +76,15 @@ pub enum OfferOutcome {
     /// The entry was already offered to this agent, who did not take it (the plan was made
     /// from data older than another daemon's update); nothing changed.
     AlreadyTried(AgentId),
+    /// An entry the plan did not know of is now ahead of this one (put back in the queue
+    /// since the plan read it); nothing changed.
+    EntryNotFirst,
+}
+
+/// Why agents could not be booked for an offer.
+enum BookingRefused {
+    Busy(AgentId),
+    Unknown,
 }
 
 /// Why an agent did not take an offer, as recorded in `agent_no_answer`.
@@ -280,7 +289,9 @@ impl Store {
 
     /// Book the offer's agents and claim its entry (event `offered`), or change nothing.
     /// `ring_time` is the queue's: bookings and the offer-timeout timer last that long
-    /// plus a grace period.
+    /// plus a grace period. The booking and the claim live in different slots; they are
+    /// sent together (one round trip, what an agent waits for) and whichever half succeeds
+    /// alone is undone.
     pub async fn offer(
         &self,
         offer: &Offer,
@@ -288,6 +299,42 @@ impl Store {
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
         let until = now.plus(ring_time + OFFER_GRACE);
+        let timeout = Timer::OfferTimeout {
+            queue: offer.queue.clone(),
+            entry: offer.entry.clone(),
+        };
+        let (booked, claimed) = tokio::join!(
+            self.book_agents(offer, now, until),
+            self.claim_entry(offer, &timeout, now, until)
+        );
+        let (booked, claimed) = (booked?, claimed?);
+        match (booked, claimed) {
+            (None, None) => Ok(OfferOutcome::Offered),
+            (None, Some(refused)) => {
+                self.release_agents(&offer.entry, &offer.agents).await?;
+                Ok(refused)
+            }
+            (Some(refused), claim) => {
+                if claim.is_none() {
+                    self.withdraw_offer(offer, &timeout, now).await?;
+                }
+                match refused {
+                    BookingRefused::Busy(agent) => Ok(OfferOutcome::AgentNotFree(agent)),
+                    BookingRefused::Unknown => Err(StoreError::UnknownAgent(
+                        self.first_unknown_agent(&offer.agents).await?,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Book every agent of `offer` or none. None when booked.
+    async fn book_agents(
+        &self,
+        offer: &Offer,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<BookingRefused>> {
         let mut book = self.scripts.book_agents.prepare_invoke();
         for agent in &offer.agents {
             book.key(self.keys.agent(agent));
@@ -298,26 +345,28 @@ impl Store {
             .arg(until.as_millis());
         let booked: String = book.invoke_async(&mut self.conn()).await?;
         if let Some(agent) = booked.strip_prefix("busy:") {
-            return Ok(OfferOutcome::AgentNotFree(
+            return Ok(Some(BookingRefused::Busy(
                 AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(booked.clone()))?,
-            ));
+            )));
         }
         match booked.as_str() {
-            "ok" => {}
-            "unknown" => {
-                return Err(StoreError::UnknownAgent(
-                    self.first_unknown_agent(&offer.agents).await?,
-                ))
-            }
-            _ => return Err(StoreError::UnexpectedReply(booked)),
+            "ok" => Ok(None),
+            "unknown" => Ok(Some(BookingRefused::Unknown)),
+            _ => Err(StoreError::UnexpectedReply(booked)),
         }
+    }
 
+    /// Take `offer`'s entry out of the waiting set. None when claimed; otherwise why not.
+    async fn claim_entry(
+        &self,
+        offer: &Offer,
+        timeout: &Timer,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<OfferOutcome>> {
         let q = &offer.queue;
         let (timers, _) = self.keys.timers(q);
-        let timeout = Timer::OfferTimeout {
-            queue: q.clone(),
-            entry: offer.entry.clone(),
-        };
+        let known: Vec<&str> = offer.ahead.iter().map(EntryId::as_str).collect();
         let mut claim = self.scripts.claim_entry.prepare_invoke();
         claim
             .key(self.keys.entry(q, &offer.entry))
@@ -327,24 +376,44 @@ impl Store {
             .arg(offer.entry.as_str())
             .arg(now.as_millis())
             .arg(timeout.member())
-            .arg(until.as_millis());
+            .arg(until.as_millis())
+            .arg(known.join(","));
         for agent in &offer.agents {
             claim.arg(agent.as_str());
         }
         let claimed: String = claim.invoke_async(&mut self.conn()).await?;
-        if claimed == "ok" {
-            return Ok(OfferOutcome::Offered);
-        }
-        self.release_agents(&offer.entry, &offer.agents).await?;
         if let Some(agent) = claimed.strip_prefix("tried:") {
-            return Ok(OfferOutcome::AlreadyTried(
+            return Ok(Some(OfferOutcome::AlreadyTried(
                 AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(claimed.clone()))?,
-            ));
+            )));
         }
         match claimed.as_str() {
-            "not_waiting" => Ok(OfferOutcome::EntryNotWaiting),
+            "ok" => Ok(None),
+            "not_waiting" => Ok(Some(OfferOutcome::EntryNotWaiting)),
+            "not_first" => Ok(Some(OfferOutcome::EntryNotFirst)),
             _ => Err(StoreError::UnexpectedReply(claimed)),
         }
+    }
+
+    /// Put back an entry claimed for agents who could not be booked (event
+    /// `offer_withdrawn`). An entry that moved on meanwhile (its caller hung up) is left.
+    async fn withdraw_offer(&self, offer: &Offer, timeout: &Timer, now: Timestamp) -> Result<()> {
+        let q = &offer.queue;
+        let (timers, _) = self.keys.timers(q);
+        let agents: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
+        self.scripts
+            .withdraw_offer
+            .key(self.keys.entry(q, &offer.entry))
+            .key(self.keys.waiting(q))
+            .key(timers)
+            .key(self.keys.events(q))
+            .arg(offer.entry.as_str())
+            .arg(now.as_millis())
+            .arg(timeout.member())
+            .arg(agents.join(","))
+            .invoke_async::<String>(&mut self.conn())
+            .await?;
+        Ok(())
     }
 
     async fn first_unknown_agent(&self, agents: &[AgentId]) -> Result<AgentId> {

@@ -245,6 +245,7 @@ pub(crate) fn agent_from(
 pub enum EventKind {
     Entered,
     Offered,
+    OfferWithdrawn,
     AgentNoAnswer,
     Connected,
     Abandoned,
@@ -263,9 +264,10 @@ pub enum EventKind {
     Canceled,
 }
 
-const EVENT_KINDS: [EventKind; 18] = [
+const EVENT_KINDS: [EventKind; 19] = [
     EventKind::Entered,
     EventKind::Offered,
+    EventKind::OfferWithdrawn,
     EventKind::AgentNoAnswer,
     EventKind::Connected,
     EventKind::Abandoned,
@@ -289,6 +291,7 @@ impl EventKind {
         match self {
             Self::Entered => "entered",
             Self::Offered => "offered",
+            Self::OfferWithdrawn => "offer_withdrawn",
             Self::AgentNoAnswer => "agent_no_answer",
             Self::Connected => "connected",
             Self::Abandoned => "abandoned",

@@ -65,16 +65,27 @@ end
 return 'ok'
 "#;
 
-/// Takes a waiting entry out of the waiting set for booked agents.
-/// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, agents…
+/// Takes a waiting entry out of the waiting set for its agents. The plan that chose it saw
+/// some entries ahead of it (`known`, comma-separated): any other entry ahead of it now (put
+/// back meanwhile, by another daemon) goes first, so the claim is refused.
+/// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, known, agents…
 const CLAIM_ENTRY: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position',
   'number')
 if e[1] ~= 'waiting' then return 'not_waiting' end
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+if rank > 0 then
+  local known, count = {}, 0
+  for _, id in ipairs(split(ARGV[5])) do known[id] = true; count = count + 1 end
+  if rank > count then return 'not_first' end
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, rank - 1)) do
+    if not known[id] then return 'not_first' end
+  end
+end
 local tried = {}
 for _, a in ipairs(split(e[2])) do tried[a] = true end
 local agents = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   if tried[ARGV[i]] then return 'tried:' .. ARGV[i] end
   agents[#agents + 1] = ARGV[i]
 end
@@ -91,6 +102,20 @@ if e[6] then
   event[#event + 1] = e[6]
 end
 redis.call(unpack(event))
+return 'ok'
+"#;
+
+/// Undoes a claim whose agents could not be booked (the claim and the booking are made
+/// together, in different slots): the entry waits again at its old score, untried.
+/// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, agents (comma-separated).
+const WITHDRAW_OFFER: &str = r#"
+local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position')
+if e[1] ~= 'offered' or e[2] ~= ARGV[4] then return 'moved_on' end
+redis.call('HSET', KEYS[1], 'status', 'waiting', 'offered_to', '')
+redis.call('ZADD', KEYS[2], e[5], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'event', 'offer_withdrawn', 'entry', ARGV[1], 'queue', e[3],
+  'line', e[4], 'agents', ARGV[4], 'at', ARGV[2])
 return 'ok'
 "#;
 
@@ -579,6 +604,7 @@ pub(crate) struct Scripts {
     pub(crate) book_agents: Script,
     pub(crate) release_agents: Script,
     pub(crate) claim_entry: Script,
+    pub(crate) withdraw_offer: Script,
     pub(crate) offer_failed: Script,
     pub(crate) agent_missed: Script,
     pub(crate) connect: Script,
@@ -614,6 +640,7 @@ impl Scripts {
             book_agents: with_free(BOOK_AGENTS),
             release_agents: Script::new(RELEASE_AGENTS),
             claim_entry: with_split(CLAIM_ENTRY),
+            withdraw_offer: Script::new(WITHDRAW_OFFER),
             offer_failed: with_split(OFFER_FAILED),
             agent_missed: Script::new(AGENT_MISSED),
             connect: with_split(CONNECT),
