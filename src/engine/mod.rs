@@ -43,6 +43,12 @@ const ROUTING_WINDOW: usize = 64;
 /// entries a free agent already missed); only when that leaves a free agent without an
 /// offer does it read the whole window. Reading 64 entries per pass was most of its cost.
 const ROUTING_SLACK: usize = 4;
+/// Below this many callers known to be next in line, a routing pass reads the queues'
+/// heads again (off the path of a freed agent, who is offered one of those known).
+const NEXT_IN_LINE_MIN: usize = 16;
+/// A full routing pass waits while signals are queued (they may free agents, whose offers
+/// come first), but only this many times in a row.
+const MAX_DEFERRED_PASSES: usize = 8;
 /// How long an agent who answered a callback offer has to hear it and press 1 or 2.
 const AGENT_DECISION: Duration = Duration::from_secs(60);
 /// How many recent connections the wait estimate is taken from.
@@ -159,6 +165,13 @@ pub struct Engine {
     /// Calls that ended since the last routing pass, by queue and agent: their agents are
     /// freed together before it.
     calls_ended: Vec<(QueueName, AgentId)>,
+    /// The waiting entries the last routing pass read and did not offer, oldest first per
+    /// queue: the callers next in line. An agent freed by the end of a call is offered one
+    /// of them in the very round trip that frees them. `None` once an entry may have gone
+    /// back ahead of them; a claim checks the order anyway (see [`Offer::ahead`]).
+    next_in_line: Option<Vec<Entry>>,
+    /// Full routing passes put off in a row while signals were queued.
+    passes_deferred: usize,
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
     callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
@@ -204,6 +217,8 @@ impl Engine {
             idle_agents_seen: true,
             callers_whose_call_ended: HashMap::new(),
             calls_ended: Vec::new(),
+            next_in_line: None,
+            passes_deferred: 0,
             agent_events_seen: None,
             trimmed: std::time::Instant::now(),
         }
@@ -266,6 +281,12 @@ impl Engine {
                 // A full pass follows for whatever else changed in this batch.
                 self.dirty = true;
             }
+            // Signals that came in meanwhile may free agents: they go first.
+            if self.dirty && !deliveries.is_empty() && self.passes_deferred < MAX_DEFERRED_PASSES {
+                self.passes_deferred += 1;
+                continue;
+            }
+            self.passes_deferred = 0;
             if self.dirty {
                 self.dirty = false;
                 let freed = std::mem::take(&mut self.agents_freed);
@@ -615,6 +636,9 @@ impl Engine {
                     Ok(ringing) => {
                         tracing::info!(%channel, %queue, "caller abandoned");
                         self.stop_ringing(&id, &ringing);
+                        if let Some(next) = &mut self.next_in_line {
+                            next.retain(|e| e.id != id);
+                        }
                     }
                     Err(StoreError::Rule(_)) => {}
                     Err(e) => return Err(e),
@@ -685,22 +709,54 @@ impl Engine {
 
     /// Free the agents of the calls that ended, all at once (one round trip for a burst),
     /// and route them. When the last pass left nobody idle they are the only free agents
-    /// worth routing, so the queue heads are read in that same round trip and the agents
-    /// are known without reading them back: what a caller waits for is two round trips
-    /// shorter. Otherwise the full pass that follows routes them.
+    /// worth routing: they are offered the callers known to be next in line, and freeing,
+    /// booking and claiming go out together, so an agent waits one round trip. Without
+    /// callers known, the queue heads are read in the round trip that frees them. When
+    /// agents were idle, the full pass that follows routes these with them.
     async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
         let ended = std::mem::take(&mut self.calls_ended);
-        let shortcut = !self.idle_agents_seen;
-        let read = routing_window(ended.len());
-        let frees = futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a)));
-        let heads = async {
-            if shortcut {
-                self.waiting_heads(read).await
+        if self.idle_agents_seen {
+            self.agents_freed += self.end_calls(&ended).await.len();
+            return Ok(());
+        }
+        let now = self.clock.now();
+        if let Some(next) = self.next_in_line.take().filter(|n| !n.is_empty()) {
+            // Booking an agent whose call did not end after all (they went away meanwhile)
+            // fails, and its claim is withdrawn.
+            let freed: Vec<Agent> = ended
+                .iter()
+                .filter(|(q, _)| self.wrap_up(q).is_zero())
+                .filter_map(|(_, a)| self.config.agent(a))
+                .map(|a| Agent::freed_now(a, now))
+                .collect();
+            let offers = self.router.plan(&next, &freed);
+            let (_, made) = tokio::join!(self.end_calls(&ended), self.book(&offers, now));
+            let unplaced = freed.len() - placed(&offers);
+            if self.ring_booked(&offers, &next, made) && unplaced == 0 {
+                self.keep_next_in_line(next, &offers);
             } else {
-                Ok(Vec::new())
+                self.agents_freed += unplaced;
             }
-        };
-        let (results, entries) = tokio::join!(frees, heads);
+            return Ok(());
+        }
+        let read = routing_window(ended.len());
+        let (freed, entries) = tokio::join!(self.end_calls(&ended), self.waiting_heads(read));
+        let freed: Vec<Agent> = freed
+            .into_iter()
+            .filter_map(|id| self.config.agent(id))
+            .map(|a| Agent::freed_now(a, now))
+            .collect();
+        let entries = entries?;
+        let offers = self.router.plan(&entries, &freed);
+        self.make_offers(&offers, entries, now).await;
+        Ok(())
+    }
+
+    /// End the calls, freeing or wrapping up their agents, together. The agents now
+    /// available.
+    async fn end_calls<'a>(&self, ended: &'a [(QueueName, AgentId)]) -> Vec<&'a AgentId> {
+        let results =
+            futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a))).await;
         let mut freed = Vec::new();
         for ((_, agent), result) in ended.iter().zip(results) {
             match result {
@@ -711,30 +767,20 @@ impl Engine {
                 }
             }
         }
-        if !shortcut {
-            self.agents_freed += freed.len();
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let freed: Vec<Agent> = freed
-            .into_iter()
-            .filter_map(|id| self.config.agent(id))
-            .map(|a| Agent::freed_now(a, now))
-            .collect();
-        let entries = entries?;
-        let offers = self.router.plan(&entries, &freed);
-        self.make_offers(&offers, &entries, now).await;
-        Ok(())
+        freed
+    }
+
+    fn wrap_up(&self, queue: &QueueName) -> Duration {
+        self.config
+            .queue(queue)
+            .map_or(Duration::ZERO, |q| q.wrap_up)
     }
 
     /// The agent of a call that ended wraps up (or is free at once without wrap-up).
     /// True when they are available now.
     async fn end_call(&self, queue: &QueueName, agent: &AgentId) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let wrap_up = self
-            .config
-            .queue(queue)
-            .map_or(Duration::ZERO, |q| q.wrap_up);
+        let wrap_up = self.wrap_up(queue);
         let to = if wrap_up.is_zero() {
             AgentState::Available
         } else {
@@ -835,12 +881,21 @@ impl Engine {
 
     /// Make every offer that can be made now. When this daemon just freed `freed` agents,
     /// the free agents and the entries are read together; otherwise the entries are read
-    /// only once an agent turns out to be free, which is the common case under load.
+    /// only once an agent turns out to be free, which is the common case under load, or
+    /// when few callers are known to be next in line.
     async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
         let now = self.clock.now();
+        let refill = self
+            .next_in_line
+            .as_ref()
+            .is_none_or(|n| n.len() < NEXT_IN_LINE_MIN);
         let free_agents = self.store.free_agents(&self.agent_ids, now);
-        let (agents, mut entries, mut read) = if freed > 0 {
-            let read = routing_window(freed);
+        let (agents, mut entries, mut read) = if freed > 0 || refill {
+            let read = if refill {
+                ROUTING_WINDOW
+            } else {
+                routing_window(freed)
+            };
             let (agents, entries) = tokio::try_join!(free_agents, self.waiting_heads(read))?;
             (agents, entries, read)
         } else {
@@ -853,7 +908,6 @@ impl Engine {
             (agents, self.waiting_heads(read).await?, read)
         };
         let mut offers = self.router.plan(&entries, &agents);
-        let placed = |offers: &[Offer]| offers.iter().map(|o| o.agents.len()).sum::<usize>();
         if placed(&offers) < agents.len()
             && read < ROUTING_WINDOW
             && self.some_queue_full(&entries, read)
@@ -863,21 +917,44 @@ impl Engine {
             offers = self.router.plan(&entries, &agents);
         }
         self.idle_agents_seen = placed(&offers) < agents.len();
-        self.make_offers(&offers, &entries, now).await;
+        self.make_offers(&offers, entries, now).await;
         Ok(())
     }
 
-    /// Book and ring `offers`. They share no agent and no entry, so they are made
+    /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
+    async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
+        let made = self.book(offers, now).await;
+        if self.ring_booked(offers, &entries, made) {
+            self.keep_next_in_line(entries, offers);
+        }
+    }
+
+    /// Book `offers` in the store. They share no agent and no entry, so they are made
     /// together: a burst of freed agents waits one booking round trip, not one per agent.
-    async fn make_offers(&mut self, offers: &[Offer], entries: &[Entry], now: Timestamp) {
-        let made = futures_util::future::join_all(offers.iter().map(|offer| {
+    async fn book(
+        &self,
+        offers: &[Offer],
+        now: Timestamp,
+    ) -> Vec<Result<OfferOutcome, StoreError>> {
+        futures_util::future::join_all(offers.iter().map(|offer| {
             let ring_time = self
                 .config
                 .queue(&offer.queue)
                 .map_or(Duration::ZERO, |q| q.ring_time);
             self.store.offer(offer, now, ring_time)
         }))
-        .await;
+        .await
+    }
+
+    /// Ring the offers that were booked. False when some could not be made: the plan's
+    /// view of the queues was out of date, so nobody is known to be next in line.
+    fn ring_booked(
+        &mut self,
+        offers: &[Offer],
+        entries: &[Entry],
+        made: Vec<Result<OfferOutcome, StoreError>>,
+    ) -> bool {
+        let mut all_made = true;
         for (offer, outcome) in offers.iter().zip(made) {
             match outcome {
                 Ok(OfferOutcome::Offered) => {
@@ -886,6 +963,7 @@ impl Engine {
                     if let (Some(entry), Some(queue)) = (entry.cloned(), queue.cloned()) {
                         self.ring(&entry, offer, &queue);
                     }
+                    continue;
                 }
                 // Lost a race with another daemon or a state change: look again later.
                 Ok(
@@ -893,15 +971,31 @@ impl Engine {
                     | OfferOutcome::EntryNotWaiting
                     | OfferOutcome::EntryNotFirst
                     | OfferOutcome::AlreadyTried(_),
-                ) => self.dirty = true,
+                ) => {}
                 // An offer booked but never rung comes back when its booking lease or its
                 // offer timer runs out.
-                Err(e) => {
-                    tracing::warn!(entry = %offer.entry, error = %e, "offer failed");
-                    self.dirty = true;
-                }
+                Err(e) => tracing::warn!(entry = %offer.entry, error = %e, "offer failed"),
             }
+            all_made = false;
+            self.dirty = true;
         }
+        if !all_made {
+            self.next_in_line = None;
+        }
+        all_made
+    }
+
+    /// Keep what a routing pass read and did not offer as the callers next in line.
+    fn keep_next_in_line(&mut self, mut entries: Vec<Entry>, offers: &[Offer]) {
+        entries.retain(|e| {
+            e.status == EntryStatus::Waiting && !offers.iter().any(|o| o.entry == e.id)
+        });
+        self.next_in_line = Some(entries);
+    }
+
+    /// Forget what is known of the callers next in line: an entry may have gone back ahead.
+    fn forget_next_in_line(&mut self) {
+        self.next_in_line = None;
     }
 
     /// Whether some queue had `read` entries or more waiting: then more wait beyond them.
@@ -988,6 +1082,7 @@ impl Engine {
                 agent,
             ),
             Report::StoreChanged => {
+                self.forget_next_in_line();
                 self.dirty = true;
                 return;
             }
@@ -1011,6 +1106,7 @@ impl Engine {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
             Err(e) => {
                 self.legs.remove(&leg);
+                self.forget_next_in_line();
                 self.agent_missed(queue, entry, agent, &e).await
             }
         }
@@ -1088,6 +1184,7 @@ impl Engine {
             "bridge failed; the caller waits again at their place");
         self.legs.remove(&leg);
         self.kill(leg);
+        self.forget_next_in_line();
         let now = self.clock.now();
         self.store
             .bridge_failed(queue, entry_id, agent, now)
@@ -1319,6 +1416,10 @@ impl Engine {
 
     async fn on_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
         let now = self.clock.now();
+        // Every timer but the end of a wrap-up may put an entry back in a queue.
+        if !matches!(timer, Timer::WrapUpEnd { .. }) {
+            self.forget_next_in_line();
+        }
         match timer {
             Timer::MaxWait { queue, entry } => {
                 let Some(found) = self.store.entry(queue, entry).await? else {
@@ -1406,6 +1507,11 @@ impl Engine {
 }
 
 /// How many waiting entries per queue a pass first reads for `free` agents.
+/// How many agents `offers` ring.
+fn placed(offers: &[Offer]) -> usize {
+    offers.iter().map(|o| o.agents.len()).sum()
+}
+
 fn routing_window(free: usize) -> usize {
     (free + ROUTING_SLACK).min(ROUTING_WINDOW)
 }

@@ -51,6 +51,7 @@ impl Engine {
     /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
     /// who parked while nobody listened.
     pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
+        self.forget_next_in_line();
         let channels = match self.switch.channels().await {
             Ok(rows) => rows,
             Err(e) => {
