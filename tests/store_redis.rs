@@ -740,6 +740,20 @@ async fn agent_state_changes_are_checked_and_recorded() {
 }
 
 #[tokio::test]
+async fn the_newest_event_id_tells_that_something_happened() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    assert_eq!(s.store.last_event_id(None).await.unwrap(), None);
+    available(&s, &["alice"]).await;
+    let events = s.store.events(None, None, 100).await.unwrap();
+    let newest = s.store.last_event_id(None).await.unwrap();
+    assert_eq!(newest.as_deref(), Some(events.last().unwrap().id.as_str()));
+    assert_eq!(
+        s.store.last_event_id(Some(&q("support"))).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
 async fn a_new_store_handle_finds_open_entries_in_order() {
     let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
     available(&s, &["alice"]).await;

@@ -175,8 +175,8 @@ pub struct Engine {
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
     callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
-    /// The last agent event seen: state changes made elsewhere (the CLI, another daemon)
-    /// reach this daemon through the agents' stream.
+    /// The id of the newest agent event seen: state changes made elsewhere (the CLI,
+    /// another daemon) reach this daemon through the agents' stream.
     agent_events_seen: Option<String>,
     /// When the event streams were last trimmed.
     trimmed: std::time::Instant,
@@ -1354,7 +1354,6 @@ impl Engine {
             .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
         self.callers_whose_call_ended
             .retain(|_, at| at.elapsed() < CALLER_HANGUP_WAIT);
-        self.watch_agent_events().await;
         if self.trimmed.elapsed() >= TRIM_EVERY {
             self.trimmed = std::time::Instant::now();
             let queues: Vec<QueueName> =
@@ -1365,23 +1364,37 @@ impl Engine {
             }
         }
         let now = self.clock.now();
-        let mut scopes: Vec<TimerScope> = self
+        let scopes = self
             .config
             .queues
             .iter()
             .map(|q| TimerScope::Queue(q.name.clone()))
-            .collect();
-        scopes.push(TimerScope::Agents);
-        for scope in scopes {
-            let due = match self
-                .store
-                .claim_due_timers(&scope, &self.options.daemon_id, now, TIMER_LEASE, 100)
-                .await
-            {
+            .chain([TimerScope::Agents]);
+        // One round trip for the whole tick: the loop is not taking signals meanwhile.
+        let (store, daemon) = (&self.store, &self.options.daemon_id);
+        let claims = futures_util::future::join_all(scopes.map(|scope| async move {
+            let due = store
+                .claim_due_timers(&scope, daemon, now, TIMER_LEASE, 100)
+                .await;
+            (scope, due)
+        }));
+        let (last_agent_event, claims) = tokio::join!(self.store.last_event_id(None), claims);
+        // Agent state changes made elsewhere (the CLI, another daemon, a phone) reach this
+        // daemon through the agents' stream.
+        match last_agent_event {
+            Ok(last) if last != self.agent_events_seen => {
+                self.agent_events_seen = last;
+                self.dirty = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading agent events failed"),
+        }
+        for (scope, due) in claims {
+            let due = match due {
                 Ok(due) => due,
                 Err(e) => {
-                    tracing::warn!(error = %e, "claiming timers failed");
-                    return;
+                    tracing::warn!(?scope, error = %e, "claiming timers failed");
+                    continue;
                 }
             };
             for timer in due {
@@ -1394,23 +1407,6 @@ impl Engine {
                     .complete_timer(&timer, &self.options.daemon_id)
                     .await;
             }
-        }
-    }
-
-    /// Notice agent state changes recorded since the last tick, whoever made them.
-    async fn watch_agent_events(&mut self) {
-        match self
-            .store
-            .events(None, self.agent_events_seen.as_deref(), 1000)
-            .await
-        {
-            Ok(events) => {
-                if let Some(last) = events.last() {
-                    self.agent_events_seen = Some(last.id.clone());
-                    self.dirty = true;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reading agent events failed"),
         }
     }
 

@@ -1515,16 +1515,34 @@ impl Store {
         Ok(())
     }
 
+    /// The id of the newest event of a queue's stream (the agents' when `queue` is None):
+    /// enough to tell that something happened since an id seen before.
+    pub async fn last_event_id(&self, queue: Option<&QueueName>) -> Result<Option<String>> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.events_key(queue))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(reply.ids.into_iter().next().map(|e| e.id))
+    }
+
+    fn events_key(&self, queue: Option<&QueueName>) -> String {
+        match queue {
+            Some(q) => self.keys.events(q),
+            None => self.keys.agent_events(),
+        }
+    }
+
     pub async fn events(
         &self,
         queue: Option<&QueueName>,
         after: Option<&str>,
         count: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let key = match queue {
-            Some(q) => self.keys.events(q),
-            None => self.keys.agent_events(),
-        };
+        let key = self.events_key(queue);
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
         let reply: StreamRangeReply = redis::cmd("XRANGE")
             .arg(&key)
