@@ -309,6 +309,83 @@ async fn a_claim_for_a_busy_agent_is_withdrawn_and_the_entry_waits_on() {
 }
 
 #[tokio::test]
+async fn an_offer_after_a_call_frees_and_books_the_agent_in_one_step() {
+    let s = setup(&[
+        ("alice", "[{ queue = \"support\" }]"),
+        ("bob", "[{ queue = \"support\" }]"),
+    ])
+    .await;
+    available(&s, &["alice", "bob"]).await;
+    let entries: Vec<Entry> = (0..4).map(|_| caller("support", &s.clock)).collect();
+    for e in &entries {
+        s.store.enqueue(e, None).await.unwrap();
+    }
+    // Both agents take a call.
+    for (e, agent) in entries.iter().zip(["alice", "bob"]) {
+        let now = s.clock.now();
+        s.store.offer(&offer(e, &[agent]), now, RING).await.unwrap();
+        s.store
+            .connected(&q("support"), &e.id, &id(agent), now)
+            .await
+            .unwrap();
+    }
+    s.clock.advance(Duration::from_secs(30));
+    // Alice's call ends and she takes the next caller at once.
+    let now = s.clock.now();
+    assert_eq!(
+        s.store
+            .offer_after_call(&offer(&entries[2], &["alice"]), now, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::Offered
+    );
+    let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
+    assert_eq!(alice.state, AgentState::Available);
+    assert_eq!(alice.idle_since, now);
+    assert_eq!(alice.booked, Some(entries[2].id.clone()));
+    let last = s
+        .store
+        .events(None, None, 100)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.field("agent"), last.field("from"), last.field("to")),
+        (Some("alice"), Some("on_call"), Some("available"))
+    );
+    // Bob's call was ended elsewhere and he went away since: he stays away, and the
+    // claim is withdrawn.
+    s.store
+        .set_agent_state_from(
+            &id("bob"),
+            &[AgentState::OnCall],
+            AgentState::Available,
+            now,
+            StateSource::Daemon,
+        )
+        .await
+        .unwrap();
+    s.store
+        .set_agent_state(&id("bob"), AgentState::Away, now, StateSource::Cli)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store
+            .offer_after_call(&offer(&entries[3], &["bob"]), now, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::AgentNotFree(id("bob"))
+    );
+    let bob = s.store.agent(&id("bob"), now).await.unwrap().unwrap();
+    assert_eq!(bob.state, AgentState::Away);
+    assert_eq!(
+        s.store.waiting_entries(&q("support"), 10).await.unwrap(),
+        vec![entries[3].clone()]
+    );
+}
+
+#[tokio::test]
 async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
     let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
     available(&s, &["alice"]).await;

@@ -298,13 +298,35 @@ impl Store {
         now: Timestamp,
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
+        self.offer_to(offer, now, ring_time, false).await
+    }
+
+    /// [`Store::offer`] to agents whose call just ended: those still `on_call` are made
+    /// available (event `agent_state`) in the step that books them, even when the offer
+    /// is not made. An agent who went away meanwhile stays away.
+    pub async fn offer_after_call(
+        &self,
+        offer: &Offer,
+        now: Timestamp,
+        ring_time: Duration,
+    ) -> Result<OfferOutcome> {
+        self.offer_to(offer, now, ring_time, true).await
+    }
+
+    async fn offer_to(
+        &self,
+        offer: &Offer,
+        now: Timestamp,
+        ring_time: Duration,
+        calls_ending: bool,
+    ) -> Result<OfferOutcome> {
         let until = now.plus(ring_time + OFFER_GRACE);
         let timeout = Timer::OfferTimeout {
             queue: offer.queue.clone(),
             entry: offer.entry.clone(),
         };
         let (booked, claimed) = tokio::join!(
-            self.book_agents(offer, now, until),
+            self.book_agents(offer, now, until, calls_ending),
             self.claim_entry(offer, &timeout, now, until)
         );
         let (booked, claimed) = (booked?, claimed?);
@@ -334,15 +356,19 @@ impl Store {
         offer: &Offer,
         now: Timestamp,
         until: Timestamp,
+        calls_ending: bool,
     ) -> Result<Option<BookingRefused>> {
         let mut book = self.scripts.book_agents.prepare_invoke();
+        book.key(self.keys.agent_events());
         for agent in &offer.agents {
             book.key(self.keys.agent(agent));
         }
         book.arg(offer.entry.as_str())
             .arg(offer.queue.as_str())
             .arg(now.as_millis())
-            .arg(until.as_millis());
+            .arg(until.as_millis())
+            .arg(if calls_ending { "1" } else { "0" })
+            .arg(StateSource::Daemon.as_str());
         let booked: String = book.invoke_async(&mut self.conn()).await?;
         if let Some(agent) = booked.strip_prefix("busy:") {
             return Ok(Some(BookingRefused::Busy(
