@@ -695,8 +695,11 @@ struct Check {
     lost: usize,
     /// Bridged or recorded `connected` more than once.
     duplicated: usize,
-    /// Offered again without a failed offer in between (store events or agent legs).
+    /// Offered again without a failed or withdrawn offer in between (store events or agent
+    /// legs).
     offered_twice: usize,
+    /// Offers withdrawn: claimed for an agent who turned out busy, so nobody rang.
+    withdrawn: u32,
     double_bookings: u64,
     /// Bridged on the switch without a `connected` in the store, or the reverse.
     mismatched: usize,
@@ -729,6 +732,7 @@ async fn verify(store: &Store, seen: &Seen) -> Check {
     };
     for (id, caller) in &seen.callers {
         let stored = per_entry.get(id.as_str()).copied().unwrap_or_default();
+        check.withdrawn += stored.withdrawn;
         if caller.bridges > 1 || stored.connected > 1 {
             check.duplicated += 1;
         }
@@ -736,7 +740,7 @@ async fn verify(store: &Store, seen: &Seen) -> Check {
             check.mismatched += 1;
         }
         let legs = seen.offers.get(id).copied().unwrap_or_default();
-        if stored.offered > 1 + stored.no_answer || legs.0 > 1 + legs.1 {
+        if stored.offered > 1 + stored.no_answer + stored.withdrawn || legs.0 > 1 + legs.1 {
             check.offered_twice += 1;
         }
         if caller.bridges > 0 {
@@ -753,6 +757,7 @@ async fn verify(store: &Store, seen: &Seen) -> Check {
 #[derive(Debug, Default, Clone, Copy)]
 struct EventCounts {
     offered: u32,
+    withdrawn: u32,
     no_answer: u32,
     connected: u32,
 }
@@ -761,6 +766,7 @@ impl EventCounts {
     fn add(&mut self, kind: EventKind) {
         match kind {
             EventKind::Offered => self.offered += 1,
+            EventKind::OfferWithdrawn => self.withdrawn += 1,
             EventKind::AgentNoAnswer => self.no_answer += 1,
             EventKind::Connected => self.connected += 1,
             _ => {}
@@ -949,6 +955,11 @@ fn report(r: &Report) {
             c.lost, c.duplicated, c.offered_twice, c.double_bookings
         ),
         &format!("0  {}", verdict(no_loss)),
+    );
+    row(
+        "  offers withdrawn (claimed for an agent just turned busy)",
+        c.withdrawn.to_string(),
+        "",
     );
     row(
         "  switch bridge vs store `connected` mismatches",

@@ -4,12 +4,14 @@
 //! One loop owns the decisions; anything slow on the switch (originates, playbacks) runs in
 //! tasks that report back through a channel, so the loop always keeps the socket drained.
 
+mod booking;
 mod callback;
 mod caller;
 mod recovery;
 pub mod signal;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +31,10 @@ use crate::store::{
     NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
 };
 use crate::switch::{
-    ChannelId, FreeSwitch, HangupCause, MediaSource, Originate, SwitchError, VarName, VarValue,
+    ChannelId, FreeSwitch, HangupCause, MediaSource, Originate, PendingCall, SwitchError, VarName,
+    VarValue,
 };
+use booking::Booked;
 use callback::AgentCallback;
 use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
 use recovery::Dialed;
@@ -98,6 +102,8 @@ enum Report {
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
+    /// A routing round trip that ran off the loop is done: ring what was booked.
+    Booked(Booked),
 }
 
 /// An agent leg placed by this daemon, by its channel id.
@@ -172,6 +178,12 @@ pub struct Engine {
     next_in_line: Option<Vec<Entry>>,
     /// Full routing passes put off in a row while signals were queued.
     passes_deferred: usize,
+    /// Entries being claimed by routing round trips under way, with their queue: no other
+    /// plan takes them, and claims behind them count them as known.
+    claiming: HashMap<EntryId, QueueName>,
+    /// Routing round trips under way off the loop. The full pass waits for them: what it
+    /// reads could be a step behind what they write.
+    routes_under_way: usize,
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
     callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
@@ -219,6 +231,8 @@ impl Engine {
             calls_ended: Vec::new(),
             next_in_line: None,
             passes_deferred: 0,
+            claiming: HashMap::new(),
+            routes_under_way: 0,
             agent_events_seen: None,
             trimmed: std::time::Instant::now(),
         }
@@ -277,9 +291,11 @@ impl Engine {
             if !self.calls_ended.is_empty() {
                 if let Err(e) = self.route_freed_agents().await {
                     tracing::warn!(error = %e, "routing freed agents failed; retrying");
+                    self.dirty = true;
                 }
-                // A full pass follows for whatever else changed in this batch.
-                self.dirty = true;
+            }
+            if self.routes_under_way > 0 {
+                continue;
             }
             // Signals that came in meanwhile may free agents: they go first.
             if self.dirty && !deliveries.is_empty() && self.passes_deferred < MAX_DEFERRED_PASSES {
@@ -704,106 +720,134 @@ impl Engine {
     /// with every other agent whose call ended in the same burst of signals.
     fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) {
         self.calls_ended.push((queue.clone(), agent.clone()));
-        self.dirty = true;
     }
 
     /// Free the agents of the calls that ended, all at once (one round trip for a burst),
     /// and route them. When the last pass left nobody idle they are the only free agents
     /// worth routing: they are offered the callers known to be next in line, and freeing,
-    /// booking and claiming go out together, so an agent waits one round trip. Without
-    /// callers known, the queue heads are read in the round trip that frees them. When
-    /// agents were idle, the full pass that follows routes these with them.
+    /// booking and claiming go out together, off the loop, so an agent waits one round
+    /// trip and the loop meanwhile takes the next hangups of a burst. Without callers
+    /// known, the queue heads are read in the round trip that frees them. When agents were
+    /// idle, a full pass routes these with them.
     async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
         let ended = std::mem::take(&mut self.calls_ended);
+        let now = self.clock.now();
         if self.idle_agents_seen {
-            self.agents_freed += self.end_calls(&ended).await.len();
+            let freed = booking::end_calls(&self.store, &self.config, &ended, now).await;
+            self.agents_freed += freed.len();
+            self.dirty = true;
             return Ok(());
         }
-        let now = self.clock.now();
         if let Some(next) = self.next_in_line.take().filter(|n| !n.is_empty()) {
-            // Booking an agent whose call did not end after all (they went away meanwhile)
-            // fails, and its claim is withdrawn.
+            // An agent who went away meanwhile is not booked, and the claim is withdrawn.
             let freed: Vec<Agent> = ended
                 .iter()
-                .filter(|(q, _)| self.wrap_up(q).is_zero())
+                .filter(|(q, _)| booking::wrap_up(&self.config, q).is_zero())
                 .filter_map(|(_, a)| self.config.agent(a))
                 .map(|a| Agent::freed_now(a, now))
                 .collect();
-            let offers = self.router.plan(&next, &freed);
-            let (_, made) = tokio::join!(self.end_calls(&ended), self.book(&offers, now));
+            let offers = self.plan(&next, &freed);
             let unplaced = freed.len() - placed(&offers);
-            if self.ring_booked(&offers, &next, made) && unplaced == 0 {
-                self.keep_next_in_line(next, &offers);
+            let (entries, rest): (Vec<Entry>, Vec<Entry>) = next
+                .into_iter()
+                .partition(|e| offers.iter().any(|o| o.entry == e.id));
+            if unplaced == 0 {
+                // Few left: the next full pass reads more.
+                self.dirty |= rest.len() < NEXT_IN_LINE_MIN;
+                self.next_in_line = Some(rest);
             } else {
                 self.agents_freed += unplaced;
+                self.dirty = true;
             }
+            for offer in &offers {
+                self.claiming
+                    .insert(offer.entry.clone(), offer.queue.clone());
+            }
+            // The booking frees the agents it books; the others' calls end on their own.
+            let ended: Vec<(QueueName, AgentId)> = ended
+                .into_iter()
+                .filter(|(_, a)| !offers.iter().any(|o| o.agents.contains(a)))
+                .collect();
+            self.routes_under_way += 1;
+            let (store, config, switch, reports) = (
+                self.store.clone(),
+                self.config.clone(),
+                self.switch.clone(),
+                self.reports_tx.clone(),
+            );
+            let daemon_id = self.options.daemon_id.clone();
+            // The task rings the agents booked itself: the loop learns of the legs after.
+            self.tasks.spawn(async move {
+                let (_, made) = tokio::join!(
+                    booking::end_calls(&store, &config, &ended, now),
+                    booking::book(&store, &config, &offers, true, now)
+                );
+                let (config, daemon_id) = (&*config, daemon_id.as_str());
+                let calls: Vec<(Originate, AgentLeg)> =
+                    offers
+                        .iter()
+                        .zip(&made)
+                        .filter(|(_, made)| matches!(made, Ok(OfferOutcome::Offered)))
+                        .filter_map(|(offer, _)| {
+                            let entry = entries.iter().find(|e| e.id == offer.entry)?;
+                            Some(offer.agents.iter().filter_map(move |agent| {
+                                agent_call(config, daemon_id, entry, agent)
+                            }))
+                        })
+                        .flatten()
+                        .collect();
+                let placed = futures_util::future::join_all(
+                    calls.iter().map(|(call, _)| switch.originate(call)),
+                )
+                .await;
+                let rung = calls
+                    .into_iter()
+                    .zip(placed)
+                    .map(|((call, leg), placed)| (call.uuid, leg, placed))
+                    .collect();
+                let _ = reports.send(Report::Booked(Booked { offers, made, rung }));
+            });
             return Ok(());
         }
         let read = routing_window(ended.len());
-        let (freed, entries) = tokio::join!(self.end_calls(&ended), self.waiting_heads(read));
+        let (freed, entries) = tokio::join!(
+            booking::end_calls(&self.store, &self.config, &ended, now),
+            self.waiting_heads(read)
+        );
         let freed: Vec<Agent> = freed
-            .into_iter()
+            .iter()
             .filter_map(|id| self.config.agent(id))
             .map(|a| Agent::freed_now(a, now))
             .collect();
         let entries = entries?;
-        let offers = self.router.plan(&entries, &freed);
+        let offers = self.plan(&entries, &freed);
+        self.dirty |= placed(&offers) < freed.len();
         self.make_offers(&offers, entries, now).await;
         Ok(())
     }
 
-    /// End the calls, freeing or wrapping up their agents, together. The agents now
-    /// available.
-    async fn end_calls<'a>(&self, ended: &'a [(QueueName, AgentId)]) -> Vec<&'a AgentId> {
-        let results =
-            futures_util::future::join_all(ended.iter().map(|(q, a)| self.end_call(q, a))).await;
-        let mut freed = Vec::new();
-        for ((_, agent), result) in ended.iter().zip(results) {
-            match result {
-                Ok(true) => freed.push(agent),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(%agent, error = %e, "freeing an agent after a call failed")
-                }
-            }
-        }
-        freed
-    }
-
-    fn wrap_up(&self, queue: &QueueName) -> Duration {
-        self.config
-            .queue(queue)
-            .map_or(Duration::ZERO, |q| q.wrap_up)
-    }
-
-    /// The agent of a call that ended wraps up (or is free at once without wrap-up).
-    /// True when they are available now.
-    async fn end_call(&self, queue: &QueueName, agent: &AgentId) -> Result<bool, StoreError> {
-        let now = self.clock.now();
-        let wrap_up = self.wrap_up(queue);
-        let to = if wrap_up.is_zero() {
-            AgentState::Available
+    /// The router's plan for `entries` and `agents`, around the entries being claimed by
+    /// round trips under way: those are nobody else's, and are known to be ahead.
+    fn plan(&self, entries: &[Entry], agents: &[Agent]) -> Vec<Offer> {
+        let mut offers = if self.claiming.is_empty() {
+            self.router.plan(entries, agents)
         } else {
-            AgentState::WrapUp
+            let free: Vec<Entry> = entries
+                .iter()
+                .filter(|e| !self.claiming.contains_key(&e.id))
+                .cloned()
+                .collect();
+            self.router.plan(&free, agents)
         };
-        // Only from on_call: an agent who went away meanwhile stays away, and the second
-        // of the two hangups ending a call finds nothing left to do.
-        let changed = match self
-            .store
-            .set_agent_state_from(agent, &[AgentState::OnCall], to, now, StateSource::Daemon)
-            .await
-        {
-            Ok(previous) => previous == AgentState::OnCall,
-            Err(StoreError::Rule(_)) => false,
-            Err(e) => return Err(e),
-        };
-        if changed && to == AgentState::WrapUp {
-            let timer = Timer::WrapUpEnd {
-                agent: agent.clone(),
-            };
-            self.store.schedule(&timer, now.plus(wrap_up)).await?;
+        for offer in &mut offers {
+            offer.ahead.extend(
+                self.claiming
+                    .iter()
+                    .filter(|(_, q)| **q == offer.queue)
+                    .map(|(e, _)| e.clone()),
+            );
         }
-        Ok(changed && to == AgentState::Available)
+        offers
     }
 
     async fn set_state(
@@ -907,14 +951,14 @@ impl Engine {
             let read = routing_window(agents.len());
             (agents, self.waiting_heads(read).await?, read)
         };
-        let mut offers = self.router.plan(&entries, &agents);
+        let mut offers = self.plan(&entries, &agents);
         if placed(&offers) < agents.len()
             && read < ROUTING_WINDOW
             && self.some_queue_full(&entries, read)
         {
             read = ROUTING_WINDOW;
             entries = self.waiting_heads(read).await?;
-            offers = self.router.plan(&entries, &agents);
+            offers = self.plan(&entries, &agents);
         }
         self.idle_agents_seen = placed(&offers) < agents.len();
         self.make_offers(&offers, entries, now).await;
@@ -923,27 +967,10 @@ impl Engine {
 
     /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
     async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
-        let made = self.book(offers, now).await;
+        let made = booking::book(&self.store, &self.config, offers, false, now).await;
         if self.ring_booked(offers, &entries, made) {
             self.keep_next_in_line(entries, offers);
         }
-    }
-
-    /// Book `offers` in the store. They share no agent and no entry, so they are made
-    /// together: a burst of freed agents waits one booking round trip, not one per agent.
-    async fn book(
-        &self,
-        offers: &[Offer],
-        now: Timestamp,
-    ) -> Vec<Result<OfferOutcome, StoreError>> {
-        futures_util::future::join_all(offers.iter().map(|offer| {
-            let ring_time = self
-                .config
-                .queue(&offer.queue)
-                .map_or(Duration::ZERO, |q| q.ring_time);
-            self.store.offer(offer, now, ring_time)
-        }))
-        .await
     }
 
     /// Ring the offers that were booked. False when some could not be made: the plan's
@@ -954,18 +981,29 @@ impl Engine {
         entries: &[Entry],
         made: Vec<Result<OfferOutcome, StoreError>>,
     ) -> bool {
-        let mut all_made = true;
+        let made = self.settle(offers, made);
+        for offer in &made {
+            if let Some(entry) = entries.iter().find(|e| e.id == offer.entry) {
+                self.ring(entry, offer);
+            }
+        }
+        made.len() == offers.len()
+    }
+
+    /// The offers that were made; for the others (a race lost with another daemon or a
+    /// state change) routing looks again, without what it knew of the queues.
+    fn settle<'a>(
+        &mut self,
+        offers: &'a [Offer],
+        made: Vec<Result<OfferOutcome, StoreError>>,
+    ) -> Vec<&'a Offer> {
+        let mut rung = Vec::new();
         for (offer, outcome) in offers.iter().zip(made) {
             match outcome {
                 Ok(OfferOutcome::Offered) => {
-                    let entry = entries.iter().find(|e| e.id == offer.entry);
-                    let queue = self.config.queue(&offer.queue);
-                    if let (Some(entry), Some(queue)) = (entry.cloned(), queue.cloned()) {
-                        self.ring(&entry, offer, &queue);
-                    }
+                    rung.push(offer);
                     continue;
                 }
-                // Lost a race with another daemon or a state change: look again later.
                 Ok(
                     OfferOutcome::AgentNotFree(_)
                     | OfferOutcome::EntryNotWaiting
@@ -976,19 +1014,18 @@ impl Engine {
                 // offer timer runs out.
                 Err(e) => tracing::warn!(entry = %offer.entry, error = %e, "offer failed"),
             }
-            all_made = false;
             self.dirty = true;
-        }
-        if !all_made {
             self.next_in_line = None;
         }
-        all_made
+        rung
     }
 
     /// Keep what a routing pass read and did not offer as the callers next in line.
     fn keep_next_in_line(&mut self, mut entries: Vec<Entry>, offers: &[Offer]) {
         entries.retain(|e| {
-            e.status == EntryStatus::Waiting && !offers.iter().any(|o| o.entry == e.id)
+            e.status == EntryStatus::Waiting
+                && !offers.iter().any(|o| o.entry == e.id)
+                && !self.claiming.contains_key(&e.id)
         });
         self.next_in_line = Some(entries);
     }
@@ -1007,53 +1044,41 @@ impl Engine {
     }
 
     /// Ring the offer's agents, each on a leg of its own.
-    fn ring(&mut self, entry: &Entry, offer: &Offer, queue: &QueueConfig) {
-        for agent_id in &offer.agents {
-            let Some(agent) = self.config.agent(agent_id) else {
+    fn ring(&mut self, entry: &Entry, offer: &Offer) {
+        for agent in &offer.agents {
+            let Some((call, leg)) = agent_call(&self.config, &self.options.daemon_id, entry, agent)
+            else {
                 continue;
             };
-            let mut call = Originate::new(agent.contact.clone());
-            call.timeout = Some(queue.ring_time);
-            call.caller_id_number = entry.caller_id.clone();
-            call.variables = vec![
-                var(signal::VAR_ROLE, "agent"),
-                var(signal::VAR_DAEMON, &self.options.daemon_id),
-                var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
-                var(signal::VAR_ENTRY, entry.id.as_str()),
-                var(signal::VAR_AGENT, agent_id.as_str()),
-            ];
-            let leg = call.uuid.clone();
-            self.legs.insert(
-                leg.clone(),
-                AgentLeg {
-                    queue: entry.queue.clone(),
-                    entry: entry.id.clone(),
-                    agent: agent_id.clone(),
-                    caller: match &entry.kind {
-                        EntryKind::LiveCaller { channel } => Some(channel.clone()),
-                        EntryKind::Callback(_) => None,
-                    },
-                    answered: false,
-                },
-            );
-            tracing::info!(entry = %entry.id, agent = %agent_id, %leg, "offering to agent");
             let switch = self.switch.clone();
-            let reports = self.reports_tx.clone();
-            let (queue, entry, agent) = (entry.queue.clone(), entry.id.clone(), agent_id.clone());
-            self.tasks.spawn(async move {
-                let result = match switch.originate(&call).await {
-                    Ok(pending) => pending.wait().await,
-                    Err(e) => Err(e),
-                };
-                let _ = reports.send(Report::AgentLeg {
-                    queue,
-                    entry,
-                    agent,
-                    leg,
-                    result,
-                });
-            });
+            let uuid = call.uuid.clone();
+            self.track_leg(uuid, leg, async move { switch.originate(&call).await });
         }
+    }
+
+    /// Remember an agent leg being placed, and report how its originate ends.
+    fn track_leg(
+        &mut self,
+        uuid: ChannelId,
+        leg: AgentLeg,
+        placed: impl Future<Output = Result<PendingCall, SwitchError>> + Send + 'static,
+    ) {
+        tracing::info!(entry = %leg.entry, agent = %leg.agent, leg = %uuid, "offering to agent");
+        self.legs.insert(uuid.clone(), leg.clone());
+        let reports = self.reports_tx.clone();
+        self.tasks.spawn(async move {
+            let result = match placed.await {
+                Ok(pending) => pending.wait().await,
+                Err(e) => Err(e),
+            };
+            let _ = reports.send(Report::AgentLeg {
+                queue: leg.queue,
+                entry: leg.entry,
+                agent: leg.agent,
+                leg: uuid,
+                result,
+            });
+        });
     }
 
     async fn on_report(&mut self, report: Report) {
@@ -1084,6 +1109,17 @@ impl Engine {
             Report::StoreChanged => {
                 self.forget_next_in_line();
                 self.dirty = true;
+                return;
+            }
+            Report::Booked(booked) => {
+                self.routes_under_way -= 1;
+                for offer in &booked.offers {
+                    self.claiming.remove(&offer.entry);
+                }
+                self.settle(&booked.offers, booked.made);
+                for (uuid, leg, placed) in booked.rung {
+                    self.track_leg(uuid, leg, std::future::ready(placed));
+                }
                 return;
             }
         };
@@ -1349,7 +1385,17 @@ impl Engine {
     }
 
     async fn on_tick(&mut self) {
-        while self.tasks.try_join_next().is_some() {}
+        while let Some(ended) = self.tasks.try_join_next() {
+            match ended {
+                Err(e) if e.is_panic() => {
+                    // Maybe a routing round trip, whose report will never come: stop waiting.
+                    tracing::error!(error = %e, "an engine task panicked");
+                    self.routes_under_way = 0;
+                    self.claiming.clear();
+                }
+                _ => {}
+            }
+        }
         self.early_keys
             .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
         self.callers_whose_call_ended
@@ -1513,6 +1559,37 @@ fn routing_window(free: usize) -> usize {
 }
 
 /// An origination variable from a constant name and a validated id.
+/// The call that rings `agent` for `entry`, and the leg the engine tracks for it.
+fn agent_call(
+    config: &Config,
+    daemon_id: &str,
+    entry: &Entry,
+    agent: &AgentId,
+) -> Option<(Originate, AgentLeg)> {
+    let contact = &config.agent(agent)?.contact;
+    let mut call = Originate::new(contact.clone());
+    call.timeout = Some(config.queue(&entry.queue)?.ring_time);
+    call.caller_id_number = entry.caller_id.clone();
+    call.variables = vec![
+        var(signal::VAR_ROLE, "agent"),
+        var(signal::VAR_DAEMON, daemon_id),
+        var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
+        var(signal::VAR_ENTRY, entry.id.as_str()),
+        var(signal::VAR_AGENT, agent.as_str()),
+    ];
+    let leg = AgentLeg {
+        queue: entry.queue.clone(),
+        entry: entry.id.clone(),
+        agent: agent.clone(),
+        caller: match &entry.kind {
+            EntryKind::LiveCaller { channel } => Some(channel.clone()),
+            EntryKind::Callback(_) => None,
+        },
+        answered: false,
+    };
+    Some((call, leg))
+}
+
 fn var(name: &str, value: &str) -> (VarName, VarValue) {
     (
         VarName::new(name).expect("constant variable name"),

@@ -1,0 +1,105 @@
+//! The store's side of routing: ending calls and booking offers, as futures that own what
+//! they need, so that a routing round trip can run while the engine loop takes signals.
+
+use std::time::Duration;
+
+use super::AgentLeg;
+use crate::config::Config;
+use crate::queue::{AgentId, AgentState, Offer, QueueName, Timestamp};
+use crate::store::{OfferOutcome, StateSource, Store, StoreError, Timer};
+use crate::switch::{ChannelId, PendingCall, SwitchError};
+
+/// What a routing round trip off the loop did: booking each of `offers` (`made`), and
+/// placing the agent legs of those booked (`rung`: leg, what it is for, the originate).
+#[derive(Debug)]
+pub(super) struct Booked {
+    pub offers: Vec<Offer>,
+    pub made: Vec<Result<OfferOutcome, StoreError>>,
+    pub rung: Vec<(ChannelId, AgentLeg, Result<PendingCall, SwitchError>)>,
+}
+
+/// The wrap-up time of a queue's agents.
+pub(super) fn wrap_up(config: &Config, queue: &QueueName) -> Duration {
+    config.queue(queue).map_or(Duration::ZERO, |q| q.wrap_up)
+}
+
+/// End the calls (by queue and agent) together: each agent wraps up, or is available at
+/// once without wrap-up. The agents now available.
+pub(super) async fn end_calls(
+    store: &Store,
+    config: &Config,
+    ended: &[(QueueName, AgentId)],
+    now: Timestamp,
+) -> Vec<AgentId> {
+    let results = futures_util::future::join_all(
+        ended
+            .iter()
+            .map(|(queue, agent)| end_call(store, agent, wrap_up(config, queue), now)),
+    )
+    .await;
+    let mut freed = Vec::new();
+    for ((_, agent), result) in ended.iter().zip(results) {
+        match result {
+            Ok(true) => freed.push(agent.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%agent, error = %e, "freeing an agent after a call failed")
+            }
+        }
+    }
+    freed
+}
+
+/// True when the agent is available now.
+async fn end_call(
+    store: &Store,
+    agent: &AgentId,
+    wrap_up: Duration,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let to = if wrap_up.is_zero() {
+        AgentState::Available
+    } else {
+        AgentState::WrapUp
+    };
+    // Only from on_call: an agent who went away meanwhile stays away, and the second of the
+    // two hangups ending a call finds nothing left to do.
+    let changed = match store
+        .set_agent_state_from(agent, &[AgentState::OnCall], to, now, StateSource::Daemon)
+        .await
+    {
+        Ok(previous) => previous == AgentState::OnCall,
+        Err(StoreError::Rule(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if changed && to == AgentState::WrapUp {
+        let timer = Timer::WrapUpEnd {
+            agent: agent.clone(),
+        };
+        store.schedule(&timer, now.plus(wrap_up)).await?;
+    }
+    Ok(changed && to == AgentState::Available)
+}
+
+/// Book `offers`, each for its queue's ring time; with `after_call`, to agents whose call
+/// just ended, who are freed in the same step. The offers share no agent and no entry, so
+/// they are made together: a burst of freed agents waits one round trip, not one per agent.
+pub(super) async fn book(
+    store: &Store,
+    config: &Config,
+    offers: &[Offer],
+    after_call: bool,
+    now: Timestamp,
+) -> Vec<Result<OfferOutcome, StoreError>> {
+    futures_util::future::join_all(offers.iter().map(|offer| async move {
+        let ring_time = config
+            .queue(&offer.queue)
+            .map_or(Duration::ZERO, |q| q.ring_time);
+        if after_call {
+            store.offer_after_call(offer, now, ring_time).await
+        } else {
+            store.offer(offer, now, ring_time).await
+        }
+    }))
+    .await
+}
