@@ -21,7 +21,8 @@
 //   one per request or pipeline) over the window; commands (scripts' inner calls included)
 //   come from `total_commands_processed`. Both are divided by the calls connected meanwhile.
 //
-// Knobs (environment): `LOAD_WARMUP_SECS` (default 10), `LOAD_WINDOW_SECS` (default 60).
+// Knobs (environment): `LOAD_WARMUP_SECS` (default 10), `LOAD_WINDOW_SECS` (default 60),
+// `LOAD_LOCKSTEP=1` (every agent talks exactly `TALK`; see `TALK_SPREAD`).
 // Targets are reported, never enforced: these machines are shared and noisy.
 
 use std::collections::HashMap;
@@ -48,9 +49,17 @@ const AGENTS: usize = 50;
 const ARRIVALS_PER_SEC: usize = 100;
 /// An agent's phone rings this long before it answers.
 const RING: Duration = Duration::from_millis(200);
-/// Ring 0.2 s + talk 0.3 s: each agent takes two calls a second, so 50 agents serve the 100
-/// arrivals a second and the queue stays near 2,000 rather than growing without end.
+/// Ring 0.2 s + talk 0.3 s on average: each agent takes two calls a second, so 50 agents
+/// serve the 100 arrivals a second and the queue stays near 2,000 rather than growing
+/// without end.
 const TALK: Duration = Duration::from_millis(300);
+/// Agents' talk times are spread this much either side of `TALK`, one fixed time per agent.
+/// With one talk time for all, the 50 agents who log in together stay in lock-step for the
+/// whole run: each cycle, all of them hang up within a few milliseconds, and the figures
+/// measure that burst (a simulator core emitting 50 hangups, Redis serving 50 bookings)
+/// more than the daemon. No contact center's calls end in step; `LOAD_LOCKSTEP=1` still
+/// runs that worst case.
+const TALK_SPREAD: Duration = Duration::from_millis(100);
 /// Simulated seconds at which the 2,000 first callers start arriving (after every connection
 /// is up, so the observer sees each of them park).
 const PRELOAD_AT: f64 = 1.0;
@@ -226,7 +235,7 @@ queues = [{{ queue = "{QUEUE}" }}]
 }
 
 /// The simulator's script: the preload, then steady arrivals from the agents' login until
-/// the end of the measured window, and agents who answer after `RING` and talk `TALK`.
+/// the end of the measured window, and agents who answer after `RING` and then talk.
 fn write_scenario(steady_secs: u64) -> PathBuf {
     let mut text = String::new();
     let mut caller = |n: usize, at: f64| {
@@ -246,7 +255,7 @@ fn write_scenario(steady_secs: u64) -> PathBuf {
             "[party.\"user/{}\"]\nring = {}\nhangup_after = {}\n",
             agent_ext(i),
             RING.as_secs_f64(),
-            TALK.as_secs_f64()
+            talk_time(i).as_secs_f64()
         ));
     }
     let path =
@@ -255,6 +264,19 @@ fn write_scenario(steady_secs: u64) -> PathBuf {
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .expect("writing the scenario");
     path
+}
+
+fn lockstep() -> bool {
+    std::env::var("LOAD_LOCKSTEP").is_ok_and(|v| v == "1")
+}
+
+/// Agent `i`'s talk time: spread evenly over `TALK ± TALK_SPREAD`, unless in lock-step.
+fn talk_time(i: usize) -> Duration {
+    if lockstep() {
+        return TALK;
+    }
+    let low = TALK - TALK_SPREAD;
+    low + (2 * TALK_SPREAD) * i as u32 / (AGENTS as u32 - 1)
 }
 
 /// `callbackd sim` as a child process, killed on drop so a failed run leaves nothing behind.
@@ -837,10 +859,18 @@ fn report(r: &Report) {
     println!(
         "queue_load: {WAITING} callers waiting, {AGENTS} agents, {ARRIVALS_PER_SEC} new calls/s"
     );
+    let talk = if lockstep() {
+        format!("{} ms each, in lock-step", TALK.as_millis())
+    } else {
+        format!(
+            "{}-{} ms (one per agent)",
+            talk_time(0).as_millis(),
+            talk_time(AGENTS - 1).as_millis()
+        )
+    };
     println!(
-        "  agents ring {} ms, talk {} ms, wrap-up 0; real clock; warm-up {} s, window {} s",
+        "  agents ring {} ms, talk {talk}, wrap-up 0; real clock; warm-up {} s, window {} s",
         RING.as_millis(),
-        TALK.as_millis(),
         r.warmup,
         r.window
     );
