@@ -83,6 +83,7 @@ local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'posi
   'number')
 if e[1] ~= 'waiting' then return 'not_waiting' end
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+if not rank then return 'not_waiting' end
 if rank > 0 then
   local known, count = {}, 0
   for _, id in ipairs(split(ARGV[5])) do known[id] = true; count = count + 1 end
