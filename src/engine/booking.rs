@@ -1,5 +1,6 @@
-//! The store's side of routing: ending calls and booking offers, as futures that own what
-//! they need, so that a routing round trip can run while the engine loop takes signals.
+//! The store's side of routing: ending calls and booking offers. These need only a store
+//! handle and the config, not the engine, so a routing round trip can run in a task of
+//! its own while the engine loop takes signals.
 
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //!
 //! One loop owns the decisions; anything slow on the switch (originates, playbacks) runs in
 //! tasks that report back through a channel, so the loop always keeps the socket drained.
+//! So does the round trip that books freed agents for the callers next in line: the next
+//! hangups of a burst do not wait behind it.
 
 mod booking;
 mod callback;

@@ -390,20 +390,9 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<Option<OfferOutcome>> {
-        let q = &offer.queue;
-        let (timers, _) = self.keys.timers(q);
         let known: Vec<&str> = offer.ahead.iter().map(EntryId::as_str).collect();
-        let mut claim = self.scripts.claim_entry.prepare_invoke();
-        claim
-            .key(self.keys.entry(q, &offer.entry))
-            .key(self.keys.waiting(q))
-            .key(timers)
-            .key(self.keys.events(q))
-            .arg(offer.entry.as_str())
-            .arg(now.as_millis())
-            .arg(timeout.member())
-            .arg(until.as_millis())
-            .arg(known.join(","));
+        let mut claim = self.offer_script(&self.scripts.claim_entry, offer, timeout, now);
+        claim.arg(until.as_millis()).arg(known.join(","));
         for agent in &offer.agents {
             claim.arg(agent.as_str());
         }
@@ -424,22 +413,35 @@ impl Store {
     /// Put back an entry claimed for agents who could not be booked (event
     /// `offer_withdrawn`). An entry that moved on meanwhile (its caller hung up) is left.
     async fn withdraw_offer(&self, offer: &Offer, timeout: &Timer, now: Timestamp) -> Result<()> {
+        let agents: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
+        self.offer_script(&self.scripts.withdraw_offer, offer, timeout, now)
+            .arg(agents.join(","))
+            .invoke_async::<String>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// A call of a script that takes or gives back an offer's entry, with what they share:
+    /// KEYS entry, waiting, timers, events; ARGV id, now, offer timer.
+    fn offer_script<'a>(
+        &self,
+        script: &'a redis::Script,
+        offer: &Offer,
+        timeout: &Timer,
+        now: Timestamp,
+    ) -> redis::ScriptInvocation<'a> {
         let q = &offer.queue;
         let (timers, _) = self.keys.timers(q);
-        let agents: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
-        self.scripts
-            .withdraw_offer
+        let mut invocation = script.prepare_invoke();
+        invocation
             .key(self.keys.entry(q, &offer.entry))
             .key(self.keys.waiting(q))
             .key(timers)
             .key(self.keys.events(q))
             .arg(offer.entry.as_str())
             .arg(now.as_millis())
-            .arg(timeout.member())
-            .arg(agents.join(","))
-            .invoke_async::<String>(&mut self.conn())
-            .await?;
-        Ok(())
+            .arg(timeout.member());
+        invocation
     }
 
     async fn first_unknown_agent(&self, agents: &[AgentId]) -> Result<AgentId> {
