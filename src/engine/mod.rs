@@ -104,7 +104,8 @@ enum Report {
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
-    /// A routing round trip that ran off the loop is done: ring what was booked.
+    /// A routing round trip that ran off the loop is done: track the legs it placed, and
+    /// look again for the offers it could not make.
     Booked(Booked),
 }
 
