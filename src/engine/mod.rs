@@ -743,12 +743,13 @@ impl Engine {
         }
         if let Some(next) = self.next_in_line.take().filter(|n| !n.is_empty()) {
             // An agent who went away meanwhile is not booked, and the claim is withdrawn.
-            let freed: Vec<Agent> = ended
-                .iter()
-                .filter(|(q, _)| booking::wrap_up(&self.config, q).is_zero())
-                .filter_map(|(_, a)| self.config.agent(a))
-                .map(|a| Agent::freed_now(a, now))
-                .collect();
+            let freed = self.free_now(
+                ended
+                    .iter()
+                    .filter(|(q, _)| booking::wrap_up(&self.config, q).is_zero())
+                    .map(|(_, a)| a),
+                now,
+            );
             let offers = self.plan(&next, &freed);
             let unplaced = freed.len() - placed(&offers);
             let (entries, rest): (Vec<Entry>, Vec<Entry>) = next
@@ -817,16 +818,25 @@ impl Engine {
             booking::end_calls(&self.store, &self.config, &ended, now),
             self.waiting_heads(read)
         );
-        let freed: Vec<Agent> = freed
-            .iter()
-            .filter_map(|id| self.config.agent(id))
-            .map(|a| Agent::freed_now(a, now))
-            .collect();
+        let freed = self.free_now(&freed, now);
         let entries = entries?;
         let offers = self.plan(&entries, &freed);
         self.dirty |= placed(&offers) < freed.len();
         self.make_offers(&offers, entries, now).await;
         Ok(())
+    }
+
+    /// The config's agents among `ids`, as they are once freed `now`: what routing needs
+    /// of them, without reading them back.
+    fn free_now<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a AgentId>,
+        now: Timestamp,
+    ) -> Vec<Agent> {
+        ids.into_iter()
+            .filter_map(|id| self.config.agent(id))
+            .map(|a| Agent::freed_now(a, now))
+            .collect()
     }
 
     /// The router's plan for `entries` and `agents`, around the entries being claimed by
@@ -1018,7 +1028,7 @@ impl Engine {
                 Err(e) => tracing::warn!(entry = %offer.entry, error = %e, "offer failed"),
             }
             self.dirty = true;
-            self.next_in_line = None;
+            self.forget_next_in_line();
         }
         rung
     }
