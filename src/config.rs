@@ -227,6 +227,33 @@ pub struct CallbackSettings {
     /// ISO 3166 alpha-2 code of the line's country, for numbers keyed in national format.
     pub country: Option<String>,
     pub dialing_policy: DialingPolicy,
+    pub timings: CallbackTimings,
+}
+
+/// How long each step of a callback may take: the operator's, since real prompts, phones
+/// and carriers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackTimings {
+    /// How long the customer's phone rings.
+    pub customer_ring: Duration,
+    /// How long the agent has to press 1 or 2 each time the whisper has played: the offer
+    /// stays theirs that long after each hearing, however long the whisper itself is.
+    pub agent_decision: Duration,
+    /// How often the agent hears the whisper before silence counts as a decline.
+    pub whisper_tries: u8,
+    /// How long the caller's menu and the agent's whisper wait for a first key.
+    pub input_timeout: Duration,
+}
+
+impl Default for CallbackTimings {
+    fn default() -> Self {
+        Self {
+            customer_ring: Duration::from_secs(30),
+            agent_decision: Duration::from_secs(60),
+            whisper_tries: 3,
+            input_timeout: Duration::from_secs(7),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -500,6 +527,10 @@ struct RawCallback {
     menu_tries: Option<Spanned<u64>>,
     number_tries: Option<Spanned<u64>>,
     offer_when_wait_over_secs: Option<Spanned<u64>>,
+    customer_ring_secs: Option<Spanned<u64>>,
+    agent_decision_secs: Option<Spanned<u64>>,
+    whisper_tries: Option<Spanned<u64>>,
+    input_timeout_secs: Option<Spanned<u64>>,
     country: Option<Spanned<String>>,
     #[serde(default)]
     dialing_policy: RawDialingPolicy,
@@ -586,6 +617,42 @@ fn tries(src: &Source, key: &str, value: Option<&Spanned<u64>>) -> Result<u8, Co
         )),
     }
 }
+
+/// A line's callback timings: each key when given, in its range, else today's default.
+fn timings(src: &Source, cb: &RawCallback) -> Result<CallbackTimings, ConfigError> {
+    let default = CallbackTimings::default();
+    let or = |key, value: Option<&Spanned<u64>>, range, default| match value {
+        Some(v) => secs(src, key, v, range),
+        None => Ok(default),
+    };
+    Ok(CallbackTimings {
+        customer_ring: or(
+            "customer_ring_secs",
+            cb.customer_ring_secs.as_ref(),
+            CUSTOMER_RING_SECS,
+            default.customer_ring,
+        )?,
+        agent_decision: or(
+            "agent_decision_secs",
+            cb.agent_decision_secs.as_ref(),
+            AGENT_DECISION_SECS,
+            default.agent_decision,
+        )?,
+        whisper_tries: tries(src, "whisper_tries", cb.whisper_tries.as_ref())?,
+        input_timeout: or(
+            "input_timeout_secs",
+            cb.input_timeout_secs.as_ref(),
+            INPUT_TIMEOUT_SECS,
+            default.input_timeout,
+        )?,
+    })
+}
+
+/// Ranges of the callback timings. A decision window shorter than 10 s would end before an
+/// agent who listened to the whole whisper could press a key.
+const CUSTOMER_RING_SECS: Range<u64> = 10..121;
+const AGENT_DECISION_SECS: Range<u64> = 10..601;
+const INPUT_TIMEOUT_SECS: Range<u64> = 2..31;
 
 fn country_code(src: &Source, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
     let v = value.get_ref();
@@ -951,6 +1018,7 @@ impl RawLine {
             .iter()
             .map(|c| country_code(src, "allowed_countries", c))
             .collect::<Result<Vec<_>, _>>()?;
+        let timings = timings(src, &cb)?;
         Ok(LineConfig {
             name: self.name.into_inner(),
             did: self.did.into_inner(),
@@ -989,6 +1057,7 @@ impl RawLine {
                     allowed_countries,
                     refuse_costly: cb.dialing_policy.refuse_premium.unwrap_or(true),
                 },
+                timings,
             },
         })
     }

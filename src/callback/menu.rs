@@ -41,6 +41,10 @@ pub enum Step {
         terminators: &'static str,
         timeout: Duration,
     },
+    /// Save the callback request for `number` now, and answer with
+    /// [`Input::Requested`]: the caller keeps it even if they hang up during what follows
+    /// (the name recording, the confirmation).
+    Request { number: PhoneNumber },
     /// Play `prompts`, then record the caller's name for `max`.
     Record { prompts: Vec<Prompt>, max: Duration },
     /// The menu is over: play `prompts`, then act on `outcome`.
@@ -59,12 +63,15 @@ pub enum NumberSource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MenuOutcome {
-    /// Queue a callback to `number`; the engine confirms it (or says one is pending).
+    /// The callback to `number` is saved: the engine confirms it and ends the call.
     Callback {
         number: PhoneNumber,
         source: NumberSource,
         name_recorded: bool,
     },
+    /// A callback to `number` was already pending in this queue: the engine says so and
+    /// ends the call.
+    AlreadyPending { number: PhoneNumber },
     /// Back to waiting, same position.
     BackToQueue,
 }
@@ -76,6 +83,18 @@ pub enum Input {
     /// Nothing keyed before the timeout (or the recording failed).
     NoInput,
     Recorded,
+    /// How saving the request of a [`Step::Request`] went.
+    Requested(RequestResult),
+}
+
+/// What became of a callback request the engine was asked to save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestResult {
+    Saved,
+    /// The number already has a callback open in this queue.
+    AlreadyPending,
+    /// The store could not take it: no promise is made, the caller waits on.
+    Failed,
 }
 
 /// Tunables of one line's menu.
@@ -115,6 +134,10 @@ enum State {
         number: PhoneNumber,
         source: NumberSource,
         tries_left: u8,
+    },
+    Requesting {
+        number: PhoneNumber,
+        source: NumberSource,
     },
     Recording {
         number: PhoneNumber,
@@ -172,6 +195,7 @@ impl CallbackMenu {
                 source,
                 tries_left,
             } => self.on_confirm(input, number, source, tries_left),
+            State::Requesting { number, source } => self.on_requested(input, number, source),
             State::Recording { number, source } => self.finish(MenuOutcome::Callback {
                 number,
                 source,
@@ -231,19 +255,11 @@ impl CallbackMenu {
     ) -> Step {
         match input {
             Input::Digits(d) if d == "1" => {
-                if self.settings.record_name {
-                    self.state = State::Recording { number, source };
-                    Step::Record {
-                        prompts: vec![Prompt::RecordName],
-                        max: self.settings.record_max,
-                    }
-                } else {
-                    self.finish(MenuOutcome::Callback {
-                        number,
-                        source,
-                        name_recorded: false,
-                    })
-                }
+                let step = Step::Request {
+                    number: number.clone(),
+                };
+                self.state = State::Requesting { number, source };
+                step
             }
             Input::Digits(d) if d == "2" => self.key_in(Vec::new()),
             other => self.retry(tries_left, |menu, tries_left| {
@@ -258,6 +274,27 @@ impl CallbackMenu {
                 };
                 menu.read_back(lead, &number)
             }),
+        }
+    }
+
+    fn on_requested(&mut self, input: Input, number: PhoneNumber, source: NumberSource) -> Step {
+        match input {
+            Input::Requested(RequestResult::Saved) if self.settings.record_name => {
+                self.state = State::Recording { number, source };
+                Step::Record {
+                    prompts: vec![Prompt::RecordName],
+                    max: self.settings.record_max,
+                }
+            }
+            Input::Requested(RequestResult::Saved) => self.finish(MenuOutcome::Callback {
+                number,
+                source,
+                name_recorded: false,
+            }),
+            Input::Requested(RequestResult::AlreadyPending) => {
+                self.finish(MenuOutcome::AlreadyPending { number })
+            }
+            _ => self.finish(MenuOutcome::BackToQueue),
         }
     }
 
@@ -318,8 +355,8 @@ impl CallbackMenu {
         self.state = State::Finished;
         let prompts = match outcome {
             MenuOutcome::BackToQueue => vec![Prompt::ReturningToQueue],
-            // The engine decides between "we will call you back" and "already pending".
-            MenuOutcome::Callback { .. } => vec![],
+            // The engine says when to expect the call, or names the pending one.
+            MenuOutcome::Callback { .. } | MenuOutcome::AlreadyPending { .. } => vec![],
         };
         Step::Finish { prompts, outcome }
     }
@@ -348,7 +385,12 @@ mod tests {
             Step::Collect { prompts, .. }
             | Step::Record { prompts, .. }
             | Step::Finish { prompts, .. } => prompts,
+            Step::Request { .. } => &[],
         }
+    }
+
+    fn saved() -> Input {
+        Input::Requested(RequestResult::Saved)
     }
 
     #[test]
@@ -365,6 +407,12 @@ mod tests {
         );
         assert_eq!(
             m.input(digits("1")),
+            Step::Request {
+                number: number("+49301234567")
+            }
+        );
+        assert_eq!(
+            m.input(saved()),
             Step::Finish {
                 prompts: vec![],
                 outcome: MenuOutcome::Callback {
@@ -411,8 +459,9 @@ mod tests {
         let step = m.input(digits("2"));
         assert_eq!(prompts(&step), [Prompt::EnterNumber]);
         m.input(digits("0033612345678"));
+        assert!(matches!(m.input(digits("1")), Step::Request { .. }));
         assert!(matches!(
-            m.input(digits("1")),
+            m.input(saved()),
             Step::Finish {
                 outcome: MenuOutcome::Callback {
                     source: NumberSource::Keyed,
@@ -455,7 +504,9 @@ mod tests {
         };
         let (mut m, _) = menu(Some("+49301234567"), settings);
         m.input(digits("1"));
-        assert!(matches!(m.input(digits("1")), Step::Record { .. }));
+        // Saved before the recording: a caller who hangs up while saying their name keeps it.
+        assert!(matches!(m.input(digits("1")), Step::Request { .. }));
+        assert!(matches!(m.input(saved()), Step::Record { .. }));
         assert!(matches!(
             m.input(Input::Recorded),
             Step::Finish {
@@ -466,5 +517,37 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_pending_or_unsaved_request_ends_the_menu_accordingly() {
+        let (mut m, _) = menu(Some("+49301234567"), MenuSettings::default());
+        m.input(digits("1"));
+        m.input(digits("1"));
+        assert_eq!(
+            m.input(Input::Requested(RequestResult::AlreadyPending)),
+            Step::Finish {
+                prompts: vec![],
+                outcome: MenuOutcome::AlreadyPending {
+                    number: number("+49301234567")
+                }
+            }
+        );
+
+        let settings = MenuSettings {
+            record_name: true,
+            ..MenuSettings::default()
+        };
+        let (mut m, _) = menu(Some("+49301234567"), settings);
+        m.input(digits("1"));
+        m.input(digits("1"));
+        // Not saved: no name is asked for, and the caller waits on.
+        assert_eq!(
+            m.input(Input::Requested(RequestResult::Failed)),
+            Step::Finish {
+                prompts: vec![Prompt::ReturningToQueue],
+                outcome: MenuOutcome::BackToQueue,
+            }
+        );
     }
 }

@@ -5,5 +5,7 @@
 pub mod menu;
 pub mod number;
 
-pub use menu::{CallbackMenu, Input, MenuOutcome, MenuSettings, NumberSource, Prompt, Step};
+pub use menu::{
+    CallbackMenu, Input, MenuOutcome, MenuSettings, NumberSource, Prompt, RequestResult, Step,
+};
 pub use number::{DialingPolicy, NumberRejected, NumberRules};

@@ -19,12 +19,18 @@ use crate::switch::{
 
 use super::{signal, var};
 
-/// How often the agent hears the whisper before silence counts as a decline.
-const WHISPER_TRIES: u32 = 3;
-/// How long the customer's phone rings.
-const CUSTOMER_RING: Duration = Duration::from_secs(30);
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";
+
+/// What the agent made of the whisper.
+enum Decision {
+    /// Pressed 1.
+    Accepted,
+    /// Pressed 2, or nothing through every hearing, or hung up.
+    Declined,
+    /// The offer was taken back meanwhile (expired, canceled): nothing to decide.
+    Withdrawn,
+}
 
 /// One callback offer an agent answered.
 pub struct AgentCallback {
@@ -50,18 +56,21 @@ impl AgentCallback {
     /// Run the agent's side to its end. Errors are logged: the store's timers recover
     /// whatever a failure leaves half done.
     pub async fn run(self) {
-        let accepted = match self.whisper().await {
-            Ok(accepted) => accepted,
+        let decision = match self.whisper().await {
+            Ok(decision) => decision,
             Err(e) => {
                 tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
                     "agent left during the callback whisper");
-                false
+                Decision::Declined
             }
         };
-        let outcome = if accepted {
-            self.dial_customer().await
-        } else {
-            self.decline().await
+        let outcome = match decision {
+            Decision::Accepted => self.dial_customer().await,
+            Decision::Declined => self.decline().await,
+            Decision::Withdrawn => {
+                self.hang_up_agent().await;
+                Ok(())
+            }
         };
         if let Err(e) = outcome {
             tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e, "callback step failed");
@@ -69,8 +78,11 @@ impl AgentCallback {
     }
 
     /// Tell the agent whom they are calling (the number, and the name the caller said, if
-    /// they recorded one); `true` when they pressed 1.
-    async fn whisper(&self) -> Result<bool, SwitchError> {
+    /// they recorded one), up to the line's `whisper_tries` times, until they press 1 or 2.
+    /// Before each hearing the offer stays theirs for another decision window, so a long
+    /// whisper (a long number, a recorded name, slow prompts) never outlasts it.
+    async fn whisper(&self) -> Result<Decision, SwitchError> {
+        let timings = self.line.callback.timings;
         let mut files = vec![self.prompts.file("agent-callback-for")];
         files.extend(self.prompts.digits(self.number.as_str()));
         if let Ok(Some(name)) = self.store.caller_name(&self.queue, &self.entry).await {
@@ -81,7 +93,25 @@ impl AgentCallback {
         }
         files.push(self.prompts.file("agent-options"));
         let prompt = sequence(&files)?;
-        for round in 1..=WHISPER_TRIES {
+        for round in 1..=timings.whisper_tries {
+            // The engine gave the first hearing its window when the agent answered.
+            if round > 1 {
+                if let Err(e) = self
+                    .store
+                    .callback_offer_answered(
+                        &self.queue,
+                        &self.entry,
+                        &self.agent,
+                        self.clock.now(),
+                        timings.agent_decision,
+                    )
+                    .await
+                {
+                    tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
+                        "the callback offer is gone; ending the whisper");
+                    return Ok(Decision::Withdrawn);
+                }
+            }
             let variable = VarName::new(&format!("callbackd_agent_choice_{round}")).expect("valid");
             let done = self
                 .switch
@@ -91,7 +121,7 @@ impl AgentCallback {
                         min: 1,
                         max: 1,
                         tries: 1,
-                        timeout: Duration::from_secs(7),
+                        timeout: timings.input_timeout,
                         terminators: String::new(),
                         prompt: prompt.clone(),
                         invalid: MediaSource::new("silence_stream://250").expect("constant"),
@@ -107,12 +137,12 @@ impl AgentCallback {
                 .filter(|_| success)
                 .as_deref()
             {
-                Some("1") => return Ok(true),
-                Some("2") => return Ok(false),
+                Some("1") => return Ok(Decision::Accepted),
+                Some("2") => return Ok(Decision::Declined),
                 _ => continue,
             }
         }
-        Ok(false)
+        Ok(Decision::Declined)
     }
 
     async fn decline(&self) -> Result<(), crate::store::StoreError> {
@@ -146,7 +176,7 @@ impl AgentCallback {
             .outbound_caller_id
             .as_ref()
             .and_then(|n| VarValue::new(n.as_str()).ok());
-        call.timeout = Some(CUSTOMER_RING);
+        call.timeout = Some(self.line.callback.timings.customer_ring);
         call.variables = vec![
             var(signal::VAR_ROLE, "customer"),
             var(signal::VAR_DAEMON, &self.daemon_id),

@@ -5,6 +5,10 @@
 //! and `uuid_break`, so the engine's own loop never waits on a playback. The digit 2 is a
 //! `playback_terminators` digit on callback lines: FreeSWITCH ends the playback itself and
 //! reports it in `playback_terminator_used`, so a 2 pressed during any prompt is never lost.
+//!
+//! Whether callbacks are offered is decided while the caller waits, not once at arrival:
+//! the engine tells the task when the queue's agents log in or out, and the wait threshold
+//! is checked again at each announcement and when the caller presses 2.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -13,10 +17,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::callback::{CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, Step};
+use crate::callback::{
+    CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, RequestResult, Step,
+};
 use crate::esl::Event;
 use crate::prompts::{sequence, PromptSet};
-use crate::queue::{Clock, EntryId, QueueName};
+use crate::queue::{estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName};
 use crate::store::{CallbackRequested, Store};
 use crate::switch::{
     App, ChannelId, DigitCollect, FreeSwitch, HangupCause, MediaSource, PhoneNumber, SwitchError,
@@ -25,6 +31,8 @@ use crate::switch::{
 
 /// The digit that opens the callback menu while waiting.
 const CALLBACK_KEY: &str = "2";
+/// How many recent connections the wait estimate is taken from.
+const PACE_SAMPLES: usize = 20;
 
 /// What the engine wants from a caller's media task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,11 +80,15 @@ pub struct MediaPlan {
 /// The callback side of one caller's visit, when their line offers callbacks.
 #[derive(Debug, Clone)]
 pub struct CallbackPlan {
-    /// Played after the queue's greetings; `None` when an IVR in front already offered it.
+    /// Whether the queue takes callbacks now: some agent serving it is logged in for queue
+    /// calls. Kept current by the engine.
+    pub open: watch::Receiver<bool>,
+    /// Offer callbacks only to callers whose estimated wait is longer; the estimate is said
+    /// before the offer.
+    pub offer_when_wait_over: Option<Duration>,
+    /// Played after the queue's greetings and announcements; `None` when an IVR in front
+    /// already offered it.
     pub offer_greeting: Option<MediaSource>,
-    /// "Your estimated waiting time is N minutes", before the offer, on lines that offer
-    /// callbacks only above a wait threshold.
-    pub wait_estimate: Option<MediaSource>,
     pub menu: MenuSettings,
     pub rules: NumberRules,
     /// The caller's own dialable number (caller ID, else SIP From user), if any.
@@ -139,6 +151,15 @@ enum Heard {
     CallbackKey,
 }
 
+/// What the caller can expect, read from the store when it is said.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outlook {
+    /// Among the callers still waiting (1 = next); `None` once not waiting.
+    position: Option<u64>,
+    /// `None` until the queue has a pace.
+    wait: Option<Duration>,
+}
+
 /// How the callback menu ended.
 enum MenuEnd {
     BackToQueue,
@@ -192,22 +213,22 @@ impl Media {
                 .await?;
         }
         if greet {
-            let (estimate, offer) = self
-                .task
-                .callback
-                .as_ref()
-                .map(|c| (c.wait_estimate.clone(), c.offer_greeting.clone()))
-                .unwrap_or_default();
-            let greetings = self.task.plan.greetings.iter();
-            for greeting in greetings.chain(estimate.iter()).chain(offer.iter()) {
+            let mut heard = Heard::Done;
+            for greeting in &self.task.plan.greetings {
                 if self.leaving() {
                     return Ok(());
                 }
-                if self.play(greeting).await? == Heard::CallbackKey {
-                    if let MenuEnd::HungUp = self.menu().await? {
-                        return Ok(());
-                    }
+                heard = self.play(greeting).await?;
+                if heard == Heard::CallbackKey {
                     break;
+                }
+            }
+            if heard == Heard::Done && !self.leaving() {
+                heard = self.offer(None).await?;
+            }
+            if heard == Heard::CallbackKey {
+                if let MenuEnd::HungUp = self.callback_key().await? {
+                    return Ok(());
                 }
             }
         }
@@ -216,52 +237,170 @@ impl Media {
                 return Ok(());
             }
             if self.hold().await? == Heard::CallbackKey {
-                if let MenuEnd::HungUp = self.menu().await? {
+                if let MenuEnd::HungUp = self.callback_key().await? {
                     return Ok(());
                 }
             }
         }
     }
 
-    /// Hold music until it ends (callback key, break), with an announcement when due.
+    /// Hold music until it ends (callback key, break), with an announcement when due, and
+    /// the callback offer as soon as callbacks open again.
     async fn hold(&self) -> Result<Heard, SwitchError> {
         let music = self.play(&self.task.plan.hold_music);
-        let Some(every) = self.task.plan.announce_every else {
-            return music.await;
-        };
-        tracing::debug!(channel = %self.channel(), ?every, "hold music with announcements");
         tokio::pin!(music);
-        tokio::select! {
-            heard = &mut music => heard,
-            _ = tokio::time::sleep(every) => {
-                tracing::debug!(channel = %self.channel(), "time for an announcement");
-                self.task.switch.break_media(self.channel()).await?;
-                // The broken playback still completes; a 2 pressed just before counts.
-                if music.await? == Heard::CallbackKey {
-                    return Ok(Heard::CallbackKey);
-                }
-                if self.leaving() {
-                    return Ok(Heard::Done);
-                }
-                self.announce().await
+        let every = self.task.plan.announce_every;
+        let announcement = async {
+            match every {
+                Some(every) => tokio::time::sleep(every).await,
+                None => std::future::pending().await,
+            }
+        };
+        enum Due {
+            Announcement,
+            Offer,
+        }
+        let due = tokio::select! {
+            heard = &mut music => return heard,
+            _ = announcement => Due::Announcement,
+            _ = self.callbacks_reopened() => Due::Offer,
+        };
+        self.task.switch.break_media(self.channel()).await?;
+        // The broken playback still completes; a 2 pressed just before counts.
+        if music.await? == Heard::CallbackKey {
+            return Ok(Heard::CallbackKey);
+        }
+        if self.leaving() {
+            return Ok(Heard::Done);
+        }
+        match due {
+            Due::Announcement => self.announce().await,
+            Due::Offer => {
+                tracing::debug!(channel = %self.channel(), "callbacks open again: offering");
+                self.offer(None).await
             }
         }
     }
 
-    /// "Your position in the queue is N", counting only callers still waiting ahead.
-    async fn announce(&self) -> Result<Heard, SwitchError> {
-        let Ok(Some(position)) = self
+    /// Resolves when callbacks close and open again (an agent logs in after the last one
+    /// left, or the first one ever): the caller has not heard the offer while they were
+    /// open. Never on a line without an offer greeting, where 2 just works.
+    async fn callbacks_reopened(&self) {
+        let Some(mut open) = self
             .task
-            .store
-            .waiting_position(&self.task.queue, &self.task.entry)
-            .await
+            .callback
+            .as_ref()
+            .filter(|c| c.offer_greeting.is_some())
+            .map(|c| c.open.clone())
         else {
+            return std::future::pending().await;
+        };
+        if open.wait_for(|o| !*o).await.is_err() || open.wait_for(|o| *o).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Where the caller stands: their place among those waiting and the wait it means.
+    async fn outlook(&self) -> Outlook {
+        let (queue, entry) = (&self.task.queue, &self.task.entry);
+        let (position, pace) = tokio::join!(
+            self.task.store.waiting_position(queue, entry),
+            self.task.store.recent_pace(queue, PACE_SAMPLES),
+        );
+        let position = position.ok().flatten();
+        let pace = pace.ok().flatten();
+        Outlook {
+            position,
+            wait: pace.map(|p| estimated_wait(p, position.unwrap_or(1))),
+        }
+    }
+
+    /// Whether the caller may have a callback now: an agent serving the queue is logged in
+    /// for queue calls, and the wait is over the line's threshold, if it has one.
+    fn callbacks_available(&self, outlook: &Outlook) -> bool {
+        self.task.callback.as_ref().is_some_and(|c| {
+            *c.open.borrow() && offer_callback(c.offer_when_wait_over, outlook.wait)
+        })
+    }
+
+    /// "Your estimated waiting time in minutes is N", when the queue has a pace.
+    fn wait_files(&self, prompts: &PromptSet, outlook: &Outlook) -> Vec<MediaSource> {
+        let Some(wait) = outlook.wait else {
+            return Vec::new();
+        };
+        let mut files = vec![prompts.file("wait-minutes")];
+        files.extend(prompts.digits(&spoken_minutes(wait).to_string()));
+        files
+    }
+
+    /// The callback offer, when callbacks are available: on lines with a wait threshold,
+    /// the estimate first, unless `outlook` was just said (an announcement passes it).
+    async fn offer(&self, said: Option<&Outlook>) -> Result<Heard, SwitchError> {
+        let Some(callback) = &self.task.callback else {
             return Ok(Heard::Done);
         };
-        let prompts = &self.task.plan.prompts;
-        let mut files = vec![prompts.file("position-is")];
-        files.extend(prompts.digits(&position.to_string()));
+        let Some(greeting) = callback.offer_greeting.clone() else {
+            return Ok(Heard::Done);
+        };
+        if !*callback.open.borrow() {
+            return Ok(Heard::Done);
+        }
+        let mut files = Vec::new();
+        let outlook = match (said, callback.offer_when_wait_over) {
+            (Some(said), _) => *said,
+            (None, Some(_)) => {
+                let outlook = self.outlook().await;
+                files = self.wait_files(&callback.prompts, &outlook);
+                outlook
+            }
+            (None, None) => Outlook::default(),
+        };
+        if !self.callbacks_available(&outlook) {
+            return Ok(Heard::Done);
+        }
+        files.push(greeting);
         self.play(&sequence(&files)?).await
+    }
+
+    /// "Your position in the queue is N", counting only callers still waiting ahead, the
+    /// estimated wait, then the callback offer on lines that offer it.
+    async fn announce(&self) -> Result<Heard, SwitchError> {
+        let outlook = self.outlook().await;
+        let prompts = &self.task.plan.prompts;
+        let mut files = Vec::new();
+        if let Some(position) = outlook.position {
+            files.push(prompts.file("position-is"));
+            files.extend(prompts.digits(&position.to_string()));
+        }
+        files.extend(self.wait_files(prompts, &outlook));
+        if !files.is_empty() && self.play(&sequence(&files)?).await? == Heard::CallbackKey {
+            return Ok(Heard::CallbackKey);
+        }
+        if self.leaving() {
+            return Ok(Heard::Done);
+        }
+        self.offer(Some(&outlook)).await
+    }
+
+    /// The caller pressed 2: the menu while callbacks are available, else "callbacks are
+    /// not available at the moment" and back to waiting.
+    async fn callback_key(&self) -> Result<MenuEnd, SwitchError> {
+        let Some(callback) = &self.task.callback else {
+            return Ok(MenuEnd::BackToQueue);
+        };
+        let outlook = match callback.offer_when_wait_over {
+            Some(_) => self.outlook().await,
+            None => Outlook::default(),
+        };
+        if self.callbacks_available(&outlook) {
+            return self.menu().await;
+        }
+        tracing::info!(channel = %self.channel(), "callback key pressed while callbacks are not available");
+        self.play(&callback.prompts.file("callbacks-unavailable"))
+            .await?;
+        self.consumed
+            .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
+        Ok(MenuEnd::BackToQueue)
     }
 
     /// Walk the caller through the callback menu and act on its outcome. Keys pressed
@@ -300,6 +439,10 @@ impl Media {
                         .collect(callback, &prompts, min, max, terminators, timeout, round)
                         .await?;
                     menu.input(input)
+                }
+                Step::Request { number } => {
+                    let saved = self.request(callback, &number).await;
+                    menu.input(Input::Requested(saved))
                 }
                 Step::Record { prompts, max } => {
                     let input = self.record_name(callback, &prompts, max).await?;
@@ -404,14 +547,9 @@ impl Media {
         Ok(())
     }
 
-    async fn finish(
-        &self,
-        callback: &CallbackPlan,
-        outcome: MenuOutcome,
-    ) -> Result<MenuEnd, SwitchError> {
-        let MenuOutcome::Callback { number, .. } = outcome else {
-            return Ok(MenuEnd::BackToQueue);
-        };
+    /// Save the callback request, before anything else can go wrong: from here on the
+    /// caller keeps their callback whenever they hang up.
+    async fn request(&self, callback: &CallbackPlan, number: &PhoneNumber) -> RequestResult {
         let now = self.task.clock.now();
         let requested = self
             .task
@@ -419,28 +557,52 @@ impl Media {
             .request_callback(
                 &self.task.queue,
                 &self.task.entry,
-                &number,
+                number,
                 now,
                 now.plus(callback.expiry),
             )
             .await;
-        let closing = match requested {
+        match requested {
             Ok(CallbackRequested::Requested) => {
                 tracing::info!(channel = %self.channel(), %number, "callback requested");
-                callback.confirmation.clone()
+                RequestResult::Saved
             }
             Ok(CallbackRequested::Duplicate { existing }) => {
                 tracing::info!(channel = %self.channel(), %number, %existing,
                     "callback already pending for this number");
-                callback.prompts.file("already-pending")
+                RequestResult::AlreadyPending
             }
             Err(e) => {
                 // No promise the store cannot keep: the caller stays a live caller.
                 tracing::warn!(channel = %self.channel(), error = %e,
                     "cannot record the callback; the caller keeps waiting");
-                self.say(callback, &[Prompt::ReturningToQueue]).await?;
-                return Ok(MenuEnd::BackToQueue);
+                RequestResult::Failed
             }
+        }
+    }
+
+    async fn finish(
+        &self,
+        callback: &CallbackPlan,
+        outcome: MenuOutcome,
+    ) -> Result<MenuEnd, SwitchError> {
+        let closing = match outcome {
+            MenuOutcome::BackToQueue => return Ok(MenuEnd::BackToQueue),
+            MenuOutcome::Callback { .. } => {
+                // "We expect to call you back in about N minutes", from the estimate the
+                // offer threshold uses, when the queue has a pace.
+                let outlook = self.outlook().await;
+                let prompts = &callback.prompts;
+                let mut files = Vec::new();
+                if let Some(wait) = outlook.wait {
+                    files.push(prompts.file("callback-in-about"));
+                    files.extend(prompts.digits(&spoken_minutes(wait).to_string()));
+                    files.push(prompts.file("callback-minutes"));
+                }
+                files.push(callback.confirmation.clone());
+                sequence(&files)?
+            }
+            MenuOutcome::AlreadyPending { .. } => callback.prompts.file("already-pending"),
         };
         self.play(&closing).await?;
         self.task

@@ -55,10 +55,6 @@ const NEXT_IN_LINE_MIN: usize = 16;
 /// A full routing pass waits while signals are queued (they may free agents, whose offers
 /// come first), but only this many times in a row.
 const MAX_DEFERRED_PASSES: usize = 8;
-/// How long an agent who answered a callback offer has to hear it and press 1 or 2.
-const AGENT_DECISION: Duration = Duration::from_secs(60);
-/// How many recent connections the wait estimate is taken from.
-const PACE_SAMPLES: usize = 20;
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.
 const EARLY_KEYS: Duration = Duration::from_secs(5);
 /// How often due timers are claimed.
@@ -158,6 +154,10 @@ pub struct Engine {
     /// engine bridges them to their agent when they answer.
     orphaned_customers: HashMap<ChannelId, Dialed>,
     plans: HashMap<QueueName, Arc<MediaPlan>>,
+    /// Per queue, whether an agent serving it takes queue calls (see
+    /// [`AgentState::takes_queue_calls`]): its callers are offered callbacks only then.
+    /// Callers' media tasks watch it, so an agent logging in reaches callers already waiting.
+    callbacks_open: HashMap<QueueName, watch::Sender<bool>>,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports: mpsc::UnboundedReceiver<Report>,
     /// Every task the engine starts (media, originates, callbacks): they end with it, as
@@ -211,7 +211,13 @@ impl Engine {
             .iter()
             .map(|q| (q.name.clone(), Arc::new(media_plan(&config, &options, q))))
             .collect();
+        let callbacks_open = config
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), watch::Sender::new(false)))
+            .collect();
         Self {
+            callbacks_open,
             router: Router::from_config(&config),
             agent_ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             config,
@@ -262,6 +268,7 @@ impl Engine {
         self.store
             .register_agents(&self.config.agents, self.clock.now())
             .await?;
+        self.refresh_callbacks_open().await?;
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -436,16 +443,10 @@ impl Engine {
         if let Some(arrived) = parked.arrived {
             entry.position = arrived;
         }
-        // Only the overflow rule and the callback offer look at the agents: read them once,
-        // and only for those.
-        let overflow = matches!(queue_config.no_agent, NoAgentPolicy::Transfer { .. });
-        let agents = if overflow || self.callback_line(&entry.line).is_some() {
-            self.agents().await?
-        } else {
-            Vec::new()
-        };
         if let NoAgentPolicy::Transfer { extension, context } = &queue_config.no_agent {
-            let logged_in = agents
+            let logged_in = self
+                .agents()
+                .await?
                 .iter()
                 .any(|a| a.state.is_logged_in() && a.priority_for(&queue).is_some());
             // A caller back from a bridge is not new: the rule is for arrivals only.
@@ -467,28 +468,21 @@ impl Engine {
             Err(e) => return Err(e),
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
-        self.adopt(&entry, true, parked.sip_from_user.as_deref(), &agents)
-            .await?;
+        self.adopt(&entry, true, parked.sip_from_user.as_deref());
         self.dirty |= self.idle_agents_seen;
         Ok(())
     }
 
     /// Start this daemon's media for a waiting caller. `sip_from_user` helps find a
     /// number to call back when the caller ID is not one.
-    async fn adopt(
-        &mut self,
-        entry: &Entry,
-        greet: bool,
-        sip_from_user: Option<&str>,
-        agents: &[Agent],
-    ) -> Result<(), StoreError> {
+    fn adopt(&mut self, entry: &Entry, greet: bool, sip_from_user: Option<&str>) {
         let EntryKind::LiveCaller { channel } = &entry.kind else {
-            return Ok(());
+            return;
         };
         let Some(plan) = self.plans.get(&entry.queue).cloned() else {
-            return Ok(());
+            return;
         };
-        let callback = self.callback_plan(entry, sip_from_user, agents).await?;
+        let callback = self.callback_plan(entry, sip_from_user);
         let media = caller::start(
             &mut self.tasks,
             CallerTask {
@@ -508,29 +502,14 @@ impl Engine {
         }
         self.early_keys.retain(|(c, _, _)| c != channel);
         self.callers.insert(channel.clone(), media);
-        Ok(())
     }
 
-    /// Whether this caller is offered a callback, and with what. Only on a line with
-    /// callbacks enabled and an outbound caller ID to call from, and only while an agent
-    /// serving the queue is available or away (someone will be there to call back).
-    async fn callback_plan(
-        &self,
-        entry: &Entry,
-        sip_from_user: Option<&str>,
-        agents: &[Agent],
-    ) -> Result<Option<CallbackPlan>, StoreError> {
-        let Some(line) = self.callback_line(&entry.line) else {
-            return Ok(None);
-        };
+    /// What this caller's line offers them for callbacks, if it offers any: only a line with
+    /// callbacks enabled and an outbound caller ID to call from. Whether the offer is made
+    /// is decided while they wait (see [`CallbackPlan::open`]).
+    fn callback_plan(&self, entry: &Entry, sip_from_user: Option<&str>) -> Option<CallbackPlan> {
+        let line = self.callback_line(&entry.line)?;
         let settings = &line.callback;
-        let someone = agents.iter().any(|a| {
-            matches!(a.state, AgentState::Available | AgentState::Away)
-                && a.priority_for(&entry.queue).is_some()
-        });
-        if !someone {
-            return Ok(None);
-        }
         let rules = match NumberRules::new(
             settings.country.as_deref(),
             settings.dialing_policy.clone(),
@@ -538,33 +517,15 @@ impl Engine {
             Ok(rules) => rules,
             Err(e) => {
                 tracing::warn!(line = %line.name, error = %e, "callbacks off: bad number rules");
-                return Ok(None);
+                return None;
             }
         };
         let prompts = self.prompts_for(line);
-        let mut wait_estimate = None;
-        if let Some(threshold) = settings.offer_when_wait_over {
-            let position = self
-                .store
-                .waiting_position(&entry.queue, &entry.id)
-                .await?
-                .unwrap_or(1);
-            // Unknown before the queue has a pace: offered, since nobody can say it is short.
-            if let Some(pace) = self.store.recent_pace(&entry.queue, PACE_SAMPLES).await? {
-                let estimate = pace.saturating_mul(u32::try_from(position).unwrap_or(u32::MAX));
-                if estimate <= threshold {
-                    return Ok(None);
-                }
-                let minutes = estimate.as_secs().div_ceil(60);
-                let mut files = vec![prompts.file("wait-minutes")];
-                files.extend(prompts.digits(&minutes.to_string()));
-                wait_estimate = crate::prompts::sequence(&files).ok();
-            }
-        }
         let own_number =
             rules.caller_number(entry.caller_id.as_ref().map(|c| c.as_str()), sip_from_user);
-        Ok(Some(CallbackPlan {
-            wait_estimate,
+        Some(CallbackPlan {
+            open: self.callbacks_open.get(&entry.queue)?.subscribe(),
+            offer_when_wait_over: settings.offer_when_wait_over,
             offer_greeting: (!settings.ivr_in_front).then(|| {
                 settings
                     .offer_greeting
@@ -575,6 +536,7 @@ impl Engine {
                 record_name: settings.record_name,
                 menu_tries: settings.menu_tries,
                 number_tries: settings.number_tries,
+                input_timeout: settings.timings.input_timeout,
                 ..MenuSettings::default()
             },
             name_recording: settings
@@ -595,7 +557,26 @@ impl Engine {
                 .unwrap_or_else(|| prompts.file("confirmation")),
             expiry: settings.expiry,
             prompts,
-        }))
+        })
+    }
+
+    /// Tell each queue's callers whether callbacks are open: some agent serving it takes
+    /// queue calls. One small read of the agents' states.
+    async fn refresh_callbacks_open(&self) -> Result<(), StoreError> {
+        let states = self.store.agent_states(&self.agent_ids).await?;
+        for (queue, open) in &self.callbacks_open {
+            let now_open = self
+                .config
+                .agents
+                .iter()
+                .zip(&states)
+                .any(|(agent, state)| {
+                    state.is_some_and(AgentState::takes_queue_calls)
+                        && agent.queues.iter().any(|q| &q.queue == queue)
+                });
+            open.send_if_modified(|was| std::mem::replace(was, now_open) != now_open);
+        }
+        Ok(())
     }
 
     /// The line, if it offers callbacks: enabled, with an outbound caller ID to call from.
@@ -911,7 +892,7 @@ impl Engine {
         self.set_state(&id, to, StateSource::Phone).await?;
         tracing::info!(agent = %id, state = to.as_str(), "agent changed state from the phone");
         self.dirty = true;
-        Ok(())
+        self.refresh_callbacks_open().await
     }
 
     /// The config's agents as Redis has them now.
@@ -1241,8 +1222,7 @@ impl Engine {
         self.set_state(agent, AgentState::Available, StateSource::Daemon)
             .await?;
         if let Some(entry) = self.store.entry(queue, entry_id).await? {
-            let agents = self.agents().await?;
-            self.adopt(&entry, false, None, &agents).await?;
+            self.adopt(&entry, false, None);
         }
         Ok(())
     }
@@ -1268,9 +1248,16 @@ impl Engine {
             info.caller = None;
         }
         self.release_other_legs(entry_id, agent);
-        // Keep the offer and the agent's booking while they hear whom to call.
+        // Keep the offer and the agent's booking while they hear whom to call; their
+        // whisper task extends it before each further hearing.
+        let decide_within = self
+            .config
+            .line(&line)
+            .map(|l| l.callback.timings)
+            .unwrap_or_default()
+            .agent_decision;
         self.store
-            .callback_offer_answered(queue, entry_id, agent, now, AGENT_DECISION)
+            .callback_offer_answered(queue, entry_id, agent, now, decide_within)
             .await?;
         self.start_callback(queue, entry_id, agent, leg, request, &line)
             .await
@@ -1444,6 +1431,9 @@ impl Engine {
             Ok(last) if last != self.agent_events_seen => {
                 self.agent_events_seen = last;
                 self.dirty = true;
+                if let Err(e) = self.refresh_callbacks_open().await {
+                    tracing::warn!(error = %e, "reading agent states failed");
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reading agent events failed"),

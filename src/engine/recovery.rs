@@ -63,7 +63,7 @@ impl Engine {
             channels.iter().map(|c| (c.uuid.clone(), c)).collect();
         let now = self.clock.now();
         let mut known = HashSet::new();
-        let agents = self.agents().await?;
+        self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {
             for entry in self.store.open_entries(&queue.name).await? {
                 let EntryKind::LiveCaller { channel } = &entry.kind else {
@@ -87,7 +87,7 @@ impl Engine {
                     continue;
                 }
                 if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
-                    self.adopt(&entry, false, None, &agents).await?;
+                    self.adopt(&entry, false, None);
                 }
             }
         }

@@ -80,6 +80,16 @@ impl AgentState {
     pub fn is_logged_in(self) -> bool {
         self != Self::Offline
     }
+
+    /// Logged in for queue calls: free now, or once their call, wrap-up or break ends.
+    /// While one such agent serves a queue, its callers are offered callbacks (someone will
+    /// be there to call them back); offline and transfers-only agents never take one.
+    pub fn takes_queue_calls(self) -> bool {
+        matches!(
+            self,
+            Self::Available | Self::OnCall | Self::WrapUp | Self::Away
+        )
+    }
 }
 
 impl fmt::Display for AgentState {

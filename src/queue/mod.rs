@@ -4,12 +4,14 @@
 mod agent;
 mod clock;
 mod entry;
+mod estimate;
 mod ids;
 mod routing;
 
 pub use agent::{Agent, AgentState, ServedQueue, UnknownAgentState};
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock, Timestamp};
 pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
+pub use estimate::{estimated_wait, offer_callback, spoken_minutes};
 pub use ids::{AgentId, EntryId, LineName, QueueName};
 pub use routing::{Offer, Router};
 

@@ -1438,6 +1438,32 @@ impl Store {
             .collect()
     }
 
+    /// The state of each named agent (`None` for one not registered), in one round trip
+    /// whose reply stays small: what tells a daemon whether a queue can offer callbacks.
+    pub async fn agent_states(&self, ids: &[AgentId]) -> Result<Vec<Option<AgentState>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(self.keys.agent(id), "state");
+        }
+        let states: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        ids.iter()
+            .zip(states)
+            .map(|(id, state)| {
+                state
+                    .map(|s| {
+                        s.parse::<AgentState>().map_err(|e| StoreError::Corrupt {
+                            key: self.keys.agent(id),
+                            reason: e.to_string(),
+                        })
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
     pub async fn agent(&self, id: &AgentId, now: Timestamp) -> Result<Option<Agent>> {
         let key = self.keys.agent(id);
         let fields: HashMap<String, String> = redis::cmd("HGETALL")

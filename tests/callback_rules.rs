@@ -1,0 +1,301 @@
+//! Who may have a callback and when, as the reference article says it, end to end against
+//! the simulator and a real Redis: busy agents count, the offer follows agents logging in
+//! and out while callers wait, and the agent's decision window outlasts a real whisper.
+//!
+//! Prompts last 0.2 simulated seconds each unless a test says otherwise; the offer greeting
+//! lasts 10 s, so a key pressed "during the offer" truly is.
+
+mod common;
+mod engine;
+
+use std::time::Duration;
+
+use callbackd::queue::AgentState;
+use callbackd::sim::{Caller, Party, SimConfig};
+use callbackd::store::EventKind;
+use engine::{config_with, field, sim_secs, Rig};
+
+const OFFER: &str = "/sounds/offer.wav";
+const UNAVAILABLE: &str = "/sounds/en/callbackd/callbacks-unavailable.wav";
+
+fn callback_line(extra: &str) -> String {
+    format!(
+        r#"
+[lines.callback]
+enabled = true
+offer_greeting = "{OFFER}"
+country = "DE"
+{extra}
+"#
+    )
+}
+
+fn short_prompts(sim: &mut SimConfig) {
+    sim.default_media = Duration::from_millis(200);
+    sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+async fn start(queue_extra: &str, line_extra: &str, parties: &[(&str, Party)]) -> Rig {
+    Rig::start_custom(
+        &config_with(queue_extra, &callback_line(line_extra)),
+        parties,
+        short_prompts,
+    )
+    .await
+}
+
+/// Press 2, 1 for the own number and 1 to confirm, starting `at` seconds after answer.
+fn requesting_from(caller: Caller, at: f64) -> Caller {
+    caller
+        .press(secs(at), "2")
+        .press(secs(at + 4.0), "1")
+        .press(secs(at + 9.0), "1")
+}
+
+/// Wait (up to 40 s real time) until the caller with `number` has heard `media`.
+async fn heard(rig: &Rig, number: &str, media: &str) -> Vec<String> {
+    for _ in 0..800 {
+        if let Some(record) = rig.callers().await.get(number) {
+            if record.media.iter().any(|m| m.contains(media)) {
+                return record.media.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{number} never heard {media}: {:?}",
+        rig.callers().await.get(number).map(|r| r.media.clone())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_offered_callbacks_while_every_agent_is_on_a_call() {
+    let rig = start(
+        "",
+        "",
+        &[
+            // Alice takes the first caller for 30 s, then the callback: 1 in the whisper.
+            (
+                "user/1001",
+                Party::answers_after(secs(1.0))
+                    .press(secs(1.0), "1")
+                    .hang_up_after(secs(30.0)),
+            ),
+            (
+                "sofia/gateway/carrier/+4930555002",
+                Party::answers_after(secs(1.0)).hang_up_after(secs(10.0)),
+            ),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let daemon = rig.daemon("d1");
+    rig.call(Caller::number("+4930555001"));
+    rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(rig.agent_state("alice").await, AgentState::OnCall);
+    // The only agent is on a call: the moment callbacks exist for.
+    rig.call(requesting_from(Caller::number("+4930555002"), 3.0));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), "+4930555002");
+    assert!(rig.callers().await["+4930555002"].played(OFFER));
+    // Once her call ends, alice gets the callback and the customer is dialed.
+    rig.wait_for_within(EventKind::CustomerAnswered, 1, Duration::from_secs(60))
+        .await;
+    let accepted = rig.events_of(EventKind::Accepted).await;
+    assert_eq!(field(&accepted[0], "agent"), "alice");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offer_follows_agents_logging_in_and_out_while_callers_wait() {
+    let rig = start("", "", &[]).await;
+    let daemon = rig.daemon("d1");
+    // Nobody is logged in: 2 at 3 s is answered "not available now". Alice logs in right
+    // after: the offer plays at once, and 2 during it opens the menu.
+    rig.call(requesting_from(
+        Caller::number("+4930555001").press(secs(3.0), "2"),
+        10.0,
+    ));
+    let before = heard(&rig, "+4930555001", UNAVAILABLE).await;
+    assert!(!before.iter().any(|m| m == OFFER), "{before:?}");
+    assert!(rig.events_of(EventKind::Requested).await.is_empty());
+    rig.set_agent("alice", AgentState::Away).await;
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), "+4930555001");
+    let media = &rig.callers().await["+4930555001"].media;
+    let offered = media.iter().position(|m| m == OFFER).expect("offer");
+    let unavailable = media.iter().position(|m| m == UNAVAILABLE).unwrap();
+    assert!(unavailable < offered, "{media:?}");
+
+    // The last agent logs out: 2 is answered "not available now" again.
+    rig.call(
+        Caller::number("+4930555002")
+            .press(secs(16.0), "2")
+            .press(secs(20.0), "1"),
+    );
+    heard(&rig, "+4930555002", OFFER).await;
+    rig.set_agent("alice", AgentState::Offline).await;
+    heard(&rig, "+4930555002", UNAVAILABLE).await;
+    tokio::time::sleep(sim_secs(6.0)).await;
+    assert_eq!(rig.events_of(EventKind::Requested).await.len(), 1);
+    daemon.stop().await;
+}
+
+/// Give the queue a pace: connections `gap_secs` apart, the last one `at_secs` in.
+async fn paced(rig: &Rig, gap_secs: u64, count: u64, start_secs: u64) {
+    let mut conn = redis::Client::open(rig.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..count {
+        let at = (start_secs + i * gap_secs) * 1000;
+        let _: String = redis::cmd("XADD")
+            .arg("cbd:{support}:events")
+            .arg("*")
+            .arg(&[
+                ("event", "connected"),
+                ("entry", &format!("history-{start_secs}-{i}")),
+                ("queue", "support"),
+                ("line", "main"),
+                ("agent", "alice"),
+                ("at", &at.to_string()),
+            ])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_threshold_is_checked_again_at_each_announcement() {
+    // A 2-minute pace: under a 150 s threshold, no offer at arrival, but announced waits.
+    let rig = start(
+        "announce_every_secs = 10",
+        "offer_when_wait_over_secs = 150",
+        &[],
+    )
+    .await;
+    paced(&rig, 120, 3, 1).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(Caller::number("+4930555001"));
+    let media = heard(&rig, "+4930555001", "position-is.wav").await;
+    let announcement = media
+        .iter()
+        .find(|m| m.contains("position-is.wav"))
+        .unwrap();
+    assert!(
+        announcement.ends_with("wait-minutes.wav!/sounds/en/callbackd/digit-2.wav"),
+        "the announcement says the estimated wait: {announcement}"
+    );
+    assert!(!media.iter().any(|m| m.contains(OFFER)), "{media:?}");
+    // The pace slows to about 5 minutes a call: the next announcement offers callbacks.
+    paced(&rig, 600, 2, 2_000).await;
+    let media = heard(&rig, "+4930555001", OFFER).await;
+    let offer = media.iter().position(|m| m == OFFER).unwrap();
+    assert!(
+        media[offer - 1].contains("position-is.wav"),
+        "right after an announcement: {media:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_says_when_to_expect_the_call() {
+    let rig = start("", "", &[]).await;
+    paced(&rig, 120, 3, 1).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(requesting_from(Caller::number("+4930555001"), 3.0));
+    rig.wait_for(EventKind::Requested, 1).await;
+    let media = heard(&rig, "+4930555001", "confirmation.wav").await;
+    let closing = media
+        .iter()
+        .find(|m| m.contains("confirmation.wav"))
+        .unwrap();
+    assert!(
+        closing.contains(
+            "callback-in-about.wav!/sounds/en/callbackd/digit-2.wav!\
+             /sounds/en/callbackd/callback-minutes.wav!"
+        ),
+        "about 2 minutes: {closing}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_hangs_up_while_saying_their_name_keeps_the_callback() {
+    let rig = start("", "record_name = true", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    // Confirms at 12 s, then hangs up during the 5 s recording.
+    rig.call(
+        requesting_from(Caller::number("+4930555001"), 3.0)
+            .speaking(secs(5.0))
+            .hang_up_after(secs(13.0)),
+    );
+    rig.wait_for(EventKind::Requested, 1).await;
+    tokio::time::sleep(sim_secs(8.0)).await;
+    let record = &rig.callers().await["+4930555001"];
+    assert!(record.hangup_cause.is_some(), "{:?}", record.media);
+    assert!(record.media.iter().any(|m| m.contains("record-name.wav")));
+    assert!(rig.events_of(EventKind::Abandoned).await.is_empty());
+    let entry = rig.entry_of("+4930555001").await;
+    let open = rig
+        .store
+        .open_entries(&rig.config.queues[0].name)
+        .await
+        .unwrap();
+    assert!(
+        open.iter().any(|e| e.id.as_str() == entry),
+        "the callback waits"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_silent_through_a_real_length_whisper_has_declined() {
+    // Prompts of realistic length: 2.5 s per file, so one hearing of the whisper (13
+    // files: the number digit by digit) and its input timeout take about 40 s, three of
+    // them about 2 minutes: far more than the 60 s decision window, which must therefore
+    // hold for each hearing.
+    let rig = Rig::start_custom(
+        &config_with("", &callback_line("")),
+        &[(
+            "user/1001",
+            Party::answers_after(secs(1.0)).hang_up_after(secs(300.0)),
+        )],
+        |sim| {
+            sim.default_media = Duration::from_millis(2_500);
+            sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
+        },
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    // 2 during the offer, 1 during the menu, 1 during the read-back.
+    rig.call(
+        Caller::number("+4930555001")
+            .press(secs(4.0), "2")
+            .press(secs(8.0), "1")
+            .press(secs(30.0), "1"),
+    );
+    rig.wait_for_within(EventKind::Requested, 1, Duration::from_secs(60))
+        .await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let declined = rig
+        .wait_for_within(EventKind::Declined, 1, Duration::from_secs(90))
+        .await;
+    assert_eq!(field(&declined[0], "agent"), "alice");
+    assert!(
+        rig.events_of(EventKind::AgentNoAnswer).await.is_empty(),
+        "the decision window ran out: {:#?}",
+        rig.events().await
+    );
+    daemon.stop().await;
+}
