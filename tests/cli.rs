@@ -171,15 +171,24 @@ fn demo_runs_the_scenario_and_ends_by_itself() {
     let stdout = text(&out.stdout);
     for line in [
         "+4930555004 hung up after waiting",
-        "+4930555002 asks to be called back at +4930555002 and keeps their place",
+        "+4930555003 asks to be called back at +4930555003 and keeps their place",
         "+4930555005 asks to be called back at +49301234567",
-        "bob declined the callback to +4930555002",
+        "bob declined the callback to",
         "carol did not take",
         "+4930555001    talked to alice",
-        "called back at +4930555002 by alice",
+        "+4930555002    talked to bob",
+        "called back at +4930555003 by alice",
         "callback to +49301234567 attempted, not answered",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    // Both callbacks were asked for while alice and bob were on their calls.
+    let requested = stdout.find("+4930555003 asks to be called back").unwrap();
+    for agent in ["alice", "bob"] {
+        let on_call = stdout
+            .find(&format!("agent {agent} is now on call"))
+            .unwrap_or_else(|| panic!("{agent} never on a call:\n{stdout}"));
+        assert!(on_call < requested, "{stdout}");
     }
     let summary = stdout.split("summary:").nth(1).unwrap_or_default();
     assert_eq!(

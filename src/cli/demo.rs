@@ -89,25 +89,26 @@ contact = "user/1003"
 queues = [{ queue = "support" }]
 "#;
 
-/// Six callers: two ask to be called back (one at their own number, one at another keyed
-/// in national format), one gives up. alice takes everything, bob declines callbacks,
-/// carol never answers, and one customer does not pick up when called back.
+/// Six callers. alice and bob take the first two; while both are on those calls (the
+/// moment callbacks exist for) two more ask to be called back, one at their own number,
+/// one at another keyed in national format; one gives up. bob declines callbacks, carol
+/// logs in later and never answers, and one customer does not pick up when called back.
 fn scenario() -> Scenario {
     let secs = Duration::from_secs_f64;
     Scenario::default()
         .caller(Caller::number("+4930555001").at(secs(0.5)))
+        .caller(Caller::number("+4930555002").at(secs(1.0)))
         .caller(
-            Caller::number("+4930555002")
-                .at(secs(1.0))
+            Caller::number("+4930555003")
+                .at(secs(2.0))
                 .press(secs(2.0), "2")
                 .press(secs(4.0), "1")
                 .press(secs(7.0), "1"),
         )
-        .caller(Caller::number("+4930555003").at(secs(2.0)))
         .caller(
             Caller::number("+4930555004")
                 .at(secs(3.0))
-                .hang_up_after(secs(9.0)),
+                .hang_up_after(secs(8.0)),
         )
         .caller(
             Caller::number("+4930555005")
@@ -132,7 +133,7 @@ fn scenario() -> Scenario {
         )
         .party("user/1003", Party::fails(Outcome::NoAnswer))
         .party(
-            "sofia/gateway/carrier/+4930555002",
+            "sofia/gateway/carrier/+4930555003",
             Party::answers_after(secs(3.0)).hang_up_after(secs(6.0)),
         )
         .party(
@@ -184,9 +185,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  Redis {}, keys under {prefix}:",
         config.redis.redacted_url()
     );
-    println!("  queue `support`: 6 callers, two of whom ask to be called back; alice takes");
-    println!("  calls, bob (from 12 s) declines callbacks, carol never answers.\n");
-    // alice starts alone; bob and carol log in a little later, as a shift would.
+    println!("  queue `support`: 6 callers; alice and bob are on calls when two callers press 2");
+    println!("  to be called back. bob declines callbacks, carol (from 12 s) never answers.\n");
+    // alice and bob start the shift; carol logs in a little later.
     let speed = args.speed;
     let (login_store, login_clock) = (store.clone(), clock.clone());
     let login = move |agent: &'static str, state: AgentState, after: f64| {
@@ -201,12 +202,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     login("alice", AgentState::Available, 0.0).await?;
-    login("bob", AgentState::Away, 0.0).await?;
-    login("carol", AgentState::Away, 0.0).await?;
-    let later = tokio::spawn(async move {
-        login("bob", AgentState::Available, 12.0).await?;
-        login("carol", AgentState::Available, 0.0).await
-    });
+    login("bob", AgentState::Available, 0.0).await?;
+    let later = tokio::spawn(login("carol", AgentState::Available, 12.0));
     let (stop, stopped) = watch::channel(false);
     let options = EngineOptions {
         daemon_id: "demo".into(),
