@@ -1206,6 +1206,54 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
     }
 
     #[test]
+    fn callback_timings_default_to_the_old_constants_and_are_checked() {
+        let example = include_str!("../callbackd.example.toml");
+        let config = parse(example).unwrap();
+        assert_eq!(config.lines[0].callback.timings, CallbackTimings::default());
+        let unset = ["customer_ring_secs", "whisper_tries", "agent_decision_secs"]
+            .iter()
+            .fold(example.to_owned(), |text, key| {
+                text.replace(&format!("\n{key} = "), &format!("\n# {key} = "))
+            });
+        assert_eq!(
+            parse(&unset).unwrap().lines[0].callback.timings,
+            CallbackTimings::default()
+        );
+        let custom = example
+            .replace("customer_ring_secs = 30", "customer_ring_secs = 45")
+            .replace("whisper_tries = 3", "whisper_tries = 2")
+            .replace("agent_decision_secs = 60", "agent_decision_secs = 90")
+            .replace("input_timeout_secs = 7", "input_timeout_secs = 5");
+        let timings = parse(&custom).unwrap().lines[0].callback.timings;
+        assert_eq!(timings.customer_ring, Duration::from_secs(45));
+        assert_eq!(timings.whisper_tries, 2);
+        assert_eq!(timings.agent_decision, Duration::from_secs(90));
+        assert_eq!(timings.input_timeout, Duration::from_secs(5));
+        for (from, to, key) in [
+            (
+                "customer_ring_secs = 30",
+                "customer_ring_secs = 5",
+                "customer_ring_secs",
+            ),
+            (
+                "agent_decision_secs = 60",
+                "agent_decision_secs = 9",
+                "agent_decision_secs",
+            ),
+            (
+                "input_timeout_secs = 7",
+                "input_timeout_secs = 31",
+                "input_timeout_secs",
+            ),
+            ("whisper_tries = 3", "whisper_tries = 0", "whisper_tries"),
+        ] {
+            let (line, found, _) = error_at(&example.replace(from, to));
+            assert_eq!(found.as_deref(), Some(key));
+            assert!(line.is_some());
+        }
+    }
+
+    #[test]
     fn ring_time_out_of_range_is_refused() {
         for bad in ["4", "601"] {
             let text = GOOD.replace("ring_time_secs = 25", &format!("ring_time_secs = {bad}"));
