@@ -239,5 +239,7 @@ fn run_logs_as_the_config_says_unless_the_command_line_says_otherwise() {
         "{human}"
     );
     assert!(human.contains("INFO") || human.contains("WARN"), "{human}");
+    // stderr is a pipe here, as it is for a log file or journald: no colour codes.
+    assert!(!human.contains('\x1b'), "{human:?}");
     std::fs::remove_file(&path).unwrap();
 }
