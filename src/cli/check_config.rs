@@ -28,7 +28,7 @@ pub struct CheckConfigArgs {
 }
 
 /// Something the config allows that may still not work on the switch.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Warning {
     /// A file callers would hear is not there: fatal with `--strict`.
     MissingPrompt(String),
@@ -43,6 +43,8 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
     print!("{}", summary(&config));
     let mut warnings = toll_free_caller_ids(&config);
     if let Some(sounds) = &args.sounds {
+        // Vanilla's vars.xml sets sound_prefix=$${sounds_dir}/en/us/callie as a global
+        // variable, which every channel reads when a path is relative.
         let prefix = args
             .sound_prefix
             .clone()
