@@ -49,7 +49,7 @@ impl Ext {
     }
 
     fn ours(&self) -> bool {
-        self.file.ends_with("00_callbackd.xml")
+        self.file == DEFAULT_SNIPPET || self.file == PUBLIC_SNIPPET
     }
 }
 
