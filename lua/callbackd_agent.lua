@@ -1,5 +1,5 @@
 -- callbackd agent feature code: tells callbackd that the calling agent changed state.
--- Install into FreeSWITCH's scripts directory; dialplan/callbackd.xml calls it as
+-- Install into FreeSWITCH's scripts directory; dialplan/default/00_callbackd.xml calls it as
 --   <action application="lua" data="callbackd_agent.lua away"/>
 -- States: available, away, transfers_only, offline. callbackd consumes the CUSTOM event
 -- callbackd::agent (headers: agent, action) and records the change.

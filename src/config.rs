@@ -893,7 +893,7 @@ impl RawRedis {
                 return Err(src.at(
                     n.span(),
                     "events_kept",
-                    format!("at least {MIN_EVENTS_KEPT}: wait estimates and the dashboard read recent events"),
+                    format!("at least {MIN_EVENTS_KEPT}: wait estimates read recent events"),
                 ))
             }
         };

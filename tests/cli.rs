@@ -1,5 +1,5 @@
-//! The operator's commands run as the real binary: `check-config` and `agent set`
-//! against a private redis-server.
+//! The operator's commands run as the real binary: `check-config` (with its prompt and
+//! caller ID warnings), `agent set` against a private redis-server, `run` and `demo`.
 
 mod common;
 
@@ -248,5 +248,154 @@ fn run_logs_as_the_config_says_unless_the_command_line_says_otherwise() {
         "{human}"
     );
     assert!(human.contains("INFO") || human.contains("WARN"), "{human}");
+    // stderr is a pipe here, as it is for a log file or journald: no colour codes.
+    assert!(!human.contains('\x1b'), "{human:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A folder of its own under the temp dir, holding `files` (empty files will do: only
+/// their presence is checked).
+fn sound_dir(name: &str, files: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callbackd-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        let path = dir.join(f);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_config_warns_about_missing_prompts_and_fails_on_them_only_when_strict() {
+    // vanilla's callie voice keeps its files in rate folders, as FreeSWITCH finds them.
+    let prefix = sound_dir(
+        "callie",
+        &[
+            "ivr/8000/ivr-welcome.wav",
+            "ivr/8000/ivr-thank_you_for_calling.wav",
+        ],
+    );
+    let prefix_arg = prefix.to_string_lossy().into_owned();
+    let clean = callbackd(&[
+        "check-config",
+        "callbackd.example.toml",
+        "--sounds",
+        "sounds",
+        "--sound-prefix",
+        &prefix_arg,
+        "--strict",
+    ]);
+    assert!(clean.status.success(), "{}", text(&clean.stderr));
+    assert!(
+        !text(&clean.stderr).contains("warning"),
+        "{}",
+        text(&clean.stderr)
+    );
+
+    // Nothing installed: the line's prompts (French, which falls back to English) and the
+    // queue's stock greetings are missing.
+    let empty = sound_dir("no-sounds", &[]);
+    let empty_arg = empty.to_string_lossy().into_owned();
+    let french = config_file("redis://127.0.0.1:1/0", "french");
+    let body = std::fs::read_to_string(&french)
+        .unwrap()
+        .replace("language = \"en\"", "language = \"fr\"");
+    std::fs::write(&french, body).unwrap();
+    let french_arg = french.to_string_lossy().into_owned();
+    let args = ["check-config", &french_arg, "--sounds", &empty_arg];
+    let lenient = callbackd(&args);
+    assert!(lenient.status.success(), "{}", text(&lenient.stderr));
+    let err = text(&lenient.stderr);
+    let all = callbackd::prompts::catalogue().count();
+    for expected in [
+        format!("warning: line main: no fr prompts under {empty_arg} (callers hear en)"),
+        format!("warning: line main: none of the {all} prompt files is in {empty_arg}/en/callbackd"),
+        format!("warning: queue support: greeting ivr/ivr-welcome.wav is not in {empty_arg}/en/us/callie"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    let strict = callbackd(&[&args[..], &["--strict"]].concat());
+    assert!(!strict.status.success());
+    assert!(
+        text(&strict.stderr).contains("--strict makes them errors"),
+        "{}",
+        text(&strict.stderr)
+    );
+
+    // A line's own sounds and a relative offer greeting are checked where they are looked up.
+    let own = sound_dir("acme", &["en/callbackd/digit-0.wav"]);
+    let path = config_file("redis://127.0.0.1:1/0", "own-sounds");
+    let body = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "# sounds = \"/usr/share/freeswitch/sounds/acme\"",
+            &format!("sounds = \"{}\"", own.display()),
+        )
+        .replace(
+            "# offer_greeting = \"/usr/share/freeswitch/sounds/en/callbackd/callback-offer.wav\"",
+            "offer_greeting = \"acme/offer.wav\"",
+        );
+    std::fs::write(&path, body).unwrap();
+    let out = callbackd(&[
+        "check-config",
+        path.to_str().unwrap(),
+        "--sounds",
+        "sounds",
+        "--sound-prefix",
+        &prefix_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let own_missing = format!(
+        "warning: line main: {} prompt file(s) missing in {}/en/callbackd: queue-welcome.wav,",
+        all - 2,
+        own.display()
+    );
+    assert!(err.contains(&own_missing), "{err}");
+    assert!(err.contains("confirmation.wav"), "{err}");
+    // The offer greeting replaces the shipped callback-offer, so only the new one is missing.
+    assert!(!err.contains("callback-offer.wav"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "line main: offer_greeting acme/offer.wav is not in {prefix_arg}"
+        )),
+        "{err}"
+    );
+    for dir in [prefix, empty, own] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    for file in [path, french] {
+        std::fs::remove_file(file).unwrap();
+    }
+}
+
+#[test]
+fn check_config_always_warns_about_a_toll_free_caller_id_and_never_fails_on_it() {
+    let path = config_file("redis://127.0.0.1:1/0", "toll-free");
+    let body = std::fs::read_to_string(&path).unwrap().replace(
+        "outbound_caller_id = \"+4930123456\"",
+        "outbound_caller_id = \"+18005550100\"",
+    );
+    std::fs::write(&path, body).unwrap();
+    for extra in [&[][..], &["--strict"][..]] {
+        let out = callbackd(&[&["check-config", path.to_str().unwrap()][..], extra].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(
+                "warning: line main: outbound_caller_id +18005550100 is a toll-free number"
+            ),
+            "{err}"
+        );
+    }
+    // The shipped example's caller ID is an ordinary Berlin number.
+    let out = callbackd(&["check-config", "callbackd.example.toml"]);
+    assert!(
+        !text(&out.stderr).contains("toll-free"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_file(&path).unwrap();
 }

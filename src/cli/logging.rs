@@ -3,6 +3,8 @@
 //! `RUST_LOG` wins over `--log-level` so operators can turn up one module at a time; the
 //! daemon's config file (`[log]`) applies where the command line says nothing.
 
+use std::io::IsTerminal;
+
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -32,7 +34,8 @@ pub struct LogArgs {
     pub log_level: Option<String>,
 }
 
-/// Install the global subscriber. Logs go to stderr so that stdout stays for output.
+/// Install the global subscriber. Logs go to stderr so that stdout stays for output, in
+/// colour only when stderr is a terminal.
 /// Each setting comes from the command line, else from `config` (the daemon's `[log]`),
 /// else `default_level` and human lines; RUST_LOG wins over any level.
 pub fn init(args: &LogArgs, config: Option<&LogSettings>, default_level: &str) {
@@ -48,8 +51,10 @@ pub fn init(args: &LogArgs, config: Option<&LogSettings>, default_level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LEVEL));
+    // Colour codes help a person at a terminal and litter a file or journald with `ESC[2m`.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -1,6 +1,7 @@
 //! `callbackd probe`: the first thing an operator runs against a real switch.
 //!
-//! It uses the same supervised client as the daemon, so what it shows is what the daemon sees.
+//! It uses the same supervised client as the daemon, so it connects and decodes as the daemon
+//! does; it subscribes to every event by default, without the daemon's filters.
 
 use std::io::Write;
 

@@ -1,6 +1,6 @@
 //! `callbackd stats`: each queue's callers and callbacks as Redis holds them now.
 //!
-//! The same figures the demo ends with; a report or a dashboard reads them the same way.
+//! The same figures the demo ends with, for a deployment.
 
 use std::path::PathBuf;
 
