@@ -17,8 +17,7 @@ pub enum Prompt {
         own_number: bool,
     },
     InvalidChoice,
-    /// "Enter the number with 00 or star and the country code, or as you dial it in
-    /// this country, then press #."
+    /// "Enter the number starting with 00 or star and the country code, then press #."
     EnterNumber,
     InvalidNumber,
     /// "We will call you back on", then the number digit by digit.
