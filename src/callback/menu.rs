@@ -142,7 +142,7 @@ const MAX_KEYED: u8 = 17;
 const CHOICE: &str = "\\d+";
 
 /// A keyed number: digits after at most one leading `*`, the keypad's stand-in for `+`.
-/// Square brackets rather than backslashes, which FreeSWITCH's argument parsing could eat.
+/// Brackets, not backslashes: nothing for FreeSWITCH's argument splitting to unescape.
 const NUMBER: &str = "^[*]?[0-9]+$";
 
 impl CallbackMenu {
