@@ -164,6 +164,52 @@ async fn two_during_hold_music_and_another_number_keyed_nationally_after_a_mista
     daemon.stop().await;
 }
 
+/// A caller on the German line keys `keyed` as the other number, confirms it, and is
+/// called back on `e164` once alice is free.
+async fn keyed_number_is_called_back(keyed: &str, e164: &str) {
+    let customer = format!("sofia/gateway/carrier/{e164}");
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1")),
+            (customer.as_str(), customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(
+        Caller::number("+4930555001")
+            .press(secs(13.0), "2") // during hold music
+            .press(secs(16.0), "2") // another number
+            .press(secs(19.0), keyed)
+            .press(secs(28.0), "1"), // confirm the read-back
+    );
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    assert_eq!(field(&requested[0], "number"), e164);
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    let records = rig.sim.records().await.unwrap();
+    assert!(
+        records.iter().any(|r| r.channel_name == customer),
+        "{:?}",
+        records.iter().map(|r| &r.channel_name).collect::<Vec<_>>()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_number_keyed_with_star_for_plus_is_called_back() {
+    keyed_number_is_called_back("*33612345678#", "+33612345678").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_number_keyed_as_bare_country_code_without_hash_is_called_back() {
+    // On a German line these digits are no national number (no trunk 0), so they are
+    // country code + number; without # the digit timeout ends the input.
+    keyed_number_is_called_back("447911123456", "+447911123456").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_returns_to_the_queue_at_the_same_place() {
     let rig = start("", &[("user/1001", Party::answers_after(secs(1.0)))]).await;

@@ -131,6 +131,40 @@ async fn play_and_get_digits_completes_with_none_and_reports_through_variables()
 }
 
 #[tokio::test]
+async fn play_and_get_digits_collects_star_checks_the_regex_and_reports_a_digit_timeout() {
+    let mut h = Harness::start().await;
+    let (a, b) = h.queue_call().await;
+    let args = |var: &str| format!("1 17 1 7000 # prompt.wav invalid.wav {var} ^[*]?[0-9]+$ 3000");
+
+    // `*` is a digit like any other unless it is a terminator.
+    let pagd = h.exec(&b, "play_and_get_digits", &args("cb_star")).await;
+    h.api(&format!("uuid_send_dtmf {a} *4930123456#")).await;
+    let evs = h.run(S).await;
+    let done = completion(&evs, &pagd.event_uuid).expect("completed");
+    assert_eq!(done.variable("cb_star").unwrap(), "*4930123456");
+    assert_eq!(done.variable("read_result").unwrap(), "success");
+
+    // The regex refuses a star inside: the variable stays unset, the digits go to
+    // `<var>_invalid`, and read_result keeps what the read itself said.
+    let pagd = h.exec(&b, "play_and_get_digits", &args("cb_bad")).await;
+    h.api(&format!("uuid_send_dtmf {a} 49*30#")).await;
+    let evs = h.run(5 * S).await;
+    let done = completion(&evs, &pagd.event_uuid).expect("completed");
+    assert!(done.variable("cb_bad").is_none());
+    assert_eq!(done.variable("cb_bad_invalid").unwrap(), "49*30");
+    assert_eq!(done.variable("read_result").unwrap(), "success");
+
+    // Digits without a terminator end at the digit timeout: "timeout", digits kept.
+    let pagd = h.exec(&b, "play_and_get_digits", &args("cb_wait")).await;
+    h.api(&format!("uuid_send_dtmf {a} 030123456")).await;
+    let evs = h.run(10 * S).await;
+    let done = completion(&evs, &pagd.event_uuid).expect("completed");
+    assert_eq!(done.variable("cb_wait").unwrap(), "030123456");
+    assert_eq!(done.variable("read_result").unwrap(), "timeout");
+    assert!(done.variable("cb_wait_invalid").is_none());
+}
+
+#[tokio::test]
 async fn endless_playback_ignores_break_runs_later_executes_nested_and_errors_on_hangup() {
     let mut h = Harness::start().await;
     let (_a, b) = h.queue_call().await;

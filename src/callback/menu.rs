@@ -17,7 +17,7 @@ pub enum Prompt {
         own_number: bool,
     },
     InvalidChoice,
-    /// "Enter the number with 00 and the country code, then press #."
+    /// "Enter the number starting with 00 or star and the country code, then press #."
     EnterNumber,
     InvalidNumber,
     /// "We will call you back on", then the number digit by digit.
@@ -33,12 +33,14 @@ pub enum Prompt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Play `prompts` (digits barge in) and collect `min..=max` digits, ended early by
-    /// one of `terminators`.
+    /// one of `terminators` (not part of the digits); the switch refuses digits that do
+    /// not match `regex` (a PCRE search, so anchor it).
     Collect {
         prompts: Vec<Prompt>,
         min: u8,
         max: u8,
         terminators: &'static str,
+        regex: &'static str,
         timeout: Duration,
     },
     /// Save the callback request for `number` now, and answer with
@@ -158,6 +160,13 @@ pub struct CallbackMenu {
 
 /// The longest international number plus `00`.
 const MAX_KEYED: u8 = 17;
+
+/// A menu choice: digits only (`*` or `#` there is an invalid choice).
+const CHOICE: &str = "\\d+";
+
+/// A keyed number: digits after at most one leading `*`, the keypad's stand-in for `+`.
+/// Brackets, not backslashes: nothing for FreeSWITCH's argument splitting to unescape.
+const NUMBER: &str = "^[*]?[0-9]+$";
 
 impl CallbackMenu {
     /// Open the menu. `own_number` is the caller's dialable number, if any (see
@@ -310,7 +319,7 @@ impl CallbackMenu {
         prompts.push(Prompt::MenuOptions {
             own_number: self.own_number.is_some(),
         });
-        self.collect(prompts, 1, 1, "")
+        self.collect(prompts, 1, 1, "", CHOICE)
     }
 
     fn key_in(&mut self, lead: Vec<Prompt>) -> Step {
@@ -322,7 +331,7 @@ impl CallbackMenu {
 
     fn collect_number(&self, mut prompts: Vec<Prompt>) -> Step {
         prompts.push(Prompt::EnterNumber);
-        self.collect(prompts, 1, MAX_KEYED, "#")
+        self.collect(prompts, 1, MAX_KEYED, "#", NUMBER)
     }
 
     fn confirm(&mut self, number: PhoneNumber, source: NumberSource) -> Step {
@@ -338,15 +347,23 @@ impl CallbackMenu {
     fn read_back(&self, mut prompts: Vec<Prompt>, number: &PhoneNumber) -> Step {
         prompts.push(Prompt::ReadBack(number.clone()));
         prompts.push(Prompt::ConfirmOptions);
-        self.collect(prompts, 1, 1, "")
+        self.collect(prompts, 1, 1, "", CHOICE)
     }
 
-    fn collect(&self, prompts: Vec<Prompt>, min: u8, max: u8, terminators: &'static str) -> Step {
+    fn collect(
+        &self,
+        prompts: Vec<Prompt>,
+        min: u8,
+        max: u8,
+        terminators: &'static str,
+        regex: &'static str,
+    ) -> Step {
         Step::Collect {
             prompts,
             min,
             max,
             terminators,
+            regex,
             timeout: self.settings.input_timeout,
         }
     }
@@ -447,6 +464,7 @@ mod tests {
             Step::Collect {
                 max: 17,
                 terminators: "#",
+                regex: NUMBER,
                 ..
             }
         ));
@@ -470,6 +488,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_number_keyed_with_star_or_a_stray_star() {
+        let (mut m, _) = menu(None, MenuSettings::default());
+        m.input(digits("2"));
+        // What the switch hands over when its regex refused the digits.
+        let step = m.input(digits("49*30123456"));
+        assert_eq!(prompts(&step), [Prompt::InvalidNumber, Prompt::EnterNumber]);
+        assert_eq!(m.last_rejection(), Some(&NumberRejected::NotDigits));
+        let step = m.input(digits("*33612345678"));
+        assert_eq!(prompts(&step)[0], Prompt::ReadBack(number("+33612345678")));
+    }
+
+    #[test]
+    fn the_number_regex_takes_one_leading_star_only() {
+        // FreeSWITCH searches with PCRE; the simulator with `regex`: the same here.
+        let re = regex::Regex::new(NUMBER).unwrap();
+        for good in ["*4930123456", "004930123456", "030123456", "4930123456"] {
+            assert!(re.is_match(good), "{good}");
+        }
+        for bad in ["", "*", "**49", "49*30", "4930*", "12#3"] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+        assert!(regex::Regex::new(CHOICE).unwrap().is_match("2"));
+        assert!(!regex::Regex::new(CHOICE).unwrap().is_match("*"));
     }
 
     #[test]

@@ -160,6 +160,15 @@ struct Outlook {
     wait: Option<Duration>,
 }
 
+/// What one `play_and_get_digits` round collects (see [`Step::Collect`]).
+struct Collect {
+    min: u8,
+    max: u8,
+    terminators: &'static str,
+    regex: &'static str,
+    timeout: Duration,
+}
+
 /// How the callback menu ended.
 enum MenuEnd {
     BackToQueue,
@@ -432,12 +441,18 @@ impl Media {
                     min,
                     max,
                     terminators,
+                    regex,
                     timeout,
                 } => {
                     round += 1;
-                    let input = self
-                        .collect(callback, &prompts, min, max, terminators, timeout, round)
-                        .await?;
+                    let digits = Collect {
+                        min,
+                        max,
+                        terminators,
+                        regex,
+                        timeout,
+                    };
+                    let input = self.collect(callback, &prompts, digits, round).await?;
                     menu.input(input)
                 }
                 Step::Request { number } => {
@@ -458,15 +473,11 @@ impl Media {
 
     /// Play `prompts` and collect digits with `play_and_get_digits`, which reports only
     /// through channel variables: a fresh variable per round, so a stale one is never read.
-    #[allow(clippy::too_many_arguments)]
     async fn collect(
         &self,
         callback: &CallbackPlan,
         prompts: &[Prompt],
-        min: u8,
-        max: u8,
-        terminators: &'static str,
-        timeout: Duration,
+        digits: Collect,
         round: u32,
     ) -> Result<Input, SwitchError> {
         let files: Vec<MediaSource> = prompts
@@ -475,21 +486,33 @@ impl Media {
             .collect();
         let variable = VarName::new(&format!("callbackd_input_{round}")).expect("valid name");
         let app = App::PlayAndGetDigits(DigitCollect {
-            min,
-            max,
+            min: digits.min,
+            max: digits.max,
             tries: 1,
-            timeout,
-            terminators: terminators.to_owned(),
+            timeout: digits.timeout,
+            terminators: digits.terminators.to_owned(),
             prompt: sequence(&files)?,
             invalid: MediaSource::new("silence_stream://250").expect("constant"),
             variable: variable.clone(),
-            regex: "\\d+".to_owned(),
+            regex: digits.regex.to_owned(),
             digit_timeout: Duration::from_secs(3),
         });
         let done = self.task.switch.execute(self.channel(), &app).await?;
-        let success = done.variable("read_result").as_deref() == Some("success");
-        Ok(match done.variable(variable.as_str()) {
-            Some(digits) if success && !digits.is_empty() => Input::Digits(digits.into_owned()),
+        // Digits ended by the digit timeout rather than a terminator read as "timeout".
+        let read = matches!(
+            done.variable("read_result").as_deref(),
+            Some("success" | "timeout")
+        );
+        if let Some(digits) = done.variable(variable.as_str()) {
+            if read && !digits.is_empty() {
+                return Ok(Input::Digits(digits.into_owned()));
+            }
+        }
+        // Digits the regex refused: the menu says why ("not a valid number") rather than
+        // repeating its prompt as if nothing had been keyed.
+        let refused = format!("{variable}_invalid");
+        Ok(match done.variable(&refused) {
+            Some(digits) if !digits.is_empty() => Input::Digits(digits.into_owned()),
             _ => Input::NoInput,
         })
     }

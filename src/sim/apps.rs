@@ -58,7 +58,8 @@ pub struct Digits {
     prompt: String,
     invalid: String,
     var: String,
-    regex: Option<regex::Regex>,
+    /// `None` without a regex argument; a pattern that does not compile matches nothing.
+    regex: Option<Result<regex::Regex, regex::Error>>,
     digit_timeout: Duration,
     attempt: u32,
     phase: Phase,
@@ -303,6 +304,11 @@ impl Core {
             }
             "play_and_get_digits" => match Digits::parse(&arg) {
                 Some(d) => {
+                    if d.regex.is_some() && !d.var.is_empty() {
+                        if let Some(ch) = self.channels.get_mut(uuid) {
+                            ch.set_var(&format!("{}_invalid", d.var), "");
+                        }
+                    }
                     frame.kind = Kind::Digits(Box::new(d));
                     let id = frame.id;
                     self.push(uuid, frame);
@@ -622,7 +628,7 @@ impl Core {
             }
             Kind::Digits(d) => match d.phase {
                 Phase::Prompt => self.digits_prompt_over(uuid, frame),
-                Phase::Collect => self.digits_finish_try(uuid, frame),
+                Phase::Collect => self.digits_finish_try(uuid, frame, true),
                 Phase::Invalid => {
                     self.playback_stop(uuid, &d.invalid, "done");
                     self.digits_next_try(uuid, frame);
@@ -701,7 +707,7 @@ impl Digits {
         }
         let ms = |s: &str| s.parse::<u64>().ok().map(Duration::from_millis);
         let timeout = ms(p[3])?;
-        let regex = p.get(8).and_then(|r| regex::Regex::new(r).ok());
+        let regex = p.get(8).map(|r| regex::Regex::new(r));
         Some(Self {
             min: p[0].parse().ok()?,
             max: p[1].parse().ok()?,
@@ -771,7 +777,14 @@ impl Core {
         d.phase = Phase::Prompt;
         d.got.clear();
         d.terminator = None;
-        let prompt = d.prompt.clone();
+        let (prompt, var) = (d.prompt.clone(), d.var.clone());
+        // Each try starts, as switch_ivr_read does, with neither result nor digits.
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.set_var("read_result", "");
+            if !var.is_empty() {
+                ch.set_var(&var, "");
+            }
+        }
         self.playback_start(uuid, &prompt);
         let dur = self
             .config
@@ -813,29 +826,53 @@ impl Core {
             self.playback_stop(uuid, &prompt, "break");
         }
         if done {
-            self.digits_finish_try(uuid, id);
+            self.digits_finish_try(uuid, id, false);
         } else {
             self.digits_arm(uuid, id, wait);
         }
     }
 
-    fn digits_finish_try(&mut self, uuid: &str, id: u64) {
+    /// One try is over: by a terminator or the last digit, or by a timeout (`timed_out`).
+    /// Like `switch_ivr_read`, a try that timed out after enough digits reads as
+    /// `timeout`, yet counts as good input; digits the regex (a PCRE search) refuses are
+    /// dropped from the variable and kept in `<var>_invalid`.
+    fn digits_finish_try(&mut self, uuid: &str, id: u64, timed_out: bool) {
         let Some((d, _)) = self.digits_mut(uuid, id) else {
             return;
         };
-        let valid = d.got.len() >= d.min && d.regex.as_ref().is_none_or(|r| r.is_match(&d.got));
-        if valid {
-            let (var, got, term) = (d.var.clone(), d.got.clone(), d.terminator);
-            if let Some(ch) = self.channels.get_mut(uuid) {
-                ch.set_var(&var, &got);
-                ch.set_var("read_result", "success");
-                if let Some(t) = term {
-                    ch.set_var("read_terminator_used", &t.to_string());
+        let enough = d.got.len() >= d.min;
+        let refused = enough
+            && match &d.regex {
+                None => false,
+                Some(Ok(r)) => !r.is_match(&d.got),
+                // switch_regex_match logs the compile error and matches nothing.
+                Some(Err(_)) => true,
+            };
+        let (var, got, term) = (d.var.clone(), d.got.clone(), d.terminator);
+        let result = match (enough, timed_out) {
+            (false, _) => "failure",
+            (true, true) => "timeout",
+            (true, false) => "success",
+        };
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.set_var("read_result", result);
+            if let Some(t) = term {
+                ch.set_var("read_terminator_used", &t.to_string());
+            }
+            if !var.is_empty() {
+                ch.set_var(&var, if refused { "" } else { &got });
+                if refused {
+                    ch.set_var(&format!("{var}_invalid"), &got);
                 }
             }
+        }
+        if enough && !refused {
             self.complete(uuid, "_none_");
             return;
         }
+        let Some((d, _)) = self.digits_mut(uuid, id) else {
+            return;
+        };
         // FreeSWITCH plays the invalid prompt even after the last try.
         d.phase = Phase::Invalid;
         let invalid = d.invalid.clone();
@@ -860,11 +897,7 @@ impl Core {
             self.digits_try(uuid, id);
             return;
         }
-        let var = d.var.clone();
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.set_var(&var, "");
-            ch.set_var("read_result", "failure");
-        }
+        // FreeSWITCH leaves the variables as the last try set them.
         self.complete(uuid, "_none_");
     }
 }
