@@ -1334,11 +1334,7 @@ impl Engine {
         error: &SwitchError,
     ) -> Result<(), StoreError> {
         let cause = match error {
-            SwitchError::CallFailed(c) if c == "NO_ANSWER" || c == "ORIGINATOR_CANCEL" => {
-                NoAnswerCause::NoAnswer
-            }
-            SwitchError::CallFailed(c) if c == "USER_BUSY" => NoAnswerCause::Busy,
-            SwitchError::CallFailed(c) if c == "CALL_REJECTED" => NoAnswerCause::Rejected,
+            SwitchError::CallFailed(c) => NoAnswerCause::of_hangup(c),
             _ => NoAnswerCause::Failed,
         };
         tracing::info!(%entry, %agent, error = %error, "agent did not take the offer");

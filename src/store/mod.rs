@@ -111,6 +111,17 @@ impl NoAnswerCause {
         }
     }
 
+    /// The cause of an agent leg that ended unanswered with this hangup cause.
+    pub fn of_hangup(cause: &str) -> Self {
+        match cause {
+            "NO_ANSWER" | "ORIGINATOR_CANCEL" => Self::NoAnswer,
+            "USER_BUSY" => Self::Busy,
+            // The agent pressed reject (or declined the call) on their phone.
+            "CALL_REJECTED" => Self::Rejected,
+            _ => Self::Failed,
+        }
+    }
+
     /// Which of a queue's delays holds the agent off the entry after a miss for this cause.
     /// As in mod_callcenter, whatever is neither busy nor a reject counts as no answer.
     pub fn hold_off(self, delays: &HoldOffs) -> Duration {
@@ -570,6 +581,7 @@ impl Store {
         })
     }
 
+    /// The timer ending `agent`'s hold-off from `entry`, which the scripts schedule.
     fn hold_off_end(queue: &QueueName, entry: &EntryId, agent: &AgentId) -> Timer {
         Timer::HoldOffEnd {
             queue: queue.clone(),
@@ -1648,5 +1660,37 @@ impl Store {
                 records::event_from(&key, sid.id, fields)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_hangup_cause_holds_the_agent_off_for_its_delay() {
+        let delays = HoldOffs {
+            no_answer: Duration::from_secs(1),
+            busy: Duration::from_secs(2),
+            reject: Duration::from_secs(3),
+        };
+        for (hangup, cause, delay) in [
+            ("NO_ANSWER", NoAnswerCause::NoAnswer, 1),
+            ("ORIGINATOR_CANCEL", NoAnswerCause::NoAnswer, 1),
+            ("USER_BUSY", NoAnswerCause::Busy, 2),
+            ("CALL_REJECTED", NoAnswerCause::Rejected, 3),
+            ("USER_NOT_REGISTERED", NoAnswerCause::Failed, 1),
+        ] {
+            assert_eq!(NoAnswerCause::of_hangup(hangup), cause, "{hangup}");
+            assert_eq!(
+                cause.hold_off(&delays),
+                Duration::from_secs(delay),
+                "{hangup}"
+            );
+        }
+        assert_eq!(
+            NoAnswerCause::Timeout.hold_off(&delays),
+            Duration::from_secs(1)
+        );
     }
 }
