@@ -300,9 +300,8 @@ return out
 const CALLBACK: &str = r#"
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
-  'declined',
-  'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts', 'connected_at',
-  'connected_agent'}
+  'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
+  'connected_at', 'connected_agent'}
 local e = {}
 local raw = redis.call('HMGET', KEYS[1], unpack(f))
 for i, name in ipairs(f) do e[name] = raw[i] or '' end
