@@ -176,6 +176,20 @@ pub struct QueueConfig {
     pub no_agent: NoAgentPolicy,
     /// Set an agent `away` after this many offers in a row went unanswered.
     pub away_after_missed: Option<NonZeroU32>,
+    pub hold_off: HoldOffs,
+}
+
+/// How long an agent who did not take an offer is not offered that entry again, by why:
+/// mod_callcenter's `no-answer-delay-time`, `busy-delay-time` and `reject-delay-time`, but
+/// per entry, so the agent is offered other callers meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldOffs {
+    /// The phone rang out unanswered, or could not be reached.
+    pub no_answer: Duration,
+    /// The phone was busy (do not disturb, on another call).
+    pub busy: Duration,
+    /// The agent rejected the call on the phone, or declined the callback they heard.
+    pub reject: Duration,
 }
 
 /// Customer-leg outcomes after which a callback may be tried again (issue 6).
@@ -461,6 +475,9 @@ struct RawQueue {
     strategy: Strategy,
     no_agent: Option<RawNoAgent>,
     away_after_missed: Option<Spanned<u32>>,
+    no_answer_delay_secs: Option<Spanned<u64>>,
+    busy_delay_secs: Option<Spanned<u64>>,
+    reject_delay_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -574,6 +591,18 @@ struct RawServedQueue {
 const RING_TIME_DEFAULT: u64 = 20;
 const RING_TIME_SECS: Range<u64> = 5..601;
 const WRAP_UP_SECS: Range<u64> = 0..3601;
+/// mod_callcenter's defaults are 0, but it also sends the next call to the agent offered
+/// longest ago; routing here goes by idle time, which a missed ring does not change, so
+/// without a delay the agent who just missed a caller would be rung for them again at
+/// once. Half a minute lets the other agents go first and still rings a one-agent queue's
+/// agent again soon.
+const NO_ANSWER_DELAY_DEFAULT: u64 = 30;
+/// mod_callcenter's example agent (`busy-delay-time="60"`): do not disturb lasts a while.
+const BUSY_DELAY_DEFAULT: u64 = 60;
+/// mod_callcenter's example agent (`reject-delay-time="10"`): a reject is a choice made
+/// about this caller now; the next agent gets them first, this one again soon after.
+const REJECT_DELAY_DEFAULT: u64 = 10;
+const HOLD_OFF_SECS: Range<u64> = 0..3601;
 const ANNOUNCE_SECS: Range<u64> = 10..3601;
 const MAX_WAIT_SECS: Range<u64> = 10..86_401;
 const EXPIRY_DEFAULT: u64 = 60 * 60;
@@ -969,6 +998,23 @@ impl RawQueue {
                 }
             },
         };
+        let delay = |key: &str, value: &Option<Spanned<u64>>, default: u64| match value {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => secs(src, key, v, HOLD_OFF_SECS),
+        };
+        let hold_off = HoldOffs {
+            no_answer: delay(
+                "no_answer_delay_secs",
+                &self.no_answer_delay_secs,
+                NO_ANSWER_DELAY_DEFAULT,
+            )?,
+            busy: delay("busy_delay_secs", &self.busy_delay_secs, BUSY_DELAY_DEFAULT)?,
+            reject: delay(
+                "reject_delay_secs",
+                &self.reject_delay_secs,
+                REJECT_DELAY_DEFAULT,
+            )?,
+        };
         let away_after_missed = match self.away_after_missed {
             None => None,
             Some(n) => Some(
@@ -987,6 +1033,7 @@ impl RawQueue {
             strategy: self.strategy,
             no_agent,
             away_after_missed,
+            hold_off,
         })
     }
 }
@@ -1264,6 +1311,35 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         }
         let ok = GOOD.replace("ring_time_secs = 25", "ring_time_secs = 600");
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn hold_off_delays_default_to_mod_callcenter_like_values_and_are_bounded() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(
+            config.queues[0].hold_off,
+            HoldOffs {
+                no_answer: Duration::from_secs(30),
+                busy: Duration::from_secs(60),
+                reject: Duration::from_secs(10),
+            }
+        );
+        let set = GOOD.replace(
+            "ring_time_secs = 25",
+            "ring_time_secs = 25\nno_answer_delay_secs = 0\nbusy_delay_secs = 3600\nreject_delay_secs = 5",
+        );
+        let hold_off = parse(&set).unwrap().queues[0].hold_off;
+        assert_eq!(hold_off.no_answer, Duration::ZERO);
+        assert_eq!(hold_off.busy, Duration::from_secs(3600));
+        assert_eq!(hold_off.reject, Duration::from_secs(5));
+        let bad = GOOD.replace(
+            "ring_time_secs = 25",
+            "ring_time_secs = 25\nreject_delay_secs = 3601",
+        );
+        let (line, key, message) = error_at(&bad);
+        assert_eq!(line, Some(line_of(&bad, "reject_delay_secs")));
+        assert_eq!(key.as_deref(), Some("reject_delay_secs"));
+        assert!(message.contains("0 s to 3600 s"), "{message}");
     }
 
     #[test]

@@ -324,6 +324,37 @@ async fn a_decline_goes_to_the_next_agent_and_all_declining_closes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_ring_is_no_decline_so_one_decline_does_not_close_the_callback() {
+    let rig = Rig::start_custom(
+        &config_with(
+            "no_answer_delay_secs = 20\nreject_delay_secs = 5",
+            &callback_line(""),
+        ),
+        &[
+            ("user/1001", agent_pressing("2")),
+            ("user/1002", Party::fails(Outcome::NoAnswer)),
+        ],
+        sim_timing,
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    // Bob's phone rings out first; then alice hears the callback and declines it.
+    rig.set_agent("bob", AgentState::Available).await;
+    rig.wait_for(EventKind::AgentNoAnswer, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::Declined, 1).await;
+    // Bob never declined, so it is offered on (to alice again once her delay is over).
+    let offered = rig.wait_for(EventKind::Offered, 3).await;
+    let agents: Vec<&str> = offered.iter().map(|e| field(e, "agents")).collect();
+    assert_eq!(agents[..2], ["bob", "alice"]);
+    assert!(rig.events_of(EventKind::DeclinedByAll).await.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_callback_expires_after_its_window() {
     let text = config_with("", &callback_line_expiring(60, ""));
     let rig = Rig::start_custom(&text, &[], sim_timing).await;

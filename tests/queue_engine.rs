@@ -98,6 +98,29 @@ async fn an_unanswered_or_busy_agent_passes_the_caller_to_the_next() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_agent_missing_a_ring_is_rung_again_after_the_delay() {
+    let rig = Rig::start(
+        &base_config("no_answer_delay_secs = 10"),
+        &[("user/1001", Party::fails(Outcome::NoAnswer))],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let daemon = rig.daemon("d1");
+    rig.call(caller("+4930100001", 0.0));
+    let missed = rig.wait_for(EventKind::AgentNoAnswer, 1).await;
+    // Alice is back at her desk: she answers the next ring.
+    rig.sim.add_party("user/1001", answers()).unwrap();
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(field(&connected[0], "agent"), "alice");
+    let offered = rig.events_of(EventKind::Offered).await;
+    assert_eq!(offered.len(), 2, "{offered:#?}");
+    let at = |e| field(e, "at").parse::<u64>().unwrap();
+    let held = at(&offered[1]) - at(&missed[0]);
+    assert!(held >= 10_000, "rung again {held} ms after the miss");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_all_rings_every_free_agent_and_the_first_answer_wins() {
     let rig = Rig::start(
         &base_config(r#"strategy = "ring-all""#),

@@ -14,14 +14,16 @@ use callbackd::queue::{
     EntryStatus, LineName, ManualClock, Offer, QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
-    CallbackRequested, CallbackStats, Declined, EventKind, OfferOutcome, StateSource, Store,
-    StoreError, StoredEvent, Timer, TimerScope,
+    CallbackRequested, CallbackStats, Declined, EventKind, MissRules, NoAnswerCause, OfferOutcome,
+    StateSource, Store, StoreError, StoredEvent, Timer, TimerScope,
 };
 use callbackd::switch::{ChannelId, PhoneNumber};
 use common::RedisServer;
 
 const RING: Duration = Duration::from_secs(20);
 const WINDOW: Duration = Duration::from_secs(3600);
+/// How long a decline holds its agent off the callback in these tests.
+const REJECT: Duration = Duration::from_secs(10);
 
 fn config(url: &str, agents: &[&str]) -> Config {
     let mut text = format!(
@@ -346,7 +348,14 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
     offer(&s, &e.id, "alice").await;
     let declined = s
         .store
-        .callback_declined(&support(), &e.id, &id("alice"), s.clock.now(), &eligible)
+        .callback_declined(
+            &support(),
+            &e.id,
+            &id("alice"),
+            s.clock.now(),
+            REJECT,
+            &eligible,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -371,13 +380,40 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
             .offer(&offer_alice, s.clock.now(), RING)
             .await
             .unwrap(),
-        OfferOutcome::AlreadyTried(id("alice"))
+        OfferOutcome::HeldOff(id("alice"))
+    );
+    // Its end is a timer, so routing looks again then.
+    let ends = s
+        .store
+        .claim_due_timers(
+            &TimerScope::Queue(support()),
+            "test",
+            s.clock.now().plus(REJECT),
+            Duration::from_secs(30),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ends,
+        vec![Timer::HoldOffEnd {
+            queue: support(),
+            entry: e.id.clone(),
+            agent: id("alice"),
+        }]
     );
 
     offer(&s, &e.id, "bob").await;
     let declined = s
         .store
-        .callback_declined(&support(), &e.id, &id("bob"), s.clock.now(), &eligible)
+        .callback_declined(
+            &support(),
+            &e.id,
+            &id("bob"),
+            s.clock.now(),
+            REJECT,
+            &eligible,
+        )
         .await
         .unwrap();
     assert!(declined.declined_by_all);
@@ -412,6 +448,77 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
         s.store.callback_stats(&support()).await.unwrap().in_queue,
         0
     );
+}
+
+#[tokio::test]
+async fn a_missed_ring_is_no_decline_and_a_decliner_may_be_offered_it_again_later() {
+    let s = setup(&["alice", "bob"]).await;
+    let e = caller(&s).await;
+    request(&s, &e.id, "+4930222").await;
+    let eligible = [id("alice"), id("bob")];
+    // Bob's phone rings out; then alice hears it and declines.
+    offer(&s, &e.id, "bob").await;
+    s.store
+        .offer_failed(
+            &support(),
+            &e.id,
+            &id("bob"),
+            NoAnswerCause::NoAnswer,
+            s.clock.now(),
+            MissRules {
+                hold_off: Duration::from_secs(30),
+                away_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    offer(&s, &e.id, "alice").await;
+    let declined = s
+        .store
+        .callback_declined(
+            &support(),
+            &e.id,
+            &id("alice"),
+            s.clock.now(),
+            REJECT,
+            &eligible,
+        )
+        .await
+        .unwrap();
+    assert!(!declined.declined_by_all, "bob never declined");
+    assert_eq!(waiting_ids(&s).await, vec![e.id.clone()]);
+    // Once alice's reject delay is over she may be offered it again, and declining once
+    // more still leaves it open: bob has not declined.
+    s.clock.advance(REJECT);
+    offer(&s, &e.id, "alice").await;
+    let declined = s
+        .store
+        .callback_declined(
+            &support(),
+            &e.id,
+            &id("alice"),
+            s.clock.now(),
+            REJECT,
+            &eligible,
+        )
+        .await
+        .unwrap();
+    assert!(!declined.declined_by_all);
+    s.clock.advance(Duration::from_secs(30));
+    offer(&s, &e.id, "bob").await;
+    let declined = s
+        .store
+        .callback_declined(
+            &support(),
+            &e.id,
+            &id("bob"),
+            s.clock.now(),
+            REJECT,
+            &eligible,
+        )
+        .await
+        .unwrap();
+    assert!(declined.declined_by_all);
 }
 
 #[tokio::test]

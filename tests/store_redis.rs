@@ -15,12 +15,15 @@ use callbackd::queue::{
     QueueError, QueueName, Router, Timestamp,
 };
 use callbackd::store::{
-    EventKind, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
+    EventKind, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer,
+    TimerScope,
 };
 use callbackd::switch::{ChannelId, PhoneNumber};
 use common::RedisServer;
 
 const RING: Duration = Duration::from_secs(20);
+/// How long a missed offer holds its agent off the entry in these tests.
+const HOLD_OFF: Duration = Duration::from_secs(30);
 
 fn config(url: &str, agents: &[(&str, &str)]) -> Config {
     let mut text = format!(
@@ -204,7 +207,7 @@ async fn an_entry_is_offered_once_and_an_agent_booked_once() {
     let entries = s.store.waiting_entries(&q("support"), 10).await.unwrap();
     let agents = s.store.agents(now).await.unwrap();
     assert_eq!(
-        router.next_offer(&entries, &agents),
+        router.next_offer(&entries, &agents, now),
         Some(offer(&e2, &["bob"]))
     );
     // Offered once for good: the claim of e2 for busy alice was withdrawn.
@@ -386,7 +389,7 @@ async fn an_offer_after_a_call_frees_and_books_the_agent_in_one_step() {
 }
 
 #[tokio::test]
-async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
+async fn failed_offer_keeps_position_frees_agent_and_holds_them_off_for_the_delay() {
     let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
     available(&s, &["alice"]).await;
     let e1 = caller("support", &s.clock);
@@ -406,10 +409,14 @@ async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
             &id("alice"),
             NoAnswerCause::NoAnswer,
             s.clock.now(),
-            None,
+            MissRules {
+                hold_off: HOLD_OFF,
+                away_after: None,
+            },
         )
         .await
         .unwrap();
+    let missed_at = s.clock.now();
     assert!(failed.entry_waiting);
     assert!(!failed.agent_set_away);
     let waiting = s.store.waiting_entries(&q("support"), 10).await.unwrap();
@@ -418,7 +425,10 @@ async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
         "the entry keeps its place at the head"
     );
     assert_eq!(waiting[0].position, e1.position);
-    assert!(waiting[0].tried.contains(&id("alice")));
+    assert_eq!(
+        waiting[0].held_off.get(&id("alice")),
+        Some(&missed_at.plus(HOLD_OFF))
+    );
     let alice = s
         .store
         .agent(&id("alice"), s.clock.now())
@@ -432,7 +442,7 @@ async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
             .offer(&offer(&e1, &["alice"]), s.clock.now(), RING)
             .await
             .unwrap(),
-        OfferOutcome::AlreadyTried(id("alice"))
+        OfferOutcome::HeldOff(id("alice"))
     );
     // The refused offer left alice free for the next entry, which a plan chooses knowing
     // that e1 is ahead of it.
@@ -456,6 +466,127 @@ async fn failed_offer_keeps_position_frees_agent_and_is_not_repeated() {
     assert_eq!(no_answer.field("agent"), Some("alice"));
     assert_eq!(no_answer.field("cause"), Some("no_answer"));
     assert_eq!(no_answer.field("rang_ms"), Some("20000"));
+    let until = missed_at.plus(HOLD_OFF).as_millis().to_string();
+    assert_eq!(no_answer.field("held_off_until"), Some(until.as_str()));
+}
+
+#[tokio::test]
+async fn a_held_off_agent_may_take_the_entry_again_once_the_delay_is_over() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let e = caller("support", &s.clock);
+    s.store.enqueue(&e, None).await.unwrap();
+    let support = q("support");
+    s.store
+        .offer(&offer(&e, &["alice"]), s.clock.now(), RING)
+        .await
+        .unwrap();
+    let rules = MissRules {
+        hold_off: HOLD_OFF,
+        away_after: None,
+    };
+    s.store
+        .offer_failed(
+            &support,
+            &e.id,
+            &id("alice"),
+            NoAnswerCause::NoAnswer,
+            s.clock.now(),
+            rules,
+        )
+        .await
+        .unwrap();
+    // The end of the hold-off is a timer, so some daemon routes again then.
+    let ends = Timer::HoldOffEnd {
+        queue: support.clone(),
+        entry: e.id.clone(),
+        agent: id("alice"),
+    };
+    let scope = TimerScope::Queue(support.clone());
+    let lease = Duration::from_secs(30);
+    s.clock.advance(HOLD_OFF - Duration::from_millis(1));
+    let early = s.clock.now();
+    assert!(s
+        .store
+        .claim_due_timers(&scope, "d1", early, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.store
+            .offer(&offer(&e, &["alice"]), early, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::HeldOff(id("alice"))
+    );
+    s.clock.advance(Duration::from_millis(1));
+    let now = s.clock.now();
+    assert_eq!(
+        s.store
+            .claim_due_timers(&scope, "d1", now, lease, 10)
+            .await
+            .unwrap(),
+        vec![ends]
+    );
+    assert_eq!(
+        s.store
+            .offer(&offer(&e, &["alice"]), now, RING)
+            .await
+            .unwrap(),
+        OfferOutcome::Offered
+    );
+    // Missing it again holds alice off anew, from this miss.
+    s.clock.advance(Duration::from_secs(5));
+    s.store
+        .offer_failed(
+            &support,
+            &e.id,
+            &id("alice"),
+            NoAnswerCause::Busy,
+            s.clock.now(),
+            rules,
+        )
+        .await
+        .unwrap();
+    let entry = s.store.entry(&support, &e.id).await.unwrap().unwrap();
+    assert_eq!(
+        entry.held_off.get(&id("alice")),
+        Some(&s.clock.now().plus(HOLD_OFF))
+    );
+}
+
+#[tokio::test]
+async fn an_entry_that_a_previous_version_marked_tried_is_offered_again() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let e = caller("support", &s.clock);
+    s.store.enqueue(&e, None).await.unwrap();
+    // What the version before hold-offs left: alice in `tried`, for good.
+    let client = redis::Client::open(s.config.redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("test:{{support}}:entry:{}", e.id);
+    redis::cmd("HDEL")
+        .arg(&key)
+        .arg("held_off")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("HSET")
+        .arg(&key)
+        .arg("tried")
+        .arg("alice")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let read = s.store.entry(&q("support"), &e.id).await.unwrap().unwrap();
+    assert!(read.held_off.is_empty());
+    assert_eq!(
+        s.store
+            .offer(&offer(&e, &["alice"]), s.clock.now(), RING)
+            .await
+            .unwrap(),
+        OfferOutcome::Offered
+    );
 }
 
 #[tokio::test]
@@ -484,7 +615,10 @@ async fn missed_offers_in_a_row_set_the_agent_away() {
                 &id("alice"),
                 NoAnswerCause::Busy,
                 s.clock.now(),
-                limit,
+                MissRules {
+                    away_after: limit,
+                    ..MissRules::default()
+                },
             )
             .await
             .unwrap();
@@ -518,6 +652,7 @@ async fn ring_all_answer_connects_one_agent_and_releases_the_others() {
     let plan = router.next_offer(
         &s.store.waiting_entries(&q("sales"), 10).await.unwrap(),
         &s.store.agents(s.clock.now()).await.unwrap(),
+        s.clock.now(),
     );
     let plan = plan.unwrap();
     assert_eq!(plan.agents.len(), 2, "ring-all rings both");
@@ -633,7 +768,7 @@ async fn abandon_while_ringing_releases_the_agent_and_records_the_wait() {
             &id("alice"),
             NoAnswerCause::NoAnswer,
             s.clock.now(),
-            None,
+            MissRules::default(),
         )
         .await;
     assert!(matches!(
@@ -985,7 +1120,7 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
                     return (handled, lost);
                 }
                 let agents = store.agents(now).await.unwrap();
-                for plan in router.plan(&entries, &agents) {
+                for plan in router.plan(&entries, &agents, now) {
                     round += 1;
                     let outcome = store.offer(&plan, now, RING).await;
                     match outcome {
@@ -994,7 +1129,7 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
                             OfferOutcome::AgentNotFree(_)
                             | OfferOutcome::EntryNotWaiting
                             | OfferOutcome::EntryNotFirst
-                            | OfferOutcome::AlreadyTried(_),
+                            | OfferOutcome::HeldOff(_),
                         ) => {
                             lost += 1;
                             continue;
@@ -1023,7 +1158,7 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
                                 &agent,
                                 NoAnswerCause::NoAnswer,
                                 now,
-                                None,
+                                MissRules::default(),
                             )
                             .await
                             .unwrap();

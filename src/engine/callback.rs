@@ -48,6 +48,8 @@ pub struct AgentCallback {
     pub prompts: PromptSet,
     /// The agents who could still take it: when all of them declined, nobody will.
     pub eligible: Vec<AgentId>,
+    /// How long a decline holds this agent off the callback (the queue's reject delay).
+    pub decline_hold_off: Duration,
     /// Marks the customer leg as this daemon's, for a restart to find.
     pub daemon_id: String,
 }
@@ -153,6 +155,7 @@ impl AgentCallback {
                 &self.entry,
                 &self.agent,
                 self.clock.now(),
+                self.decline_hold_off,
                 &self.eligible,
             )
             .await?;

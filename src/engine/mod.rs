@@ -30,7 +30,7 @@ use crate::queue::{
     QueueError, QueueName, Router, Timestamp,
 };
 use crate::store::{
-    NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
+    MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
 };
 use crate::switch::{
     ChannelId, FreeSwitch, HangupCause, MediaSource, Originate, PendingCall, SwitchError, VarName,
@@ -731,7 +731,7 @@ impl Engine {
                     .map(|(_, a)| a),
                 now,
             );
-            let offers = self.plan(&next, &freed);
+            let offers = self.plan(&next, &freed, now);
             let unplaced = freed.len() - placed(&offers);
             let (entries, rest): (Vec<Entry>, Vec<Entry>) = next
                 .into_iter()
@@ -801,7 +801,7 @@ impl Engine {
         );
         let freed = self.free_now(&freed, now);
         let entries = entries?;
-        let offers = self.plan(&entries, &freed);
+        let offers = self.plan(&entries, &freed, now);
         self.dirty |= placed(&offers) < freed.len();
         self.make_offers(&offers, entries, now).await;
         Ok(())
@@ -820,18 +820,18 @@ impl Engine {
             .collect()
     }
 
-    /// The router's plan for `entries` and `agents`, around the entries being claimed by
-    /// round trips under way: those are nobody else's, and are known to be ahead.
-    fn plan(&self, entries: &[Entry], agents: &[Agent]) -> Vec<Offer> {
+    /// The router's plan for `entries` and `agents` `now`, around the entries being claimed
+    /// by round trips under way: those are nobody else's, and are known to be ahead.
+    fn plan(&self, entries: &[Entry], agents: &[Agent], now: Timestamp) -> Vec<Offer> {
         let mut offers = if self.claiming.is_empty() {
-            self.router.plan(entries, agents)
+            self.router.plan(entries, agents, now)
         } else {
             let free: Vec<Entry> = entries
                 .iter()
                 .filter(|e| !self.claiming.contains_key(&e.id))
                 .cloned()
                 .collect();
-            self.router.plan(&free, agents)
+            self.router.plan(&free, agents, now)
         };
         for offer in &mut offers {
             offer.ahead.extend(
@@ -945,14 +945,14 @@ impl Engine {
             let read = routing_window(agents.len());
             (agents, self.waiting_heads(read).await?, read)
         };
-        let mut offers = self.plan(&entries, &agents);
+        let mut offers = self.plan(&entries, &agents, now);
         if placed(&offers) < agents.len()
             && read < ROUTING_WINDOW
             && self.some_queue_full(&entries, read)
         {
             read = ROUTING_WINDOW;
             entries = self.waiting_heads(read).await?;
-            offers = self.plan(&entries, &agents);
+            offers = self.plan(&entries, &agents, now);
         }
         self.idle_agents_seen = placed(&offers) < agents.len();
         self.make_offers(&offers, entries, now).await;
@@ -1002,7 +1002,7 @@ impl Engine {
                     OfferOutcome::AgentNotFree(_)
                     | OfferOutcome::EntryNotWaiting
                     | OfferOutcome::EntryNotFirst
-                    | OfferOutcome::AlreadyTried(_),
+                    | OfferOutcome::HeldOff(_),
                 ) => {}
                 // An offer booked but never rung comes back when its booking lease or its
                 // offer timer runs out.
@@ -1300,6 +1300,10 @@ impl Engine {
             daemon_id: self.options.daemon_id.clone(),
             line,
             eligible,
+            decline_hold_off: self
+                .config
+                .queue(queue)
+                .map_or(Duration::ZERO, |q| q.hold_off.reject),
         };
         let reports = self.reports_tx.clone();
         self.tasks.spawn(async move {
@@ -1317,17 +1321,14 @@ impl Engine {
         error: &SwitchError,
     ) -> Result<(), StoreError> {
         let cause = match error {
-            SwitchError::CallFailed(c) if c == "NO_ANSWER" || c == "ORIGINATOR_CANCEL" => {
-                NoAnswerCause::NoAnswer
-            }
-            SwitchError::CallFailed(c) if c == "USER_BUSY" => NoAnswerCause::Busy,
+            SwitchError::CallFailed(c) => NoAnswerCause::of_hangup(c),
             _ => NoAnswerCause::Failed,
         };
         tracing::info!(%entry, %agent, error = %error, "agent did not take the offer");
-        let away_after = self.config.queue(queue).and_then(|q| q.away_after_missed);
+        let rules = MissRules::of(self.config.queue(queue), cause);
         match self
             .store
-            .offer_failed(queue, entry, agent, cause, self.clock.now(), away_after)
+            .offer_failed(queue, entry, agent, cause, self.clock.now(), rules)
             .await
         {
             Ok(_) | Err(StoreError::Rule(_)) => Ok(()),
@@ -1461,8 +1462,10 @@ impl Engine {
 
     async fn on_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
         let now = self.clock.now();
-        // Every timer but the end of a wrap-up may put an entry back in a queue.
-        if !matches!(timer, Timer::WrapUpEnd { .. }) {
+        // Every timer but the end of a wrap-up or of a hold-off may put an entry back in a
+        // queue. A hold-off's end only makes an entry offerable again, which the routing
+        // pass this ends with finds.
+        if !matches!(timer, Timer::WrapUpEnd { .. } | Timer::HoldOffEnd { .. }) {
             self.forget_next_in_line();
         }
         match timer {
@@ -1503,18 +1506,12 @@ impl Engine {
                 // The daemon that made this offer never reported back (it may have died).
                 if let Some(found) = self.store.entry(queue, entry).await? {
                     if let EntryStatus::Offered { agents, .. } = found.status {
-                        let away_after = self.config.queue(queue).and_then(|q| q.away_after_missed);
+                        let cause = NoAnswerCause::Timeout;
+                        let rules = MissRules::of(self.config.queue(queue), cause);
                         for agent in agents {
                             let _ = self
                                 .store
-                                .offer_failed(
-                                    queue,
-                                    entry,
-                                    &agent,
-                                    NoAnswerCause::Timeout,
-                                    now,
-                                    away_after,
-                                )
+                                .offer_failed(queue, entry, &agent, cause, now, rules)
                                 .await;
                         }
                     }
@@ -1527,6 +1524,8 @@ impl Engine {
             Timer::CallbackRetry { queue, entry } => {
                 self.store.callback_retry_due(queue, entry, now).await?;
             }
+            // One that comes due after its entry left the queue only costs a routing pass.
+            Timer::HoldOffEnd { .. } => {}
             Timer::WrapUpEnd { agent } => {
                 // Only from wrap_up: an agent who chose another state meanwhile keeps it.
                 match self

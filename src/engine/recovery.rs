@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::signal::{self, ParkedCaller};
 use super::{AgentLeg, Engine, EngineError};
 use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
-use crate::store::{NoAnswerCause, StoreError};
+use crate::store::{MissRules, NoAnswerCause, StoreError};
 use crate::switch::{ChannelId, ChannelRow, VarName};
 
 /// A callback being dialed: its entry, its agent and the agent's leg.
@@ -260,7 +260,8 @@ impl Engine {
                             &leg.agent,
                             NoAnswerCause::Failed,
                             now,
-                            None,
+                            // The restart, not the agent, ended the offer: no hold-off.
+                            MissRules::default(),
                         )
                         .await;
                 }

@@ -1,7 +1,7 @@
 //! A queue entry: a live caller or a callback request, holding one position (the arrival
 //! time) for its whole life, so a caller who asks for a callback keeps their place.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -120,8 +120,11 @@ pub struct Entry {
     pub caller_id: Option<VarValue>,
     pub kind: EntryKind,
     pub status: EntryStatus,
-    /// Agents this entry was offered to who did not take it: never offered it again.
-    pub tried: BTreeSet<AgentId>,
+    /// Agents this entry was offered to who did not take it (missed, busy, rejected or
+    /// declined), with when they may be offered it again: mod_callcenter's
+    /// `no-answer-delay-time` and its kin, but for this entry only, so the agent takes
+    /// others meanwhile. After that time they are as any other agent again.
+    pub held_off: BTreeMap<AgentId, Timestamp>,
 }
 
 impl Entry {
@@ -141,7 +144,7 @@ impl Entry {
             caller_id,
             kind: EntryKind::LiveCaller { channel },
             status: EntryStatus::Waiting,
-            tried: BTreeSet::new(),
+            held_off: BTreeMap::new(),
         }
     }
 
@@ -165,7 +168,12 @@ impl Entry {
         matches!(self.kind, EntryKind::LiveCaller { .. })
     }
 
-    /// Ring `agents` for this entry. Refused unless waiting, and for any agent already tried.
+    /// Whether `agent` may not be offered this entry yet at `now`.
+    pub fn holds_off(&self, agent: &AgentId, now: Timestamp) -> bool {
+        self.held_off.get(agent).is_some_and(|until| *until > now)
+    }
+
+    /// Ring `agents` for this entry. Refused unless waiting, and for any agent held off it.
     pub fn offer(&mut self, agents: &[AgentId], now: Timestamp) -> Result<(), QueueError> {
         if self.status != EntryStatus::Waiting {
             return Err(self.not("waiting"));
@@ -173,10 +181,10 @@ impl Entry {
         if agents.is_empty() {
             return Err(QueueError::NoAgent(self.id.clone()));
         }
-        if let Some(tried) = agents.iter().find(|a| self.tried.contains(*a)) {
-            return Err(QueueError::AlreadyTried {
+        if let Some(held) = agents.iter().find(|a| self.holds_off(a, now)) {
+            return Err(QueueError::HeldOff {
                 entry: self.id.clone(),
-                agent: tried.clone(),
+                agent: held.clone(),
             });
         }
         self.status = EntryStatus::Offered {
@@ -186,9 +194,14 @@ impl Entry {
         Ok(())
     }
 
-    /// `agent` did not take the offer (no answer, busy, failure). The entry waits again at
-    /// its old position once no other agent of a ring-all offer is still ringing.
-    pub fn offer_failed(&mut self, agent: &AgentId) -> Result<(), QueueError> {
+    /// `agent` did not take the offer (no answer, busy, failure) and is not offered this
+    /// entry again before `held_off_until`. The entry waits again at its old position once
+    /// no other agent of a ring-all offer is still ringing.
+    pub fn offer_failed(
+        &mut self,
+        agent: &AgentId,
+        held_off_until: Timestamp,
+    ) -> Result<(), QueueError> {
         let EntryStatus::Offered { agents, .. } = &mut self.status else {
             return Err(self.not("offered"));
         };
@@ -199,7 +212,7 @@ impl Entry {
         if agents.is_empty() {
             self.status = EntryStatus::Waiting;
         }
-        self.tried.insert(agent.clone());
+        self.held_off.insert(agent.clone(), held_off_until);
         Ok(())
     }
 
@@ -289,18 +302,22 @@ mod tests {
     }
 
     #[test]
-    fn failed_offer_puts_entry_back_and_remembers_the_agent() {
+    fn failed_offer_puts_entry_back_and_holds_the_agent_off_until_their_time() {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut e = caller(&clock);
         e.offer(&[id("alice")], clock.now()).unwrap();
         assert!(e.offer(&[id("bob")], clock.now()).is_err(), "offered twice");
-        e.offer_failed(&id("alice")).unwrap();
+        let until = clock.now().plus(Duration::from_secs(30));
+        e.offer_failed(&id("alice"), until).unwrap();
         assert_eq!(e.status, EntryStatus::Waiting);
         assert_eq!(e.position, Timestamp::from_millis(0));
         assert!(matches!(
             e.offer(&[id("alice")], clock.now()),
-            Err(QueueError::AlreadyTried { .. })
+            Err(QueueError::HeldOff { .. })
         ));
+        // Just before the end the agent is still held off; at it, they may be rung again.
+        assert!(e.holds_off(&id("alice"), Timestamp::from_millis(29_999)));
+        assert!(!e.holds_off(&id("alice"), until));
         e.offer(&[id("bob")], clock.now()).unwrap();
         assert!(e.connect(&id("alice"), clock.now()).is_err());
         assert_eq!(
@@ -310,11 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_off_ended_lets_the_agent_take_the_entry_again() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = caller(&clock);
+        e.offer(&[id("alice")], clock.now()).unwrap();
+        e.offer_failed(&id("alice"), clock.now().plus(Duration::from_secs(10)))
+            .unwrap();
+        clock.advance(Duration::from_secs(10));
+        e.offer(&[id("alice")], clock.now()).unwrap();
+        assert_eq!(e.connect(&id("alice"), clock.now()).unwrap(), vec![]);
+    }
+
+    #[test]
     fn ring_all_waits_for_every_agent_to_fail_and_releases_the_rest_on_answer() {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut e = caller(&clock);
         e.offer(&[id("a"), id("b"), id("c")], clock.now()).unwrap();
-        e.offer_failed(&id("a")).unwrap();
+        e.offer_failed(&id("a"), clock.now()).unwrap();
         assert!(matches!(e.status, EntryStatus::Offered { .. }));
         assert_eq!(e.connect(&id("c"), clock.now()).unwrap(), vec![id("b")]);
         assert!(e.close(CloseReason::Abandoned, clock.now()).is_err());

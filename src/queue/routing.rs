@@ -1,9 +1,11 @@
 //! Who gets which entry: the longest-idle free agent takes the oldest entry of the queues
-//! they serve, in their priority order; ring-all queues ring every free agent at once.
+//! they serve, in their priority order; ring-all queues ring every free agent at once. An
+//! agent held off an entry (they did not take an earlier offer of it) skips it until their
+//! delay is over.
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Agent, AgentId, Entry, EntryId, EntryStatus, QueueName, Strategy};
+use super::{Agent, AgentId, Entry, EntryId, EntryStatus, QueueName, Strategy, Timestamp};
 use crate::config::Config;
 
 /// One offer to make: ring `agents` for `entry`.
@@ -40,10 +42,10 @@ impl Router {
         self.strategies.get(queue).copied().unwrap_or_default()
     }
 
-    /// The one offer to make next, if any: entries not waiting and agents not free are
-    /// ignored, so callers may pass everything they loaded.
-    pub fn next_offer(&self, entries: &[Entry], agents: &[Agent]) -> Option<Offer> {
-        self.next_offer_but(entries, agents, &HashSet::new(), &HashSet::new())
+    /// The one offer to make next, if any, `now`: entries not waiting and agents not free
+    /// are ignored, so callers may pass everything they loaded.
+    pub fn next_offer(&self, entries: &[Entry], agents: &[Agent], now: Timestamp) -> Option<Offer> {
+        self.next_offer_but(entries, agents, &HashSet::new(), &HashSet::new(), now)
     }
 
     /// The next offer for entries and agents not already `used` by others of a plan.
@@ -53,6 +55,7 @@ impl Router {
         agents: &[Agent],
         used_entries: &HashSet<EntryId>,
         used_agents: &HashSet<AgentId>,
+        now: Timestamp,
     ) -> Option<Offer> {
         let mut free: Vec<&Agent> = agents
             .iter()
@@ -62,7 +65,7 @@ impl Router {
         let waiting = || entries.iter().filter(|e| e.status == EntryStatus::Waiting);
         for agent in &free {
             let best = waiting()
-                .filter(|e| !used_entries.contains(&e.id) && !e.tried.contains(&agent.id))
+                .filter(|e| !used_entries.contains(&e.id) && !e.holds_off(&agent.id, now))
                 .filter_map(|e| agent.priority_for(&e.queue).map(|p| (p, e)))
                 .min_by(|(pa, a), (pb, b)| (pa, a.position, &a.id).cmp(&(pb, b.position, &b.id)));
             let Some((_, entry)) = best else { continue };
@@ -71,7 +74,7 @@ impl Router {
                 Strategy::RingAll => free
                     .iter()
                     .filter(|a| a.priority_for(&entry.queue).is_some())
-                    .filter(|a| !entry.tried.contains(&a.id))
+                    .filter(|a| !entry.holds_off(&a.id, now))
                     .map(|a| a.id.clone())
                     .collect(),
             };
@@ -90,13 +93,15 @@ impl Router {
         None
     }
 
-    /// Every offer that can be made now, each entry and agent used at most once: what to
-    /// do when several agents become free together or after a restart.
-    pub fn plan(&self, entries: &[Entry], agents: &[Agent]) -> Vec<Offer> {
+    /// Every offer that can be made `now`, each entry and agent used at most once: what
+    /// to do when several agents become free together or after a restart.
+    pub fn plan(&self, entries: &[Entry], agents: &[Agent], now: Timestamp) -> Vec<Offer> {
         let mut offers = Vec::new();
         let mut used_entries = HashSet::new();
         let mut used_agents = HashSet::new();
-        while let Some(offer) = self.next_offer_but(entries, agents, &used_entries, &used_agents) {
+        while let Some(offer) =
+            self.next_offer_but(entries, agents, &used_entries, &used_agents, now)
+        {
             used_entries.insert(offer.entry.clone());
             used_agents.extend(offer.agents.iter().cloned());
             offers.push(offer);
@@ -165,12 +170,12 @@ mod tests {
             agent("idle", &[("support", 1)], 100),
         ];
         let offer = router()
-            .next_offer(&[second.clone(), first.clone()], &agents)
+            .next_offer(&[second.clone(), first.clone()], &agents, clock.now())
             .unwrap();
         assert_eq!(offer.entry, first.id);
         assert_eq!(offer.agents, vec![AgentId::new("idle").unwrap()]);
 
-        let plan = router().plan(&[first.clone(), second.clone()], &agents);
+        let plan = router().plan(&[first.clone(), second.clone()], &agents, clock.now());
         assert_eq!(plan.len(), 2);
         assert_eq!(plan[1].entry, second.id);
         assert_eq!(plan[1].agents, vec![AgentId::new("recent").unwrap()]);
@@ -183,7 +188,7 @@ mod tests {
         let support = entry("support", &clock);
         let agents = [agent("a", &[("support", 1), ("sales", 1)], 0)];
         let offer = router()
-            .next_offer(&[support, sales.clone()], &agents)
+            .next_offer(&[support, sales.clone()], &agents, clock.now())
             .unwrap();
         assert_eq!(offer.entry, sales.id);
     }
@@ -195,7 +200,7 @@ mod tests {
         let support = entry("support", &clock);
         let agents = [agent("a", &[("support", 1), ("sales", 2)], 0)];
         let offer = router()
-            .next_offer(&[sales, support.clone()], &agents)
+            .next_offer(&[sales, support.clone()], &agents, clock.now())
             .unwrap();
         assert_eq!(offer.entry, support.id);
     }
@@ -213,24 +218,27 @@ mod tests {
         let other = agent("other", &[("sales", 1)], 3);
         let free = agent("free", &[("support", 1)], 4);
         let all = [away, ringing, transfers, other, free];
-        let offer = router().next_offer(std::slice::from_ref(&e), &all).unwrap();
+        let offer = router()
+            .next_offer(std::slice::from_ref(&e), &all, clock.now())
+            .unwrap();
         assert_eq!(offer.agents, vec![AgentId::new("free").unwrap()]);
-        assert_eq!(router().next_offer(&[e], &all[..4]), None);
+        assert_eq!(router().next_offer(&[e], &all[..4], clock.now()), None);
     }
 
     #[test]
-    fn agents_already_tried_are_skipped_and_the_entry_keeps_its_place() {
+    fn agents_held_off_are_skipped_and_the_entry_keeps_its_place() {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut first = entry("support", &clock);
         let second = entry("support", &clock);
         let a = AgentId::new("a").unwrap();
         first.offer(std::slice::from_ref(&a), clock.now()).unwrap();
-        first.offer_failed(&a).unwrap();
+        let until = clock.now().plus(Duration::from_secs(30));
+        first.offer_failed(&a, until).unwrap();
         let agents = [
             agent("a", &[("support", 1)], 0),
             agent("b", &[("support", 1)], 5),
         ];
-        let plan = router().plan(&[first.clone(), second.clone()], &agents);
+        let plan = router().plan(&[first.clone(), second.clone()], &agents, clock.now());
         // `a` skips the entry it missed and takes the next; `b` gets the oldest.
         assert_eq!(plan.len(), 2);
         assert_eq!(
@@ -244,17 +252,36 @@ mod tests {
     }
 
     #[test]
+    fn a_held_off_agent_is_offered_the_entry_again_once_their_delay_is_over() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut e = entry("support", &clock);
+        let a = AgentId::new("a").unwrap();
+        e.offer(std::slice::from_ref(&a), clock.now()).unwrap();
+        let until = clock.now().plus(Duration::from_secs(30));
+        e.offer_failed(&a, until).unwrap();
+        let agents = [agent("a", &[("support", 1)], 0)];
+        let entries = std::slice::from_ref(&e);
+        let just_before = Timestamp::from_millis(until.as_millis() - 1);
+        assert_eq!(router().next_offer(entries, &agents, just_before), None);
+        let offer = router().next_offer(entries, &agents, until).unwrap();
+        assert_eq!((offer.entry, offer.agents), (e.id.clone(), vec![a]));
+    }
+
+    #[test]
     fn ring_all_rings_every_free_eligible_agent() {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut e = entry("vip", &clock);
-        e.tried.insert(AgentId::new("tried").unwrap());
+        let later = clock.now().plus(Duration::from_secs(1));
+        e.held_off.insert(AgentId::new("held").unwrap(), later);
+        // A hold-off already over holds nobody off.
+        e.held_off.insert(AgentId::new("b").unwrap(), clock.now());
         let agents = [
             agent("b", &[("vip", 1)], 20),
             agent("a", &[("vip", 2)], 10),
-            agent("tried", &[("vip", 1)], 0),
+            agent("held", &[("vip", 1)], 0),
             agent("sales-only", &[("sales", 1)], 0),
         ];
-        let offer = router().next_offer(&[e], &agents).unwrap();
+        let offer = router().next_offer(&[e], &agents, clock.now()).unwrap();
         let ids: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
         assert_eq!(ids, ["a", "b"]);
     }
@@ -265,7 +292,7 @@ mod tests {
         let mut e = entry("support", &clock);
         e.offer(&[AgentId::new("x").unwrap()], clock.now()).unwrap();
         let agents = [agent("a", &[("support", 1)], 0)];
-        assert_eq!(router().next_offer(&[e], &agents), None);
+        assert_eq!(router().next_offer(&[e], &agents, clock.now()), None);
     }
 
     mod properties {
@@ -275,8 +302,11 @@ mod tests {
 
         const QUEUES: [&str; 3] = ["support", "sales", "vip"];
 
-        /// Queue index, arrival ms, indexes of the agents tried.
-        type RawEntry = (usize, u64, Vec<usize>);
+        /// When the plans are made.
+        const NOW: Timestamp = Timestamp::from_millis(1_000);
+
+        /// Queue index, arrival ms, indexes of the agents held off with their ends (ms).
+        type RawEntry = (usize, u64, Vec<(usize, u64)>);
         /// (Queue index, priority) served, idle ms, state index, booked.
         type RawAgent = (Vec<(usize, u8)>, u64, usize, bool);
 
@@ -286,7 +316,7 @@ mod tests {
                     (
                         0..3usize,
                         0..1_000u64,
-                        prop::collection::vec(0..6usize, 0..3),
+                        prop::collection::vec((0..6usize, 0..2_000u64), 0..3),
                     ),
                     0..12,
                 ),
@@ -306,12 +336,17 @@ mod tests {
             let clock = ManualClock::new(Timestamp::from_millis(0));
             let entries = raw_entries
                 .iter()
-                .map(|(queue, at, tried)| {
+                .map(|(queue, at, held)| {
                     let mut e = entry(QUEUES[*queue], &clock);
                     e.position = Timestamp::from_millis(*at);
-                    e.tried = tried
+                    e.held_off = held
                         .iter()
-                        .map(|i| AgentId::new(&format!("a{i}")).unwrap())
+                        .map(|(i, until)| {
+                            (
+                                AgentId::new(&format!("a{i}")).unwrap(),
+                                Timestamp::from_millis(*until),
+                            )
+                        })
                         .collect();
                     e
                 })
@@ -339,7 +374,7 @@ mod tests {
             #[test]
             fn plans_respect_every_routing_rule((raw_entries, raw_agents) in scenario()) {
                 let (entries, agents) = build(&raw_entries, &raw_agents);
-                let plan = router().plan(&entries, &agents);
+                let plan = router().plan(&entries, &agents, NOW);
                 let mut used_agents = HashSet::new();
                 let mut used_entries = HashSet::new();
                 for offer in &plan {
@@ -355,7 +390,7 @@ mod tests {
                         let a = agents.iter().find(|a| &a.id == id).unwrap();
                         prop_assert!(a.is_free());
                         prop_assert!(a.priority_for(&e.queue).is_some());
-                        prop_assert!(!e.tried.contains(id));
+                        prop_assert!(!e.holds_off(id, NOW));
                     }
                 }
                 // Nothing is left that could still be offered.
@@ -372,7 +407,7 @@ mod tests {
                 for a in rest_agents.iter().filter(|a| a.is_free()) {
                     for e in &rest_entries {
                         prop_assert!(
-                            a.priority_for(&e.queue).is_none() || e.tried.contains(&a.id),
+                            a.priority_for(&e.queue).is_none() || e.holds_off(&a.id, NOW),
                             "{} left idle while {} waits", a.id, e.id
                         );
                     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
 
-use crate::config::{AgentConfig, RedisSettings};
+use crate::config::{AgentConfig, HoldOffs, QueueConfig, RedisSettings};
 use crate::queue::{
     Agent, AgentId, AgentState, CloseReason, Entry, EntryId, Offer, QueueError, QueueName,
     Timestamp,
@@ -73,9 +73,9 @@ pub enum OfferOutcome {
     AgentNotFree(AgentId),
     /// The entry was no longer waiting (offered by another daemon, closed); nothing changed.
     EntryNotWaiting,
-    /// The entry was already offered to this agent, who did not take it (the plan was made
-    /// from data older than another daemon's update); nothing changed.
-    AlreadyTried(AgentId),
+    /// This agent did not take an earlier offer of the entry and is still held off it (the
+    /// plan was made from data older than another daemon's update); nothing changed.
+    HeldOff(AgentId),
     /// An entry the plan did not know of is now ahead of this one (put back in the queue
     /// since the plan read it); nothing changed.
     EntryNotFirst,
@@ -92,6 +92,8 @@ enum BookingRefused {
 pub enum NoAnswerCause {
     NoAnswer,
     Busy,
+    /// The agent rejected the call on their phone.
+    Rejected,
     /// The agent's leg could not be set up (unregistered phone, network).
     Failed,
     /// The offer's timer ran out without any outcome reported.
@@ -103,9 +105,51 @@ impl NoAnswerCause {
         match self {
             Self::NoAnswer => "no_answer",
             Self::Busy => "busy",
+            Self::Rejected => "rejected",
             Self::Failed => "failed",
             Self::Timeout => "timeout",
         }
+    }
+
+    /// The cause of an agent leg that ended unanswered with this hangup cause.
+    pub fn of_hangup(cause: &str) -> Self {
+        match cause {
+            "NO_ANSWER" | "ORIGINATOR_CANCEL" => Self::NoAnswer,
+            "USER_BUSY" => Self::Busy,
+            // The agent pressed reject (or declined the call) on their phone.
+            "CALL_REJECTED" => Self::Rejected,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Which of a queue's delays holds the agent off the entry after a miss for this cause.
+    /// As in mod_callcenter, whatever is neither busy nor a reject counts as no answer.
+    pub fn hold_off(self, delays: &HoldOffs) -> Duration {
+        match self {
+            Self::Busy => delays.busy,
+            Self::Rejected => delays.reject,
+            Self::NoAnswer | Self::Failed | Self::Timeout => delays.no_answer,
+        }
+    }
+}
+
+/// What a missed offer costs its agent, by the queue's rules. The default costs nothing:
+/// for offers that ended through no fault of the agent's (a daemon restarting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MissRules {
+    /// The agent is not offered the entry again for this long.
+    pub hold_off: Duration,
+    /// Set the agent `away` after this many misses in a row.
+    pub away_after: Option<NonZeroU32>,
+}
+
+impl MissRules {
+    /// The rules of `queue` (none for a queue no longer configured) for a miss of `cause`.
+    pub fn of(queue: Option<&QueueConfig>, cause: NoAnswerCause) -> Self {
+        queue.map_or_else(Self::default, |q| Self {
+            hold_off: cause.hold_off(&q.hold_off),
+            away_after: q.away_after_missed,
+        })
     }
 }
 
@@ -397,8 +441,8 @@ impl Store {
             claim.arg(agent.as_str());
         }
         let claimed: String = claim.invoke_async(&mut self.conn()).await?;
-        if let Some(agent) = claimed.strip_prefix("tried:") {
-            return Ok(Some(OfferOutcome::AlreadyTried(
+        if let Some(agent) = claimed.strip_prefix("held_off:") {
+            return Ok(Some(OfferOutcome::HeldOff(
                 AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(claimed.clone()))?,
             )));
         }
@@ -472,8 +516,9 @@ impl Store {
     }
 
     /// `agent` did not take the offer of `entry` (event `agent_no_answer`): the entry waits
-    /// again at its position and will not be offered to this agent again; the agent is free,
-    /// or `away` after `away_after` misses in a row. When the entry was closed meanwhile
+    /// again at its position and is not offered to this agent again for the rules'
+    /// hold-off (a [`Timer::HoldOffEnd`] then makes routing look again); the agent is free,
+    /// or `away` after the rules' misses in a row. When the entry was closed meanwhile
     /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
     /// changes nothing: [`Store::close`] already released the agent.
     pub async fn offer_failed(
@@ -483,13 +528,14 @@ impl Store {
         agent: &AgentId,
         cause: NoAnswerCause,
         now: Timestamp,
-        away_after: Option<NonZeroU32>,
+        rules: MissRules,
     ) -> Result<OfferFailed> {
         let (timers, _) = self.keys.timers(queue);
         let timeout = Timer::OfferTimeout {
             queue: queue.clone(),
             entry: entry.clone(),
         };
+        let hold_off_end = Self::hold_off_end(queue, entry, agent);
         let reply: String = self
             .scripts
             .offer_failed
@@ -502,6 +548,8 @@ impl Store {
             .arg(now.as_millis())
             .arg(cause.as_str())
             .arg(timeout.member())
+            .arg(now.plus(rules.hold_off).as_millis())
+            .arg(hold_off_end.member())
             .invoke_async(&mut self.conn())
             .await?;
         let entry_waiting = match reply.as_str() {
@@ -515,7 +563,7 @@ impl Store {
             .key(self.keys.agent(agent))
             .key(self.keys.agent_events())
             .arg(entry.as_str())
-            .arg(away_after.map_or(0, NonZeroU32::get))
+            .arg(rules.away_after.map_or(0, NonZeroU32::get))
             .arg(now.as_millis())
             .arg(queue.as_str())
             .invoke_async(&mut self.conn())
@@ -531,6 +579,15 @@ impl Store {
             entry_waiting,
             agent_set_away,
         })
+    }
+
+    /// The timer ending `agent`'s hold-off from `entry`, which the scripts schedule.
+    fn hold_off_end(queue: &QueueName, entry: &EntryId, agent: &AgentId) -> Timer {
+        Timer::HoldOffEnd {
+            queue: queue.clone(),
+            entry: entry.clone(),
+            agent: agent.clone(),
+        }
     }
 
     /// Turn a script's refusal about an entry into the rule it broke.
@@ -852,17 +909,21 @@ impl Store {
     }
 
     /// `agent` answered the offer of a callback, heard it and declined (event `declined`):
-    /// they are never offered it again and are free; the callback waits again at its
-    /// position, or is closed (`declined_by_all`) once every agent of `eligible` declined.
+    /// they are free, and not offered it again for `hold_off`; the callback waits again at
+    /// its position, or is closed (`declined_by_all`) once every agent of `eligible`
+    /// declined it. Agents who only missed its ring have not declined.
     pub async fn callback_declined(
         &self,
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
         now: Timestamp,
+        hold_off: Duration,
         eligible: &[AgentId],
     ) -> Result<Declined> {
-        let mut args = vec![agent.as_str()];
+        let until = now.plus(hold_off).as_millis().to_string();
+        let timer = Self::hold_off_end(queue, entry, agent).member();
+        let mut args = vec![agent.as_str(), &until, &timer];
         args.extend(eligible.iter().map(AgentId::as_str));
         let reply: Vec<String> = self
             .callback_script(
@@ -1625,5 +1686,37 @@ impl Store {
                 records::event_from(&key, sid.id, fields)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_hangup_cause_holds_the_agent_off_for_its_delay() {
+        let delays = HoldOffs {
+            no_answer: Duration::from_secs(1),
+            busy: Duration::from_secs(2),
+            reject: Duration::from_secs(3),
+        };
+        for (hangup, cause, delay) in [
+            ("NO_ANSWER", NoAnswerCause::NoAnswer, 1),
+            ("ORIGINATOR_CANCEL", NoAnswerCause::NoAnswer, 1),
+            ("USER_BUSY", NoAnswerCause::Busy, 2),
+            ("CALL_REJECTED", NoAnswerCause::Rejected, 3),
+            ("USER_NOT_REGISTERED", NoAnswerCause::Failed, 1),
+        ] {
+            assert_eq!(NoAnswerCause::of_hangup(hangup), cause, "{hangup}");
+            assert_eq!(
+                cause.hold_off(&delays),
+                Duration::from_secs(delay),
+                "{hangup}"
+            );
+        }
+        assert_eq!(
+            NoAnswerCause::Timeout.hold_off(&delays),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -1,7 +1,15 @@
 //! How entries, agents, timers and events are laid out as Redis hash fields and stream
 //! entries, and read back into domain values; a record that does not parse is an error.
+//!
+//! An entry's hold-offs are `held_off = "alice:1700000030000,bob:…"` (agent, then the ms
+//! from which they may be offered it again), and the agents who declined a callback are
+//! `declined = "alice,…"`, which only the scripts read. Entries written before hold-offs
+//! existed name the agents who did not take them in `tried`, for good and without a time:
+//! that field is ignored, so those agents may be offered the entry again at once (a missed
+//! ring is no longer a reason to leave a caller waiting, and a decline among them is not
+//! known for one).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use crate::queue::{
@@ -28,11 +36,11 @@ pub(crate) fn entry_fields(entry: &Entry) -> Vec<(&'static str, String)> {
         ),
         ("status", "waiting".to_owned()),
         (
-            "tried",
+            "held_off",
             entry
-                .tried
+                .held_off
                 .iter()
-                .map(AgentId::as_str)
+                .map(|(agent, until)| format!("{agent}:{until}"))
                 .collect::<Vec<_>>()
                 .join(","),
         ),
@@ -91,6 +99,22 @@ impl Record<'_> {
 
     fn time(&self, field: &str) -> Result<Timestamp, StoreError> {
         self.parse::<u64>(field).map(Timestamp::from_millis)
+    }
+
+    /// `agent:until_ms,…`
+    fn held_off(&self, field: &str) -> Result<BTreeMap<AgentId, Timestamp>, StoreError> {
+        self.opt(field)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let bad = || self.corrupt(format!("{field} item {item:?}"));
+                let (agent, until) = item.split_once(':').ok_or_else(bad)?;
+                let agent = AgentId::new(agent).map_err(|_| bad())?;
+                let until = until.parse::<u64>().map_err(|_| bad())?;
+                Ok((agent, Timestamp::from_millis(until)))
+            })
+            .collect()
     }
 
     fn agents(&self, field: &str) -> Result<Vec<AgentId>, StoreError> {
@@ -182,7 +206,7 @@ pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<
             .map_err(|e| r.corrupt(e.to_string()))?,
         kind,
         status,
-        tried: r.agents("tried")?.into_iter().collect::<BTreeSet<_>>(),
+        held_off: r.held_off("held_off")?,
     })
 }
 
@@ -370,6 +394,13 @@ pub enum Timer {
     CallbackExpiry { queue: QueueName, entry: EntryId },
     /// A callback whose customer leg failed may wait for an agent again.
     CallbackRetry { queue: QueueName, entry: EntryId },
+    /// An agent's hold-off from an entry ends: routing looks again, so an entry whose only
+    /// agents were held off is offered without anyone polling for it.
+    HoldOffEnd {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    },
 }
 
 /// Which timer set a timer lives in: each queue's slot, or the agents'.
@@ -385,7 +416,8 @@ impl Timer {
             Self::MaxWait { queue, .. }
             | Self::OfferTimeout { queue, .. }
             | Self::CallbackExpiry { queue, .. }
-            | Self::CallbackRetry { queue, .. } => TimerScope::Queue(queue.clone()),
+            | Self::CallbackRetry { queue, .. }
+            | Self::HoldOffEnd { queue, .. } => TimerScope::Queue(queue.clone()),
             Self::WrapUpEnd { .. } => TimerScope::Agents,
         }
     }
@@ -398,6 +430,8 @@ impl Timer {
             Self::WrapUpEnd { agent } => format!("wrap_up:{agent}"),
             Self::CallbackExpiry { entry, .. } => format!("cb_expiry:{entry}"),
             Self::CallbackRetry { entry, .. } => format!("cb_retry:{entry}"),
+            // Ids never hold `:`, so the entry and the agent split apart again.
+            Self::HoldOffEnd { entry, agent, .. } => format!("hold_off:{entry}:{agent}"),
         }
     }
 
@@ -420,6 +454,14 @@ impl Timer {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
+            (TimerScope::Queue(queue), "hold_off") => {
+                let (entry, agent) = id.split_once(':')?;
+                Some(Self::HoldOffEnd {
+                    queue: queue.clone(),
+                    entry: EntryId::new(entry).ok()?,
+                    agent: AgentId::new(agent).ok()?,
+                })
+            }
             (TimerScope::Agents, "wrap_up") => Some(Self::WrapUpEnd {
                 agent: AgentId::new(id).ok()?,
             }),
@@ -443,7 +485,14 @@ mod tests {
             VarValue::new("+4930111").ok(),
             &clock,
         );
-        entry.tried.insert(AgentId::new("alice").unwrap());
+        entry.held_off.insert(
+            AgentId::new("alice").unwrap(),
+            Timestamp::from_millis(1_700_000_030_123),
+        );
+        entry.held_off.insert(
+            AgentId::new("bob").unwrap(),
+            Timestamp::from_millis(1_700_000_060_000),
+        );
         let fields: HashMap<String, String> = entry_fields(&entry)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -456,6 +505,25 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         assert_eq!(entry_from("k", &fields).unwrap(), cb);
+    }
+
+    #[test]
+    fn an_entry_written_before_hold_offs_reads_with_none() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_123));
+        let entry = Entry::live_caller(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            ChannelId::random(),
+            None,
+            &clock,
+        );
+        let mut fields: HashMap<String, String> = entry_fields(&entry)
+            .into_iter()
+            .filter(|(k, _)| *k != "held_off")
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        fields.insert("tried".into(), "alice,bob".into());
+        assert_eq!(entry_from("k", &fields).unwrap(), entry);
     }
 
     #[test]
@@ -487,6 +555,11 @@ mod tests {
             Timer::CallbackRetry {
                 queue: q.clone(),
                 entry: EntryId::new("e1").unwrap(),
+            },
+            Timer::HoldOffEnd {
+                queue: q.clone(),
+                entry: EntryId::new("e1").unwrap(),
+                agent: AgentId::new("alice").unwrap(),
             },
         ] {
             assert_eq!(

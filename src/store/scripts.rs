@@ -3,7 +3,8 @@
 
 use redis::Script;
 
-/// Lua helpers prepended to scripts that parse comma-separated agent lists.
+/// Lua helpers prepended to scripts that parse comma-separated agent lists, among them an
+/// entry's hold-offs (`held_off`: `agent:until_ms,…`, see `records`).
 const SPLIT: &str = r#"
 local function split(s)
   local out = {}
@@ -11,6 +12,25 @@ local function split(s)
   return out
 end
 local function ms(n) return string.format('%d', n) end
+-- Whether `agent` may not be offered the entry with these hold-offs yet at `now`.
+local function held_off(list, agent, now)
+  for _, item in ipairs(split(list)) do
+    local a, t = string.match(item, '^([^:]+):(%d+)$')
+    if a == agent and tonumber(t) > now then return true end
+  end
+  return false
+end
+-- Holds `agent` off the entry at `key` until `until_ms` (replacing an earlier hold-off of
+-- theirs) and, unless that time has come already, schedules `timer` in `timers` for it,
+-- so routing looks again then.
+local function hold_off(key, timers, list, agent, now, until_ms, timer)
+  local out = {agent .. ':' .. until_ms}
+  for _, item in ipairs(split(list)) do
+    if string.match(item, '^[^:]+') ~= agent then out[#out + 1] = item end
+  end
+  redis.call('HSET', key, 'held_off', table.concat(out, ','))
+  if tonumber(until_ms) > tonumber(now) then redis.call('ZADD', timers, until_ms, timer) end
+end
 "#;
 
 /// KEYS: entry, waiting, open, timers, events.
@@ -74,12 +94,13 @@ end
 return 'ok'
 "#;
 
-/// Takes a waiting entry out of the waiting set for its agents. The plan that chose it saw
-/// some entries ahead of it (`known`, comma-separated): any other entry ahead of it now (put
-/// back meanwhile, by another daemon) goes first, so the claim is refused.
+/// Takes a waiting entry out of the waiting set for its agents, unless one of them is still
+/// held off it. The plan that chose it saw some entries ahead of it (`known`,
+/// comma-separated): any other entry ahead of it now (put back meanwhile, by another
+/// daemon) goes first, so the claim is refused.
 /// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, its due, known, agents…
 const CLAIM_ENTRY: &str = r#"
-local e = redis.call('HMGET', KEYS[1], 'status', 'tried', 'queue', 'line', 'position',
+local e = redis.call('HMGET', KEYS[1], 'status', 'held_off', 'queue', 'line', 'position',
   'number')
 if e[1] ~= 'waiting' then return 'not_waiting' end
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
@@ -92,11 +113,10 @@ if rank > 0 then
     if not known[id] then return 'not_first' end
   end
 end
-local tried = {}
-for _, a in ipairs(split(e[2])) do tried[a] = true end
+local now = tonumber(ARGV[2])
 local agents = {}
 for i = 6, #ARGV do
-  if tried[ARGV[i]] then return 'tried:' .. ARGV[i] end
+  if held_off(e[2], ARGV[i], now) then return 'held_off:' .. ARGV[i] end
   agents[#agents + 1] = ARGV[i]
 end
 local list = table.concat(agents, ',')
@@ -116,7 +136,8 @@ return 'ok'
 "#;
 
 /// Undoes a claim whose agents could not be booked (the claim and the booking are made
-/// together, in different slots): the entry waits again at its old score, untried.
+/// together, in different slots): the entry waits again at its old score, holding nobody
+/// off.
 /// KEYS: entry, waiting, timers, events. ARGV: id, now, offer timer, agents (comma-separated).
 const WITHDRAW_OFFER: &str = r#"
 local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'queue', 'line', 'position')
@@ -130,10 +151,12 @@ return 'ok'
 "#;
 
 /// An agent did not take the offer: the entry waits again at its old score once no other
-/// agent is ringing for it, and never goes back to this agent.
-/// KEYS: entry, waiting, timers, events. ARGV: id, agent, now, cause, offer timer.
+/// agent is ringing for it, and is not offered to this agent again before their hold-off
+/// ends. A missed ring is not a decline: it never counts toward `declined_by_all`.
+/// KEYS: entry, waiting, timers, events.
+/// ARGV: id, agent, now, cause, offer timer, held off until, hold-off timer.
 const OFFER_FAILED: &str = r#"
-local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'tried', 'queue', 'line',
+local e = redis.call('HMGET', KEYS[1], 'status', 'offered_to', 'held_off', 'queue', 'line',
   'position', 'offered_at')
 if e[1] ~= 'offered' then return 'not_offered' end
 local rest, found = {}, false
@@ -141,9 +164,8 @@ for _, a in ipairs(split(e[2])) do
   if a == ARGV[2] then found = true else rest[#rest + 1] = a end
 end
 if not found then return 'not_offered_to' end
-local tried = e[3] or ''
-if tried == '' then tried = ARGV[2] else tried = tried .. ',' .. ARGV[2] end
-redis.call('HSET', KEYS[1], 'offered_to', table.concat(rest, ','), 'tried', tried)
+redis.call('HSET', KEYS[1], 'offered_to', table.concat(rest, ','))
+hold_off(KEYS[1], KEYS[3], e[3], ARGV[2], ARGV[3], ARGV[6], ARGV[7])
 if #rest == 0 then
   redis.call('HSET', KEYS[1], 'status', 'waiting')
   redis.call('ZADD', KEYS[2], e[6], ARGV[1])
@@ -151,7 +173,7 @@ if #rest == 0 then
 end
 redis.call('XADD', KEYS[4], '*', 'event', 'agent_no_answer', 'entry', ARGV[1],
   'queue', e[4], 'line', e[5], 'agent', ARGV[2], 'cause', ARGV[4], 'at', ARGV[3],
-  'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[7])))
+  'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[7])), 'held_off_until', ARGV[6])
 if #rest == 0 then return 'waiting' end
 return 'ringing'
 "#;
@@ -277,9 +299,9 @@ return out
 /// ARGV: id, now, retention (s), then each script's own.
 const CALLBACK: &str = r#"
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
-local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'tried',
-  'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts', 'connected_at',
-  'connected_agent'}
+local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
+  'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
+  'connected_at', 'connected_agent'}
 local e = {}
 local raw = redis.call('HMGET', KEYS[1], unpack(f))
 for i, name in ipairs(f) do e[name] = raw[i] or '' end
@@ -351,9 +373,10 @@ event('requested', 'expires_at', ARGV[5])
 return {'ok'}
 "#;
 
-/// The agent heard the callback and declined it: they are never offered it again, and it
-/// waits again at its position unless every eligible agent has now declined.
-/// ARGV (after the common ones): agent, eligible agents…
+/// The agent heard the callback and declined it: they are recorded in `declined` and held
+/// off it, and it waits again at its position unless every eligible agent has now declined
+/// (agents who only missed a ring have not).
+/// ARGV (after the common ones): agent, held off until, hold-off timer, eligible agents…
 /// Returns {'waiting'|'ringing'|'declined_by_all', agents still ringing…}.
 const CALLBACK_DECLINE: &str = r#"
 if e.status == '' then return {'unknown'} end
@@ -365,22 +388,23 @@ for _, a in ipairs(split(e.offered_to)) do
   if a == agent then found = true else rest[#rest + 1] = a end
 end
 if not found then return {'not_offered_to'} end
-local tried = {}
-for _, a in ipairs(split(e.tried)) do tried[a] = true end
-if not tried[agent] then
-  if e.tried == '' then e.tried = agent else e.tried = e.tried .. ',' .. agent end
-  tried[agent] = true
+local declined = {}
+for _, a in ipairs(split(e.declined)) do declined[a] = true end
+if not declined[agent] then
+  if e.declined == '' then e.declined = agent else e.declined = e.declined .. ',' .. agent end
+  declined[agent] = true
 end
 e.offered_to = table.concat(rest, ',')
-redis.call('HSET', KEYS[1], 'offered_to', e.offered_to, 'tried', e.tried)
+redis.call('HSET', KEYS[1], 'offered_to', e.offered_to, 'declined', e.declined)
 event('declined', 'agent', agent)
-local all = #ARGV >= 5
-for i = 5, #ARGV do if not tried[ARGV[i]] then all = false end end
+local all = #ARGV >= 7
+for i = 7, #ARGV do if not declined[ARGV[i]] then all = false end end
 if all then
   local out = close('declined_by_all', 'agent', agent)
   out[1] = 'declined_by_all'
   return out
 end
+hold_off(KEYS[1], KEYS[4], e.held_off, agent, now, ARGV[5], ARGV[6])
 if #rest == 0 then
   redis.call('HSET', KEYS[1], 'status', 'waiting')
   redis.call('ZADD', KEYS[2], e.position, id)
