@@ -27,6 +27,9 @@ pub enum Prompt {
     /// "After the tone, say your name."
     RecordName,
     ReturningToQueue,
+    /// To a caller whose number has a callback pending: "press 1 to keep it and hang up,
+    /// 2 to cancel it and wait on the line."
+    CallbackPending,
 }
 
 /// What the engine should do next.

@@ -1,16 +1,19 @@
 //! What a waiting caller hears and does: greetings, the callback offer, hold music with
-//! announcements, and the callback menu when they press 2.
+//! announcements, and the callback menu when they press 2; first, when their number has a
+//! callback pending, whether to keep it (see `repeat`).
 //!
 //! One task per caller keeps the media going; the engine steers it through a watch channel
 //! and `uuid_break`, so the engine's own loop never waits on a playback. The digit 2 is a
 //! `playback_terminators` digit on callback lines: FreeSWITCH ends the playback itself and
 //! reports it in `playback_terminator_used`, so a 2 pressed during any prompt is never lost.
 
+mod repeat;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::callback::{CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, Step};
@@ -101,6 +104,8 @@ pub struct CallerTask {
     pub callback: Option<CallbackPlan>,
     /// Play the greetings (a caller found again after a restart does not hear them twice).
     pub greet: bool,
+    /// What the task tells the engine loop (agents to stop ringing for an entry it closed).
+    pub reports: mpsc::UnboundedSender<super::Report>,
 }
 
 /// Start the media for a caller, as one of the engine's `tasks`.
@@ -115,6 +120,7 @@ pub fn start(tasks: &mut JoinSet<()>, task: CallerTask) -> CallerMedia {
             mode: rx,
             keys: seen,
             consumed: AtomicU32::new(0),
+            rounds: AtomicU32::new(0),
         };
         if let Err(e) = media.run(greet).await {
             tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
@@ -129,6 +135,8 @@ struct Media {
     keys: Arc<AtomicU32>,
     /// Callback keys already acted on (ended a playback, or pressed inside the menu).
     consumed: AtomicU32,
+    /// Digit collections so far: each reads a variable of its own.
+    rounds: AtomicU32,
 }
 
 /// How a stretch of media ended.
@@ -139,7 +147,8 @@ enum Heard {
     CallbackKey,
 }
 
-/// How the callback menu ended.
+/// How the callback menu (or a repeat caller's question) ended.
+#[derive(PartialEq, Eq)]
 enum MenuEnd {
     BackToQueue,
     /// The call is over (callback requested or already pending).
@@ -190,6 +199,10 @@ impl Media {
                 .switch
                 .set_var(self.channel(), &name, &digit)
                 .await?;
+        }
+        // Only a caller fresh on the line is asked about a pending callback.
+        if greet && self.repeat_caller().await? == MenuEnd::HungUp {
+            return Ok(());
         }
         if greet {
             let (estimate, offer) = self
@@ -268,9 +281,14 @@ impl Media {
     /// inside it were the menu's, so none of them reopens it.
     async fn menu(&self) -> Result<MenuEnd, SwitchError> {
         let end = self.run_menu().await;
+        self.menu_keys_spent();
+        end
+    }
+
+    /// The callback keys pressed so far were a menu's answers: none of them reopens it.
+    fn menu_keys_spent(&self) {
         self.consumed
             .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
-        end
     }
 
     async fn run_menu(&self) -> Result<MenuEnd, SwitchError> {
@@ -282,7 +300,6 @@ impl Media {
             callback.rules.clone(),
             callback.own_number.clone(),
         );
-        let mut round = 0u32;
         loop {
             if self.leaving() {
                 return Ok(MenuEnd::HungUp);
@@ -295,9 +312,8 @@ impl Media {
                     terminators,
                     timeout,
                 } => {
-                    round += 1;
                     let input = self
-                        .collect(callback, &prompts, min, max, terminators, timeout, round)
+                        .collect(callback, &prompts, min, max, terminators, timeout)
                         .await?;
                     menu.input(input)
                 }
@@ -315,7 +331,6 @@ impl Media {
 
     /// Play `prompts` and collect digits with `play_and_get_digits`, which reports only
     /// through channel variables: a fresh variable per round, so a stale one is never read.
-    #[allow(clippy::too_many_arguments)]
     async fn collect(
         &self,
         callback: &CallbackPlan,
@@ -324,8 +339,8 @@ impl Media {
         max: u8,
         terminators: &'static str,
         timeout: Duration,
-        round: u32,
     ) -> Result<Input, SwitchError> {
+        let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
         let files: Vec<MediaSource> = prompts
             .iter()
             .flat_map(|p| callback.prompts.files(p))

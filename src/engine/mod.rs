@@ -104,6 +104,13 @@ enum Report {
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
+    /// A caller's task took an entry out of the queue (a repeat caller kept or canceled
+    /// their pending callback): stop the agents still ringing for it, and look for offers
+    /// afresh, since the caller's own entry may have moved ahead.
+    EntryLeft {
+        entry: EntryId,
+        ringing: Vec<AgentId>,
+    },
     /// A routing round trip that ran off the loop is done: track the legs it placed, and
     /// look again for the offers it could not make.
     Booked(Booked),
@@ -501,6 +508,7 @@ impl Engine {
                 plan,
                 callback,
                 greet,
+                reports: self.reports_tx.clone(),
             },
         );
         for (_, digit, _) in self.early_keys.iter().filter(|(c, _, _)| c == channel) {
@@ -1120,6 +1128,12 @@ impl Engine {
                 agent,
             ),
             Report::StoreChanged => {
+                self.forget_next_in_line();
+                self.dirty = true;
+                return;
+            }
+            Report::EntryLeft { entry, ringing } => {
+                self.stop_ringing(&entry, &ringing);
                 self.forget_next_in_line();
                 self.dirty = true;
                 return;
