@@ -359,6 +359,8 @@ impl Media {
             digit_timeout: Duration::from_secs(3),
         });
         let done = self.task.switch.execute(self.channel(), &app).await?;
+        // A 2 keyed here was an answer: it must not cut the next prompt short.
+        self.menu_keys_spent();
         let success = done.variable("read_result").as_deref() == Some("success");
         Ok(match done.variable(variable.as_str()) {
             Some(digits) if success && !digits.is_empty() => Input::Digits(digits.into_owned()),
