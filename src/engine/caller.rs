@@ -281,14 +281,9 @@ impl Media {
     /// inside it were the menu's, so none of them reopens it.
     async fn menu(&self) -> Result<MenuEnd, SwitchError> {
         let end = self.run_menu().await;
-        self.menu_keys_spent();
-        end
-    }
-
-    /// The callback keys pressed so far were a menu's answers: none of them reopens it.
-    fn menu_keys_spent(&self) {
         self.consumed
             .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
+        end
     }
 
     async fn run_menu(&self) -> Result<MenuEnd, SwitchError> {
@@ -359,11 +354,17 @@ impl Media {
             digit_timeout: Duration::from_secs(3),
         });
         let done = self.task.switch.execute(self.channel(), &app).await?;
-        // A 2 keyed here was an answer: it must not cut the next prompt short.
-        self.menu_keys_spent();
         let success = done.variable("read_result").as_deref() == Some("success");
         Ok(match done.variable(variable.as_str()) {
-            Some(digits) if success && !digits.is_empty() => Input::Digits(digits.into_owned()),
+            Some(digits) if success && !digits.is_empty() => {
+                // The engine counts every 2 keyed, often only after this completion reaches
+                // us: counting these as acted on now keeps them from cutting the next
+                // prompt short, whenever the engine sees them.
+                let answers = digits.matches(CALLBACK_KEY).count();
+                self.consumed
+                    .fetch_add(u32::try_from(answers).unwrap_or(u32::MAX), Ordering::SeqCst);
+                Input::Digits(digits.into_owned())
+            }
             _ => Input::NoInput,
         })
     }

@@ -44,9 +44,7 @@ impl Media {
         if matches!(pending.status, EntryStatus::Dialing { .. }) {
             return self.keep(callback, number, KeptBy::BeingDialed).await;
         }
-        let choice = self.ask(callback).await;
-        self.menu_keys_spent();
-        match choice? {
+        match self.ask(callback).await? {
             None => Ok(MenuEnd::HungUp),
             Some(RepeatChoice::Keep) => self.keep(callback, number, KeptBy::Choice).await,
             Some(RepeatChoice::NoChoice) => self.keep(callback, number, KeptBy::NoChoice).await,
