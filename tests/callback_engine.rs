@@ -771,3 +771,56 @@ async fn a_caller_calling_again_presses_2_cancels_the_callback_and_is_connected_
         .any(|r| r.channel_name.contains("carrier/")));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_callback_that_rings_an_agent_stops_that_phone() {
+    // alice rings for 20 s before answering, within a 30 s ring time.
+    let text =
+        config_with("", &callback_line("")).replace("ring_time_secs = 5", "ring_time_secs = 30");
+    let rig = Rig::start_custom(
+        &text,
+        &[(
+            "user/1001",
+            Party::answers_after(secs(20.0)).hang_up_after(secs(30.0)),
+        )],
+        sim_timing,
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    let callback = field(&requested[0], "entry").to_owned();
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::Offered, 1).await;
+    rig.call(Caller::number("+4930555001").press(secs(3.0), "2"));
+    let canceled = rig.wait_for(EventKind::CallbackCanceledByCaller, 1).await;
+    assert_eq!(field(&canceled[0], "entry"), callback);
+    let again = field(&canceled[0], "live_entry").to_owned();
+    // alice's phone stopped ringing for the callback, then rang for the caller on the line.
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(field(&connected[0], "entry"), again);
+    let offered: Vec<String> = rig
+        .events_of(EventKind::Offered)
+        .await
+        .iter()
+        .map(|e| field(e, "entry").to_owned())
+        .collect();
+    assert_eq!(offered, [callback, again]);
+    let legs: Vec<_> = rig
+        .sim
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.channel_name.starts_with("sofia/internal/1001@"))
+        .collect();
+    assert_eq!(legs.len(), 2, "{legs:?}");
+    assert!(
+        !legs[0].saw("CHANNEL_ANSWER") && legs[0].hangup_cause.is_some(),
+        "{:?}",
+        legs[0]
+    );
+    assert!(rig.events_of(EventKind::Accepted).await.is_empty());
+    daemon.stop().await;
+}
