@@ -824,3 +824,88 @@ async fn canceling_a_callback_that_rings_an_agent_stops_that_phone() {
     assert!(rig.events_of(EventKind::Accepted).await.is_empty());
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_who_presses_nothing_keeps_the_callback() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    rig.call(Caller::number("+4930555001").press(secs(5.0), "7"));
+    let kept = rig.wait_for(EventKind::CallbackKept, 1).await;
+    assert_eq!(field(&kept[0], "choice"), "no_choice");
+    assert_eq!(field(&kept[0], "existing"), field(&requested[0], "entry"));
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let second = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == field(&kept[0], "entry"))
+        .unwrap();
+    // Asked three times, told once that 7 is no choice, then confirmed and hung up on.
+    let asked = second
+        .media
+        .iter()
+        .filter(|m| m.contains("callback-pending.wav"))
+        .count();
+    assert_eq!(asked, 3, "{:?}", second.media);
+    assert!(
+        second
+            .media
+            .iter()
+            .any(|m| m.contains("invalid-choice.wav")),
+        "{:?}",
+        second.media
+    );
+    assert!(second.media.last().unwrap().ends_with("confirmation.wav"));
+    assert!(second.hangup_cause.is_some());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_while_being_called_back_is_told_to_hang_up() {
+    // The customer's phone rings long: they are calling in meanwhile.
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1")),
+            (
+                "sofia/gateway/carrier/+4930555001",
+                Party::answers_after(secs(20.0)).hang_up_after(secs(20.0)),
+            ),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::DialingCustomer, 1).await;
+    // Callbacks are offered (and so a repeat caller asked) only while an agent is
+    // available or away: alice is on the call now.
+    rig.set_agent("bob", AgentState::Away).await;
+    rig.call(Caller::number("+4930555001").press(secs(5.0), "2"));
+    let kept = rig.wait_for(EventKind::CallbackKept, 1).await;
+    assert_eq!(field(&kept[0], "choice"), "being_dialed");
+    assert_eq!(field(&kept[0], "existing"), field(&requested[0], "entry"));
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let second = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == field(&kept[0], "entry"))
+        .unwrap();
+    assert_eq!(
+        second.media,
+        ["/sounds/en/callbackd/callback-in-progress.wav"],
+        "not asked, only told"
+    );
+    assert!(second.hangup_cause.is_some());
+    // The callback goes on and connects.
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    assert!(rig
+        .events_of(EventKind::CallbackCanceledByCaller)
+        .await
+        .is_empty());
+    daemon.stop().await;
+}
