@@ -1,5 +1,6 @@
-//! Callbacks end to end: the caller's menu and the agent's side against the simulator and
-//! a real Redis, one test per branch of the journey.
+//! Callbacks end to end: the caller's menu, a caller calling again while their callback is
+//! pending, and the agent's side against the simulator and a real Redis, one test per
+//! branch of the journey.
 //!
 //! Prompts last 0.2 simulated seconds each (the simulator cannot measure files), the offer
 //! greeting 10 s so a key pressed "during the greeting" truly is, whatever the machine's load.
@@ -279,7 +280,15 @@ async fn a_second_request_for_the_same_number_is_not_queued_twice() {
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(own_number_caller("+4930555001"));
-    rig.call(own_number_caller("+4930555001").at(secs(25.0)));
+    // From another phone, keying the number that has a callback pending.
+    rig.call(
+        Caller::number("+4930555009")
+            .at(secs(25.0))
+            .press(secs(5.0), "2")
+            .press(secs(8.0), "2")
+            .press(secs(11.0), "004930555001#")
+            .press(secs(16.0), "1"),
+    );
     rig.wait_for(EventKind::DuplicateIgnored, 1).await;
     assert_eq!(rig.events_of(EventKind::Requested).await.len(), 1);
     tokio::time::sleep(sim_secs(3.0)).await;
@@ -692,5 +701,298 @@ async fn a_line_with_its_own_sounds_speaks_from_them() {
         "{:?}",
         record.media
     );
+    daemon.stop().await;
+}
+
+/// The records of the calls made from `number`, in the order they came in.
+async fn calls_from(rig: &Rig, number: &str) -> Vec<callbackd::sim::CallRecord> {
+    let prefix = format!("sofia/internal/{number}@");
+    rig.sim
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.channel_name.starts_with(&prefix))
+        .collect()
+}
+
+/// A caller requests a callback and hangs up, then calls again from the same number and
+/// presses `key` when asked about it. Returns the callback's entry id and the second call's.
+async fn call_again_pressing(rig: &Rig, key: &str) -> (String, String) {
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    let callback = field(&requested[0], "entry").to_owned();
+    rig.call(Caller::number("+4930555001").press(secs(5.0), key));
+    for _ in 0..200 {
+        if let Some(again) = calls_from(rig, "+4930555001")
+            .await
+            .into_iter()
+            .find(|r| r.uuid != callback)
+        {
+            return (callback, again.uuid);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the second call never came");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_presses_1_and_keeps_their_one_callback() {
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    let (callback, again) = call_again_pressing(&rig, "1").await;
+    let kept = rig.wait_for(EventKind::CallbackKept, 1).await;
+    assert_eq!(field(&kept[0], "entry"), again);
+    assert_eq!(field(&kept[0], "existing"), callback);
+    assert_eq!(field(&kept[0], "choice"), "keep");
+    // Asked before any greeting, confirmed, and hung up on.
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let second = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == again)
+        .unwrap();
+    assert!(
+        second.media[0].ends_with("callback-pending.wav"),
+        "{:?}",
+        second.media
+    );
+    assert!(
+        second.media.iter().any(|m| m.ends_with("confirmation.wav")),
+        "{:?}",
+        second.media
+    );
+    assert!(!second.played(OFFER), "{:?}", second.media);
+    assert!(second.hangup_cause.is_some());
+    // The one callback is dialed once; the second call was no abandoned caller.
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    tokio::time::sleep(sim_secs(3.0)).await;
+    let events = rig.events().await;
+    assert_eq!(
+        rig.events_of(EventKind::DialingCustomer).await.len(),
+        1,
+        "{:?}",
+        kinds(&events)
+    );
+    let offered: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Offered)
+        .map(|e| field(e, "entry"))
+        .collect();
+    assert_eq!(offered, [callback.as_str()]);
+    assert!(rig.events_of(EventKind::Abandoned).await.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_presses_2_cancels_the_callback_and_is_connected_live() {
+    let rig = start(
+        "",
+        &[(
+            "user/1001",
+            Party::answers_after(secs(1.0)).hang_up_after(secs(30.0)),
+        )],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    let (callback, again) = call_again_pressing(&rig, "2").await;
+    let canceled = rig.wait_for(EventKind::CallbackCanceledByCaller, 1).await;
+    assert_eq!(field(&canceled[0], "entry"), callback);
+    assert_eq!(field(&canceled[0], "live_entry"), again);
+    // The caller waits in the callback's place: counted from the first call's arrival.
+    let queue = callbackd::queue::QueueName::new("support").unwrap();
+    let first = callbackd::queue::EntryId::new(&callback).unwrap();
+    let second = callbackd::queue::EntryId::new(&again).unwrap();
+    let place = rig
+        .store
+        .entry(&queue, &first)
+        .await
+        .unwrap()
+        .unwrap()
+        .position;
+    let entry = rig.store.entry(&queue, &second).await.unwrap().unwrap();
+    assert_eq!(entry.position, place);
+    assert_eq!(entry.status, callbackd::queue::EntryStatus::Waiting);
+    rig.set_agent("alice", AgentState::Available).await;
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(field(&connected[0], "entry"), again);
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let record = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == again)
+        .unwrap();
+    assert!(
+        record
+            .media
+            .iter()
+            .any(|m| m.ends_with("callback-canceled.wav")),
+        "{:?}",
+        record.media
+    );
+    assert!(!record.bridges.is_empty(), "bridged to alice: {record:?}");
+    // Nobody is called back.
+    let events = rig.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Accepted | EventKind::DialingCustomer)),
+        "{:?}",
+        kinds(&events)
+    );
+    assert!(!rig
+        .sim
+        .records()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.channel_name.contains("carrier/")));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_callback_that_rings_an_agent_stops_that_phone() {
+    // alice rings for 20 s before answering, within a 30 s ring time.
+    let text =
+        config_with("", &callback_line("")).replace("ring_time_secs = 5", "ring_time_secs = 30");
+    let rig = Rig::start_custom(
+        &text,
+        &[(
+            "user/1001",
+            Party::answers_after(secs(20.0)).hang_up_after(secs(30.0)),
+        )],
+        sim_timing,
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    let callback = field(&requested[0], "entry").to_owned();
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::Offered, 1).await;
+    rig.call(Caller::number("+4930555001").press(secs(3.0), "2"));
+    let canceled = rig.wait_for(EventKind::CallbackCanceledByCaller, 1).await;
+    assert_eq!(field(&canceled[0], "entry"), callback);
+    let again = field(&canceled[0], "live_entry").to_owned();
+    // alice's phone stopped ringing for the callback, then rang for the caller on the line.
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_eq!(field(&connected[0], "entry"), again);
+    let offered: Vec<String> = rig
+        .events_of(EventKind::Offered)
+        .await
+        .iter()
+        .map(|e| field(e, "entry").to_owned())
+        .collect();
+    assert_eq!(offered, [callback, again]);
+    let legs: Vec<_> = rig
+        .sim
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.channel_name.starts_with("sofia/internal/1001@"))
+        .collect();
+    assert_eq!(legs.len(), 2, "{legs:?}");
+    assert!(
+        !legs[0].saw("CHANNEL_ANSWER") && legs[0].hangup_cause.is_some(),
+        "{:?}",
+        legs[0]
+    );
+    assert!(rig.events_of(EventKind::Accepted).await.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_who_presses_nothing_keeps_the_callback() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    rig.call(Caller::number("+4930555001").press(secs(5.0), "7"));
+    let kept = rig.wait_for(EventKind::CallbackKept, 1).await;
+    assert_eq!(field(&kept[0], "choice"), "no_choice");
+    assert_eq!(field(&kept[0], "existing"), field(&requested[0], "entry"));
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let second = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == field(&kept[0], "entry"))
+        .unwrap();
+    // Asked three times, told once that 7 is no choice, then confirmed and hung up on.
+    let asked = second
+        .media
+        .iter()
+        .filter(|m| m.contains("callback-pending.wav"))
+        .count();
+    assert_eq!(asked, 3, "{:?}", second.media);
+    assert!(
+        second
+            .media
+            .iter()
+            .any(|m| m.contains("invalid-choice.wav")),
+        "{:?}",
+        second.media
+    );
+    assert!(second.media.last().unwrap().ends_with("confirmation.wav"));
+    assert!(second.hangup_cause.is_some());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_calling_again_while_being_called_back_is_told_to_hang_up() {
+    // The customer's phone rings long: they are calling in meanwhile.
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent_pressing("1")),
+            (
+                "sofia/gateway/carrier/+4930555001",
+                Party::answers_after(secs(20.0)).hang_up_after(secs(20.0)),
+            ),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::DialingCustomer, 1).await;
+    // alice, the only agent logged in, is on the call: the repeat caller is asked all the
+    // same.
+    rig.call(Caller::number("+4930555001").press(secs(5.0), "2"));
+    let kept = rig.wait_for(EventKind::CallbackKept, 1).await;
+    assert_eq!(field(&kept[0], "choice"), "being_dialed");
+    assert_eq!(field(&kept[0], "existing"), field(&requested[0], "entry"));
+    tokio::time::sleep(sim_secs(2.0)).await;
+    let second = calls_from(&rig, "+4930555001")
+        .await
+        .into_iter()
+        .find(|r| r.uuid == field(&kept[0], "entry"))
+        .unwrap();
+    assert_eq!(
+        second.media,
+        ["/sounds/en/callbackd/callback-in-progress.wav"],
+        "not asked, only told"
+    );
+    assert!(second.hangup_cause.is_some());
+    // The callback goes on and connects.
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    assert!(rig
+        .events_of(EventKind::CallbackCanceledByCaller)
+        .await
+        .is_empty());
     daemon.stop().await;
 }

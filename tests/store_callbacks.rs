@@ -1,7 +1,7 @@
 //! Callbacks in the Redis store against a real `redis-server`: a caller becomes a
 //! callback in their place, one number is queued once, agents decline or accept, the
-//! customer leg answers or fails and is retried, requests expire, and every step is
-//! recorded with its timings.
+//! customer leg answers or fails and is retried, requests expire, a caller calling again
+//! keeps or cancels their pending callback, and every step is recorded with its timings.
 
 mod common;
 
@@ -14,8 +14,8 @@ use callbackd::queue::{
     EntryStatus, LineName, ManualClock, Offer, QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
-    CallbackRequested, CallbackStats, Declined, EventKind, MissRules, NoAnswerCause, OfferOutcome,
-    StateSource, Store, StoreError, StoredEvent, Timer, TimerScope,
+    CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind, KeptBy, MissRules,
+    NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent, Timer, TimerScope,
 };
 use callbackd::switch::{ChannelId, PhoneNumber};
 use common::RedisServer;
@@ -1064,4 +1064,233 @@ async fn an_agent_hearing_a_callback_keeps_it_and_their_booking_until_they_decid
     ));
     s.clock.advance(Duration::from_secs(30));
     assert!(due_timers(&s).await.contains(&timeout));
+}
+
+async fn pending(s: &Setup, n: &str) -> Option<EntryId> {
+    s.store
+        .pending_callback(&support(), &number(n))
+        .await
+        .unwrap()
+        .map(|e| e.id)
+}
+
+async fn keep(s: &Setup, live: &EntryId, n: &str, how: KeptBy) -> Result<Vec<AgentId>, StoreError> {
+    s.store
+        .callback_kept(&support(), live, &number(n), how, s.clock.now())
+        .await
+}
+
+async fn cancel(s: &Setup, cb: &EntryId, live: &EntryId) -> Result<CallerCancel, StoreError> {
+    s.store
+        .callback_canceled_by_caller(&support(), cb, live, s.clock.now())
+        .await
+}
+
+#[tokio::test]
+async fn a_repeat_caller_who_keeps_the_callback_leaves_the_queue_and_it_keeps_its_place() {
+    let s = setup(&["alice"]).await;
+    let cb = caller(&s).await;
+    request(&s, &cb.id, "+4930222").await;
+    let again = caller(&s).await;
+    assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
+    assert_eq!(pending(&s, "+4930333").await, None);
+    // Their new call was already ringing an agent: that agent is released.
+    offer(&s, &again.id, "alice").await;
+    assert_eq!(
+        keep(&s, &again.id, "+4930222", KeptBy::Choice)
+            .await
+            .unwrap(),
+        vec![id("alice")]
+    );
+    assert_eq!(
+        agent_state(&s, "alice").await,
+        (AgentState::Available, None)
+    );
+    assert_eq!(waiting_ids(&s).await, vec![cb.id.clone()]);
+    assert!(matches!(
+        entry(&s, &again.id).await.status,
+        EntryStatus::Closed {
+            reason: CloseReason::CallbackKept,
+            ..
+        }
+    ));
+    let kept = events_of(&s, &again.id).await;
+    assert_eq!(
+        kinds(&kept),
+        vec![
+            EventKind::Entered,
+            EventKind::Offered,
+            EventKind::CallbackKept
+        ]
+    );
+    assert_eq!(kept[2].field("existing"), Some(cb.id.as_str()));
+    assert_eq!(kept[2].field("choice"), Some("keep"));
+    assert_eq!(kept[2].field("number"), Some("+4930222"));
+    // The callback is untouched, the kept call not counted abandoned nor a callback.
+    assert_eq!(entry(&s, &cb.id).await.status, EntryStatus::Waiting);
+    assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
+    assert!(!kinds(&events(&s).await).contains(&EventKind::Abandoned));
+    assert_eq!(
+        s.store.callback_stats(&support()).await.unwrap(),
+        CallbackStats {
+            in_queue: 1,
+            total: 1,
+            average_wait: None
+        }
+    );
+    // The caller's hangup that follows changes nothing.
+    assert!(s
+        .store
+        .close(&support(), &again.id, CloseReason::Abandoned, s.clock.now())
+        .await
+        .is_err());
+
+    // Refused: an entry no longer waiting, and a number without a callback.
+    assert!(matches!(
+        keep(&s, &again.id, "+4930222", KeptBy::Choice).await,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
+    let other = caller(&s).await;
+    assert!(matches!(
+        keep(&s, &other.id, "+4930333", KeptBy::NoChoice).await,
+        Err(StoreError::Rule(QueueError::NoCallbackPending(_)))
+    ));
+    assert!(matches!(
+        keep(&s, &cb.id, "+4930222", KeptBy::Choice).await,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
+    assert_eq!(entry(&s, &other.id).await.status, EntryStatus::Waiting);
+    // Once the callback is gone, the number has none pending.
+    s.store
+        .callback_cancel(&support(), &cb.id, s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(pending(&s, "+4930222").await, None);
+}
+
+#[tokio::test]
+async fn a_repeat_caller_who_cancels_the_callback_takes_its_place_in_the_queue() {
+    let s = setup(&["alice"]).await;
+    let first = caller(&s).await;
+    let cb = caller(&s).await;
+    request(&s, &cb.id, "+4930222").await;
+    let middle = caller(&s).await;
+    let again = caller(&s).await;
+    offer(&s, &cb.id, "alice").await;
+    assert_eq!(
+        cancel(&s, &cb.id, &again.id).await.unwrap(),
+        CallerCancel::Canceled {
+            ringing: vec![id("alice")]
+        }
+    );
+    assert_eq!(
+        agent_state(&s, "alice").await,
+        (AgentState::Available, None)
+    );
+    assert!(matches!(
+        entry(&s, &cb.id).await.status,
+        EntryStatus::Closed {
+            reason: CloseReason::CallbackCanceledByCaller,
+            ..
+        }
+    ));
+    assert_eq!(entry(&s, &again.id).await.position, cb.position);
+    assert_eq!(
+        waiting_ids(&s).await,
+        vec![first.id.clone(), again.id.clone(), middle.id.clone()]
+    );
+    let closed = events_of(&s, &cb.id).await;
+    let last = closed.last().unwrap();
+    assert_eq!(last.kind, EventKind::CallbackCanceledByCaller);
+    assert_eq!(last.field("live_entry"), Some(again.id.as_str()));
+    assert_eq!(last.field("number"), Some("+4930222"));
+    assert!(!due_timers(&s)
+        .await
+        .iter()
+        .any(|t| matches!(t, Timer::CallbackExpiry { entry, .. } if *entry == cb.id)));
+    assert_eq!(
+        s.store.callback_stats(&support()).await.unwrap(),
+        CallbackStats {
+            in_queue: 0,
+            total: 1,
+            average_wait: None
+        }
+    );
+    // The number is free again, and a closed callback cannot be canceled twice.
+    assert_eq!(pending(&s, "+4930222").await, None);
+    assert!(matches!(
+        cancel(&s, &cb.id, &again.id).await,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
+    assert_eq!(
+        request(&s, &middle.id, "+4930222").await,
+        CallbackRequested::Requested
+    );
+
+    // A ringing caller taking the place waits there again if the agent misses.
+    let later = caller(&s).await;
+    offer(&s, &later.id, "alice").await;
+    let place = entry(&s, &middle.id).await.position;
+    assert_eq!(
+        cancel(&s, &middle.id, &later.id).await.unwrap(),
+        CallerCancel::Canceled { ringing: vec![] }
+    );
+    assert_eq!(entry(&s, &later.id).await.position, place);
+    assert!(!waiting_ids(&s).await.contains(&later.id));
+    s.store
+        .offer_failed(
+            &support(),
+            &later.id,
+            &id("alice"),
+            NoAnswerCause::NoAnswer,
+            s.clock.now(),
+            MissRules::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_ids(&s).await,
+        vec![first.id.clone(), again.id.clone(), later.id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_callback_being_dialed_or_a_caller_gone_cannot_be_canceled() {
+    let s = setup(&["alice"]).await;
+    let (_, cb, live) = accepted_callback(&s, "alice").await;
+    // Being dialed: it stands, and is what the repeat caller keeps.
+    assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
+    assert_eq!(
+        cancel(&s, &cb.id, &live.id).await.unwrap(),
+        CallerCancel::BeingDialed
+    );
+    assert!(matches!(
+        entry(&s, &cb.id).await.status,
+        EntryStatus::Dialing { .. }
+    ));
+    keep(&s, &live.id, "+4930222", KeptBy::BeingDialed)
+        .await
+        .unwrap();
+    let kept = events_of(&s, &live.id).await;
+    assert_eq!(kept.last().unwrap().field("choice"), Some("being_dialed"));
+
+    // A caller who left while deciding cancels nothing.
+    let waiting = caller(&s).await;
+    request(&s, &waiting.id, "+4930444").await;
+    let gone = caller(&s).await;
+    s.store
+        .close(&support(), &gone.id, CloseReason::Abandoned, s.clock.now())
+        .await
+        .unwrap();
+    assert!(matches!(
+        cancel(&s, &waiting.id, &gone.id).await,
+        Err(StoreError::Rule(QueueError::EntryStatus { entry, .. })) if entry == gone.id
+    ));
+    assert_eq!(entry(&s, &waiting.id).await.status, EntryStatus::Waiting);
+    assert_eq!(pending(&s, "+4930444").await, Some(waiting.id.clone()));
+    // Only a callback is canceled, and only for a live caller.
+    assert!(matches!(
+        cancel(&s, &gone.id, &waiting.id).await,
+        Err(StoreError::Rule(QueueError::EntryStatus { .. }))
+    ));
 }

@@ -27,6 +27,9 @@ pub enum Prompt {
     /// "After the tone, say your name."
     RecordName,
     ReturningToQueue,
+    /// To a caller whose number has a callback pending: "press 1 to keep it and hang up,
+    /// 2 to cancel it and wait on the line."
+    CallbackPending,
 }
 
 /// What the engine should do next.
@@ -161,8 +164,9 @@ pub struct CallbackMenu {
 /// The longest international number plus `00`.
 const MAX_KEYED: u8 = 17;
 
-/// A menu choice: digits only (`*` or `#` there is an invalid choice).
-const CHOICE: &str = "\\d+";
+/// A menu choice: digits only (`*` or `#` there is an invalid choice). Every one-key
+/// question collects with it.
+pub const CHOICE: &str = "\\d+";
 
 /// A keyed number: digits after at most one leading `*`, the keypad's stand-in for `+`.
 /// Brackets, not backslashes: nothing for FreeSWITCH's argument splitting to unescape.

@@ -404,6 +404,26 @@ impl Narrator {
                     field("number")
                 )
             }
+            EventKind::CallbackKept => {
+                let who = self.caller(e).await?;
+                self.settle(e, who.clone(), "kept the callback pending".into());
+                format!(
+                    "{who} calls again and keeps the callback pending for {}",
+                    field("number")
+                )
+            }
+            EventKind::CallbackCanceledByCaller => {
+                let who = self.caller(e).await?;
+                self.settle(
+                    e,
+                    who,
+                    "canceled by the caller, who waits on the line".into(),
+                );
+                format!(
+                    "the callback to {} is canceled by its caller, who waits on the line in its place",
+                    field("number")
+                )
+            }
             EventKind::Declined => format!(
                 "{} declined the callback to {}",
                 field("agent"),

@@ -1,5 +1,6 @@
 //! What a waiting caller hears and does: greetings, the callback offer, hold music with
-//! announcements, and the callback menu when they press 2.
+//! announcements, and the callback menu when they press 2; first, when their number has a
+//! callback pending, whether to keep it (see `repeat`).
 //!
 //! One task per caller keeps the media going; the engine steers it through a watch channel
 //! and `uuid_break`, so the engine's own loop never waits on a playback. The digit 2 is a
@@ -10,11 +11,13 @@
 //! the engine tells the task when the queue's agents log in or out, and the wait threshold
 //! is checked again at each announcement and when the caller presses 2.
 
+mod repeat;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::callback::{
@@ -113,6 +116,8 @@ pub struct CallerTask {
     pub callback: Option<CallbackPlan>,
     /// Play the greetings (a caller found again after a restart does not hear them twice).
     pub greet: bool,
+    /// What the task tells the engine loop (agents to stop ringing for an entry it closed).
+    pub reports: mpsc::UnboundedSender<super::Report>,
 }
 
 /// Start the media for a caller, as one of the engine's `tasks`.
@@ -127,6 +132,7 @@ pub fn start(tasks: &mut JoinSet<()>, task: CallerTask) -> CallerMedia {
             mode: rx,
             keys: seen,
             consumed: AtomicU32::new(0),
+            rounds: AtomicU32::new(0),
         };
         if let Err(e) = media.run(greet).await {
             tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
@@ -141,6 +147,8 @@ struct Media {
     keys: Arc<AtomicU32>,
     /// Callback keys already acted on (ended a playback, or pressed inside the menu).
     consumed: AtomicU32,
+    /// Digit collections so far: each reads a variable of its own.
+    rounds: AtomicU32,
 }
 
 /// How a stretch of media ended.
@@ -169,7 +177,8 @@ struct Collect {
     timeout: Duration,
 }
 
-/// How the callback menu ended.
+/// How the callback menu (or a repeat caller's question) ended.
+#[derive(PartialEq, Eq)]
 enum MenuEnd {
     BackToQueue,
     /// The call is over (callback requested or already pending).
@@ -220,6 +229,10 @@ impl Media {
                 .switch
                 .set_var(self.channel(), &name, &digit)
                 .await?;
+        }
+        // Only a caller fresh on the line is asked about a pending callback.
+        if greet && self.repeat_caller().await? == MenuEnd::HungUp {
+            return Ok(());
         }
         if greet {
             let mut heard = Heard::Done;
@@ -430,7 +443,6 @@ impl Media {
             callback.rules.clone(),
             callback.own_number.clone(),
         );
-        let mut round = 0u32;
         loop {
             if self.leaving() {
                 return Ok(MenuEnd::HungUp);
@@ -444,7 +456,6 @@ impl Media {
                     regex,
                     timeout,
                 } => {
-                    round += 1;
                     let digits = Collect {
                         min,
                         max,
@@ -452,7 +463,7 @@ impl Media {
                         regex,
                         timeout,
                     };
-                    let input = self.collect(callback, &prompts, digits, round).await?;
+                    let input = self.collect(callback, &prompts, digits).await?;
                     menu.input(input)
                 }
                 Step::Request { number } => {
@@ -478,8 +489,8 @@ impl Media {
         callback: &CallbackPlan,
         prompts: &[Prompt],
         digits: Collect,
-        round: u32,
     ) -> Result<Input, SwitchError> {
+        let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
         let files: Vec<MediaSource> = prompts
             .iter()
             .flat_map(|p| callback.prompts.files(p))
@@ -503,16 +514,24 @@ impl Media {
             done.variable("read_result").as_deref(),
             Some("success" | "timeout")
         );
-        if let Some(digits) = done.variable(variable.as_str()) {
-            if read && !digits.is_empty() {
-                return Ok(Input::Digits(digits.into_owned()));
+        let keyed = match done.variable(variable.as_str()) {
+            Some(digits) if read && !digits.is_empty() => Some(digits),
+            // Digits the regex refused: the menu says why ("not a valid number") rather
+            // than repeating its prompt as if nothing had been keyed.
+            _ => done
+                .variable(&format!("{variable}_invalid"))
+                .filter(|d| !d.is_empty()),
+        };
+        Ok(match keyed {
+            Some(digits) => {
+                // The engine counts every 2 keyed, often only after this completion reaches
+                // us: counting these as acted on now keeps them from cutting the next
+                // prompt short, whenever the engine sees them.
+                let answers = digits.matches(CALLBACK_KEY).count();
+                self.consumed
+                    .fetch_add(u32::try_from(answers).unwrap_or(u32::MAX), Ordering::SeqCst);
+                Input::Digits(digits.into_owned())
             }
-        }
-        // Digits the regex refused: the menu says why ("not a valid number") rather than
-        // repeating its prompt as if nothing had been keyed.
-        let refused = format!("{variable}_invalid");
-        Ok(match done.variable(&refused) {
-            Some(digits) if !digits.is_empty() => Input::Digits(digits.into_owned()),
             _ => Input::NoInput,
         })
     }

@@ -100,6 +100,13 @@ enum Report {
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
+    /// A caller's task took an entry out of the queue (a repeat caller kept or canceled
+    /// their pending callback): stop the agents still ringing for it, and look for offers
+    /// afresh, since the caller's own entry may have moved ahead.
+    EntryLeft {
+        entry: EntryId,
+        ringing: Vec<AgentId>,
+    },
     /// A routing round trip that ran off the loop is done: track the legs it placed, and
     /// look again for the offers it could not make.
     Booked(Booked),
@@ -495,6 +502,7 @@ impl Engine {
                 plan,
                 callback,
                 greet,
+                reports: self.reports_tx.clone(),
             },
         );
         for (_, digit, _) in self.early_keys.iter().filter(|(c, _, _)| c == channel) {
@@ -1105,6 +1113,12 @@ impl Engine {
                 self.dirty = true;
                 return;
             }
+            Report::EntryLeft { entry, ringing } => {
+                self.stop_ringing(&entry, &ringing);
+                self.forget_next_in_line();
+                self.dirty = true;
+                return;
+            }
             Report::Booked(booked) => {
                 self.routes_under_way -= 1;
                 for offer in &booked.offers {
@@ -1256,9 +1270,23 @@ impl Engine {
             .map(|l| l.callback.timings)
             .unwrap_or_default()
             .agent_decision;
-        self.store
+        match self
+            .store
             .callback_offer_answered(queue, entry_id, agent, now, decide_within)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // Canceled, expired or taken meanwhile (maybe by another daemon, which could
+            // not stop this leg): nothing is left for this agent to hear.
+            Err(e @ (StoreError::Rule(_) | StoreError::UnknownEntry { .. })) => {
+                tracing::info!(entry = %entry_id, %agent, error = %e,
+                    "callback answered after it was withdrawn; ending the agent leg");
+                self.legs.remove(&leg);
+                self.kill(leg);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         self.start_callback(queue, entry_id, agent, leg, request, &line)
             .await
     }

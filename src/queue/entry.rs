@@ -44,6 +44,11 @@ pub enum CloseReason {
     AttemptFailed,
     /// An operator withdrew the callback.
     Canceled,
+    /// A caller calling again kept the callback their number had pending: their new call
+    /// leaves the queue and the callback keeps its place.
+    CallbackKept,
+    /// A caller calling again canceled their pending callback to wait on the line.
+    CallbackCanceledByCaller,
 }
 
 impl CloseReason {
@@ -56,6 +61,8 @@ impl CloseReason {
             Self::DeclinedByAll => "declined_by_all",
             Self::AttemptFailed => "attempt_failed",
             Self::Canceled => "canceled",
+            Self::CallbackKept => "callback_kept",
+            Self::CallbackCanceledByCaller => "callback_canceled_by_caller",
         }
     }
 
@@ -68,6 +75,8 @@ impl CloseReason {
             Self::DeclinedByAll,
             Self::AttemptFailed,
             Self::Canceled,
+            Self::CallbackKept,
+            Self::CallbackCanceledByCaller,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

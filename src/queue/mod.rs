@@ -41,6 +41,10 @@ pub enum QueueError {
     /// A caller may ask for a callback while an agent's phone rings for them.
     #[error("entry {0} is a callback now: it connects when its customer answers")]
     NowACallback(EntryId),
+    /// A caller calling again was to keep the callback their number had pending, which is
+    /// gone meanwhile (served, expired).
+    #[error("entry {0}: its caller's number has no callback pending")]
+    NoCallbackPending(EntryId),
 }
 
 /// How a queue picks among the agents free to take an entry.

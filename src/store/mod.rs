@@ -23,8 +23,8 @@ use redis::streams::StreamRangeReply;
 
 use crate::config::{AgentConfig, HoldOffs, QueueConfig, RedisSettings};
 use crate::queue::{
-    Agent, AgentId, AgentState, CloseReason, Entry, EntryId, Offer, QueueError, QueueName,
-    Timestamp,
+    Agent, AgentId, AgentState, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
+    QueueError, QueueName, Timestamp,
 };
 use crate::switch::PhoneNumber;
 use keys::Keys;
@@ -188,6 +188,38 @@ pub enum CallbackRequested {
     /// The number already has an open callback in this queue: the caller's entry was
     /// closed (`duplicate_ignored`) and `existing` keeps its place.
     Duplicate { existing: EntryId },
+}
+
+/// How a repeat caller's pending callback came to be kept, as recorded in `callback_kept`
+/// (its `choice` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptBy {
+    /// The caller pressed 1.
+    Choice,
+    /// No valid key within the tries: nothing the caller did not ask for is undone.
+    NoChoice,
+    /// An agent had accepted it and its customer was being dialed: it can no longer go.
+    BeingDialed,
+}
+
+impl KeptBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Choice => "keep",
+            Self::NoChoice => "no_choice",
+            Self::BeingDialed => "being_dialed",
+        }
+    }
+}
+
+/// What became of a repeat caller's wish to cancel their pending callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerCancel {
+    /// The callback is closed and the caller's entry has its place; the agents that were
+    /// ringing for the callback are released: stop their legs.
+    Canceled { ringing: Vec<AgentId> },
+    /// An agent accepted it and its customer is being dialed: it stands.
+    BeingDialed,
 }
 
 /// What an agent's decline changed.
@@ -773,6 +805,23 @@ impl Store {
         now: Timestamp,
         args: &[&str],
     ) -> Result<T> {
+        self.callback_script_also(script, queue, entry, None, number, now, args)
+            .await
+    }
+
+    /// [`Store::callback_script`] for a script that also touches `also`, another entry of
+    /// the same queue (its KEYS[8]).
+    #[allow(clippy::too_many_arguments)]
+    async fn callback_script_also<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        queue: &QueueName,
+        entry: &EntryId,
+        also: Option<&EntryId>,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
+    ) -> Result<T> {
         let stored = match number {
             Some(_) => None,
             None => {
@@ -792,8 +841,11 @@ impl Store {
             .key(timers)
             .key(self.keys.events(queue))
             .key(self.keys.callback_stats(queue))
-            .key(self.keys.callback_number(queue, number.or(stored.as_ref())))
-            .arg(entry.as_str())
+            .key(self.keys.callback_number(queue, number.or(stored.as_ref())));
+        if let Some(also) = also {
+            inv.key(self.keys.entry(queue, also));
+        }
+        inv.arg(entry.as_str())
             .arg(now.as_millis())
             .arg(CLOSED_RETENTION_SECS);
         for arg in args {
@@ -826,6 +878,7 @@ impl Store {
             ("not_offered", _) => status("offered"),
             ("not_dialing", _) => status("dialing"),
             ("not_connected", _) => status("connected"),
+            ("no_callback", _) => StoreError::Rule(QueueError::NoCallbackPending(entry.clone())),
             ("not_offered_to", Some(agent)) => QueueError::NotOfferedTo {
                 entry: entry.clone(),
                 agent: agent.clone(),
@@ -1172,6 +1225,115 @@ impl Store {
     ) -> Result<Vec<AgentId>> {
         self.close_callback(queue, entry, CloseReason::Canceled, now)
             .await
+    }
+
+    /// The open callback `number` has in `queue` (waiting, ringing, being dialed or waiting
+    /// for a retry), if any: what a caller calling again from that number is asked about.
+    /// A read only: the transitions that act on the answer check it again.
+    pub async fn pending_callback(
+        &self,
+        queue: &QueueName,
+        number: &PhoneNumber,
+    ) -> Result<Option<Entry>> {
+        let key = self.keys.callback_number(queue, Some(number));
+        let id: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let id = EntryId::new(&id).map_err(|e| StoreError::Corrupt {
+            key,
+            reason: e.to_string(),
+        })?;
+        Ok(self.entry(queue, &id).await?.filter(|e| {
+            matches!(e.kind, EntryKind::Callback(_))
+                && matches!(
+                    e.status,
+                    EntryStatus::Waiting
+                        | EntryStatus::Offered { .. }
+                        | EntryStatus::Dialing { .. }
+                        | EntryStatus::RetryWait { .. }
+                )
+        }))
+    }
+
+    /// The caller of live entry `entry`, calling from `number`, keeps the callback that
+    /// number has open in this queue (event `callback_kept` with the callback as
+    /// `existing` and `choice`): their live entry leaves the queue (not abandoned) and the
+    /// callback keeps its place. Returns the agents that were ringing for the live entry,
+    /// now released: stop their legs. Refused with [`QueueError::NoCallbackPending`] when
+    /// the number has no open callback any more.
+    pub async fn callback_kept(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: &PhoneNumber,
+        how: KeptBy,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        let reply: Vec<String> = self
+            .callback_script(
+                &self.scripts.callback_kept,
+                queue,
+                entry,
+                Some(number),
+                now,
+                &[number.as_str(), how.as_str()],
+            )
+            .await?;
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            return Err(Self::callback_rule(queue, entry, None, status));
+        }
+        let ringing = Self::agent_ids(ringing)?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    /// The caller of live entry `caller`, calling again, cancels their pending `callback`
+    /// to wait on the line (event `callback_canceled_by_caller`, naming `live_entry`): the
+    /// callback is closed and the live entry takes the earlier of the two positions. An
+    /// accepted callback (being dialed) stands. Refused with a rule when the callback is no
+    /// longer open, or the live entry no longer waiting (the caller left, or was connected).
+    pub async fn callback_canceled_by_caller(
+        &self,
+        queue: &QueueName,
+        callback: &EntryId,
+        caller: &EntryId,
+        now: Timestamp,
+    ) -> Result<CallerCancel> {
+        let reply: Vec<String> = self
+            .callback_script_also(
+                &self.scripts.callback_canceled_by_caller,
+                queue,
+                callback,
+                Some(caller),
+                None,
+                now,
+                &[caller.as_str()],
+            )
+            .await?;
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        match status.as_str() {
+            "ok" => {
+                let ringing = Self::agent_ids(ringing)?;
+                self.release_agents(callback, &ringing).await?;
+                Ok(CallerCancel::Canceled { ringing })
+            }
+            "dialing" => Ok(CallerCancel::BeingDialed),
+            "caller_gone" => Err(QueueError::EntryStatus {
+                entry: caller.clone(),
+                expected: "waiting or offered",
+            }
+            .into()),
+            other => Err(Self::callback_rule(queue, callback, None, other)),
+        }
     }
 
     async fn close_callback(

@@ -286,9 +286,11 @@ pub enum EventKind {
     Expired,
     DeclinedByAll,
     Canceled,
+    CallbackKept,
+    CallbackCanceledByCaller,
 }
 
-const EVENT_KINDS: [EventKind; 19] = [
+const EVENT_KINDS: [EventKind; 21] = [
     EventKind::Entered,
     EventKind::Offered,
     EventKind::OfferWithdrawn,
@@ -308,6 +310,8 @@ const EVENT_KINDS: [EventKind; 19] = [
     EventKind::Expired,
     EventKind::DeclinedByAll,
     EventKind::Canceled,
+    EventKind::CallbackKept,
+    EventKind::CallbackCanceledByCaller,
 ];
 
 impl EventKind {
@@ -332,6 +336,8 @@ impl EventKind {
             Self::Expired => "expired",
             Self::DeclinedByAll => "declined_by_all",
             Self::Canceled => "canceled",
+            Self::CallbackKept => "callback_kept",
+            Self::CallbackCanceledByCaller => "callback_canceled_by_caller",
         }
     }
 

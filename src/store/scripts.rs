@@ -295,8 +295,8 @@ return out
 "#;
 
 /// Helpers for the callback scripts, which share one key layout.
-/// KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key.
-/// ARGV: id, now, retention (s), then each script's own.
+/// KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key, then
+/// each script's own. ARGV: id, now, retention (s), then each script's own.
 const CALLBACK: &str = r#"
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
@@ -337,6 +337,25 @@ local function close(reason, ...)
   for _, a in ipairs(ringing) do out[#out + 1] = a end
   return out
 end
+-- The open callback holding this number's place in the queue, if any.
+local function open_callback()
+  local existing = redis.call('GET', KEYS[7])
+  if existing and redis.call('ZSCORE', KEYS[3], existing) then return existing end
+  return nil
+end
+local function expect_live_waiting()
+  if e.kind ~= 'live' then return 'not_live' end
+  if e.status ~= 'waiting' and e.status ~= 'offered' then return 'not_open' end
+  return nil
+end
+-- Only a callback no agent has accepted may still be withdrawn.
+local function expect_withdrawable()
+  if e.kind ~= 'callback' then return 'not_callback' end
+  if e.status ~= 'waiting' and e.status ~= 'offered' and e.status ~= 'retry_wait' then
+    return 'not_open'
+  end
+  return nil
+end
 local function expect_dialing(agent)
   if e.kind ~= 'callback' then return 'not_callback' end
   if e.status ~= 'dialing' then return 'not_dialing' end
@@ -353,10 +372,11 @@ const CALLBACK_REQUEST: &str = r#"
 if e.status == '' then return {'unknown'} end
 local existing = redis.call('GET', KEYS[7])
 if existing == id then return {'ok'} end
-if e.kind ~= 'live' then return {'not_live'} end
-if e.status ~= 'waiting' and e.status ~= 'offered' then return {'not_open'} end
+local refused = expect_live_waiting()
+if refused then return {refused} end
 e.number = ARGV[4]
-if existing and redis.call('ZSCORE', KEYS[3], existing) then
+existing = open_callback()
+if existing then
   local out = close('duplicate_ignored', 'existing', existing)
   out[1] = existing
   table.insert(out, 1, 'duplicate')
@@ -516,11 +536,49 @@ return 'waiting'
 /// ARGV (after the common ones): reason. Returns {'ok', agents that were ringing…}.
 const CALLBACK_CLOSE: &str = r#"
 if e.status == '' then return {'unknown'} end
-if e.kind ~= 'callback' then return {'not_callback'} end
-if e.status ~= 'waiting' and e.status ~= 'offered' and e.status ~= 'retry_wait' then
-  return {'not_open'}
-end
+local refused = expect_withdrawable()
+if refused then return {refused} end
 return close(ARGV[4])
+"#;
+
+/// A caller calling again while their number has a callback pending keeps it: their new
+/// live entry leaves the queue (`callback_kept`, naming the callback kept) and the callback
+/// keeps its place. Runs on the live entry; KEYS[7] is the caller's number's.
+/// ARGV (after the common ones): number, how it was kept.
+/// Returns {'ok', agents that were ringing for the live entry…}.
+const CALLBACK_KEPT: &str = r#"
+if e.status == '' then return {'unknown'} end
+local refused = expect_live_waiting()
+if refused then return {refused} end
+local existing = open_callback()
+if not existing then return {'no_callback'} end
+e.number = ARGV[4]
+return close('callback_kept', 'existing', existing, 'choice', ARGV[5])
+"#;
+
+/// A caller calling again cancels their pending callback to wait on the line: the callback
+/// is closed (`callback_canceled_by_caller`, naming the live entry) and the live entry takes
+/// the earlier of the two places, both in one step, so no instant has the caller neither
+/// queued nor called back. Refused (`dialing`) once an agent accepted the callback: its
+/// customer is being called already. Runs on the callback; KEYS[8] is the live entry.
+/// ARGV (after the common ones): the live entry's id.
+/// Returns {'ok', agents that were ringing for the callback…}.
+const CALLBACK_CANCELED_BY_CALLER: &str = r#"
+if e.status == '' then return {'unknown'} end
+if e.kind == 'callback' and e.status == 'dialing' then return {'dialing'} end
+local refused = expect_withdrawable()
+if refused then return {refused} end
+local live = redis.call('HMGET', KEYS[8], 'kind', 'status', 'position')
+if live[1] ~= 'live' or (live[2] ~= 'waiting' and live[2] ~= 'offered') then
+  return {'caller_gone'}
+end
+local out = close('callback_canceled_by_caller', 'live_entry', ARGV[4])
+local position = ms(math.min(tonumber(live[3]), tonumber(e.position)))
+redis.call('HSET', KEYS[8], 'position', position)
+redis.call('ZADD', KEYS[3], position, ARGV[4])
+-- A ringing entry goes back to the waiting set at its (new) position if its agents miss.
+if live[2] == 'waiting' then redis.call('ZADD', KEYS[2], position, ARGV[4]) end
+return out
 "#;
 
 /// Completion of a connected callback's conversation. ARGV (after the common ones): agent.
@@ -658,6 +716,8 @@ pub(crate) struct Scripts {
     pub(crate) callback_attempt_failed: Script,
     pub(crate) callback_retry_due: Script,
     pub(crate) callback_close: Script,
+    pub(crate) callback_kept: Script,
+    pub(crate) callback_canceled_by_caller: Script,
     pub(crate) callback_completed: Script,
     pub(crate) agent_released: Script,
     pub(crate) callback_offer_answered: Script,
@@ -694,6 +754,8 @@ impl Scripts {
             callback_attempt_failed: callback(CALLBACK_ATTEMPT_FAILED),
             callback_retry_due: callback(CALLBACK_RETRY_DUE),
             callback_close: callback(CALLBACK_CLOSE),
+            callback_kept: callback(CALLBACK_KEPT),
+            callback_canceled_by_caller: callback(CALLBACK_CANCELED_BY_CALLER),
             callback_completed: callback(CALLBACK_COMPLETED),
             agent_released: Script::new(AGENT_RELEASED),
             callback_offer_answered: callback(CALLBACK_OFFER_ANSWERED),
