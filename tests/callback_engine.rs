@@ -623,36 +623,12 @@ async fn a_recorded_name_is_played_to_the_agent_before_dialing() {
     daemon.stop().await;
 }
 
-/// Give the queue a history: connections two simulated minutes apart.
-async fn paced(rig: &Rig) {
-    let mut conn = redis::Client::open(rig.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    for (i, at) in [1_000u64, 121_000, 241_000].iter().enumerate() {
-        let _: String = redis::cmd("XADD")
-            .arg("cbd:{support}:events")
-            .arg("*")
-            .arg(&[
-                ("event", "connected"),
-                ("entry", &format!("history-{i}")),
-                ("queue", "support"),
-                ("line", "main"),
-                ("agent", "alice"),
-                ("at", &at.to_string()),
-            ])
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_are_offered_only_above_the_wait_threshold_with_the_estimate() {
     // Pace 120 s, first in line: a 2-minute estimate. Above a 60 s threshold: offered.
     let rig = start("offer_when_wait_over_secs = 60", &[]).await;
-    paced(&rig).await;
+    // Connections two simulated minutes apart.
+    rig.paced(120, 3, 1).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(Caller::number("+4930555001"));
@@ -672,7 +648,8 @@ async fn callbacks_are_offered_only_above_the_wait_threshold_with_the_estimate()
 
     // Below a 300 s threshold: neither estimate nor offer.
     let rig = start("offer_when_wait_over_secs = 300", &[]).await;
-    paced(&rig).await;
+    // Connections two simulated minutes apart.
+    rig.paced(120, 3, 1).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(own_number_caller("+4930555002"));

@@ -149,32 +149,6 @@ async fn the_offer_follows_agents_logging_in_and_out_while_callers_wait() {
     daemon.stop().await;
 }
 
-/// Give the queue a pace: connections `gap_secs` apart, the last one `at_secs` in.
-async fn paced(rig: &Rig, gap_secs: u64, count: u64, start_secs: u64) {
-    let mut conn = redis::Client::open(rig.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    for i in 0..count {
-        let at = (start_secs + i * gap_secs) * 1000;
-        let _: String = redis::cmd("XADD")
-            .arg("cbd:{support}:events")
-            .arg("*")
-            .arg(&[
-                ("event", "connected"),
-                ("entry", &format!("history-{start_secs}-{i}")),
-                ("queue", "support"),
-                ("line", "main"),
-                ("agent", "alice"),
-                ("at", &at.to_string()),
-            ])
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wait_threshold_is_checked_again_at_each_announcement() {
     // A 2-minute pace: under a 150 s threshold, no offer at arrival, but announced waits.
@@ -184,7 +158,7 @@ async fn the_wait_threshold_is_checked_again_at_each_announcement() {
         &[],
     )
     .await;
-    paced(&rig, 120, 3, 1).await;
+    rig.paced(120, 3, 1).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(Caller::number("+4930555001"));
@@ -199,7 +173,7 @@ async fn the_wait_threshold_is_checked_again_at_each_announcement() {
     );
     assert!(!media.iter().any(|m| m.contains(OFFER)), "{media:?}");
     // The pace slows to about 5 minutes a call: the next announcement offers callbacks.
-    paced(&rig, 600, 2, 2_000).await;
+    rig.paced(600, 2, 2_000).await;
     let media = heard(&rig, "+4930555001", OFFER).await;
     let offer = media.iter().position(|m| m == OFFER).unwrap();
     assert!(
@@ -212,7 +186,7 @@ async fn the_wait_threshold_is_checked_again_at_each_announcement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_confirmation_says_when_to_expect_the_call() {
     let rig = start("", "", &[]).await;
-    paced(&rig, 120, 3, 1).await;
+    rig.paced(120, 3, 1).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(requesting_from(Caller::number("+4930555001"), 5.0));

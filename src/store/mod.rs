@@ -1283,15 +1283,7 @@ impl Store {
                 &[number.as_str(), how.as_str()],
             )
             .await?;
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            return Err(Self::callback_rule(queue, entry, None, status));
-        }
-        let ringing = Self::agent_ids(ringing)?;
-        self.release_agents(entry, &ringing).await?;
-        Ok(ringing)
+        self.release_ringing(queue, entry, reply).await
     }
 
     /// The caller of live entry `caller`, calling again, cancels their pending `callback`
@@ -1336,6 +1328,26 @@ impl Store {
         }
     }
 
+    /// Act on the reply of a script that took `entry` out of the queue: `ok` followed by
+    /// the agents still ringing for it, whose bookings are released here. Returns those
+    /// agents, whose legs the caller stops.
+    async fn release_ringing(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        reply: Vec<String>,
+    ) -> Result<Vec<AgentId>> {
+        let (status, ringing) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
+        if status != "ok" {
+            return Err(Self::callback_rule(queue, entry, None, status));
+        }
+        let ringing = Self::agent_ids(ringing)?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
     async fn close_callback(
         &self,
         queue: &QueueName,
@@ -1353,15 +1365,7 @@ impl Store {
                 &[reason.as_str()],
             )
             .await?;
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            return Err(Self::callback_rule(queue, entry, None, status));
-        }
-        let ringing = Self::agent_ids(ringing)?;
-        self.release_agents(entry, &ringing).await?;
-        Ok(ringing)
+        self.release_ringing(queue, entry, reply).await
     }
 
     /// The conversation of a connected callback ended (event `completed`, with `talk_ms`).

@@ -181,6 +181,33 @@ impl Rig {
         self.sim.add_caller(caller).unwrap();
     }
 
+    /// Give queue `support` a pace: `count` past connections `gap_secs` apart, from
+    /// `start_secs` (simulated clock), as if agents had answered callers then.
+    pub async fn paced(&self, gap_secs: u64, count: u64, start_secs: u64) {
+        let mut conn = redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        for i in 0..count {
+            let at = (start_secs + i * gap_secs) * 1000;
+            let _: String = redis::cmd("XADD")
+                .arg("cbd:{support}:events")
+                .arg("*")
+                .arg(&[
+                    ("event", "connected"),
+                    ("entry", &format!("history-{at}")),
+                    ("queue", "support"),
+                    ("line", "main"),
+                    ("agent", "alice"),
+                    ("at", &at.to_string()),
+                ])
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
     /// Every queue's event stream so far, merged in the order Redis stamped them.
     pub async fn events(&self) -> Vec<StoredEvent> {
         let mut all = Vec::new();
