@@ -161,7 +161,7 @@ pub struct Engine {
     /// engine bridges them to their agent when they answer.
     orphaned_customers: HashMap<ChannelId, Dialed>,
     plans: HashMap<QueueName, Arc<MediaPlan>>,
-    /// Per queue, whether an agent serving it takes queue calls (see
+    /// Per queue that offers callbacks, whether an agent serving it takes queue calls (see
     /// [`AgentState::takes_queue_calls`]): its callers are offered callbacks only then.
     /// Callers' media tasks watch it, so an agent logging in reaches callers already waiting.
     callbacks_open: HashMap<QueueName, watch::Sender<bool>>,
@@ -218,10 +218,12 @@ impl Engine {
             .iter()
             .map(|q| (q.name.clone(), Arc::new(media_plan(&config, &options, q))))
             .collect();
+        // Only queues fed by a line that offers callbacks have callers who care.
         let callbacks_open = config
-            .queues
+            .lines
             .iter()
-            .map(|q| (q.name.clone(), watch::Sender::new(false)))
+            .filter(|l| l.callback.enabled && l.outbound_caller_id.is_some())
+            .map(|l| (l.queue.clone(), watch::Sender::new(false)))
             .collect();
         Self {
             callbacks_open,
@@ -571,6 +573,9 @@ impl Engine {
     /// Tell each queue's callers whether callbacks are open: some agent serving it takes
     /// queue calls. One small read of the agents' states.
     async fn refresh_callbacks_open(&self) -> Result<(), StoreError> {
+        if self.callbacks_open.is_empty() {
+            return Ok(());
+        }
         let states = self.store.agent_states(&self.agent_ids).await?;
         for (queue, open) in &self.callbacks_open {
             let now_open = self
