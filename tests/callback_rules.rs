@@ -288,3 +288,38 @@ async fn an_agent_silent_through_a_real_length_whisper_has_declined() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_rings_as_long_as_the_line_says() {
+    // The customer would answer after 15 s: within the default 30 s, not within 10 s.
+    let rig = start(
+        "",
+        "customer_ring_secs = 10",
+        &[
+            (
+                "user/1001",
+                Party::answers_after(secs(1.0))
+                    .press(secs(1.0), "1")
+                    .hang_up_after(secs(60.0)),
+            ),
+            (
+                "sofia/gateway/carrier/+4930555001",
+                Party::answers_after(secs(15.0)).hang_up_after(secs(10.0)),
+            ),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(requesting_from(Caller::number("+4930555001"), 5.0));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    let failed = rig.wait_for(EventKind::AttemptFailed, 1).await;
+    assert_eq!(field(&failed[0], "cause"), "NO_ANSWER");
+    let dialing = rig.events_of(EventKind::DialingCustomer).await;
+    let rang_ms = field(&failed[0], "at").parse::<u64>().unwrap()
+        - field(&dialing[0], "at").parse::<u64>().unwrap();
+    assert!(rang_ms < 15_000, "rang {rang_ms} ms");
+    assert!(rig.events_of(EventKind::CustomerAnswered).await.is_empty());
+    daemon.stop().await;
+}
