@@ -148,7 +148,8 @@ pub struct MaxWait {
     pub exit: ExitAction,
 }
 
-/// What a queue does with a caller while no agent serving it is logged in.
+/// What a queue does with a caller while no agent serving it is logged in for queue calls
+/// (see [`crate::queue::AgentState::takes_queue_calls`]): a transfers-only agent is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoAgentPolicy {
     /// Keep them waiting like any other caller.
@@ -250,8 +251,9 @@ pub struct CallbackSettings {
 pub struct CallbackTimings {
     /// How long the customer's phone rings.
     pub customer_ring: Duration,
-    /// How long the agent has to press 1 or 2 each time the whisper has played: the offer
-    /// stays theirs that long after each hearing, however long the whisper itself is.
+    /// The offer's decision window once the agent answered: renewed while their whisper
+    /// plays, however long it is, so it runs out only when the daemon playing it died;
+    /// then the offer goes back to the queue after this long.
     pub agent_decision: Duration,
     /// How often the agent hears the whisper before silence counts as a decline.
     pub whisper_tries: u8,
@@ -677,8 +679,8 @@ fn timings(src: &Source, cb: &RawCallback) -> Result<CallbackTimings, ConfigErro
     })
 }
 
-/// Ranges of the callback timings. A decision window shorter than 10 s would end before an
-/// agent who listened to the whole whisper could press a key.
+/// Ranges of the callback timings. The decision window is renewed every third of it, so
+/// at 10 s a renewal a few seconds late is still in time.
 const CUSTOMER_RING_SECS: Range<u64> = 10..121;
 const AGENT_DECISION_SECS: Range<u64> = 10..601;
 const INPUT_TIMEOUT_SECS: Range<u64> = 2..31;

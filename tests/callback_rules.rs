@@ -251,10 +251,11 @@ async fn a_caller_who_hangs_up_while_saying_their_name_keeps_the_callback() {
 async fn an_agent_silent_through_a_real_length_whisper_has_declined() {
     // Prompts of realistic length: 2.5 s per file, so one hearing of the whisper (13
     // files: the number digit by digit) and its input timeout take about 40 s, three of
-    // them about 2 minutes: far more than the 60 s decision window, which must therefore
-    // hold for each hearing.
+    // them about 2 minutes: far more than the decision window, which must therefore be
+    // kept open while the whisper plays.
     let rig = Rig::start_custom(
-        &config_with("", &callback_line("")),
+        // A window far shorter than one hearing: renewed while the whisper plays.
+        &config_with("", &callback_line("agent_decision_secs = 10")),
         &[(
             "user/1001",
             Party::answers_after(secs(1.0)).hang_up_after(secs(300.0)),

@@ -8,10 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::callback::CHOICE;
 use crate::config::{LineConfig, RetryCause};
 use crate::prompts::{sequence, PromptSet};
 use crate::queue::{AgentId, Clock, EntryId, QueueName};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::switch::{
     App, ChannelId, DialString, DigitCollect, FreeSwitch, HangupCause, MediaSource, Originate,
     PhoneNumber, SwitchError, VarName, VarValue,
@@ -52,6 +53,9 @@ pub struct AgentCallback {
     pub decline_hold_off: Duration,
     /// Marks the customer leg as this daemon's, for a restart to find.
     pub daemon_id: String,
+    /// How often the offer's decision window is renewed while the whisper plays (in real
+    /// time: a third of the line's `agent_decision`, under the engine's time scale).
+    pub renew_every: Duration,
 }
 
 impl AgentCallback {
@@ -81,8 +85,9 @@ impl AgentCallback {
 
     /// Tell the agent whom they are calling (the number, and the name the caller said, if
     /// they recorded one), up to the line's `whisper_tries` times, until they press 1 or 2.
-    /// Before each hearing the offer stays theirs for another decision window, so a long
-    /// whisper (a long number, a recorded name, slow prompts) never outlasts it.
+    /// While it plays, the offer's decision window is renewed, so a whisper of any length
+    /// (a long number, a recorded name, slow prompts) never outlasts it; the window runs
+    /// out only when this task stops renewing it (its daemon died).
     async fn whisper(&self) -> Result<Decision, SwitchError> {
         let timings = self.line.callback.timings;
         let mut files = vec![self.prompts.file("agent-callback-for")];
@@ -96,43 +101,31 @@ impl AgentCallback {
         files.push(self.prompts.file("agent-options"));
         let prompt = sequence(&files)?;
         for round in 1..=timings.whisper_tries {
-            // The engine gave the first hearing its window when the agent answered.
-            if round > 1 {
-                if let Err(e) = self
-                    .store
-                    .callback_offer_answered(
-                        &self.queue,
-                        &self.entry,
-                        &self.agent,
-                        self.clock.now(),
-                        timings.agent_decision,
-                    )
-                    .await
-                {
-                    tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
-                        "the callback offer is gone; ending the whisper");
-                    return Ok(Decision::Withdrawn);
-                }
-            }
             let variable = VarName::new(&format!("callbackd_agent_choice_{round}")).expect("valid");
-            let done = self
-                .switch
-                .execute(
-                    &self.agent_leg,
-                    &App::PlayAndGetDigits(DigitCollect {
-                        min: 1,
-                        max: 1,
-                        tries: 1,
-                        timeout: timings.input_timeout,
-                        terminators: String::new(),
-                        prompt: prompt.clone(),
-                        invalid: MediaSource::new("silence_stream://250").expect("constant"),
-                        variable: variable.clone(),
-                        regex: "\\d".to_owned(),
-                        digit_timeout: Duration::from_secs(3),
-                    }),
-                )
-                .await?;
+            let app = App::PlayAndGetDigits(DigitCollect {
+                min: 1,
+                max: 1,
+                tries: 1,
+                timeout: timings.input_timeout,
+                terminators: String::new(),
+                prompt: prompt.clone(),
+                invalid: MediaSource::new("silence_stream://250").expect("constant"),
+                variable: variable.clone(),
+                regex: CHOICE.to_owned(),
+                digit_timeout: Duration::from_secs(3),
+            });
+            let hearing = self.switch.execute(&self.agent_leg, &app);
+            tokio::pin!(hearing);
+            let done = loop {
+                tokio::select! {
+                    done = &mut hearing => break done?,
+                    _ = tokio::time::sleep(self.renew_every) => {
+                        if !self.keep_offer().await {
+                            return Ok(Decision::Withdrawn);
+                        }
+                    }
+                }
+            };
             let success = done.variable("read_result").as_deref() == Some("success");
             match done
                 .variable(variable.as_str())
@@ -145,6 +138,35 @@ impl AgentCallback {
             }
         }
         Ok(Decision::Declined)
+    }
+
+    /// Renew the offer's decision window; false once the offer is gone (expired, canceled
+    /// by its caller, taken back). A Redis error keeps the whisper going: the window still
+    /// runs, and the next renewal may get through.
+    async fn keep_offer(&self) -> bool {
+        let renewed = self
+            .store
+            .callback_offer_answered(
+                &self.queue,
+                &self.entry,
+                &self.agent,
+                self.clock.now(),
+                self.line.callback.timings.agent_decision,
+            )
+            .await;
+        match renewed {
+            Ok(()) => true,
+            Err(e @ (StoreError::Rule(_) | StoreError::UnknownEntry { .. })) => {
+                tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
+                    "the callback offer is gone; ending the whisper");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e,
+                    "cannot renew the callback's decision window");
+                true
+            }
+        }
     }
 
     async fn decline(&self) -> Result<(), crate::store::StoreError> {

@@ -457,7 +457,7 @@ impl Engine {
                 .agents()
                 .await?
                 .iter()
-                .any(|a| a.state.is_logged_in() && a.priority_for(&queue).is_some());
+                .any(|a| a.state.takes_queue_calls() && a.priority_for(&queue).is_some());
             // A caller back from a bridge is not new: the rule is for arrivals only.
             if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
                 tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
@@ -1331,6 +1331,8 @@ impl Engine {
             attempts: request.attempts,
             prompts: self.prompts_for(&line),
             daemon_id: self.options.daemon_id.clone(),
+            renew_every: (line.callback.timings.agent_decision / 3)
+                .div_f64(self.options.time_scale.max(1e-3)),
             line,
             eligible,
             decline_hold_off: self

@@ -76,14 +76,10 @@ impl AgentState {
         !matches!(self, Self::OnCall | Self::WrapUp)
     }
 
-    /// Logged in at all: what the queue's no-agent policy looks at.
-    pub fn is_logged_in(self) -> bool {
-        self != Self::Offline
-    }
-
     /// Logged in for queue calls: free now, or once their call, wrap-up or break ends.
     /// While one such agent serves a queue, its callers are offered callbacks (someone will
-    /// be there to call them back); offline and transfers-only agents never take one.
+    /// be there to call them back) and its no-agent policy waits; offline and
+    /// transfers-only agents never take one.
     pub fn takes_queue_calls(self) -> bool {
         matches!(
             self,
