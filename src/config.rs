@@ -189,8 +189,12 @@ pub struct HoldOffs {
     pub no_answer: Duration,
     /// The phone was busy (do not disturb, on another call).
     pub busy: Duration,
-    /// The agent rejected the call on the phone, or declined the callback they heard.
+    /// The agent rejected the call on the phone.
     pub reject: Duration,
+    /// The agent heard whom a callback is for and declined it: a considered no, so it
+    /// holds longer than a reflex reject; until every eligible agent declined, the
+    /// callback comes back to them after this.
+    pub decline: Duration,
 }
 
 /// Customer-leg outcomes after which a callback may be tried again (issue 6).
@@ -480,6 +484,7 @@ struct RawQueue {
     no_answer_delay_secs: Option<Spanned<u64>>,
     busy_delay_secs: Option<Spanned<u64>>,
     reject_delay_secs: Option<Spanned<u64>>,
+    decline_delay_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -604,6 +609,9 @@ const BUSY_DELAY_DEFAULT: u64 = 60;
 /// mod_callcenter's example agent (`reject-delay-time="10"`): a reject is a choice made
 /// about this caller now; the next agent gets them first, this one again soon after.
 const REJECT_DELAY_DEFAULT: u64 = 10;
+/// Ten minutes: an agent who heard the number and said no is asked again only once the
+/// others had their chance, not every few seconds for the request's whole life.
+const DECLINE_DELAY_DEFAULT: u64 = 600;
 const HOLD_OFF_SECS: Range<u64> = 0..3601;
 const ANNOUNCE_SECS: Range<u64> = 10..3601;
 const MAX_WAIT_SECS: Range<u64> = 10..86_401;
@@ -1016,6 +1024,11 @@ impl RawQueue {
                 &self.reject_delay_secs,
                 REJECT_DELAY_DEFAULT,
             )?,
+            decline: delay(
+                "decline_delay_secs",
+                &self.decline_delay_secs,
+                DECLINE_DELAY_DEFAULT,
+            )?,
         };
         let away_after_missed = match self.away_after_missed {
             None => None,
@@ -1324,6 +1337,7 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
                 no_answer: Duration::from_secs(30),
                 busy: Duration::from_secs(60),
                 reject: Duration::from_secs(10),
+                decline: Duration::from_secs(600),
             }
         );
         let set = GOOD.replace(

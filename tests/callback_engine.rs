@@ -336,7 +336,7 @@ async fn a_decline_goes_to_the_next_agent_and_all_declining_closes_it() {
 async fn a_missed_ring_is_no_decline_so_one_decline_does_not_close_the_callback() {
     let rig = Rig::start_custom(
         &config_with(
-            "no_answer_delay_secs = 20\nreject_delay_secs = 5",
+            "no_answer_delay_secs = 20\ndecline_delay_secs = 5",
             &callback_line(""),
         ),
         &[

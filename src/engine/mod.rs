@@ -1338,7 +1338,7 @@ impl Engine {
             decline_hold_off: self
                 .config
                 .queue(queue)
-                .map_or(Duration::ZERO, |q| q.hold_off.reject),
+                .map_or(Duration::ZERO, |q| q.hold_off.decline),
         };
         let reports = self.reports_tx.clone();
         self.tasks.spawn(async move {

@@ -1865,6 +1865,7 @@ mod tests {
             no_answer: Duration::from_secs(1),
             busy: Duration::from_secs(2),
             reject: Duration::from_secs(3),
+            decline: Duration::from_secs(4),
         };
         for (hangup, cause, delay) in [
             ("NO_ANSWER", NoAnswerCause::NoAnswer, 1),
