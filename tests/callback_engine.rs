@@ -973,3 +973,24 @@ async fn a_caller_calling_again_while_being_called_back_is_told_to_hang_up() {
         .is_empty());
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_answered_live_while_asked_about_their_callback_loses_it() {
+    // alice declined the callback (held off it for 10 minutes; bob, away, has not), so
+    // she is free for the new call, which she answers while its caller is being asked.
+    let rig = start("", &[("user/1001", agent_pressing("2"))]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    rig.set_agent("bob", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    let requested = rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::Declined, 1).await;
+    rig.call(Caller::number("+4930555001"));
+    let connected = rig.wait_for(EventKind::Connected, 1).await;
+    assert_ne!(field(&connected[0], "entry"), field(&requested[0], "entry"));
+    let canceled = rig.wait_for(EventKind::Canceled, 1).await;
+    assert_eq!(field(&canceled[0], "entry"), field(&requested[0], "entry"));
+    assert!(rig.events_of(EventKind::CallbackKept).await.is_empty());
+    daemon.stop().await;
+}

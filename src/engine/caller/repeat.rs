@@ -45,7 +45,10 @@ impl Media {
             return self.keep(callback, number, KeptBy::BeingDialed).await;
         }
         match self.ask(callback).await? {
-            None => Ok(MenuEnd::HungUp),
+            None => {
+                self.served_while_asked(&pending.id).await;
+                Ok(MenuEnd::HungUp)
+            }
             Some(RepeatChoice::Keep) => self.keep(callback, number, KeptBy::Choice).await,
             Some(RepeatChoice::NoChoice) => self.keep(callback, number, KeptBy::NoChoice).await,
             Some(RepeatChoice::Cancel) => self.cancel(callback, number, &pending.id).await,
@@ -145,6 +148,33 @@ impl Media {
                 "cannot cancel the pending callback; the caller waits"),
         }
         Ok(MenuEnd::BackToQueue)
+    }
+
+    /// The caller left while being asked. One an agent answered for meanwhile (their new
+    /// call was next in line) is being served now: their pending callback would call them
+    /// about the same thing again, so it is canceled. One who hung up keeps it.
+    async fn served_while_asked(&self, pending: &EntryId) {
+        let (store, queue) = (&self.task.store, &self.task.queue);
+        let served = matches!(
+            store.entry(queue, &self.task.entry).await,
+            Ok(Some(e)) if matches!(e.status, EntryStatus::Connected { .. })
+        );
+        if !served {
+            return;
+        }
+        match store
+            .callback_cancel(queue, pending, self.task.clock.now())
+            .await
+        {
+            Ok(ringing) => {
+                tracing::info!(channel = %self.channel(), callback = %pending,
+                    "a repeat caller was answered live; their pending callback is canceled");
+                self.entry_left(pending.clone(), ringing);
+            }
+            // Accepted meanwhile (being dialed) or gone: nothing to undo.
+            Err(e) => tracing::info!(channel = %self.channel(), callback = %pending, error = %e,
+                "a repeat caller was answered live; their callback stands"),
+        }
     }
 
     /// Tell the engine that `entry` left the queue: it stops the agent legs still ringing
