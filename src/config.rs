@@ -293,6 +293,13 @@ pub struct LineConfig {
     pub callback: CallbackSettings,
 }
 
+impl LineConfig {
+    /// Callbacks enabled, with an outbound caller ID to call the customer from.
+    pub fn offers_callbacks(&self) -> bool {
+        self.callback.enabled && self.outbound_caller_id.is_some()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub id: AgentId,

@@ -222,7 +222,7 @@ impl Engine {
         let callbacks_open = config
             .lines
             .iter()
-            .filter(|l| l.callback.enabled && l.outbound_caller_id.is_some())
+            .filter(|l| l.offers_callbacks())
             .map(|l| (l.queue.clone(), watch::Sender::new(false)))
             .collect();
         Self {
@@ -277,7 +277,6 @@ impl Engine {
         self.store
             .register_agents(&self.config.agents, self.clock.now())
             .await?;
-        self.refresh_callbacks_open().await?;
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -594,9 +593,7 @@ impl Engine {
 
     /// The line, if it offers callbacks: enabled, with an outbound caller ID to call from.
     fn callback_line(&self, line: &crate::queue::LineName) -> Option<&LineConfig> {
-        self.config
-            .line(line)
-            .filter(|l| l.callback.enabled && l.outbound_caller_id.is_some())
+        self.config.line(line).filter(|l| l.offers_callbacks())
     }
 
     /// A line's prompts: from its own sounds directory or the daemon's; in its language,
@@ -1268,7 +1265,7 @@ impl Engine {
         }
         self.release_other_legs(entry_id, agent);
         // Keep the offer and the agent's booking while they hear whom to call; their
-        // whisper task extends it before each further hearing.
+        // whisper task renews it while the whisper plays.
         let decide_within = self
             .config
             .line(&line)
