@@ -32,19 +32,38 @@ pub enum Prompt {
     CallbackPending,
 }
 
+/// The keys one collect step takes: `min..=max` digits, the first within `timeout`, ended
+/// early by one of `terminators` (not part of the digits); the switch refuses digits that
+/// do not match `regex` (a PCRE search, so anchor it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysWanted {
+    pub min: u8,
+    pub max: u8,
+    pub terminators: &'static str,
+    pub regex: &'static str,
+    pub timeout: Duration,
+}
+
+impl KeysWanted {
+    /// One key answering a question: a menu choice, a confirmation.
+    pub fn choice(timeout: Duration) -> Self {
+        Self {
+            min: 1,
+            max: 1,
+            terminators: "",
+            regex: CHOICE,
+            timeout,
+        }
+    }
+}
+
 /// What the engine should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Play `prompts` (digits barge in) and collect `min..=max` digits, ended early by
-    /// one of `terminators` (not part of the digits); the switch refuses digits that do
-    /// not match `regex` (a PCRE search, so anchor it).
+    /// Play `prompts` (digits barge in) and collect the `keys` wanted.
     Collect {
         prompts: Vec<Prompt>,
-        min: u8,
-        max: u8,
-        terminators: &'static str,
-        regex: &'static str,
-        timeout: Duration,
+        keys: KeysWanted,
     },
     /// Save the callback request for `number` now, and answer with
     /// [`Input::Requested`]: the caller keeps it even if they hang up during what follows
@@ -323,7 +342,7 @@ impl CallbackMenu {
         prompts.push(Prompt::MenuOptions {
             own_number: self.own_number.is_some(),
         });
-        self.collect(prompts, 1, 1, "", CHOICE)
+        self.collect(prompts, KeysWanted::choice(self.settings.input_timeout))
     }
 
     fn key_in(&mut self, lead: Vec<Prompt>) -> Step {
@@ -335,7 +354,14 @@ impl CallbackMenu {
 
     fn collect_number(&self, mut prompts: Vec<Prompt>) -> Step {
         prompts.push(Prompt::EnterNumber);
-        self.collect(prompts, 1, MAX_KEYED, "#", NUMBER)
+        let keys = KeysWanted {
+            min: 1,
+            max: MAX_KEYED,
+            terminators: "#",
+            regex: NUMBER,
+            timeout: self.settings.input_timeout,
+        };
+        self.collect(prompts, keys)
     }
 
     fn confirm(&mut self, number: PhoneNumber, source: NumberSource) -> Step {
@@ -351,25 +377,11 @@ impl CallbackMenu {
     fn read_back(&self, mut prompts: Vec<Prompt>, number: &PhoneNumber) -> Step {
         prompts.push(Prompt::ReadBack(number.clone()));
         prompts.push(Prompt::ConfirmOptions);
-        self.collect(prompts, 1, 1, "", CHOICE)
+        self.collect(prompts, KeysWanted::choice(self.settings.input_timeout))
     }
 
-    fn collect(
-        &self,
-        prompts: Vec<Prompt>,
-        min: u8,
-        max: u8,
-        terminators: &'static str,
-        regex: &'static str,
-    ) -> Step {
-        Step::Collect {
-            prompts,
-            min,
-            max,
-            terminators,
-            regex,
-            timeout: self.settings.input_timeout,
-        }
+    fn collect(&self, prompts: Vec<Prompt>, keys: KeysWanted) -> Step {
+        Step::Collect { prompts, keys }
     }
 
     fn finish(&mut self, outcome: MenuOutcome) -> Step {
@@ -466,9 +478,12 @@ mod tests {
         assert!(matches!(
             step,
             Step::Collect {
-                max: 17,
-                terminators: "#",
-                regex: NUMBER,
+                keys: KeysWanted {
+                    max: 17,
+                    terminators: "#",
+                    regex: NUMBER,
+                    ..
+                },
                 ..
             }
         ));

@@ -8,8 +8,8 @@ pub mod number;
 pub mod repeat;
 
 pub use menu::{
-    CallbackMenu, Input, MenuOutcome, MenuSettings, NumberSource, Prompt, RequestResult, Step,
-    CHOICE,
+    CallbackMenu, Input, KeysWanted, MenuOutcome, MenuSettings, NumberSource, Prompt,
+    RequestResult, Step, CHOICE,
 };
 pub use number::{DialingPolicy, NumberRejected, NumberRules};
 pub use repeat::{RepeatChoice, RepeatMenu, RepeatStep};

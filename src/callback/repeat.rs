@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Input, MenuSettings, Prompt};
+use super::{Input, KeysWanted, MenuSettings, Prompt};
 
 /// What the repeat caller chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum RepeatStep {
     /// Play `prompts` (a digit barges in) and collect one digit.
     Ask {
         prompts: Vec<Prompt>,
-        timeout: Duration,
+        keys: KeysWanted,
     },
     Chosen(RepeatChoice),
 }
@@ -73,7 +73,7 @@ impl RepeatMenu {
         prompts.push(Prompt::CallbackPending);
         RepeatStep::Ask {
             prompts,
-            timeout: self.timeout,
+            keys: KeysWanted::choice(self.timeout),
         }
     }
 }
@@ -91,7 +91,7 @@ mod tests {
         prompts.push(Prompt::CallbackPending);
         RepeatStep::Ask {
             prompts,
-            timeout: MenuSettings::default().input_timeout,
+            keys: KeysWanted::choice(MenuSettings::default().input_timeout),
         }
     }
 

@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::callback::{
-    CallbackMenu, Input, MenuOutcome, MenuSettings, NumberRules, Prompt, RequestResult, Step,
+    CallbackMenu, Input, KeysWanted, MenuOutcome, MenuSettings, NumberRules, Prompt, RequestResult,
+    Step,
 };
 use crate::esl::Event;
 use crate::prompts::{sequence, PromptSet};
@@ -166,15 +167,6 @@ struct Outlook {
     position: Option<u64>,
     /// `None` until the queue has a pace.
     wait: Option<Duration>,
-}
-
-/// What one `play_and_get_digits` round collects (see [`Step::Collect`]).
-struct Collect {
-    min: u8,
-    max: u8,
-    terminators: &'static str,
-    regex: &'static str,
-    timeout: Duration,
 }
 
 /// How the callback menu (or a repeat caller's question) ended.
@@ -448,22 +440,8 @@ impl Media {
                 return Ok(MenuEnd::HungUp);
             }
             step = match step {
-                Step::Collect {
-                    prompts,
-                    min,
-                    max,
-                    terminators,
-                    regex,
-                    timeout,
-                } => {
-                    let digits = Collect {
-                        min,
-                        max,
-                        terminators,
-                        regex,
-                        timeout,
-                    };
-                    let input = self.collect(callback, &prompts, digits).await?;
+                Step::Collect { prompts, keys } => {
+                    let input = self.collect(callback, &prompts, keys).await?;
                     menu.input(input)
                 }
                 Step::Request { number } => {
@@ -488,7 +466,7 @@ impl Media {
         &self,
         callback: &CallbackPlan,
         prompts: &[Prompt],
-        digits: Collect,
+        keys: KeysWanted,
     ) -> Result<Input, SwitchError> {
         let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
         let files: Vec<MediaSource> = prompts
@@ -497,15 +475,15 @@ impl Media {
             .collect();
         let variable = VarName::new(&format!("callbackd_input_{round}")).expect("valid name");
         let app = App::PlayAndGetDigits(DigitCollect {
-            min: digits.min,
-            max: digits.max,
+            min: keys.min,
+            max: keys.max,
             tries: 1,
-            timeout: digits.timeout,
-            terminators: digits.terminators.to_owned(),
+            timeout: keys.timeout,
+            terminators: keys.terminators.to_owned(),
             prompt: sequence(&files)?,
             invalid: MediaSource::new("silence_stream://250").expect("constant"),
             variable: variable.clone(),
-            regex: digits.regex.to_owned(),
+            regex: keys.regex.to_owned(),
             digit_timeout: Duration::from_secs(3),
         });
         let done = self.task.switch.execute(self.channel(), &app).await?;
@@ -646,7 +624,12 @@ impl Media {
             }
             MenuOutcome::AlreadyPending { .. } => callback.prompts.file("already-pending"),
         };
-        self.play(&closing).await?;
+        self.say_goodbye(&closing).await
+    }
+
+    /// Play `closing`, then end the call: the caller has nothing left to wait for.
+    async fn say_goodbye(&self, closing: &MediaSource) -> Result<MenuEnd, SwitchError> {
+        self.play(closing).await?;
         self.task
             .switch
             .execute(self.channel(), &App::Hangup(HangupCause::normal_clearing()))

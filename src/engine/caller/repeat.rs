@@ -7,12 +7,12 @@
 //! the callback gone meanwhile), the caller stays on the line: they are never hung up on
 //! unless a callback is sure to remain.
 
-use super::{CallbackPlan, Collect, Media, MenuEnd};
-use crate::callback::{RepeatChoice, RepeatMenu, RepeatStep, CHOICE};
+use super::{CallbackPlan, Media, MenuEnd};
+use crate::callback::{RepeatChoice, RepeatMenu, RepeatStep};
 use crate::engine::Report;
 use crate::queue::{AgentId, EntryId, EntryStatus};
 use crate::store::{CallerCancel, KeptBy};
-use crate::switch::{App, HangupCause, PhoneNumber, SwitchError};
+use crate::switch::{PhoneNumber, SwitchError};
 
 impl Media {
     /// Ask a repeat caller and act on the answer. `BackToQueue` for anyone else, and for a
@@ -65,15 +65,8 @@ impl Media {
             }
             step = match step {
                 RepeatStep::Chosen(choice) => return Ok(Some(choice)),
-                RepeatStep::Ask { prompts, timeout } => {
-                    let digits = Collect {
-                        min: 1,
-                        max: 1,
-                        terminators: "",
-                        regex: CHOICE,
-                        timeout,
-                    };
-                    let input = self.collect(callback, &prompts, digits).await?;
+                RepeatStep::Ask { prompts, keys } => {
+                    let input = self.collect(callback, &prompts, keys).await?;
                     menu.input(input)
                 }
             };
@@ -104,18 +97,11 @@ impl Media {
             }
         }
         tracing::info!(channel = %self.channel(), %number, ?how, "pending callback kept");
-        match how {
-            KeptBy::BeingDialed => {
-                self.play(&callback.prompts.file("callback-in-progress"))
-                    .await?
-            }
-            KeptBy::Choice | KeptBy::NoChoice => self.play(&callback.confirmation).await?,
+        let closing = match how {
+            KeptBy::BeingDialed => callback.prompts.file("callback-in-progress"),
+            KeptBy::Choice | KeptBy::NoChoice => callback.confirmation.clone(),
         };
-        self.task
-            .switch
-            .execute(self.channel(), &App::Hangup(HangupCause::normal_clearing()))
-            .await?;
-        Ok(MenuEnd::HungUp)
+        self.say_goodbye(&closing).await
     }
 
     /// The callback goes and the caller waits on the line in its place; one an agent has
