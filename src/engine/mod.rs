@@ -9,6 +9,7 @@
 mod booking;
 mod callback;
 mod caller;
+mod handle;
 mod recovery;
 pub mod signal;
 
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::callback::{MenuSettings, NumberRules};
@@ -30,7 +31,8 @@ use crate::queue::{
     QueueError, QueueName, Router, Timestamp,
 };
 use crate::store::{
-    MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer, TimerScope,
+    DomainEvent, EventKind, EventStream, MissRules, NoAnswerCause, OfferOutcome, StateSource,
+    Store, StoreError, Timer, TimerScope,
 };
 use crate::switch::{
     ChannelId, FreeSwitch, HangupCause, MediaSource, Originate, PendingCall, SwitchError, VarName,
@@ -39,6 +41,8 @@ use crate::switch::{
 use booking::Booked;
 use callback::AgentCallback;
 use caller::{CallbackPlan, CallerMedia, CallerTask, MediaPlan};
+use handle::Command;
+pub use handle::{CommandError, EngineHandle};
 use recovery::Dialed;
 use signal::{ParkedCaller, Signal};
 
@@ -141,7 +145,8 @@ pub struct EngineOptions {
     pub time_scale: f64,
 }
 
-/// The daemon's brain. Build it with [`Engine::new`] and drive it with [`Engine::run`].
+/// The daemon's brain. Build it with [`Engine::new`], take a [`Engine::handle`] for what
+/// runs beside it, and drive it with [`Engine::run`].
 pub struct Engine {
     config: Arc<Config>,
     options: EngineOptions,
@@ -167,6 +172,14 @@ pub struct Engine {
     callbacks_open: HashMap<QueueName, watch::Sender<bool>>,
     reports_tx: mpsc::UnboundedSender<Report>,
     reports: mpsc::UnboundedReceiver<Report>,
+    handle: EngineHandle,
+    commands: mpsc::Receiver<Command>,
+    /// The engine's own place on the domain event bus, taken at once so it misses nothing.
+    bus: broadcast::Sender<DomainEvent>,
+    bus_events: broadcast::Receiver<DomainEvent>,
+    /// An agent's state changed (here, elsewhere, or events were missed) since the last
+    /// tick: whether callbacks are open is read again then, at most once per tick.
+    agents_changed: bool,
     /// Every task the engine starts (media, originates, callbacks): they end with it, as
     /// they would if the process died, and never act on a switch after their engine.
     tasks: JoinSet<()>,
@@ -197,9 +210,6 @@ pub struct Engine {
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
     callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
-    /// The id of the newest agent event seen: state changes made elsewhere (the CLI,
-    /// another daemon) reach this daemon through the agents' stream.
-    agent_events_seen: Option<String>,
     /// When the event streams were last trimmed.
     trimmed: std::time::Instant,
 }
@@ -213,6 +223,8 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::channel(handle::COMMAND_QUEUE);
+        let (bus, bus_events) = broadcast::channel(handle::BUS_CAPACITY);
         let plans = config
             .queues
             .iter()
@@ -241,6 +253,11 @@ impl Engine {
             plans,
             reports_tx,
             reports,
+            handle: EngineHandle::new(commands_tx, bus.clone()),
+            commands,
+            bus,
+            bus_events,
+            agents_changed: true,
             tasks: JoinSet::new(),
             dirty: true,
             agents_freed: 0,
@@ -251,7 +268,6 @@ impl Engine {
             passes_deferred: 0,
             claiming: HashMap::new(),
             routes_under_way: 0,
-            agent_events_seen: None,
             trimmed: std::time::Instant::now(),
         }
     }
@@ -268,12 +284,22 @@ impl Engine {
         client
     }
 
+    /// A handle for commands and domain events; it outlives the engine (its commands then
+    /// fail with [`CommandError::EngineGone`]).
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
     /// Run until `shutdown` turns true or the client stops.
     pub async fn run(
         mut self,
         mut deliveries: mpsc::Receiver<Delivery>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
+        // The bus starts before anything this engine writes.
+        let queues: Vec<QueueName> = self.config.queues.iter().map(|q| q.name.clone()).collect();
+        let feed = self.store.feed(&queues).await?;
+        self.tasks.spawn(feed.run(self.bus.clone()));
         self.store
             .register_agents(&self.config.agents, self.clock.now())
             .await?;
@@ -286,6 +312,8 @@ impl Engine {
                     None => return Err(EngineError::ClientGone),
                 },
                 Some(report) = self.reports.recv() => self.on_report(report).await,
+                Some(command) = self.commands.recv() => self.on_command(command).await,
+                event = self.bus_events.recv() => self.on_domain_event(event),
                 _ = tick.tick() => self.on_tick().await,
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
@@ -901,8 +929,85 @@ impl Engine {
         let id = agent.id.clone();
         self.set_state(&id, to, StateSource::Phone).await?;
         tracing::info!(agent = %id, state = to.as_str(), "agent changed state from the phone");
+        self.agent_state_changed().await
+    }
+
+    /// An agent's state changed on this daemon's doing: look for offers, and tell waiting
+    /// callers at once whether callbacks are open, without waiting for the agents' stream.
+    async fn agent_state_changed(&mut self) -> Result<(), StoreError> {
         self.dirty = true;
         self.refresh_callbacks_open().await
+    }
+
+    /// Carry out a command from an [`EngineHandle`] and answer it.
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::CancelCallback {
+                queue,
+                entry,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let canceled = self.store.callback_cancel(&queue, &entry, now).await;
+                if canceled.is_ok() {
+                    tracing::info!(%queue, %entry, "callback canceled by an operator");
+                    // Its legs stop when the `canceled` event comes back on the bus, as
+                    // they do on every other daemon.
+                    self.forget_next_in_line();
+                    self.dirty = true;
+                }
+                let _ = reply.send(canceled.map(drop).map_err(CommandError::from));
+            }
+            Command::SetAgentState {
+                agent,
+                state,
+                source,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let changed = self.store.set_agent_state(&agent, state, now, source).await;
+                if changed.is_ok() {
+                    if let Err(e) = self.agent_state_changed().await {
+                        tracing::warn!(error = %e, "reading agent states failed");
+                    }
+                }
+                let _ = reply.send(changed.map_err(CommandError::from));
+            }
+        }
+    }
+
+    /// A domain event from the streams (this daemon's or another's). Agent changes are
+    /// taken at the next tick, together; a callback withdrawn anywhere stops the phones
+    /// this daemon rings for it.
+    fn on_domain_event(&mut self, event: Result<DomainEvent, broadcast::error::RecvError>) {
+        let event = match event {
+            Ok(event) => event,
+            // Events were missed: whatever they said about agents is read afresh.
+            Err(_) => {
+                self.agents_changed = true;
+                return;
+            }
+        };
+        match (&event.stream, event.event.kind) {
+            (EventStream::Agents, _) => self.agents_changed = true,
+            (EventStream::Queue(_), EventKind::Canceled | EventKind::Expired) => {
+                let Some(entry) = event
+                    .event
+                    .field("entry")
+                    .and_then(|e| EntryId::new(e).ok())
+                else {
+                    return;
+                };
+                let ringing: Vec<AgentId> = self
+                    .legs
+                    .values()
+                    .filter(|l| l.entry == entry && !l.answered)
+                    .map(|l| l.agent.clone())
+                    .collect();
+                self.stop_ringing(&entry, &ringing);
+            }
+            _ => {}
+        }
     }
 
     /// The config's agents as Redis has them now.
@@ -1382,7 +1487,9 @@ impl Engine {
         }
     }
 
-    /// Stop ringing `agents` for `entry` (the caller left).
+    /// Stop ringing `agents` for `entry` (it left the queue, or was withdrawn). The legs
+    /// are forgotten at once: their originates' failures and hangups then change nothing,
+    /// and a second stop for the same entry (the bus after a local close) finds none.
     fn stop_ringing(&mut self, entry: &EntryId, agents: &[AgentId]) {
         let legs: Vec<ChannelId> = self
             .legs
@@ -1391,6 +1498,7 @@ impl Engine {
             .map(|(c, _)| c.clone())
             .collect();
         for leg in legs {
+            self.legs.remove(&leg);
             self.kill(leg);
         }
     }
@@ -1457,19 +1565,13 @@ impl Engine {
                 .await;
             (scope, due)
         }));
-        let (last_agent_event, claims) = tokio::join!(self.store.last_event_id(None), claims);
-        // Agent state changes made elsewhere (the CLI, another daemon, a phone) reach this
-        // daemon through the agents' stream.
-        match last_agent_event {
-            Ok(last) if last != self.agent_events_seen => {
-                self.agent_events_seen = last;
-                self.dirty = true;
-                if let Err(e) = self.refresh_callbacks_open().await {
-                    tracing::warn!(error = %e, "reading agent states failed");
-                }
+        let claims = claims.await;
+        if std::mem::take(&mut self.agents_changed) {
+            self.dirty = true;
+            if let Err(e) = self.refresh_callbacks_open().await {
+                tracing::warn!(error = %e, "reading agent states failed");
+                self.agents_changed = true;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "reading agent events failed"),
         }
         for (scope, due) in claims {
             let due = match due {

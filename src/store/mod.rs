@@ -8,6 +8,7 @@
 //! guarded by a single script, and a daemon dying between the steps leaves only a booking
 //! whose lease runs out by itself.
 
+mod feed;
 mod keys;
 pub mod local;
 mod records;
@@ -27,6 +28,7 @@ use crate::queue::{
     QueueError, QueueName, Timestamp,
 };
 use crate::switch::PhoneNumber;
+pub use feed::{DomainEvent, EventFeed, EventStream};
 use keys::Keys;
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
 use scripts::Scripts;
@@ -243,6 +245,8 @@ pub struct CallbackStats {
 /// A handle on the store; clones share one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct Store {
+    /// For connections of their own (the event feed's blocking reads).
+    client: redis::Client,
     conn: ConnectionManager,
     keys: Keys,
     scripts: Arc<Scripts>,
@@ -281,7 +285,7 @@ impl Store {
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(connect_error)?;
         redis::cmd("PING")
@@ -289,6 +293,7 @@ impl Store {
             .await
             .map_err(connect_error)?;
         Ok(Self {
+            client,
             conn,
             keys: Keys::new(&settings.key_prefix),
             scripts: Arc::new(Scripts::new()),
@@ -1835,22 +1840,8 @@ impl Store {
             .await?;
         reply
             .ids
-            .into_iter()
-            .map(|sid| {
-                let fields = sid
-                    .map
-                    .iter()
-                    .map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .map(|v| (k.clone(), v))
-                            .map_err(|e| StoreError::Corrupt {
-                                key: key.clone(),
-                                reason: format!("event {} field {k}: {e}", sid.id),
-                            })
-                    })
-                    .collect::<Result<HashMap<_, _>>>()?;
-                records::event_from(&key, sid.id, fields)
-            })
+            .iter()
+            .map(|sid| feed::stored_event(&key, sid))
             .collect()
     }
 }
