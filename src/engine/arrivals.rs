@@ -121,11 +121,7 @@ impl Engine {
     /// What this caller's line offers them for callbacks, if it offers any: only a line with
     /// callbacks enabled and an outbound caller ID to call from. Whether the offer is made
     /// is decided while they wait (see [`CallbackPlan::open`]).
-    fn callback_plan(
-        &self,
-        entry: &Entry,
-        sip_from_user: Option<&str>,
-    ) -> Option<CallbackPlan> {
+    fn callback_plan(&self, entry: &Entry, sip_from_user: Option<&str>) -> Option<CallbackPlan> {
         let line = self.callback_line(&entry.line)?;
         let settings = &line.callback;
         let rules = match NumberRules::new(

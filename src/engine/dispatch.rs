@@ -224,12 +224,7 @@ impl Engine {
     }
 
     /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
-    async fn make_offers(
-        &mut self,
-        offers: &[Offer],
-        entries: Vec<Entry>,
-        now: Timestamp,
-    ) {
+    async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
         let made = booking::book(&self.store, &self.config, offers, false, now).await;
         if self.ring_booked(offers, &entries, made) {
             self.keep_next_in_line(entries, offers);
