@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
-use super::signal::ParkedCaller;
 use super::{Engine, EngineOptions};
 use crate::callback::{MenuSettings, NumberRules};
 use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
+use crate::switch::signal::ParkedCaller;
 use crate::switch::{MediaSource, VarValue};
 
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.

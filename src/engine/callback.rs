@@ -19,7 +19,7 @@ use crate::switch::{
 };
 
 use super::dispatch::var;
-use super::signal;
+use crate::switch::signal;
 
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";

@@ -7,11 +7,11 @@
 use std::future::Future;
 
 use super::booking::{self, Booked};
-use super::signal::{self};
 use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
 use crate::queue::{Agent, AgentId, Entry, EntryKind, EntryStatus, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
+use crate::switch::signal;
 use crate::switch::{ChannelId, Originate, PendingCall, SwitchError, VarName, VarValue};
 
 /// At most this many waiting entries per queue routing looks at: the oldest are always

@@ -5,6 +5,7 @@
 
 pub mod dial;
 mod media;
+pub mod signal;
 
 use std::time::Duration;
 
