@@ -61,7 +61,7 @@ impl Engine {
                 .agents()
                 .await?
                 .iter()
-                .any(|a| a.state.takes_queue_calls() && a.priority_for(&queue).is_some());
+                .any(|a| a.takes_calls_for(&queue));
             // A caller back from a bridge is not new: the rule is for arrivals only.
             if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
                 tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");

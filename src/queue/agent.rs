@@ -152,6 +152,13 @@ impl Agent {
             .map(|s| s.priority)
     }
 
+    /// Serves `queue` and takes its calls (see [`AgentState::takes_queue_calls`]): someone
+    /// its callers can count on, now or once their call, wrap-up or break ends. Only such
+    /// agents keep a queue from overflowing, and only they can decline a callback.
+    pub fn takes_calls_for(&self, queue: &QueueName) -> bool {
+        self.state.takes_queue_calls() && self.priority_for(queue).is_some()
+    }
+
     /// Free to be offered an entry now.
     pub fn is_free(&self) -> bool {
         self.state == AgentState::Available && self.booked.is_none()
@@ -214,6 +221,20 @@ mod tests {
             }],
             booked: None,
             missed_in_a_row: 0,
+        }
+    }
+
+    #[test]
+    fn only_agents_serving_a_queue_and_logged_in_for_it_take_its_calls() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut a = agent(&clock);
+        let support = QueueName::new("support").unwrap();
+        let sales = QueueName::new("sales").unwrap();
+        for state in AgentState::ALL {
+            a.state = state;
+            let logged_in = !matches!(state, AgentState::Offline | AgentState::TransfersOnly);
+            assert_eq!(a.takes_calls_for(&support), logged_in, "{state}");
+            assert!(!a.takes_calls_for(&sales), "{state}");
         }
     }
 
