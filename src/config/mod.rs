@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::callback::DialingPolicy;
-use crate::cli::logging::LogFormat;
 use crate::esl::{Backoff, ClientConfig};
 use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
@@ -91,6 +90,18 @@ pub struct LogSettings {
     /// A tracing filter: `info`, `callbackd=debug,warn`.
     pub level: String,
     pub format: LogFormat,
+}
+
+/// How log lines are printed: the `[log]` table's `format`, and `--log-format` on the
+/// command line, which spell it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal or journald.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// Where a caller goes when the queue gives up on them.
@@ -176,15 +187,6 @@ pub struct RetryPolicy {
     pub on: Vec<RetryCause>,
 }
 
-/// How an agent is put through to a callback's customer (issue 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AgentDialMode {
-    /// Agent first: the agent's phone rings, they hear whom they call, then the customer is dialed.
-    #[default]
-    Phone,
-}
-
 /// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackSettings {
@@ -194,7 +196,6 @@ pub struct CallbackSettings {
     /// A request not dialed within this time from its creation is closed.
     pub expiry: Duration,
     pub retry: RetryPolicy,
-    pub agent_mode: AgentDialMode,
     /// With an IVR in front the offer greeting is skipped; 2 still works while waiting.
     pub ivr_in_front: bool,
     /// After confirming, the caller says their name; the agent hears it before dialing.

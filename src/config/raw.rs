@@ -5,8 +5,7 @@ use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{AgentDialMode, RetryCause};
-use crate::cli::logging::LogFormat;
+use super::{LogFormat, RetryCause};
 use crate::queue::{AgentId, LineName, QueueName, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
 
@@ -157,8 +156,10 @@ pub(super) struct RawCallback {
     pub(super) expiry_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) retry: RawRetry,
-    #[serde(default)]
-    pub(super) agent_mode: AgentDialMode,
+    /// Files written when a second mode was planned may still say `agent_mode = "phone"`,
+    /// the only way callbacks are put through (the agent first); nothing reads it.
+    #[serde(rename = "agent_mode")]
+    pub(super) _agent_mode: Option<AgentMode>,
     #[serde(default)]
     pub(super) ivr_in_front: bool,
     #[serde(default)]
@@ -173,6 +174,13 @@ pub(super) struct RawCallback {
     pub(super) country: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) dialing_policy: RawDialingPolicy,
+}
+
+/// The one value `agent_mode` may have.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum AgentMode {
+    Phone,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,5 +232,15 @@ mod tests {
         let (line, key, _) = error_at(&text);
         assert_eq!(line, Some(line_of(&text, "dial_template")));
         assert_eq!(key.as_deref(), Some("dial_template"));
+    }
+
+    #[test]
+    fn agent_mode_phone_is_still_accepted() {
+        let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"phone\"");
+        assert!(super::super::tests::parse(&text).is_ok());
+        let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"web\"");
+        let (line, key, _) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "agent_mode")));
+        assert_eq!(key.as_deref(), Some("agent_mode"));
     }
 }
