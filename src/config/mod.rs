@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::callback::DialingPolicy;
 use crate::esl::{Backoff, ClientConfig};
-use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
+use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy};
 use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
 
 pub use source::ConfigError;
@@ -296,6 +296,11 @@ impl Config {
 
     pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| &a.id == id)
+    }
+
+    /// Routing for these queues, each with its strategy.
+    pub fn router(&self) -> Router {
+        Router::new(self.queues.iter().map(|q| (q.name.clone(), q.strategy)))
     }
 }
 

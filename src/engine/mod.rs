@@ -227,7 +227,7 @@ impl Engine {
             .collect();
         Self {
             callbacks_open,
-            router: Router::from_config(&config),
+            router: config.router(),
             agent_ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             config,
             options,
@@ -826,7 +826,7 @@ impl Engine {
     ) -> Vec<Agent> {
         ids.into_iter()
             .filter_map(|id| self.config.agent(id))
-            .map(|a| Agent::freed_now(a, now))
+            .map(|a| Agent::freed_now(a.id.clone(), a.queues.clone(), now))
             .collect()
     }
 
