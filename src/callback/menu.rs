@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::number::{NumberRejected, NumberRules};
-use crate::switch::PhoneNumber;
+use crate::values::PhoneNumber;
 
 /// Something the caller hears; the prompt set maps each to a sound file per language.
 #[derive(Debug, Clone, PartialEq, Eq)]

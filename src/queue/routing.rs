@@ -111,7 +111,7 @@ mod tests {
 
     use super::super::{AgentState, Clock, LineName, ManualClock, ServedQueue, Timestamp};
     use super::*;
-    use crate::switch::ChannelId;
+    use crate::values::ChannelId;
 
     fn q(s: &str) -> QueueName {
         QueueName::new(s).unwrap()
