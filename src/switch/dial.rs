@@ -81,9 +81,9 @@ impl DialTemplate {
 
 validated!(
     /// Something `playback` can play: a file path, `local_stream://moh`, `tone_stream://…`,
-    /// `silence_stream://…`, `say:…`. Only line breaks are refused outright (the argument
-    /// travels in a header); originate and broadcast use it inside an app argument, so
-    /// spaces and `'` are refused as well.
+    /// `silence_stream://…`, `say:…`. Line breaks are refused (the argument travels in a
+    /// header), and so are spaces and quotes: `play_and_get_digits` and `record` take it as
+    /// one of several space-separated arguments.
     MediaSource
 );
 
