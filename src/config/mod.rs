@@ -171,7 +171,7 @@ pub struct HoldOffs {
     pub decline: Duration,
 }
 
-/// Customer-leg outcomes after which a callback may be tried again (issue 6).
+/// Customer-leg outcomes after which a callback may be tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetryCause {
@@ -187,7 +187,7 @@ pub struct RetryPolicy {
     pub on: Vec<RetryCause>,
 }
 
-/// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
+/// A line's `[lines.callback]` table: whether and how its callers are offered a callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackSettings {
     pub enabled: bool,
