@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::callback::DialingPolicy;
 use crate::esl::{Backoff, ClientConfig};
 use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy};
-use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
+use crate::switch::{DialString, DialTemplate, Extension, HangupClass, MediaSource, PhoneNumber};
 
 pub use source::ConfigError;
 
@@ -177,6 +177,18 @@ pub struct HoldOffs {
 pub enum RetryCause {
     NoAnswer,
     Busy,
+}
+
+impl RetryCause {
+    /// The retry cause a customer leg that ended with `class` falls under, if any: a phone
+    /// that never took the call up counts as not answered.
+    pub fn of(class: HangupClass) -> Option<Self> {
+        match class {
+            HangupClass::NoAnswer | HangupClass::NoResponse => Some(Self::NoAnswer),
+            HangupClass::Busy => Some(Self::Busy),
+            HangupClass::Normal | HangupClass::Rejected | HangupClass::Failure => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,6 +417,21 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         );
         assert!(c.agent(&AgentId::new("bob").unwrap()).is_none());
         assert!(!format!("{:?}", c.redis).contains("secret"));
+    }
+
+    #[test]
+    fn customer_legs_are_retried_for_no_answer_and_busy_only() {
+        for (cause, retry) in [
+            ("NO_ANSWER", Some(RetryCause::NoAnswer)),
+            ("NO_USER_RESPONSE", Some(RetryCause::NoAnswer)),
+            ("ORIGINATOR_CANCEL", Some(RetryCause::NoAnswer)),
+            ("USER_BUSY", Some(RetryCause::Busy)),
+            ("CALL_REJECTED", None),
+            ("NORMAL_CLEARING", None),
+            ("UNALLOCATED_NUMBER", None),
+        ] {
+            assert_eq!(RetryCause::of(HangupClass::of(cause)), retry, "{cause}");
+        }
     }
 
     #[test]

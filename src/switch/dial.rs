@@ -110,24 +110,6 @@ impl Extension {
     }
 }
 
-validated!(
-    /// A Q.850 hangup cause name as FreeSWITCH spells it: `NORMAL_CLEARING`, `USER_BUSY`…
-    HangupCause
-);
-
-impl HangupCause {
-    pub fn new(s: &str) -> Result<Self, InvalidInput> {
-        check("hangup cause", s, 64, |c| {
-            c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'
-        })?;
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn normal_clearing() -> Self {
-        Self("NORMAL_CLEARING".into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

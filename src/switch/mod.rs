@@ -4,6 +4,7 @@
 //! a second leg, a variable block or an application that nobody meant to send.
 
 pub mod dial;
+pub mod hangup;
 
 use std::time::Duration;
 
@@ -11,9 +12,10 @@ use serde::Deserialize;
 
 use crate::esl::{self, BackgroundJob, Event, Execution};
 pub use dial::{
-    ChannelId, DialString, DialTemplate, Extension, HangupCause, InvalidInput, MediaSource,
-    PhoneNumber, VarName, VarValue,
+    ChannelId, DialString, DialTemplate, Extension, InvalidInput, MediaSource, PhoneNumber,
+    VarName, VarValue,
 };
+pub use hangup::{HangupCause, HangupClass};
 
 /// Why a switch operation failed.
 #[derive(Debug, thiserror::Error)]
