@@ -1,7 +1,8 @@
 //! What the daemon asks of a PBX, as typed operations over the ESL client.
 //!
-//! Every argument is a validated value from [`dial`], so a string built here cannot carry
-//! a second leg, a variable block or an application that nobody meant to send.
+//! Every argument is a validated value from [`dial`] (or [`crate::values`]), so a string built
+//! here cannot carry a second leg, a variable block or an application that nobody meant to
+//! send. [`hangup`] says what FreeSWITCH's hangup causes mean.
 
 pub mod dial;
 pub mod hangup;
