@@ -253,13 +253,8 @@ impl AgentCallback {
             other => format!("{other}"),
         };
         let retry = &self.line.callback.retry;
-        let retriable = match cause.as_str() {
-            "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL" => {
-                retry.on.contains(&RetryCause::NoAnswer)
-            }
-            "USER_BUSY" => retry.on.contains(&RetryCause::Busy),
-            _ => false,
-        };
+        let retriable = RetryCause::of(crate::switch::HangupClass::of(&cause))
+            .is_some_and(|c| retry.on.contains(&c));
         let now = self.clock.now();
         let retry_at = (retriable && self.attempts + 1 < retry.max_attempts)
             .then(|| now.plus(retry.min_interval));

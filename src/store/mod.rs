@@ -27,7 +27,7 @@ use crate::queue::{
     Agent, AgentId, AgentState, CloseReason, Entry, EntryId, EntryKind, EntryStatus, Offer,
     QueueError, QueueName, Timestamp,
 };
-use crate::switch::PhoneNumber;
+use crate::switch::{HangupClass, PhoneNumber};
 pub use feed::{DomainEvent, EventFeed, EventStream};
 use keys::Keys;
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
@@ -115,12 +115,11 @@ impl NoAnswerCause {
 
     /// The cause of an agent leg that ended unanswered with this hangup cause.
     pub fn of_hangup(cause: &str) -> Self {
-        match cause {
-            "NO_ANSWER" | "ORIGINATOR_CANCEL" => Self::NoAnswer,
-            "USER_BUSY" => Self::Busy,
-            // The agent pressed reject (or declined the call) on their phone.
-            "CALL_REJECTED" => Self::Rejected,
-            _ => Self::Failed,
+        match HangupClass::of(cause) {
+            HangupClass::NoAnswer => Self::NoAnswer,
+            HangupClass::Busy => Self::Busy,
+            HangupClass::Rejected => Self::Rejected,
+            HangupClass::NoResponse | HangupClass::Normal | HangupClass::Failure => Self::Failed,
         }
     }
 
