@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::callback::DialingPolicy;
 use crate::esl::{Backoff, ClientConfig};
-use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy};
+use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy, Timestamp};
 use crate::switch::{DialString, DialTemplate, Extension, HangupClass, MediaSource, PhoneNumber};
 
 pub use source::ConfigError;
@@ -197,6 +197,21 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub min_interval: Duration,
     pub on: Vec<RetryCause>,
+}
+
+impl RetryPolicy {
+    /// When to dial a callback's customer again after an attempt that ended with `hangup`
+    /// (FreeSWITCH's cause), `attempts_before` attempts having failed before it: `None`
+    /// when this cause is not retried or the attempts are used up.
+    pub fn next_attempt(
+        &self,
+        hangup: &str,
+        attempts_before: u32,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let retried = RetryCause::of(HangupClass::of(hangup)).is_some_and(|c| self.on.contains(&c));
+        (retried && attempts_before + 1 < self.max_attempts).then(|| now.plus(self.min_interval))
+    }
 }
 
 /// A line's `[lines.callback]` table: whether and how its callers are offered a callback.
@@ -432,6 +447,24 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         ] {
             assert_eq!(RetryCause::of(HangupClass::of(cause)), retry, "{cause}");
         }
+    }
+
+    #[test]
+    fn a_retried_cause_is_dialed_again_after_the_interval_until_the_attempts_are_used() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            min_interval: Duration::from_secs(60),
+            on: vec![RetryCause::Busy],
+        };
+        let now = Timestamp::from_millis(1_000);
+        let again = Some(Timestamp::from_millis(61_000));
+        assert_eq!(policy.next_attempt("USER_BUSY", 0, now), again);
+        assert_eq!(policy.next_attempt("USER_BUSY", 1, now), again);
+        // The third attempt was the last.
+        assert_eq!(policy.next_attempt("USER_BUSY", 2, now), None);
+        // Not answering is a cause this line does not retry; a refused number never is.
+        assert_eq!(policy.next_attempt("NO_ANSWER", 0, now), None);
+        assert_eq!(policy.next_attempt("CALL_REJECTED", 0, now), None);
     }
 
     #[test]
