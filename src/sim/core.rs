@@ -139,17 +139,7 @@ impl Core {
                 self.sessions.remove(&sid);
             }
             CoreMsg::Advance(by, done) => {
-                let target = self.clock.now_us() + by.as_micros() as u64;
-                while let Some((&(due, _), _)) = self.timers.first_key_value() {
-                    if due > target {
-                        break;
-                    }
-                    let step = due.saturating_sub(self.clock.now_us());
-                    self.clock.advance(Duration::from_micros(step));
-                    self.fire_until(due);
-                }
-                let rest = target.saturating_sub(self.clock.now_us());
-                self.clock.advance(Duration::from_micros(rest));
+                self.advance(by);
                 let _ = done.send(());
             }
             CoreMsg::Records(tx) => {
@@ -169,6 +159,22 @@ impl Core {
                 self.scenario.parties.insert(dial, party);
             }
         }
+    }
+
+    /// Manual clock: fire everything due in the next `by` of simulated time, each at its
+    /// own time.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.clock.now_us() + by.as_micros() as u64;
+        while let Some((&(due, _), _)) = self.timers.first_key_value() {
+            if due > target {
+                break;
+            }
+            let step = due.saturating_sub(self.clock.now_us());
+            self.clock.advance(Duration::from_micros(step));
+            self.fire_until(due);
+        }
+        let rest = target.saturating_sub(self.clock.now_us());
+        self.clock.advance(Duration::from_micros(rest));
     }
 
     /// Fire every timer due at or before `now`, including ones those timers schedule.
