@@ -15,7 +15,9 @@ use std::time::Duration;
 use callbackd::queue::AgentState;
 use callbackd::sim::{Caller, Outcome, Party, SimConfig};
 use callbackd::store::{EventKind, StoredEvent};
-use engine::{config_with, field, sim_secs, until, until_some, Rig};
+use engine::{
+    config_with, field, own_number_confirmed, requesting, sim_secs, until, until_some, Rig,
+};
 
 const OFFER: &str = "/sounds/offer.wav";
 const MUSIC: &str = "local_stream://moh";
@@ -74,20 +76,7 @@ fn kinds(events: &[StoredEvent]) -> Vec<&'static str> {
 
 /// Callers press 2 during the offer greeting, 1 for their own number, 1 to confirm.
 fn own_number_caller(number: &str) -> Caller {
-    requesting(Caller::number(number))
-}
-
-/// `caller` presses 2 a second into the offer greeting, 1 in the menu for their own
-/// number, and 1 to confirm the read-back.
-fn requesting(caller: Caller) -> Caller {
-    own_number_confirmed(caller.press_when(OFFER, secs(1.0), "2"))
-}
-
-/// `caller` presses 1 in the menu for their own number, and 1 to confirm the read-back.
-fn own_number_confirmed(caller: Caller) -> Caller {
-    caller
-        .press_when("menu-own-number", secs(0.5), "1")
-        .press_when("confirm-options", secs(1.0), "1")
+    requesting(Caller::number(number), OFFER)
 }
 
 /// A caller with no offer to answer presses 2 during the hold music; then as
@@ -260,7 +249,7 @@ async fn an_anonymous_caller_is_called_back_on_their_sip_from_user() {
     let rig = start("", &[]).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
-    rig.call(requesting(Caller::sip_user("+4930555321")));
+    rig.call(requesting(Caller::sip_user("+4930555321"), OFFER));
     let requested = rig.wait_for(EventKind::Requested, 1).await;
     assert_eq!(field(&requested[0], "number"), "+4930555321");
     daemon.stop().await;

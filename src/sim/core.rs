@@ -31,13 +31,23 @@ pub enum Out {
 /// Requests to the core from connections and from the [`super::Switch`] handle.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Accept { sid: u64, tx: mpsc::Sender<Out> },
-    Frame { sid: u64, frame: Frame },
-    Closed { sid: u64 },
+    Accept {
+        sid: u64,
+        tx: mpsc::Sender<Out>,
+    },
+    Frame {
+        sid: u64,
+        frame: Frame,
+    },
+    Closed {
+        sid: u64,
+    },
     Advance(Duration, oneshot::Sender<()>),
     Records(oneshot::Sender<Vec<CallRecord>>),
     ChannelCount(oneshot::Sender<usize>),
     EventCount(oneshot::Sender<u64>),
+    /// How many listeners subscribed to CUSTOM events of this subclass.
+    Listeners(String, oneshot::Sender<usize>),
     AddCaller(Box<Caller>),
     AddParty(String, Party),
 }
@@ -150,6 +160,15 @@ impl Core {
             }
             CoreMsg::EventCount(tx) => {
                 let _ = tx.send(self.seq);
+            }
+            CoreMsg::Listeners(subclass, tx) => {
+                let ev = SimEvent::custom(&subclass);
+                let n = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.subscribes_to(&ev))
+                    .count();
+                let _ = tx.send(n);
             }
             CoreMsg::AddCaller(c) => {
                 let at = c.at;

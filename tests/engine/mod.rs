@@ -411,6 +411,21 @@ impl Daemon {
     }
 }
 
+/// `caller` presses 2 a second into the offer greeting `offer`, then as
+/// [`own_number_confirmed`]: a callback request at their own number, each key in answer to
+/// its prompt however slow the daemon is to ask.
+pub fn requesting(caller: Caller, offer: &str) -> Caller {
+    own_number_confirmed(caller.press_when(offer, Duration::from_secs(1), "2"))
+}
+
+/// `caller` presses 1 in the callback menu for their own number, and 1 to confirm the
+/// read-back.
+pub fn own_number_confirmed(caller: Caller) -> Caller {
+    caller
+        .press_when("menu-own-number", Duration::from_millis(500), "1")
+        .press_when("confirm-options", Duration::from_secs(1), "1")
+}
+
 pub fn field<'a>(e: &'a StoredEvent, name: &str) -> &'a str {
     e.field(name).unwrap_or_default()
 }
