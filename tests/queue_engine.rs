@@ -188,9 +188,13 @@ context = "default""#;
     assert!(waited >= 10_000, "waited {waited} ms");
     // The hold music was stopped and the caller left the park for the exit.
     until("the caller is transferred out of the queue", || async {
-        let record = &rig.callers().await["+4930100001"];
-        (record.saw("CHANNEL_UNPARK") || record.saw("CHANNEL_EXECUTE"))
-            && record.completions.iter().any(|(app, _)| app == "playback")
+        rig.callers()
+            .await
+            .get("+4930100001")
+            .is_some_and(|record| {
+                (record.saw("CHANNEL_UNPARK") || record.saw("CHANNEL_EXECUTE"))
+                    && record.completions.iter().any(|(app, _)| app == "playback")
+            })
     })
     .await;
     daemon.stop().await;

@@ -2,6 +2,13 @@
 //!
 //! Time runs `SCALE` times faster in the simulator and the daemons alike, so ring times and
 //! waits measured in tens of seconds pass in a few.
+//!
+//! Nothing here depends on the machine's speed: scripted people press keys on hearing the
+//! prompt they answer (`press_when`, see [`requesting`]), and tests wait for what they
+//! assert ([`until`], [`Rig::wait_for`], [`Rig::heard`], [`Rig::hung_up`]) under one
+//! generous deadline, [`PATIENCE`]. A fixed sleep is a stimulus (time that must pass for
+//! a timer to fire) or grace for something that must not happen, never a guess at how
+//! long the daemon takes.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
