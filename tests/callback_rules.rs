@@ -3,7 +3,8 @@
 //! and out while callers wait, and the agent's decision window outlasts a real whisper.
 //!
 //! Prompts last 0.2 simulated seconds each unless a test says otherwise; the offer greeting
-//! lasts 10 s, so a key pressed "during the offer" truly is.
+//! lasts 10 s. Keys are pressed on hearing the prompt they answer (`press_when`), so a key
+//! pressed "during the offer" truly is, whatever the machine's load.
 
 mod common;
 mod engine;
@@ -16,10 +17,11 @@ use callbackd::queue::AgentState;
 use callbackd::sim::{Caller, Party, SimConfig};
 use callbackd::store::EventKind;
 use callbackd::switch::{ChannelId, FreeSwitch, HangupCause};
-use engine::{config_with, field, sim_secs, Rig};
+use engine::{config_with, field, requesting, sim_secs, Rig};
 
 const OFFER: &str = "/sounds/offer.wav";
 const UNAVAILABLE: &str = "/sounds/en/callbackd/callbacks-unavailable.wav";
+const MUSIC: &str = "local_stream://moh";
 
 fn callback_line(extra: &str) -> String {
     format!(
@@ -51,29 +53,16 @@ async fn start(queue_extra: &str, line_extra: &str, parties: &[(&str, Party)]) -
     .await
 }
 
-/// Press 2, 1 for the own number and 1 to confirm, starting `at` seconds after answer (at
-/// least 5 s, so a 2 meant for the offer greeting lands in it even on a loaded machine).
-fn requesting_from(caller: Caller, at: f64) -> Caller {
-    caller
-        .press(secs(at), "2")
-        .press(secs(at + 4.0), "1")
-        .press(secs(at + 9.0), "1")
+/// Press 2 a second into the offer greeting, 1 for the own number and 1 to confirm.
+fn requesting_from(caller: Caller) -> Caller {
+    requesting(caller, OFFER)
 }
 
-/// Wait (up to 40 s real time) until the caller with `number` has heard `media`.
-async fn heard(rig: &Rig, number: &str, media: &str) -> Vec<String> {
-    for _ in 0..800 {
-        if let Some(record) = rig.callers().await.get(number) {
-            if record.media.iter().any(|m| m.contains(media)) {
-                return record.media.clone();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{number} never heard {media}: {:?}",
-        rig.callers().await.get(number).map(|r| r.media.clone())
-    );
+/// An agent who answers after 1 s, presses 1 during the whisper, and hangs up `after`.
+fn agent_accepting(after: f64) -> Party {
+    Party::answers_after(secs(1.0))
+        .press_when("agent-options", secs(0.5), "1")
+        .hang_up_after(secs(after))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,12 +72,7 @@ async fn callers_are_offered_callbacks_while_every_agent_is_on_a_call() {
         "",
         &[
             // Alice takes the first caller for 30 s, then the callback: 1 in the whisper.
-            (
-                "user/1001",
-                Party::answers_after(secs(1.0))
-                    .press(secs(1.0), "1")
-                    .hang_up_after(secs(30.0)),
-            ),
+            ("user/1001", agent_accepting(30.0)),
             (
                 "sofia/gateway/carrier/+4930555002",
                 Party::answers_after(secs(1.0)).hang_up_after(secs(10.0)),
@@ -102,7 +86,7 @@ async fn callers_are_offered_callbacks_while_every_agent_is_on_a_call() {
     rig.wait_for(EventKind::Connected, 1).await;
     assert_eq!(rig.agent_state("alice").await, AgentState::OnCall);
     // The only agent is on a call: the moment callbacks exist for.
-    rig.call(requesting_from(Caller::number("+4930555002"), 5.0));
+    rig.call(requesting_from(Caller::number("+4930555002")));
     let requested = rig.wait_for(EventKind::Requested, 1).await;
     assert_eq!(field(&requested[0], "number"), "+4930555002");
     assert!(rig.callers().await["+4930555002"].played(OFFER));
@@ -118,13 +102,14 @@ async fn callers_are_offered_callbacks_while_every_agent_is_on_a_call() {
 async fn the_offer_follows_agents_logging_in_and_out_while_callers_wait() {
     let rig = start("", "", &[]).await;
     let daemon = rig.daemon("d1");
-    // Nobody is logged in: 2 at 3 s is answered "not available now". Alice logs in right
-    // after: the offer plays at once, and 2 during it opens the menu.
-    rig.call(requesting_from(
-        Caller::number("+4930555001").press(secs(3.0), "2"),
-        10.0,
-    ));
-    let before = heard(&rig, "+4930555001", UNAVAILABLE).await;
+    // Nobody is logged in: 2 in the hold music is answered "not available now". Alice
+    // logs in right after: the offer plays at once, and 2 during it opens the menu.
+    rig.call(requesting_from(Caller::number("+4930555001").press_when(
+        MUSIC,
+        secs(1.0),
+        "2",
+    )));
+    let before = rig.heard("+4930555001", UNAVAILABLE).await;
     assert!(!before.iter().any(|m| m == OFFER), "{before:?}");
     assert!(rig.events_of(EventKind::Requested).await.is_empty());
     rig.set_agent("alice", AgentState::Away).await;
@@ -135,15 +120,17 @@ async fn the_offer_follows_agents_logging_in_and_out_while_callers_wait() {
     let unavailable = media.iter().position(|m| m == UNAVAILABLE).unwrap();
     assert!(unavailable < offered, "{media:?}");
 
-    // The last agent logs out: 2 is answered "not available now" again.
+    // The last agent logs out during the offer: 2 in the hold music after it (5 s in,
+    // well after the logout) is answered "not available now" again.
     rig.call(
         Caller::number("+4930555002")
-            .press(secs(16.0), "2")
-            .press(secs(20.0), "1"),
+            .press_when(MUSIC, secs(5.0), "2")
+            .press_when("menu-own-number", secs(0.5), "1"),
     );
-    heard(&rig, "+4930555002", OFFER).await;
+    rig.heard("+4930555002", OFFER).await;
     rig.set_agent("alice", AgentState::Offline).await;
-    heard(&rig, "+4930555002", UNAVAILABLE).await;
+    rig.heard("+4930555002", UNAVAILABLE).await;
+    // Grace for a request that must not come.
     tokio::time::sleep(sim_secs(6.0)).await;
     assert_eq!(rig.events_of(EventKind::Requested).await.len(), 1);
     daemon.stop().await;
@@ -162,7 +149,7 @@ async fn the_wait_threshold_is_checked_again_at_each_announcement() {
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(Caller::number("+4930555001"));
-    let media = heard(&rig, "+4930555001", "position-is.wav").await;
+    let media = rig.heard("+4930555001", "position-is.wav").await;
     let announcement = media
         .iter()
         .find(|m| m.contains("position-is.wav"))
@@ -174,7 +161,7 @@ async fn the_wait_threshold_is_checked_again_at_each_announcement() {
     assert!(!media.iter().any(|m| m.contains(OFFER)), "{media:?}");
     // The pace slows to about 5 minutes a call: the next announcement offers callbacks.
     rig.paced(600, 2, 2_000).await;
-    let media = heard(&rig, "+4930555001", OFFER).await;
+    let media = rig.heard("+4930555001", OFFER).await;
     let offer = media.iter().position(|m| m == OFFER).unwrap();
     assert!(
         media[offer - 1].contains("position-is.wav"),
@@ -189,9 +176,9 @@ async fn the_confirmation_says_when_to_expect_the_call() {
     rig.paced(120, 3, 1).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
-    rig.call(requesting_from(Caller::number("+4930555001"), 5.0));
+    rig.call(requesting_from(Caller::number("+4930555001")));
     rig.wait_for(EventKind::Requested, 1).await;
-    let media = heard(&rig, "+4930555001", "confirmation.wav").await;
+    let media = rig.heard("+4930555001", "confirmation.wav").await;
     let closing = media
         .iter()
         .find(|m| m.contains("confirmation.wav"))
@@ -211,10 +198,11 @@ async fn a_caller_who_hangs_up_while_saying_their_name_keeps_the_callback() {
     let rig = start("", "record_name = true", &[]).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
-    rig.call(requesting_from(Caller::number("+4930555001"), 5.0).speaking(secs(5.0)));
+    rig.call(requesting_from(Caller::number("+4930555001")).speaking(secs(5.0)));
     // The caller hangs up as soon as the recording starts.
     let entry = rig.entry_of("+4930555001").await;
-    heard(&rig, "+4930555001", &format!("callbackd-{entry}.wav")).await;
+    rig.heard("+4930555001", &format!("callbackd-{entry}.wav"))
+        .await;
     let (client, mut events) = Client::start(Engine::client_config(&rig.config));
     while !matches!(events.recv().await, Some(Delivery::Connected) | None) {}
     FreeSwitch::new(client.clone())
@@ -225,9 +213,7 @@ async fn a_caller_who_hangs_up_while_saying_their_name_keeps_the_callback() {
         .await
         .unwrap();
     client.shutdown().await;
-    tokio::time::sleep(sim_secs(5.0)).await;
-    let record = &rig.callers().await["+4930555001"];
-    assert!(record.hangup_cause.is_some(), "{:?}", record.media);
+    let record = &rig.hung_up("+4930555001").await;
     assert!(
         !record.media.iter().any(|m| m.contains("confirmation.wav")),
         "hung up before the confirmation: {:?}",
@@ -269,12 +255,7 @@ async fn an_agent_silent_through_a_real_length_whisper_has_declined() {
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     // 2 during the offer, 1 during the menu, 1 during the read-back.
-    rig.call(
-        Caller::number("+4930555001")
-            .press(secs(4.0), "2")
-            .press(secs(8.0), "1")
-            .press(secs(30.0), "1"),
-    );
+    rig.call(requesting_from(Caller::number("+4930555001")));
     rig.wait_for_within(EventKind::Requested, 1, Duration::from_secs(60))
         .await;
     rig.set_agent("alice", AgentState::Available).await;
@@ -297,12 +278,7 @@ async fn the_customer_rings_as_long_as_the_line_says() {
         "",
         "customer_ring_secs = 10",
         &[
-            (
-                "user/1001",
-                Party::answers_after(secs(1.0))
-                    .press(secs(1.0), "1")
-                    .hang_up_after(secs(60.0)),
-            ),
+            ("user/1001", agent_accepting(60.0)),
             (
                 "sofia/gateway/carrier/+4930555001",
                 Party::answers_after(secs(15.0)).hang_up_after(secs(10.0)),
@@ -312,7 +288,7 @@ async fn the_customer_rings_as_long_as_the_line_says() {
     .await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
-    rig.call(requesting_from(Caller::number("+4930555001"), 5.0));
+    rig.call(requesting_from(Caller::number("+4930555001")));
     rig.wait_for(EventKind::Requested, 1).await;
     rig.set_agent("alice", AgentState::Available).await;
     let failed = rig.wait_for(EventKind::AttemptFailed, 1).await;

@@ -10,8 +10,10 @@ use callbackd::engine::CommandError;
 use callbackd::queue::{AgentId, AgentState, EntryId, QueueName};
 use callbackd::sim::{Caller, Party, SimConfig};
 use callbackd::store::{DomainEvent, EventKind, EventStream, StateSource, StoreError};
-use engine::{config_with, field, Rig};
+use engine::{config_with, field, requesting, until, Rig};
 use tokio::sync::broadcast;
+
+const OFFER: &str = "/sounds/offer.wav";
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -30,44 +32,26 @@ fn alice() -> AgentId {
 async fn start(parties: &[(&str, Party)]) -> Rig {
     let config = config_with(
         "",
-        r#"
+        &format!(
+            r#"
 [lines.callback]
 enabled = true
-offer_greeting = "/sounds/offer.wav"
+offer_greeting = "{OFFER}"
 country = "DE"
-"#,
+"#
+        ),
     )
     .replace("ring_time_secs = 5", "ring_time_secs = 600");
     Rig::start_custom(&config, parties, |sim: &mut SimConfig| {
         sim.default_media = Duration::from_millis(200);
-        sim.media
-            .push(("/sounds/offer.wav".to_owned(), Duration::from_secs(10)));
+        sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
     })
     .await
 }
 
-/// Presses 2 during the offer, 1 for their own number, 1 to confirm.
+/// Presses 2 during the offer, 1 for their own number, 1 to confirm, each on hearing it.
 fn asks_for_a_callback(number: &str) -> Caller {
-    Caller::number(number)
-        .press(secs(5.0), "2")
-        .press(secs(9.0), "1")
-        .press(secs(14.0), "1")
-}
-
-/// Wait until `check` holds, polling; panics with `what` after a generous deadline.
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
+    requesting(Caller::number(number), OFFER)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use callbackd::queue::AgentState;
 use callbackd::sim::Extension as SimExtension;
 use callbackd::sim::{Caller, Outcome, Party};
 use callbackd::store::EventKind;
-use engine::{base_config, field, sim_secs, Rig};
+use engine::{base_config, field, sim_secs, until, until_some, Rig};
 
 /// A caller arriving `at` simulated seconds from now.
 fn caller(number: &str, at: f64) -> Caller {
@@ -50,8 +50,14 @@ async fn callers_are_served_in_order_by_the_longest_idle_agent() {
         [(first.as_str(), "bob"), (second.as_str(), "alice")]
     );
     // The switch bridged each caller to an agent leg.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let callers = rig.callers().await;
+    let callers = until_some("both callers are bridged", || async {
+        let callers = rig.callers().await;
+        ["+4930100001", "+4930100002"]
+            .iter()
+            .all(|n| callers.get(*n).is_some_and(|r| r.saw("CHANNEL_BRIDGE")))
+            .then_some(callers)
+    })
+    .await;
     for number in ["+4930100001", "+4930100002"] {
         let record = &callers[number];
         assert!(
@@ -144,8 +150,11 @@ async fn ring_all_rings_every_free_agent_and_the_first_answer_wins() {
     rung.sort_unstable();
     assert_eq!(rung, ["alice", "bob", "carol"]);
     // The others' phones stop ringing and they are free again.
-    tokio::time::sleep(sim_secs(5.0)).await;
-    assert_eq!(rig.agent_state("alice").await, AgentState::Available);
+    until("alice and carol are free again", || async {
+        rig.agent_state("alice").await == AgentState::Available
+            && rig.agent_state("carol").await == AgentState::Available
+    })
+    .await;
     assert_eq!(rig.agent_state("bob").await, AgentState::OnCall);
     daemon.stop().await;
 }
@@ -177,18 +186,17 @@ context = "default""#;
     let exits = rig.wait_for(EventKind::MaxWaitExit, 1).await;
     let waited: u64 = field(&exits[0], "waited_ms").parse().unwrap();
     assert!(waited >= 10_000, "waited {waited} ms");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let record = &rig.callers().await["+4930100001"];
-    assert!(
-        record.saw("CHANNEL_UNPARK") || record.saw("CHANNEL_EXECUTE"),
-        "{:?}",
-        record.events
-    );
-    assert!(
-        record.completions.iter().any(|(app, _)| app == "playback"),
-        "hold music was stopped: {:?}",
-        record.completions
-    );
+    // The hold music was stopped and the caller left the park for the exit.
+    until("the caller is transferred out of the queue", || async {
+        rig.callers()
+            .await
+            .get("+4930100001")
+            .is_some_and(|record| {
+                (record.saw("CHANNEL_UNPARK") || record.saw("CHANNEL_EXECUTE"))
+                    && record.completions.iter().any(|(app, _)| app == "playback")
+            })
+    })
+    .await;
     daemon.stop().await;
 }
 
@@ -200,16 +208,17 @@ async fn agents_change_state_by_cli_and_by_phone_feature_codes() {
     rig.set_agent("alice", AgentState::Available).await;
     assert_eq!(rig.agent_state("alice").await, AgentState::Available);
     // The simulator's `fire_custom` extension raises CUSTOM callbackd::agent agent=1001
-    // action=away, as the dialplan `event` application does in the recordings.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // action=away, as the dialplan `event` application does in the recordings; once the
+    // daemon listens for it.
+    until("the daemon listens for agent events", || async {
+        rig.sim.listeners_for("callbackd::agent").await.unwrap() > 0
+    })
+    .await;
     rig.call(Caller::number("1001").to_extension("fire_custom"));
-    for _ in 0..100 {
-        if rig.agent_state("alice").await == AgentState::Away {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(rig.agent_state("alice").await, AgentState::Away);
+    until("alice is away", || async {
+        rig.agent_state("alice").await == AgentState::Away
+    })
+    .await;
     let agent_events = rig.store.events(None, None, 100).await.unwrap();
     let sources: Vec<&str> = agent_events.iter().map(|e| field(e, "source")).collect();
     assert_eq!(sources, ["cli", "phone"]);
@@ -251,7 +260,8 @@ dial_template = "sofia/gateway/carrier/{number}"
     rig.call(caller("+4930100001", 0.0).to_extension("sales"));
     rig.call(caller("+4930100002", 1.0));
     rig.call(caller("+4930100003", 2.0).to_extension("sales"));
-    tokio::time::sleep(sim_secs(4.0)).await;
+    // All three wait before bob is free.
+    rig.wait_for(EventKind::Entered, 3).await;
     rig.set_agent("bob", AgentState::Available).await;
     let connected = rig.wait_for(EventKind::Connected, 3).await;
     let order: Vec<&str> = connected.iter().map(|e| field(e, "entry")).collect();
@@ -291,18 +301,15 @@ announce_every_secs = 10"#,
     let daemon = rig.daemon("d1");
     rig.call(caller("+4930100001", 0.0));
     rig.call(caller("+4930100002", 1.0));
-    tokio::time::sleep(sim_secs(25.0)).await;
-    let callers = rig.callers().await;
-    let second = &callers["+4930100002"];
+    let media = rig.heard("+4930100002", "position-is.wav").await;
     assert_eq!(
-        second.media.first().map(String::as_str),
+        media.first().map(String::as_str),
         Some("/sounds/welcome.wav")
     );
-    let announcement = second
-        .media
+    let announcement = media
         .iter()
         .find(|m| m.contains("position-is.wav"))
-        .unwrap_or_else(|| panic!("no announcement in {:?}", second.media));
+        .unwrap();
     assert!(
         announcement.ends_with("digit-2.wav"),
         "second in line: {announcement}"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use callbackd::queue::AgentState;
 use callbackd::sim::{Caller, Party};
 use callbackd::store::EventKind;
-use engine::{base_config, field, sim_secs, Rig};
+use engine::{base_config, field, until, until_some, Rig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_finds_its_callers_and_keeps_their_order() {
@@ -30,7 +30,8 @@ async fn a_restarted_daemon_finds_its_callers_and_keeps_their_order() {
     first.kill().await;
     // While no daemon runs: caller 2 hangs up, caller 4 arrives and parks.
     rig.call(Caller::number("+4930100004").at(Duration::from_secs(1)));
-    tokio::time::sleep(sim_secs(10.0)).await;
+    rig.hung_up("+4930100002").await;
+    rig.entry_of("+4930100004").await;
     let second = rig.daemon("d2");
     rig.set_agent("bob", AgentState::Available).await;
     let connected = rig.wait_for(EventKind::Connected, 3).await;
@@ -76,7 +77,10 @@ async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
     }
     let a = rig.daemon("a");
     let b = rig.daemon("b");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until("both daemons listen", || async {
+        rig.sim.listeners_for("callbackd::agent").await.unwrap() == 2
+    })
+    .await;
     for n in 0..CALLS {
         rig.call(
             Caller::number(&format!("+49301{n:06}")).at(Duration::from_millis(100 * n as u64)),
@@ -137,9 +141,12 @@ async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
         }
     }
     // And the switch bridged each caller once.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let callers = rig.callers().await;
-    assert_eq!(callers.len(), CALLS);
+    let callers = until_some("every caller is bridged", || async {
+        let callers = rig.callers().await;
+        (callers.len() == CALLS && callers.values().all(|r| !r.bridges.is_empty()))
+            .then_some(callers)
+    })
+    .await;
     for (number, record) in &callers {
         assert_eq!(record.bridges.len(), 1, "{number}: {:?}", record.bridges);
     }

@@ -64,7 +64,7 @@ async fn replay(
             .await
             .unwrap();
         clock = t.max(clock);
-        drain(&mut rx, &mut sim).await;
+        drain(&client, &mut rx, &mut sim).await;
         if line == "exit" {
             break;
         }
@@ -102,11 +102,11 @@ async fn replay(
             .command(&line, &headers, body.as_deref())
             .await
             .unwrap();
-        drain(&mut rx, &mut sim).await;
+        drain(&client, &mut rx, &mut sim).await;
         sim.reply(&reply.text());
     }
     switch.advance(Duration::from_secs(120)).await.unwrap();
-    drain(&mut rx, &mut sim).await;
+    drain(&client, &mut rx, &mut sim).await;
     let mut recorded = rec.digest;
     // The client's own handshake and goodbye are not part of the script.
     recorded.replies.retain(|r| {
@@ -127,8 +127,19 @@ async fn replay(
 /// How long the recorded caller spoke into `record` (flow1: 2.34 s).
 const SPEECH: Duration = Duration::from_millis(2340);
 
-async fn drain(rx: &mut tokio::sync::mpsc::Receiver<Delivery>, sim: &mut Digester) {
-    tokio::time::sleep(Duration::from_millis(20)).await;
+/// Every event the switch sent `client` so far. One round trip is the barrier: the switch
+/// runs a command's zero-delay work before it reads the next command, and a reply follows
+/// on the socket every event sent before it, which the client delivers first.
+async fn barrier(client: &Client) {
+    client.api("status").await.unwrap();
+}
+
+async fn drain(
+    client: &Client,
+    rx: &mut tokio::sync::mpsc::Receiver<Delivery>,
+    sim: &mut Digester,
+) {
+    barrier(client).await;
     while let Ok(d) = rx.try_recv() {
         if let Delivery::Event(ev) = d {
             sim.event(&ev);
@@ -225,7 +236,7 @@ async fn narrow_custom_subscription_gets_only_its_subclass() {
     .unwrap();
     let mut config = ClientConfig::new(switch.addr().to_string(), "ClueCon");
     config.custom_subclasses = vec!["callbackd::agent".into()];
-    let (_narrow, mut rx) = Client::start(config);
+    let (narrow, mut rx) = Client::start(config);
     assert!(matches!(rx.recv().await, Some(Delivery::Connected)));
     let mut config = ClientConfig::new(switch.addr().to_string(), "ClueCon");
     config.events = vec!["ALL".into()];
@@ -248,7 +259,7 @@ async fn narrow_custom_subscription_gets_only_its_subclass() {
         .await
         .unwrap();
     assert!(reply.starts_with("+OK "), "{reply}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    barrier(&narrow).await;
     let mut got = Vec::new();
     while let Ok(d) = rx.try_recv() {
         if let Delivery::Event(ev) = d {

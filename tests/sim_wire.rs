@@ -134,7 +134,8 @@ async fn check(format: EventFormat) {
         .await
         .unwrap();
     switch.advance(Duration::from_secs(21)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A round trip: its reply comes after every event the switch sent before it.
+    client.api("status").await.unwrap();
     let mut checked = HashSet::new();
     while let Ok(d) = rx.try_recv() {
         let Delivery::Event(ev) = d else { continue };

@@ -643,6 +643,7 @@ impl Core {
         self.write_channel(uuid, &mut ev, true);
         ev.add("Playback-File-Path", path.to_owned());
         self.emit(ev);
+        self.heard(uuid, path);
     }
 
     fn playback_stop(&mut self, uuid: &str, path: &str, status: &str) {

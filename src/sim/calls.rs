@@ -788,14 +788,17 @@ impl Core {
     }
 
     /// Schedule what a scripted person does from now on: keys, then hanging up.
+    /// Presses that wait for a prompt are kept on the channel until it plays (see
+    /// [`Core::heard`]).
     fn script_party(&mut self, uuid: &str, presses: &[Press], hangup_after: Option<Duration>) {
         for press in presses {
-            let effect = Effect::Dtmf {
-                uuid: uuid.to_owned(),
-                digits: press.digits.clone(),
-                source: "RTP",
-            };
-            self.after(press.after, Timer::Effect(effect));
+            if press.when.is_some() {
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.cues.push((press.clone(), 0));
+                }
+            } else {
+                self.key_in(uuid, press);
+            }
         }
         if let Some(after) = hangup_after {
             let effect = Effect::Kill {
@@ -803,6 +806,28 @@ impl Core {
                 cause: "NORMAL_CLEARING".into(),
             };
             self.after(after, Timer::Effect(effect));
+        }
+    }
+
+    /// `press` on `uuid`'s keypad, its delay from now.
+    fn key_in(&mut self, uuid: &str, press: &Press) {
+        let effect = Effect::Dtmf {
+            uuid: uuid.to_owned(),
+            digits: press.digits.clone(),
+            source: "RTP",
+        };
+        self.after(press.after, Timer::Effect(effect));
+    }
+
+    /// A playback of `path` started on `uuid`: the party presses what they were waiting
+    /// to press on hearing it.
+    pub fn heard(&mut self, uuid: &str, path: &str) {
+        let due = match self.channels.get_mut(uuid) {
+            Some(ch) if !ch.cues.is_empty() => ch.hear(path),
+            _ => return,
+        };
+        for press in &due {
+            self.key_in(uuid, press);
         }
     }
 
@@ -854,5 +879,90 @@ pub fn q850(cause: &str) -> &'static str {
         "ORIGINATOR_CANCEL" => "487",
         "USER_NOT_REGISTERED" => "606",
         _ => "0",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{ClockMode, Extension, Scenario, SimConfig};
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// Hold music for 2 s, then the offer twice (1 s each), on a manual clock.
+    fn switch() -> Core {
+        let mut config = SimConfig {
+            clock: ClockMode::Manual,
+            heartbeat: None,
+            ..SimConfig::default()
+        };
+        config.media.push(("/s/hold.wav".into(), secs(2.0)));
+        config.media.push(("/s/offer.wav".into(), secs(1.0)));
+        config.dialplan.push(Extension::new(
+            "offer_twice",
+            &[
+                ("answer", ""),
+                ("playback", "/s/hold.wav"),
+                ("playback", "/s/offer.wav"),
+                ("playback", "/s/offer.wav"),
+                ("park", ""),
+            ],
+        ));
+        Core::new(config, Scenario::default())
+    }
+
+    /// Playback starts and digits, in the order the caller's channel saw them.
+    fn heard_and_pressed(core: &Core) -> (Vec<String>, String) {
+        let record = core.records.snapshot().remove(0);
+        let seen = record
+            .events
+            .into_iter()
+            .filter(|e| e == "PLAYBACK_START" || e == "DTMF")
+            .collect();
+        (seen, record.digits)
+    }
+
+    #[test]
+    fn a_party_presses_after_hearing_a_prompt_in_simulated_time() {
+        let mut core = switch();
+        core.caller_arrives(
+            Caller::number("+4930555001")
+                .to_extension("offer_twice")
+                .press(secs(0.1), "9")
+                .press_when("hold", secs(0.0), "5")
+                .press_when_nth("offer.wav", 2, secs(0.5), "2"),
+        );
+        // The second offer starts at 3 s; its 2 is due half a second into it.
+        core.advance(secs(3.4));
+        assert_eq!(heard_and_pressed(&core).1, "59");
+        core.advance(secs(0.2));
+        let (seen, digits) = heard_and_pressed(&core);
+        assert_eq!(digits, "592");
+        assert_eq!(
+            seen,
+            [
+                "PLAYBACK_START",
+                "DTMF",
+                "DTMF",
+                "PLAYBACK_START",
+                "PLAYBACK_START",
+                "DTMF"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_prompt_that_never_plays_gets_no_keys() {
+        let mut core = switch();
+        core.caller_arrives(
+            Caller::number("+4930555001")
+                .to_extension("offer_twice")
+                .press_when_nth("offer.wav", 3, secs(0.0), "2")
+                .press_when("confirmation", secs(0.0), "1"),
+        );
+        core.advance(secs(60.0));
+        assert_eq!(heard_and_pressed(&core).1, "");
     }
 }

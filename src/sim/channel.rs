@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 
 use super::apps::AppFrame;
 use super::event::SimEvent;
+use super::scenario::Press;
 
 /// The caller-profile fields, in FreeSWITCH's order; `Caller-` for the channel itself,
 /// `Other-Leg-` for the leg it is bridged to.
@@ -128,6 +129,9 @@ pub struct Channel {
     pub last_response: String,
     /// Speech the party gives a `record` (set from the scenario or [`super::SimConfig`]).
     pub speech: Option<std::time::Duration>,
+    /// Keys the party presses once they hear a prompt, with how many playbacks of it
+    /// they have heard so far.
+    pub cues: Vec<(Press, u32)>,
 }
 
 impl Channel {
@@ -163,6 +167,7 @@ impl Channel {
             program: VecDeque::new(),
             last_response: "_none_".into(),
             speech: None,
+            cues: Vec::new(),
         };
         let uuid = ch.uuid.clone();
         let name = ch.name.clone();
@@ -193,6 +198,24 @@ impl Channel {
             Some(slot) => slot.1 = value.to_owned(),
             None => self.vars.push((name.to_owned(), value.to_owned())),
         }
+    }
+
+    /// A playback of `path` started: the presses it was the awaited playback for, which
+    /// are no longer awaited.
+    pub fn hear(&mut self, path: &str) -> Vec<Press> {
+        let mut due = Vec::new();
+        self.cues.retain_mut(|(press, heard)| {
+            if !press.cued_by(path) {
+                return true;
+            }
+            *heard += 1;
+            if *heard < press.nth {
+                return true;
+            }
+            due.push(press.clone());
+            false
+        });
+        due
     }
 
     pub fn var_is_true(&self, name: &str) -> bool {

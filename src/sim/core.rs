@@ -31,13 +31,23 @@ pub enum Out {
 /// Requests to the core from connections and from the [`super::Switch`] handle.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Accept { sid: u64, tx: mpsc::Sender<Out> },
-    Frame { sid: u64, frame: Frame },
-    Closed { sid: u64 },
+    Accept {
+        sid: u64,
+        tx: mpsc::Sender<Out>,
+    },
+    Frame {
+        sid: u64,
+        frame: Frame,
+    },
+    Closed {
+        sid: u64,
+    },
     Advance(Duration, oneshot::Sender<()>),
     Records(oneshot::Sender<Vec<CallRecord>>),
     ChannelCount(oneshot::Sender<usize>),
     EventCount(oneshot::Sender<u64>),
+    /// How many listeners subscribed to CUSTOM events of this subclass.
+    Listeners(String, oneshot::Sender<usize>),
     AddCaller(Box<Caller>),
     AddParty(String, Party),
 }
@@ -139,17 +149,7 @@ impl Core {
                 self.sessions.remove(&sid);
             }
             CoreMsg::Advance(by, done) => {
-                let target = self.clock.now_us() + by.as_micros() as u64;
-                while let Some((&(due, _), _)) = self.timers.first_key_value() {
-                    if due > target {
-                        break;
-                    }
-                    let step = due.saturating_sub(self.clock.now_us());
-                    self.clock.advance(Duration::from_micros(step));
-                    self.fire_until(due);
-                }
-                let rest = target.saturating_sub(self.clock.now_us());
-                self.clock.advance(Duration::from_micros(rest));
+                self.advance(by);
                 let _ = done.send(());
             }
             CoreMsg::Records(tx) => {
@@ -161,6 +161,15 @@ impl Core {
             CoreMsg::EventCount(tx) => {
                 let _ = tx.send(self.seq);
             }
+            CoreMsg::Listeners(subclass, tx) => {
+                let ev = SimEvent::custom(&subclass);
+                let n = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.subscribes_to(&ev))
+                    .count();
+                let _ = tx.send(n);
+            }
             CoreMsg::AddCaller(c) => {
                 let at = c.at;
                 self.after(at, Timer::CallerArrives(c));
@@ -169,6 +178,22 @@ impl Core {
                 self.scenario.parties.insert(dial, party);
             }
         }
+    }
+
+    /// Manual clock: fire everything due in the next `by` of simulated time, each at its
+    /// own time.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.clock.now_us() + by.as_micros() as u64;
+        while let Some((&(due, _), _)) = self.timers.first_key_value() {
+            if due > target {
+                break;
+            }
+            let step = due.saturating_sub(self.clock.now_us());
+            self.clock.advance(Duration::from_micros(step));
+            self.fire_until(due);
+        }
+        let rest = target.saturating_sub(self.clock.now_us());
+        self.clock.advance(Duration::from_micros(rest));
     }
 
     /// Fire every timer due at or before `now`, including ones those timers schedule.

@@ -219,36 +219,37 @@ impl Switch {
 
     /// Manual clock: run everything due in the next `by` of simulated time.
     pub async fn advance(&self, by: Duration) -> Result<(), SimError> {
-        let (tx, rx) = oneshot::channel();
-        self.core
-            .send(CoreMsg::Advance(by, tx))
-            .map_err(|_| SimError::Stopped)?;
-        rx.await.map_err(|_| SimError::Stopped)
+        self.ask(|tx| CoreMsg::Advance(by, tx)).await
     }
 
     /// What happened to every call so far.
     pub async fn records(&self) -> Result<Vec<CallRecord>, SimError> {
-        let (tx, rx) = oneshot::channel();
-        self.core
-            .send(CoreMsg::Records(tx))
-            .map_err(|_| SimError::Stopped)?;
-        rx.await.map_err(|_| SimError::Stopped)
+        self.ask(CoreMsg::Records).await
     }
 
     pub async fn channel_count(&self) -> Result<usize, SimError> {
-        let (tx, rx) = oneshot::channel();
-        self.core
-            .send(CoreMsg::ChannelCount(tx))
-            .map_err(|_| SimError::Stopped)?;
-        rx.await.map_err(|_| SimError::Stopped)
+        self.ask(CoreMsg::ChannelCount).await
     }
 
     /// How many events the switch has emitted so far (each one sequence number).
     pub async fn events_emitted(&self) -> Result<u64, SimError> {
+        self.ask(CoreMsg::EventCount).await
+    }
+
+    /// How many listeners subscribed to CUSTOM `subclass` events (their filters aside):
+    /// whether a daemon would hear one fired now.
+    pub async fn listeners_for(&self, subclass: &str) -> Result<usize, SimError> {
+        self.ask(|tx| CoreMsg::Listeners(subclass.to_owned(), tx))
+            .await
+    }
+
+    /// Send the core a request and wait for its answer.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> CoreMsg,
+    ) -> Result<T, SimError> {
         let (tx, rx) = oneshot::channel();
-        self.core
-            .send(CoreMsg::EventCount(tx))
-            .map_err(|_| SimError::Stopped)?;
+        self.core.send(request(tx)).map_err(|_| SimError::Stopped)?;
         rx.await.map_err(|_| SimError::Stopped)
     }
 

@@ -61,13 +61,52 @@ impl Scenario {
     }
 }
 
-/// Digits a party presses `after` a delay (counted from answer).
+/// Digits a party presses `after` a delay: counted from answering (a caller: from
+/// arriving), or, with `when`, from the start of what they are waiting to hear.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Press {
     #[serde(with = "secs")]
     pub after: Duration,
     pub digits: String,
+    /// React to a prompt instead of the clock: wait for a playback (`PLAYBACK_START`,
+    /// each `play_and_get_digits` prompt included) whose file path contains this text.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Which such playback counts: 1 for the first (a restarted or repeated one counts
+    /// again). Only meaningful with `when`.
+    #[serde(default = "first")]
+    pub nth: u32,
+}
+
+fn first() -> u32 {
+    1
+}
+
+impl Press {
+    /// `digits`, `after` from answering (a caller: from arriving).
+    pub fn at(after: Duration, digits: &str) -> Self {
+        Self {
+            after,
+            digits: digits.to_owned(),
+            when: None,
+            nth: first(),
+        }
+    }
+
+    /// `digits`, `after` the `nth` playback whose path contains `prompt` started.
+    pub fn on_hearing(prompt: &str, nth: u32, after: Duration, digits: &str) -> Self {
+        Self {
+            when: Some(prompt.to_owned()),
+            nth: nth.max(1),
+            ..Self::at(after, digits)
+        }
+    }
+
+    /// Whether a playback of `path` is what this press waits for.
+    pub fn cued_by(&self, path: &str) -> bool {
+        self.when.as_deref().is_some_and(|w| path.contains(w))
+    }
 }
 
 /// A caller dialing one of the switch's extensions.
@@ -131,14 +170,6 @@ impl Caller {
 
     pub fn to_extension(mut self, ext: &str) -> Self {
         self.extension = ext.to_owned();
-        self
-    }
-
-    pub fn press(mut self, after: Duration, digits: &str) -> Self {
-        self.dtmf.push(Press {
-            after,
-            digits: digits.to_owned(),
-        });
         self
     }
 
@@ -206,15 +237,43 @@ impl Party {
         self.hangup_after = Some(after);
         self
     }
-
-    pub fn press(mut self, after: Duration, digits: &str) -> Self {
-        self.dtmf.push(Press {
-            after,
-            digits: digits.to_owned(),
-        });
-        self
-    }
 }
+
+/// The keys a scripted person presses, the same for callers and for dialed parties.
+macro_rules! presses {
+    ($who:ty, $from:literal) => {
+        impl $who {
+            #[doc = concat!("Press `digits` `after` ", $from, ".")]
+            pub fn press(mut self, after: Duration, digits: &str) -> Self {
+                self.dtmf.push(Press::at(after, digits));
+                self
+            }
+
+            /// Press `digits` `after` the first playback whose path contains `prompt`
+            /// started (`"offer.wav"`, `"enter-number"`): a person who answers what they
+            /// hear, however slow the daemon is to ask.
+            pub fn press_when(self, prompt: &str, after: Duration, digits: &str) -> Self {
+                self.press_when_nth(prompt, 1, after, digits)
+            }
+
+            /// [`Self::press_when`] for the `nth` such playback (1 = the first).
+            pub fn press_when_nth(
+                mut self,
+                prompt: &str,
+                nth: u32,
+                after: Duration,
+                digits: &str,
+            ) -> Self {
+                self.dtmf
+                    .push(Press::on_hearing(prompt, nth, after, digits));
+                self
+            }
+        }
+    };
+}
+
+presses!(Caller, "arriving");
+presses!(Party, "answering");
 
 mod secs {
     use serde::{Deserialize, Deserializer};
@@ -246,9 +305,36 @@ mod tests {
         let text = include_str!("../../tests/scenarios/example.toml");
         let s = Scenario::from_toml(text, "example.toml").unwrap();
         assert_eq!(s.callers.len(), 2);
+        let confirm = &s.callers[0].dtmf[2];
+        assert_eq!(confirm.when.as_deref(), Some("confirm-options"));
+        assert_eq!(
+            (confirm.nth, confirm.after),
+            (1, Duration::from_millis(500))
+        );
+        assert!(confirm.cued_by("file_string:///s/callback-to.wav!/s/confirm-options.wav"));
         assert_eq!(s.callers[1].number, None);
         assert_eq!(s.callers[1].from_user.as_deref(), Some("alice"));
         assert_eq!(s.parties["user/1002"].outcome, Outcome::NoAnswer);
         assert_eq!(s.parties["user/1001"].ring, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_press_waiting_for_a_prompt_parses_and_unknown_keys_do_not() {
+        let text = r#"
+[[caller]]
+dtmf = [{ when = "callback-pending", nth = 2, after = 0.5, digits = "7" }]
+"#;
+        let s = Scenario::from_toml(text, "t.toml").unwrap();
+        assert_eq!(
+            s.callers[0].dtmf,
+            [Press::on_hearing(
+                "callback-pending",
+                2,
+                Duration::from_millis(500),
+                "7"
+            )]
+        );
+        let typo = text.replace("nth", "occurrence");
+        assert!(Scenario::from_toml(&typo, "t.toml").is_err());
     }
 }

@@ -54,6 +54,11 @@ impl Session {
         self.subs.wants(ev)
     }
 
+    /// Whether this listener subscribed to events like `ev` (its filters aside).
+    pub fn subscribes_to(&self, ev: &SimEvent) -> bool {
+        self.subs.subscribes_to(ev)
+    }
+
     fn reply(&self, text: &str) {
         let mut w = FrameWriter::new();
         w.header("Content-Type", "command/reply")

@@ -281,25 +281,29 @@ impl Subscription {
 
     /// The format `ev` goes out in, or `None` when this listener does not get it.
     pub fn wants(&self, ev: &SimEvent) -> Option<Format> {
-        if !self.listening {
-            return None;
-        }
-        let listed = |kind: &str| {
-            (self.every_type && !self.except.contains(kind)) || self.types.contains(kind)
-        };
-        let subscribed = self.all
-            || (listed(ev.name)
-                && (ev.name != "CUSTOM"
-                    || ev.subclass.as_ref().is_none_or(|s| {
-                        (self.every_subclass && !self.custom_except.contains(s))
-                            || self.subclasses.contains(s)
-                    })));
         let filtered = self.filters.is_empty()
             || self
                 .filters
                 .iter()
                 .any(|(h, v)| ev.get(h) == Some(v.as_str()));
-        (subscribed && filtered).then_some(self.format)
+        (self.subscribes_to(ev) && filtered).then_some(self.format)
+    }
+
+    /// Whether this listener asked for events like `ev` (its filters aside).
+    pub fn subscribes_to(&self, ev: &SimEvent) -> bool {
+        if !self.listening {
+            return false;
+        }
+        let listed = |kind: &str| {
+            (self.every_type && !self.except.contains(kind)) || self.types.contains(kind)
+        };
+        self.all
+            || (listed(ev.name)
+                && (ev.name != "CUSTOM"
+                    || ev.subclass.as_ref().is_none_or(|s| {
+                        (self.every_subclass && !self.custom_except.contains(s))
+                            || self.subclasses.contains(s)
+                    })))
     }
 }
 

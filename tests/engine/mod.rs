@@ -2,9 +2,17 @@
 //!
 //! Time runs `SCALE` times faster in the simulator and the daemons alike, so ring times and
 //! waits measured in tens of seconds pass in a few.
+//!
+//! Nothing here depends on the machine's speed: scripted people press keys on hearing the
+//! prompt they answer (`press_when`, see [`requesting`]), and tests wait for what they
+//! assert ([`until`], [`Rig::wait_for`], [`Rig::heard`], [`Rig::hung_up`]) under one
+//! generous deadline, [`PATIENCE`]. A fixed sleep is a stimulus (time that must pass for
+//! a timer to fire) or grace for something that must not happen, never a guess at how
+//! long the daemon takes.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,10 +246,9 @@ impl Rig {
             .collect()
     }
 
-    /// Wait (up to 40 s real time) until `count` events of `kind` were recorded.
+    /// Wait (up to [`PATIENCE`]) until `count` events of `kind` were recorded.
     pub async fn wait_for(&self, kind: EventKind, count: usize) -> Vec<StoredEvent> {
-        self.wait_for_within(kind, count, Duration::from_secs(40))
-            .await
+        self.wait_for_within(kind, count, PATIENCE).await
     }
 
     /// [`Rig::wait_for`] with a deadline of its own.
@@ -265,6 +272,33 @@ impl Rig {
         );
     }
 
+    /// Wait (up to [`PATIENCE`]) until the caller with `number` has heard a playback
+    /// whose path contains `media`; everything they heard so far.
+    pub async fn heard(&self, number: &str, media: &str) -> Vec<String> {
+        let what = format!("{number} heard {media}");
+        until_some(&what, || async {
+            let caller = self.callers().await.remove(number)?;
+            caller
+                .media
+                .iter()
+                .any(|m| m.contains(media))
+                .then_some(caller.media)
+        })
+        .await
+    }
+
+    /// Wait (up to [`PATIENCE`]) until the caller with `number` has been hung up on;
+    /// their record then.
+    pub async fn hung_up(&self, number: &str) -> CallRecord {
+        until_some(&format!("{number} hung up"), || async {
+            self.callers()
+                .await
+                .remove(number)
+                .filter(|r| r.hangup_cause.is_some())
+        })
+        .await
+    }
+
     /// The simulator's record of each caller, by caller-ID number. A caller's channel is
     /// named after their own number; agent legs show the caller's number but are named
     /// after the agent, so they are left out.
@@ -285,13 +319,45 @@ impl Rig {
 
     /// The entry id (= channel uuid) of the caller with this number.
     pub async fn entry_of(&self, number: &str) -> String {
-        for _ in 0..200 {
-            if let Some(r) = self.callers().await.get(number) {
-                return r.uuid.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        until_some(&format!("caller {number} is on the switch"), || async {
+            self.callers().await.remove(number).map(|r| r.uuid)
+        })
+        .await
+    }
+}
+
+/// How long [`until`] waits: long enough for a loaded 2-core machine, where a
+/// test that waits this long has failed.
+pub const PATIENCE: Duration = Duration::from_secs(40);
+
+/// Wait until `check` holds, polling; panics with `what` after [`PATIENCE`].
+pub async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    until_some(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Wait until `check` gives a value, polling; panics with `what` after [`PATIENCE`].
+pub async fn until_some<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
         }
-        panic!("no caller {number}");
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -350,6 +416,21 @@ impl Daemon {
         let _ = self.task.await;
         self.client.shutdown().await;
     }
+}
+
+/// `caller` presses 2 a second into the offer greeting `offer`, then as
+/// [`own_number_confirmed`]: a callback request at their own number, each key in answer to
+/// its prompt however slow the daemon is to ask.
+pub fn requesting(caller: Caller, offer: &str) -> Caller {
+    own_number_confirmed(caller.press_when(offer, Duration::from_secs(1), "2"))
+}
+
+/// `caller` presses 1 in the callback menu for their own number, and 1 to confirm the
+/// read-back.
+pub fn own_number_confirmed(caller: Caller) -> Caller {
+    caller
+        .press_when("menu-own-number", Duration::from_millis(500), "1")
+        .press_when("confirm-options", Duration::from_secs(1), "1")
 }
 
 pub fn field<'a>(e: &'a StoredEvent, name: &str) -> &'a str {
