@@ -86,27 +86,56 @@ async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
             Caller::number(&format!("+49301{n:06}")).at(Duration::from_millis(100 * n as u64)),
         );
     }
-    let connected = rig.wait_for(EventKind::Connected, CALLS).await;
-    let entries: HashSet<&str> = connected.iter().map(|e| field(e, "entry")).collect();
-    assert_eq!(entries.len(), CALLS, "every call connected exactly once");
+    // Under load an agent may hang up before their bridge (they talk 0.4 s of real time):
+    // the caller then waits again and is connected once more. Every caller gets through.
+    until("every caller is connected", || async {
+        let connected = rig.events_of(EventKind::Connected).await;
+        connected
+            .iter()
+            .map(|e| field(e, "entry").to_owned())
+            .collect::<HashSet<_>>()
+            .len()
+            == CALLS
+    })
+    .await;
 
     // An offer withdrawn (claimed for an agent the other daemon had just booked) rang
-    // nobody: what counts is the offers that stood.
+    // nobody: what counts is the offers that stood. No entry ever had two at once.
     let events = rig.events().await;
-    let mut offers_per_entry: HashMap<&str, isize> = HashMap::new();
+    let mut standing: HashMap<&str, bool> = HashMap::new();
     for e in &events {
-        let n = match e.kind {
-            EventKind::Offered => 1,
-            EventKind::OfferWithdrawn => -1,
-            _ => continue,
-        };
-        *offers_per_entry.entry(field(e, "entry")).or_default() += n;
+        let entry = field(e, "entry");
+        match e.kind {
+            EventKind::Offered => {
+                assert!(
+                    !standing.get(entry).copied().unwrap_or(false),
+                    "{entry} offered twice"
+                );
+                standing.insert(entry, true);
+            }
+            EventKind::OfferWithdrawn | EventKind::AgentNoAnswer | EventKind::Connected => {
+                standing.insert(entry, false);
+            }
+            _ => {}
+        }
     }
-    assert!(
-        offers_per_entry.values().all(|&n| n == 1),
-        "no entry offered twice"
-    );
-    assert_eq!(rig.events_of(EventKind::AgentNoAnswer).await.len(), 0);
+    // A second connection follows only a bridge that failed.
+    for entry in standing.keys() {
+        let of = |kind: EventKind| {
+            events
+                .iter()
+                .filter(|e| e.kind == kind && field(e, "entry") == *entry)
+                .filter(|e| {
+                    kind != EventKind::AgentNoAnswer || field(e, "cause") == "bridge_failed"
+                })
+                .count()
+        };
+        assert_eq!(
+            of(EventKind::Connected),
+            1 + of(EventKind::AgentNoAnswer),
+            "{entry} connected again without a failed bridge"
+        );
+    }
 
     // No agent was booked twice: between two offers to an agent came that agent's answer.
     // Withdrawn offers booked nobody.
@@ -134,7 +163,8 @@ async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
                 );
                 busy.insert(agent, true);
             }
-            EventKind::Connected => {
+            // Their answer, or the end of an offer they missed.
+            EventKind::Connected | EventKind::AgentNoAnswer => {
                 busy.insert(field(e, "agent"), false);
             }
             _ => {}
