@@ -89,7 +89,7 @@ contact = "user/1003"
 queues = [{ queue = "support" }]
 "#;
 
-/// Six callers. alice and bob take the first two; while both are on those calls (the
+/// Six callers, who press keys as they hear the prompts that ask for them. alice and bob take the first two; while both are on those calls (the
 /// moment callbacks exist for) two more ask to be called back, one at their own number,
 /// one at another keyed in national format; one gives up. bob declines callbacks, carol
 /// logs in later and never answers, and one customer does not pick up when called back.
@@ -101,9 +101,9 @@ fn scenario() -> Scenario {
         .caller(
             Caller::number("+4930555003")
                 .at(secs(2.0))
-                .press(secs(2.0), "2")
-                .press(secs(4.0), "1")
-                .press(secs(7.0), "1"),
+                .press_when("callback-offer", secs(0.5), "2")
+                .press_when("menu-own-number", secs(0.5), "1")
+                .press_when("confirm-options", secs(1.0), "1"),
         )
         .caller(
             Caller::number("+4930555004")
@@ -113,22 +113,22 @@ fn scenario() -> Scenario {
         .caller(
             Caller::number("+4930555005")
                 .at(secs(3.5))
-                .press(secs(2.0), "2")
-                .press(secs(4.0), "2")
-                .press(secs(6.0), "0301234567#")
-                .press(secs(10.0), "1"),
+                .press_when("callback-offer", secs(0.5), "2")
+                .press_when("menu-other-number", secs(0.5), "2")
+                .press_when("enter-number", secs(0.5), "0301234567#")
+                .press_when("confirm-options", secs(1.0), "1"),
         )
         .caller(Caller::number("+4930555006").at(secs(5.0)))
         .party(
             "user/1001",
             Party::answers_after(secs(2.0))
-                .press(secs(1.5), "1")
+                .press_when("agent-options", secs(0.5), "1")
                 .hang_up_after(secs(7.0)),
         )
         .party(
             "user/1002",
             Party::answers_after(secs(2.0))
-                .press(secs(1.5), "2")
+                .press_when("agent-options", secs(0.5), "2")
                 .hang_up_after(secs(7.0)),
         )
         .party("user/1003", Party::fails(Outcome::NoAnswer))
