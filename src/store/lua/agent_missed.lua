@@ -7,8 +7,8 @@ local a = redis.call('HMGET', KEYS[1], 'id', 'state', 'booked', 'missed')
 if not a[1] then return 'unknown' end
 if a[3] ~= ARGV[1] then return 'not_booked' end
 local missed = tonumber(a[4] or '0') + 1
-redis.call('HSET', KEYS[1], 'booked', '', 'booked_queue', '', 'booked_until', '0',
-  'missed', missed)
+clear_booking(KEYS[1])
+redis.call('HSET', KEYS[1], 'missed', missed)
 local limit = tonumber(ARGV[2])
 if limit > 0 and missed >= limit and a[2] == 'available' then
   redis.call('HSET', KEYS[1], 'state', 'away')

@@ -2,11 +2,9 @@
 -- the call is available again.
 -- KEYS: agent, agent events. ARGV: entry, now, queue.
 -- Replies: 'ok' | 'unknown' (no such agent).
-local a = redis.call('HMGET', KEYS[1], 'id', 'state', 'booked')
+local a = redis.call('HMGET', KEYS[1], 'id', 'state')
 if not a[1] then return 'unknown' end
-if a[3] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'booked', '', 'booked_queue', '', 'booked_until', '0')
-end
+release_booking(KEYS[1], ARGV[1])
 if a[2] == 'on_call' then
   redis.call('HSET', KEYS[1], 'state', 'available', 'idle_since', ARGV[2])
   redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', 'on_call',

@@ -16,8 +16,5 @@ for i = 2, #KEYS do
   end
   if not is_free(KEYS[i], now) then return 'busy:' .. a[1] end
 end
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'booked', ARGV[1], 'booked_queue', ARGV[2],
-    'booked_until', ARGV[4])
-end
+for i = 2, #KEYS do book(KEYS[i], ARGV[1], ARGV[2], ARGV[4]) end
 return 'ok'

@@ -17,7 +17,7 @@ local attempts = tonumber(e.attempts ~= '' and e.attempts or '0') + 1
 redis.call('HSET', KEYS[1], 'status', 'dialing', 'offered_to', '', 'dialing_agent', agent,
   'dialing_since', now, 'attempts', attempts)
 redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', KEYS[4], 'offer:' .. id, 'cb_expiry:' .. id)
+redis.call('ZREM', KEYS[4], TIMER.offer_timeout .. id, TIMER.callback_expiry .. id)
 event('accepted', 'agent', agent, 'attempt', attempts,
   'request_age_ms', ms(tonumber(now) - tonumber(e.requested_at)))
 local out = {'ok'}

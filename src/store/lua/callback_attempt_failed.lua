@@ -13,7 +13,7 @@ if ARGV[6] == '' then
   return 'closed'
 end
 redis.call('HSET', KEYS[1], 'status', 'retry_wait', 'retry_at', ARGV[6], 'dialing_agent', '')
-redis.call('ZADD', KEYS[4], ARGV[6], 'cb_retry:' .. id)
+redis.call('ZADD', KEYS[4], ARGV[6], TIMER.callback_retry .. id)
 event('attempt_failed', 'agent', agent, 'cause', ARGV[5], 'attempt', e.attempts,
   'retry', '1', 'retry_at', ARGV[6])
 return 'retry'

@@ -35,7 +35,7 @@ hold_off(KEYS[1], KEYS[4], e.held_off, agent, now, ARGV[5], ARGV[6])
 if #rest == 0 then
   redis.call('HSET', KEYS[1], 'status', 'waiting')
   redis.call('ZADD', KEYS[2], e.position, id)
-  redis.call('ZREM', KEYS[4], 'offer:' .. id)
+  redis.call('ZREM', KEYS[4], TIMER.offer_timeout .. id)
   return {'waiting'}
 end
 local out = {'ringing'}

@@ -9,5 +9,5 @@ if e.status ~= 'offered' then return 'not_offered' end
 local found = false
 for _, a in ipairs(split(e.offered_to)) do if a == ARGV[4] then found = true end end
 if not found then return 'not_offered_to' end
-redis.call('ZADD', KEYS[4], ARGV[5], 'offer:' .. id)
+redis.call('ZADD', KEYS[4], ARGV[5], TIMER.offer_timeout .. id)
 return 'ok'

@@ -9,6 +9,6 @@ if tonumber(now) >= tonumber(e.expires_at) then
 end
 redis.call('HSET', KEYS[1], 'status', 'waiting', 'retry_at', '')
 redis.call('ZADD', KEYS[2], e.position, id)
-redis.call('ZREM', KEYS[4], 'cb_retry:' .. id)
-redis.call('ZADD', KEYS[4], e.expires_at, 'cb_expiry:' .. id)
+redis.call('ZREM', KEYS[4], TIMER.callback_retry .. id)
+redis.call('ZADD', KEYS[4], e.expires_at, TIMER.callback_expiry .. id)
 return 'waiting'

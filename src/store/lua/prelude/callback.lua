@@ -1,6 +1,7 @@
 -- Helpers for the callback scripts, which share one key layout.
 -- KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key, then
 -- each script's own. ARGV: id, now, retention (s), then each script's own.
+-- Comes after the names prelude Rust writes (`TIMER`, `OPENS_TICKET`, see `scripts.rs`).
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
   'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
@@ -12,16 +13,15 @@ local function waited() return ms(tonumber(now) - tonumber(e.position)) end
 local function event(kind, ...)
   local args = {'XADD', KEYS[5], '*', 'event', kind, 'entry', id, 'queue', e.queue,
     'line', e.line, 'number', e.number, 'at', now, 'waited_ms', waited(), ...}
-  if kind == 'accepted' or kind == 'declined_by_all' or kind == 'expired'
-    or kind == 'attempt_failed' then
+  if OPENS_TICKET[kind] then
     args[#args + 1] = 'ticket'
     args[#args + 1] = '1'
   end
   redis.call(unpack(args))
 end
 local function drop_timers()
-  redis.call('ZREM', KEYS[4], 'offer:' .. id, 'max_wait:' .. id, 'cb_expiry:' .. id,
-    'cb_retry:' .. id)
+  redis.call('ZREM', KEYS[4], TIMER.offer_timeout .. id, TIMER.max_wait .. id,
+    TIMER.callback_expiry .. id, TIMER.callback_retry .. id)
 end
 -- The entry leaves the queue for good: it no longer holds its number, counts as in queue,
 -- or has timers. Returns the agents still ringing for it.
