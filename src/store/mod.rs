@@ -11,6 +11,7 @@
 mod keys;
 pub mod local;
 mod records;
+mod replies;
 mod scripts;
 
 use std::collections::HashMap;
@@ -29,7 +30,8 @@ use crate::queue::{
 use crate::switch::PhoneNumber;
 use keys::Keys;
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
-use scripts::Scripts;
+use replies::{Refusal, Refused, Reply};
+use scripts::{Invocation, Lua, Scripts};
 
 /// How long past its ring time an offer's bookings and timeout wait: a daemon normally
 /// reports the outcome well before, this only catches one that died.
@@ -58,8 +60,9 @@ pub enum StoreError {
     Rule(#[from] QueueError),
     #[error("unreadable record {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    #[error("unexpected script reply {0:?}")]
-    UnexpectedReply(String),
+    /// A script answered what it never answers: it and the daemon are out of step.
+    #[error("unexpected reply {reply:?} from script {script}")]
+    UnexpectedReply { script: &'static str, reply: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -79,12 +82,6 @@ pub enum OfferOutcome {
     /// An entry the plan did not know of is now ahead of this one (put back in the queue
     /// since the plan read it); nothing changed.
     EntryNotFirst,
-}
-
-/// Why agents could not be booked for an offer.
-enum BookingRefused {
-    Busy(AgentId),
-    Unknown,
 }
 
 /// Why an agent did not take an offer, as recorded in `agent_no_answer`.
@@ -349,10 +346,9 @@ impl Store {
         for (field, value) in records::entry_fields(entry) {
             inv.arg(field).arg(value);
         }
-        match inv.invoke_async::<String>(&mut self.conn()).await?.as_str() {
-            "ok" => Ok(()),
-            "exists" => Err(StoreError::EntryExists(entry.id.clone())),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        match inv.reply(&mut self.conn()).await? {
+            replies::Enqueue::Added => Ok(()),
+            replies::Enqueue::Exists => Err(StoreError::EntryExists(entry.id.clone())),
         }
     }
 
@@ -407,18 +403,18 @@ impl Store {
         );
         let (booked, claimed) = (booked?, claimed?);
         match (booked, claimed) {
-            (None, None) => Ok(OfferOutcome::Offered),
-            (None, Some(refused)) => {
+            (replies::BookAgents::Booked, None) => Ok(OfferOutcome::Offered),
+            (replies::BookAgents::Booked, Some(refused)) => {
                 self.release_agents(&offer.entry, &offer.agents).await?;
                 Ok(refused)
             }
-            (Some(refused), claim) => {
+            (refused, claim) => {
                 if claim.is_none() {
                     self.withdraw_offer(offer, &timeout, now).await?;
                 }
                 match refused {
-                    BookingRefused::Busy(agent) => Ok(OfferOutcome::AgentNotFree(agent)),
-                    BookingRefused::Unknown => Err(StoreError::UnknownAgent(
+                    replies::BookAgents::Busy(agent) => Ok(OfferOutcome::AgentNotFree(agent)),
+                    _ => Err(StoreError::UnknownAgent(
                         self.first_unknown_agent(&offer.agents).await?,
                     )),
                 }
@@ -426,14 +422,14 @@ impl Store {
         }
     }
 
-    /// Book every agent of `offer` or none. None when booked.
+    /// Book every agent of `offer` or none.
     async fn book_agents(
         &self,
         offer: &Offer,
         now: Timestamp,
         until: Timestamp,
         calls_ending: bool,
-    ) -> Result<Option<BookingRefused>> {
+    ) -> Result<replies::BookAgents> {
         let mut book = self.scripts.book_agents.prepare_invoke();
         book.key(self.keys.agent_events());
         for agent in &offer.agents {
@@ -445,17 +441,7 @@ impl Store {
             .arg(until.as_millis())
             .arg(if calls_ending { "1" } else { "0" })
             .arg(StateSource::Daemon.as_str());
-        let booked: String = book.invoke_async(&mut self.conn()).await?;
-        if let Some(agent) = booked.strip_prefix("busy:") {
-            return Ok(Some(BookingRefused::Busy(
-                AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(booked.clone()))?,
-            )));
-        }
-        match booked.as_str() {
-            "ok" => Ok(None),
-            "unknown" => Ok(Some(BookingRefused::Unknown)),
-            _ => Err(StoreError::UnexpectedReply(booked)),
-        }
+        book.reply(&mut self.conn()).await
     }
 
     /// Take `offer`'s entry out of the waiting set. None when claimed; otherwise why not.
@@ -472,27 +458,23 @@ impl Store {
         for agent in &offer.agents {
             claim.arg(agent.as_str());
         }
-        let claimed: String = claim.invoke_async(&mut self.conn()).await?;
-        if let Some(agent) = claimed.strip_prefix("held_off:") {
-            return Ok(Some(OfferOutcome::HeldOff(
-                AgentId::new(agent).map_err(|_| StoreError::UnexpectedReply(claimed.clone()))?,
-            )));
-        }
-        match claimed.as_str() {
-            "ok" => Ok(None),
-            "not_waiting" => Ok(Some(OfferOutcome::EntryNotWaiting)),
-            "not_first" => Ok(Some(OfferOutcome::EntryNotFirst)),
-            _ => Err(StoreError::UnexpectedReply(claimed)),
-        }
+        Ok(match claim.reply(&mut self.conn()).await? {
+            replies::ClaimEntry::Claimed => None,
+            replies::ClaimEntry::NotWaiting => Some(OfferOutcome::EntryNotWaiting),
+            replies::ClaimEntry::NotFirst => Some(OfferOutcome::EntryNotFirst),
+            replies::ClaimEntry::HeldOff(agent) => Some(OfferOutcome::HeldOff(agent)),
+        })
     }
 
     /// Put back an entry claimed for agents who could not be booked (event
     /// `offer_withdrawn`). An entry that moved on meanwhile (its caller hung up) is left.
     async fn withdraw_offer(&self, offer: &Offer, timeout: &Timer, now: Timestamp) -> Result<()> {
         let agents: Vec<&str> = offer.agents.iter().map(AgentId::as_str).collect();
-        self.offer_script(&self.scripts.withdraw_offer, offer, timeout, now)
+        // An entry that moved on is left as it is.
+        let _: replies::WithdrawOffer = self
+            .offer_script(&self.scripts.withdraw_offer, offer, timeout, now)
             .arg(agents.join(","))
-            .invoke_async::<String>(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
         Ok(())
     }
@@ -501,11 +483,11 @@ impl Store {
     /// KEYS entry, waiting, timers, events; ARGV id, now, offer timer.
     fn offer_script<'a>(
         &self,
-        script: &'a redis::Script,
+        script: &'a Lua,
         offer: &Offer,
         timeout: &Timer,
         now: Timestamp,
-    ) -> redis::ScriptInvocation<'a> {
+    ) -> Invocation<'a> {
         let q = &offer.queue;
         let (timers, _) = self.keys.timers(q);
         let mut invocation = script.prepare_invoke();
@@ -530,7 +512,11 @@ impl Store {
                 return Ok(agent.clone());
             }
         }
-        Err(StoreError::UnexpectedReply("unknown".into()))
+        // Every agent exists again (registered meanwhile): the booking's reply stands alone.
+        Err(StoreError::UnexpectedReply {
+            script: "book_agents",
+            reply: "unknown".into(),
+        })
     }
 
     /// Drop the bookings that still name `entry`.
@@ -543,7 +529,7 @@ impl Store {
             inv.key(self.keys.agent(agent));
         }
         inv.arg(entry.as_str());
-        inv.invoke_async::<String>(&mut self.conn()).await?;
+        let replies::Done = inv.reply(&mut self.conn()).await?;
         Ok(())
     }
 
@@ -568,7 +554,7 @@ impl Store {
             entry: entry.clone(),
         };
         let hold_off_end = Self::hold_off_end(queue, entry, agent);
-        let reply: String = self
+        let reply = self
             .scripts
             .offer_failed
             .key(self.keys.entry(queue, entry))
@@ -582,14 +568,16 @@ impl Store {
             .arg(timeout.member())
             .arg(now.plus(rules.hold_off).as_millis())
             .arg(hold_off_end.member())
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        let entry_waiting = match reply.as_str() {
-            "waiting" => true,
-            "ringing" => false,
-            other => return Err(self.entry_rule(queue, entry, agent, other).await),
+        let entry_waiting = match reply {
+            replies::OfferFailed::Waiting => true,
+            replies::OfferFailed::Ringing => false,
+            replies::OfferFailed::Refused(refused) => {
+                return Err(self.entry_rule(queue, entry, Some(agent), refused).await)
+            }
         };
-        let missed: String = self
+        let missed = self
             .scripts
             .agent_missed
             .key(self.keys.agent(agent))
@@ -598,14 +586,15 @@ impl Store {
             .arg(rules.away_after.map_or(0, NonZeroU32::get))
             .arg(now.as_millis())
             .arg(queue.as_str())
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        let agent_set_away = match missed.as_str() {
-            "away" => true,
-            // `not_booked`: the booking lapsed and may now belong to another offer.
-            "released" | "not_booked" => false,
-            "unknown" => return Err(StoreError::UnknownAgent(agent.clone())),
-            other => return Err(StoreError::UnexpectedReply(other.to_owned())),
+        let agent_set_away = match missed {
+            replies::AgentMissed::Away => true,
+            // The booking lapsed and may now belong to another offer.
+            replies::AgentMissed::Released | replies::AgentMissed::NotBooked => false,
+            replies::AgentMissed::UnknownAgent => {
+                return Err(StoreError::UnknownAgent(agent.clone()))
+            }
         };
         Ok(OfferFailed {
             entry_waiting,
@@ -627,8 +616,8 @@ impl Store {
         &self,
         queue: &QueueName,
         entry: &EntryId,
-        agent: &AgentId,
-        reply: &str,
+        agent: Option<&AgentId>,
+        refused: Refused,
     ) -> StoreError {
         match self.entry(queue, entry).await {
             Ok(None) => StoreError::UnknownEntry {
@@ -636,25 +625,10 @@ impl Store {
                 entry: entry.clone(),
             },
             Err(e) => e,
-            Ok(Some(_)) => match reply {
-                "not_offered" => QueueError::EntryStatus {
-                    entry: entry.clone(),
-                    expected: "offered",
-                }
-                .into(),
-                "not_offered_to" => QueueError::NotOfferedTo {
-                    entry: entry.clone(),
-                    agent: agent.clone(),
-                }
-                .into(),
-                "not_open" => QueueError::EntryStatus {
-                    entry: entry.clone(),
-                    expected: "waiting or offered",
-                }
-                .into(),
-                "callback" => QueueError::CallbackNotCut(entry.clone()).into(),
-                "not_live" => QueueError::NowACallback(entry.clone()).into(),
-                other => StoreError::UnexpectedReply(other.to_owned()),
+            Ok(Some(_)) => match refused.refusal {
+                Refusal::IsCallback => QueueError::CallbackNotCut(entry.clone()).into(),
+                Refusal::NotLive => QueueError::NowACallback(entry.clone()).into(),
+                _ => Self::callback_rule(queue, entry, agent, refused),
             },
         }
     }
@@ -673,7 +647,7 @@ impl Store {
     ) -> Result<()> {
         let (timers, _) = self.keys.timers(queue);
         let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
-        let reply: Vec<String> = self
+        let reply = self
             .scripts
             .connect
             .key(self.keys.entry(queue, entry))
@@ -686,35 +660,42 @@ impl Store {
             .arg(&offer_timer)
             .arg(&max_wait_timer)
             .arg(CLOSED_RETENTION_SECS)
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        let (status, others) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            return Err(self.entry_rule(queue, entry, agent, status).await);
+        match reply {
+            replies::WithAgents::Done(others) => {
+                self.agent_answered(queue, entry, agent, &others, now).await
+            }
+            replies::WithAgents::Refused(refused) => {
+                Err(self.entry_rule(queue, entry, Some(agent), refused).await)
+            }
         }
+    }
+
+    /// `agent` answered for `entry` and is on the call; `others` (of a ring-all offer) are
+    /// no longer booked for it.
+    async fn agent_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        others: &[AgentId],
+        now: Timestamp,
+    ) -> Result<()> {
         let mut answered = self.scripts.agent_answered.prepare_invoke();
         answered
             .key(self.keys.agent(agent))
             .key(self.keys.agent_events());
         for other in others {
-            let other =
-                AgentId::new(other).map_err(|_| StoreError::UnexpectedReply(other.clone()))?;
-            answered.key(self.keys.agent(&other));
+            answered.key(self.keys.agent(other));
         }
         answered
             .arg(entry.as_str())
             .arg(now.as_millis())
             .arg(queue.as_str());
-        match answered
-            .invoke_async::<String>(&mut self.conn())
-            .await?
-            .as_str()
-        {
-            "ok" => Ok(()),
-            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        match answered.reply(&mut self.conn()).await? {
+            replies::AgentChanged::Done => Ok(()),
+            replies::AgentChanged::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
         }
     }
 
@@ -728,7 +709,7 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
+        let reply = self
             .scripts
             .bridge_failed
             .key(self.keys.entry(queue, entry))
@@ -738,14 +719,16 @@ impl Store {
             .arg(entry.as_str())
             .arg(agent.as_str())
             .arg(now.as_millis())
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            _ => Err(StoreError::Rule(QueueError::NotOfferedTo {
-                entry: entry.clone(),
-                agent: agent.clone(),
-            })),
+        match reply {
+            replies::BridgeFailed::Waiting => Ok(()),
+            replies::BridgeFailed::NotConnected => {
+                Err(StoreError::Rule(QueueError::NotOfferedTo {
+                    entry: entry.clone(),
+                    agent: agent.clone(),
+                }))
+            }
         }
     }
 
@@ -762,7 +745,7 @@ impl Store {
     ) -> Result<Vec<AgentId>> {
         let (timers, _) = self.keys.timers(queue);
         let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
-        let reply: Vec<String> = self
+        let reply = self
             .scripts
             .close
             .key(self.keys.entry(queue, entry))
@@ -776,35 +759,31 @@ impl Store {
             .arg(&offer_timer)
             .arg(&max_wait_timer)
             .arg(CLOSED_RETENTION_SECS)
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            let nobody = AgentId::new("-").expect("valid literal");
-            return Err(self.entry_rule(queue, entry, &nobody, status).await);
+        match reply {
+            replies::WithAgents::Done(ringing) => {
+                self.release_agents(entry, &ringing).await?;
+                Ok(ringing)
+            }
+            replies::WithAgents::Refused(refused) => {
+                Err(self.entry_rule(queue, entry, None, refused).await)
+            }
         }
-        let ringing = ringing
-            .iter()
-            .map(|a| AgentId::new(a).map_err(|_| StoreError::UnexpectedReply(a.clone())))
-            .collect::<Result<Vec<_>>>()?;
-        self.release_agents(entry, &ringing).await?;
-        Ok(ringing)
     }
 
     /// Run a callback script with the key layout they share (see `scripts::CALLBACK`).
     /// `number` is read from the entry when not given: it never changes once set, so
     /// reading it before the script is safe, and the script checks the key it names.
-    async fn callback_script<T: redis::FromRedisValue>(
+    async fn callback_script<R: Reply>(
         &self,
-        script: &redis::Script,
+        script: &Lua,
         queue: &QueueName,
         entry: &EntryId,
         number: Option<&PhoneNumber>,
         now: Timestamp,
         args: &[&str],
-    ) -> Result<T> {
+    ) -> Result<R> {
         self.callback_script_also(script, queue, entry, None, number, now, args)
             .await
     }
@@ -812,16 +791,16 @@ impl Store {
     /// [`Store::callback_script`] for a script that also touches `also`, another entry of
     /// the same queue (its KEYS[8]).
     #[allow(clippy::too_many_arguments)]
-    async fn callback_script_also<T: redis::FromRedisValue>(
+    async fn callback_script_also<R: Reply>(
         &self,
-        script: &redis::Script,
+        script: &Lua,
         queue: &QueueName,
         entry: &EntryId,
         also: Option<&EntryId>,
         number: Option<&PhoneNumber>,
         now: Timestamp,
         args: &[&str],
-    ) -> Result<T> {
+    ) -> Result<R> {
         let stored = match number {
             Some(_) => None,
             None => {
@@ -851,7 +830,7 @@ impl Store {
         for arg in args {
             inv.arg(*arg);
         }
-        Ok(inv.invoke_async(&mut self.conn()).await?)
+        inv.reply(&mut self.conn()).await
     }
 
     /// Turn a callback script's refusal into the rule it broke.
@@ -859,7 +838,7 @@ impl Store {
         queue: &QueueName,
         entry: &EntryId,
         agent: Option<&AgentId>,
-        reply: &str,
+        refused: Refused,
     ) -> StoreError {
         let status = |expected| {
             StoreError::Rule(QueueError::EntryStatus {
@@ -867,32 +846,28 @@ impl Store {
                 expected,
             })
         };
-        match (reply, agent) {
-            ("unknown", _) => StoreError::UnknownEntry {
+        match (refused.refusal, agent) {
+            (Refusal::UnknownEntry, _) => StoreError::UnknownEntry {
                 queue: queue.clone(),
                 entry: entry.clone(),
             },
-            ("not_callback", _) => status("a callback"),
-            ("not_live", _) => status("a live caller"),
-            ("not_open", _) => status("waiting or offered"),
-            ("not_offered", _) => status("offered"),
-            ("not_dialing", _) => status("dialing"),
-            ("not_connected", _) => status("connected"),
-            ("no_callback", _) => StoreError::Rule(QueueError::NoCallbackPending(entry.clone())),
-            ("not_offered_to", Some(agent)) => QueueError::NotOfferedTo {
+            (Refusal::NotCallback, _) => status("a callback"),
+            (Refusal::NotLive, _) => status("a live caller"),
+            (Refusal::NotOpen, _) => status("waiting or offered"),
+            (Refusal::NotOffered, _) => status("offered"),
+            (Refusal::NotDialing, _) => status("dialing"),
+            (Refusal::NotConnected, _) => status("connected"),
+            (Refusal::NoCallback, _) => {
+                StoreError::Rule(QueueError::NoCallbackPending(entry.clone()))
+            }
+            (Refusal::NotOfferedTo, Some(agent)) => QueueError::NotOfferedTo {
                 entry: entry.clone(),
                 agent: agent.clone(),
             }
             .into(),
-            (other, _) => StoreError::UnexpectedReply(other.to_owned()),
+            (Refusal::IsCallback, _) => QueueError::CallbackNotCut(entry.clone()).into(),
+            (Refusal::NotOfferedTo, None) => refused.unexpected(),
         }
-    }
-
-    fn agent_ids(reply: &[String]) -> Result<Vec<AgentId>> {
-        reply
-            .iter()
-            .map(|a| AgentId::new(a).map_err(|_| StoreError::UnexpectedReply(a.clone())))
-            .collect()
     }
 
     /// Free an agent a callback no longer needs (agents' slot): their booking for `entry`
@@ -904,7 +879,7 @@ impl Store {
         entry: &EntryId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
+        let reply = self
             .scripts
             .agent_released
             .key(self.keys.agent(agent))
@@ -912,12 +887,11 @@ impl Store {
             .arg(entry.as_str())
             .arg(now.as_millis())
             .arg(queue.as_str())
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        match reply {
+            replies::AgentChanged::Done => Ok(()),
+            replies::AgentChanged::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
         }
     }
 
@@ -936,7 +910,7 @@ impl Store {
         expires_at: Timestamp,
     ) -> Result<CallbackRequested> {
         let expires = expires_at.as_millis().to_string();
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_request,
                 queue,
@@ -946,18 +920,15 @@ impl Store {
                 &[number.as_str(), &expires],
             )
             .await?;
-        match reply.as_slice() {
-            [ok] if ok == "ok" => Ok(CallbackRequested::Requested),
-            [dup, existing, ringing @ ..] if dup == "duplicate" => {
-                self.release_agents(entry, &Self::agent_ids(ringing)?)
-                    .await?;
-                Ok(CallbackRequested::Duplicate {
-                    existing: EntryId::new(existing)
-                        .map_err(|_| StoreError::UnexpectedReply(existing.clone()))?,
-                })
+        match reply {
+            replies::CallbackRequest::Requested => Ok(CallbackRequested::Requested),
+            replies::CallbackRequest::Duplicate { existing, ringing } => {
+                self.release_agents(entry, &ringing).await?;
+                Ok(CallbackRequested::Duplicate { existing })
             }
-            [refused, ..] => Err(Self::callback_rule(queue, entry, None, refused)),
-            [] => Err(StoreError::UnexpectedReply(String::new())),
+            replies::CallbackRequest::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, None, refused))
+            }
         }
     }
 
@@ -978,7 +949,7 @@ impl Store {
         let timer = Self::hold_off_end(queue, entry, agent).member();
         let mut args = vec![agent.as_str(), &until, &timer];
         args.extend(eligible.iter().map(AgentId::as_str));
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_decline,
                 queue,
@@ -988,18 +959,16 @@ impl Store {
                 &args,
             )
             .await?;
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        let declined_by_all = match status.as_str() {
-            "declined_by_all" => true,
-            "waiting" | "ringing" => false,
-            other => return Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        let declined_by_all = match reply {
+            replies::CallbackDecline::DeclinedByAll(ringing) => {
+                self.release_agents(entry, &ringing).await?;
+                true
+            }
+            replies::CallbackDecline::Waiting | replies::CallbackDecline::Ringing(_) => false,
+            replies::CallbackDecline::Refused(refused) => {
+                return Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
         };
-        if declined_by_all {
-            self.release_agents(entry, &Self::agent_ids(ringing)?)
-                .await?;
-        }
         self.agent_released(agent, queue, entry, now).await?;
         Ok(Declined { declined_by_all })
     }
@@ -1021,7 +990,7 @@ impl Store {
             .plus(decide_within + OFFER_GRACE)
             .as_millis()
             .to_string();
-        let reply: String = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_offer_answered,
                 queue,
@@ -1031,23 +1000,20 @@ impl Store {
                 &[agent.as_str(), &until],
             )
             .await?;
-        if reply != "ok" {
-            return Err(Self::callback_rule(queue, entry, Some(agent), &reply));
+        if let replies::Step::Refused(refused) = reply {
+            return Err(Self::callback_rule(queue, entry, Some(agent), refused));
         }
-        let booked: String = self
+        // A booking that lapsed before the answer stays lapsed: the entry's timeout still
+        // moved, and the agent's decision settles it.
+        let _: replies::ExtendBooking = self
             .scripts
             .extend_booking
             .key(self.keys.agent(agent))
             .arg(entry.as_str())
             .arg(&until)
-            .invoke_async(&mut self.conn())
+            .reply(&mut self.conn())
             .await?;
-        match booked.as_str() {
-            // `not_booked`: the booking lapsed before the answer; the entry's timeout still
-            // moved, and the agent's decision settles it.
-            "ok" | "not_booked" => Ok(()),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
-        }
+        Ok(())
     }
 
     /// `agent` accepted the callback they were offered (event `accepted`, a ticket): it is
@@ -1060,7 +1026,7 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_accept,
                 queue,
@@ -1070,49 +1036,33 @@ impl Store {
                 &[agent.as_str()],
             )
             .await?;
-        let (status, others) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            return Err(Self::callback_rule(queue, entry, Some(agent), status));
-        }
-        let mut answered = self.scripts.agent_answered.prepare_invoke();
-        answered
-            .key(self.keys.agent(agent))
-            .key(self.keys.agent_events());
-        for other in Self::agent_ids(others)? {
-            answered.key(self.keys.agent(&other));
-        }
-        answered
-            .arg(entry.as_str())
-            .arg(now.as_millis())
-            .arg(queue.as_str());
-        match answered
-            .invoke_async::<String>(&mut self.conn())
-            .await?
-            .as_str()
-        {
-            "ok" => Ok(()),
-            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+        match reply {
+            replies::WithAgents::Done(others) => {
+                self.agent_answered(queue, entry, agent, &others, now).await
+            }
+            replies::WithAgents::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
         }
     }
 
     /// Run a callback script that takes only the agent and answers `ok` or a rule's name.
     async fn agent_step(
         &self,
-        script: &redis::Script,
+        script: &Lua,
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
+        match self
             .callback_script(script, queue, entry, None, now, &[agent.as_str()])
-            .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+            .await?
+        {
+            replies::Step::Done => Ok(()),
+            replies::Step::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
         }
     }
 
@@ -1155,7 +1105,7 @@ impl Store {
         retry_at: Option<Timestamp>,
     ) -> Result<()> {
         let retry = retry_at.map_or_else(String::new, |t| t.as_millis().to_string());
-        let reply: String = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_attempt_failed,
                 queue,
@@ -1165,9 +1115,13 @@ impl Store {
                 &[agent.as_str(), cause, &retry],
             )
             .await?;
-        match reply.as_str() {
-            "retry" | "closed" => self.agent_released(agent, queue, entry, now).await,
-            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
+        match reply {
+            replies::AttemptFailed::Retry | replies::AttemptFailed::Closed => {
+                self.agent_released(agent, queue, entry, now).await
+            }
+            replies::AttemptFailed::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
         }
     }
 
@@ -1180,7 +1134,7 @@ impl Store {
         entry: &EntryId,
         now: Timestamp,
     ) -> Result<bool> {
-        let reply: String = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_retry_due,
                 queue,
@@ -1190,11 +1144,10 @@ impl Store {
                 &[],
             )
             .await?;
-        match reply.as_str() {
-            "waiting" => Ok(true),
-            "expired" | "not_retry_wait" => Ok(false),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
-        }
+        Ok(match reply {
+            replies::RetryDue::Waiting => true,
+            replies::RetryDue::Expired | replies::RetryDue::NotRetryWait => false,
+        })
     }
 
     /// A callback's window ran out (event `expired`, a ticket): one not yet accepted is
@@ -1273,7 +1226,7 @@ impl Store {
         how: KeptBy,
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_kept,
                 queue,
@@ -1298,7 +1251,7 @@ impl Store {
         caller: &EntryId,
         now: Timestamp,
     ) -> Result<CallerCancel> {
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script_also(
                 &self.scripts.callback_canceled_by_caller,
                 queue,
@@ -1309,22 +1262,20 @@ impl Store {
                 &[caller.as_str()],
             )
             .await?;
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        match status.as_str() {
-            "ok" => {
-                let ringing = Self::agent_ids(ringing)?;
+        match reply {
+            replies::CanceledByCaller::Canceled(ringing) => {
                 self.release_agents(callback, &ringing).await?;
                 Ok(CallerCancel::Canceled { ringing })
             }
-            "dialing" => Ok(CallerCancel::BeingDialed),
-            "caller_gone" => Err(QueueError::EntryStatus {
+            replies::CanceledByCaller::Dialing => Ok(CallerCancel::BeingDialed),
+            replies::CanceledByCaller::CallerGone => Err(QueueError::EntryStatus {
                 entry: caller.clone(),
                 expected: "waiting or offered",
             }
             .into()),
-            other => Err(Self::callback_rule(queue, callback, None, other)),
+            replies::CanceledByCaller::Refused(refused) => {
+                Err(Self::callback_rule(queue, callback, None, refused))
+            }
         }
     }
 
@@ -1335,17 +1286,17 @@ impl Store {
         &self,
         queue: &QueueName,
         entry: &EntryId,
-        reply: Vec<String>,
+        reply: replies::WithAgents,
     ) -> Result<Vec<AgentId>> {
-        let (status, ringing) = reply
-            .split_first()
-            .ok_or_else(|| StoreError::UnexpectedReply(String::new()))?;
-        if status != "ok" {
-            return Err(Self::callback_rule(queue, entry, None, status));
+        match reply {
+            replies::WithAgents::Done(ringing) => {
+                self.release_agents(entry, &ringing).await?;
+                Ok(ringing)
+            }
+            replies::WithAgents::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, None, refused))
+            }
         }
-        let ringing = Self::agent_ids(ringing)?;
-        self.release_agents(entry, &ringing).await?;
-        Ok(ringing)
     }
 
     async fn close_callback(
@@ -1355,7 +1306,7 @@ impl Store {
         reason: CloseReason,
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
-        let reply: Vec<String> = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_close,
                 queue,
@@ -1377,7 +1328,7 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply: String = self
+        let reply = self
             .callback_script(
                 &self.scripts.callback_completed,
                 queue,
@@ -1387,14 +1338,11 @@ impl Store {
                 &[agent.as_str()],
             )
             .await?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            "not_connected" => Err(QueueError::EntryStatus {
-                entry: entry.clone(),
-                expected: "connected",
+        match reply {
+            replies::Step::Done => Ok(()),
+            replies::Step::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, Some(agent), refused))
             }
-            .into()),
-            other => Err(Self::callback_rule(queue, entry, Some(agent), other)),
         }
     }
 
@@ -1460,23 +1408,17 @@ impl Store {
         for from in from.iter().filter(|f| f.can_change_to(to)) {
             inv.arg(from.as_str());
         }
-        let reply: (String, String) = inv.invoke_async(&mut self.conn()).await?;
-        let previous = || {
-            reply
-                .1
-                .parse::<AgentState>()
-                .map_err(|_| StoreError::UnexpectedReply(reply.1.clone()))
-        };
-        match reply.0.as_str() {
-            "ok" | "same" => previous(),
-            "refused" => Err(QueueError::AgentTransition {
+        match inv.reply(&mut self.conn()).await? {
+            replies::SetAgentState::Changed(previous) | replies::SetAgentState::Same(previous) => {
+                Ok(previous)
+            }
+            replies::SetAgentState::Refused(from) => Err(QueueError::AgentTransition {
                 agent: agent.clone(),
-                from: previous()?,
+                from,
                 to,
             }
             .into()),
-            "unknown" => Err(StoreError::UnknownAgent(agent.clone())),
-            other => Err(StoreError::UnexpectedReply(other.to_owned())),
+            replies::SetAgentState::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
         }
     }
 
@@ -1603,7 +1545,7 @@ impl Store {
             .key(set)
             .arg(&prefix)
             .arg(isize::try_from(limit - 1).unwrap_or(-1))
-            .invoke_async(&mut self.conn())
+            .data(&mut self.conn())
             .await?;
         // An id whose hash expired is a leftover, not an entry.
         let replies = replies.into_iter().filter(|flat| !flat.is_empty());
@@ -1637,7 +1579,7 @@ impl Store {
             inv.key(self.keys.agent(id));
         }
         inv.arg(now.as_millis());
-        let replies: Vec<Vec<String>> = inv.invoke_async(&mut self.conn()).await?;
+        let replies: Vec<Vec<String>> = inv.data(&mut self.conn()).await?;
         records::from_hashes(replies, &self.keys.agent_prefix(), |key, fields| {
             records::agent_from(key, fields, now)
         })
@@ -1745,7 +1687,7 @@ impl Store {
             .arg(now.plus(lease).as_millis())
             .arg(owner)
             .arg(limit)
-            .invoke_async(&mut self.conn())
+            .data(&mut self.conn())
             .await?;
         members
             .iter()
@@ -1769,7 +1711,7 @@ impl Store {
             .key(leases)
             .arg(timer.member())
             .arg(owner)
-            .invoke_async(&mut self.conn())
+            .data(&mut self.conn())
             .await?;
         Ok(done == 1)
     }

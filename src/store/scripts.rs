@@ -5,15 +5,76 @@
 //! ARGV and its replies; the helpers several of them share are preludes (`lua/prelude/`),
 //! put in front of a script's body when it is loaded.
 
-use redis::Script;
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, Script, ScriptInvocation, ToRedisArgs};
 
 use super::records::{EVENT_KINDS, LUA_ENTRY_TIMERS};
+use super::replies::{self, Reply};
+use super::Result;
 
 /// The source of `lua/<name>.lua`.
 macro_rules! lua {
     ($name:literal) => {
         include_str!(concat!("lua/", $name, ".lua"))
     };
+}
+
+/// A script, named as its file is (`lua/<name>.lua`), so errors about its replies name it.
+pub(crate) struct Lua {
+    name: &'static str,
+    script: Script,
+}
+
+impl Lua {
+    fn new(name: &'static str, source: &str) -> Self {
+        Self {
+            name,
+            script: Script::new(source),
+        }
+    }
+
+    pub(crate) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            name: self.name,
+            inner: self.script.prepare_invoke(),
+        }
+    }
+
+    pub(crate) fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
+        let mut invocation = self.prepare_invoke();
+        invocation.key(key);
+        invocation
+    }
+}
+
+/// One call of a [`Lua`] script being put together: its KEYS, then its ARGV.
+pub(crate) struct Invocation<'a> {
+    name: &'static str,
+    inner: ScriptInvocation<'a>,
+}
+
+impl Invocation<'_> {
+    pub(crate) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.inner.key(key);
+        self
+    }
+
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.inner.arg(arg);
+        self
+    }
+
+    /// Run a transition and read its reply as the script's [`Reply`] type.
+    pub(crate) async fn reply<R: Reply>(&self, conn: &mut ConnectionManager) -> Result<R> {
+        let value: redis::Value = self.inner.invoke_async(conn).await?;
+        replies::read(self.name, value)
+    }
+
+    /// Run a script that reads data (entries, agents, timers) rather than answering how a
+    /// transition went.
+    pub(crate) async fn data<T: FromRedisValue>(&self, conn: &mut ConnectionManager) -> Result<T> {
+        Ok(self.inner.invoke_async(conn).await?)
+    }
 }
 
 /// Comma-separated lists and hold-offs.
@@ -44,75 +105,81 @@ fn names() -> String {
 }
 
 pub(crate) struct Scripts {
-    pub(crate) enqueue: Script,
-    pub(crate) book_agents: Script,
-    pub(crate) release_agents: Script,
-    pub(crate) claim_entry: Script,
-    pub(crate) withdraw_offer: Script,
-    pub(crate) offer_failed: Script,
-    pub(crate) agent_missed: Script,
-    pub(crate) connect: Script,
-    pub(crate) bridge_failed: Script,
-    pub(crate) agent_answered: Script,
-    pub(crate) close: Script,
-    pub(crate) set_agent_state: Script,
-    pub(crate) entries_in: Script,
-    pub(crate) free_agents: Script,
-    pub(crate) claim_timers: Script,
-    pub(crate) complete_timer: Script,
-    pub(crate) callback_request: Script,
-    pub(crate) callback_decline: Script,
-    pub(crate) callback_accept: Script,
-    pub(crate) callback_dialing: Script,
-    pub(crate) callback_answered: Script,
-    pub(crate) callback_attempt_failed: Script,
-    pub(crate) callback_retry_due: Script,
-    pub(crate) callback_close: Script,
-    pub(crate) callback_kept: Script,
-    pub(crate) callback_canceled_by_caller: Script,
-    pub(crate) callback_completed: Script,
-    pub(crate) agent_released: Script,
-    pub(crate) callback_offer_answered: Script,
-    pub(crate) extend_booking: Script,
+    pub(crate) enqueue: Lua,
+    pub(crate) book_agents: Lua,
+    pub(crate) release_agents: Lua,
+    pub(crate) claim_entry: Lua,
+    pub(crate) withdraw_offer: Lua,
+    pub(crate) offer_failed: Lua,
+    pub(crate) agent_missed: Lua,
+    pub(crate) connect: Lua,
+    pub(crate) bridge_failed: Lua,
+    pub(crate) agent_answered: Lua,
+    pub(crate) close: Lua,
+    pub(crate) set_agent_state: Lua,
+    pub(crate) entries_in: Lua,
+    pub(crate) free_agents: Lua,
+    pub(crate) claim_timers: Lua,
+    pub(crate) complete_timer: Lua,
+    pub(crate) callback_request: Lua,
+    pub(crate) callback_decline: Lua,
+    pub(crate) callback_accept: Lua,
+    pub(crate) callback_dialing: Lua,
+    pub(crate) callback_answered: Lua,
+    pub(crate) callback_attempt_failed: Lua,
+    pub(crate) callback_retry_due: Lua,
+    pub(crate) callback_close: Lua,
+    pub(crate) callback_kept: Lua,
+    pub(crate) callback_canceled_by_caller: Lua,
+    pub(crate) callback_completed: Lua,
+    pub(crate) agent_released: Lua,
+    pub(crate) callback_offer_answered: Lua,
+    pub(crate) extend_booking: Lua,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
-        let with_split = |body: &str| Script::new(&format!("{SPLIT}{body}"));
-        let with_booking = |body: &str| Script::new(&format!("{BOOKING}{body}"));
-        let names = names();
-        let callback = |body: &str| Script::new(&format!("{SPLIT}{names}{CALLBACK}{body}"));
+        // `lua/<name>.lua` after the preludes it needs, named `name`.
+        macro_rules! load {
+            ($preludes:expr, $name:literal) => {
+                Lua::new($name, &format!("{}{}", $preludes, lua!($name)))
+            };
+        }
+        let alone = "";
+        let with_split = SPLIT;
+        let with_booking = BOOKING;
+        let callback = format!("{SPLIT}{}{CALLBACK}", names());
         Self {
-            enqueue: Script::new(lua!("enqueue")),
-            book_agents: with_booking(lua!("book_agents")),
-            release_agents: with_booking(lua!("release_agents")),
-            claim_entry: with_split(lua!("claim_entry")),
-            withdraw_offer: Script::new(lua!("withdraw_offer")),
-            offer_failed: with_split(lua!("offer_failed")),
-            agent_missed: with_booking(lua!("agent_missed")),
-            connect: with_split(lua!("connect")),
-            bridge_failed: Script::new(lua!("bridge_failed")),
-            agent_answered: with_booking(lua!("agent_answered")),
-            close: with_split(lua!("close")),
-            set_agent_state: Script::new(lua!("set_agent_state")),
-            entries_in: Script::new(lua!("entries_in")),
-            free_agents: with_booking(lua!("free_agents")),
-            claim_timers: Script::new(lua!("claim_timers")),
-            complete_timer: Script::new(lua!("complete_timer")),
-            callback_request: callback(lua!("callback_request")),
-            callback_decline: callback(lua!("callback_decline")),
-            callback_accept: callback(lua!("callback_accept")),
-            callback_dialing: callback(lua!("callback_dialing")),
-            callback_answered: callback(lua!("callback_answered")),
-            callback_attempt_failed: callback(lua!("callback_attempt_failed")),
-            callback_retry_due: callback(lua!("callback_retry_due")),
-            callback_close: callback(lua!("callback_close")),
-            callback_kept: callback(lua!("callback_kept")),
-            callback_canceled_by_caller: callback(lua!("callback_canceled_by_caller")),
-            callback_completed: callback(lua!("callback_completed")),
-            agent_released: with_booking(lua!("agent_released")),
-            callback_offer_answered: callback(lua!("callback_offer_answered")),
-            extend_booking: with_booking(lua!("extend_booking")),
+            enqueue: load!(alone, "enqueue"),
+            book_agents: load!(with_booking, "book_agents"),
+            release_agents: load!(with_booking, "release_agents"),
+            claim_entry: load!(with_split, "claim_entry"),
+            withdraw_offer: load!(alone, "withdraw_offer"),
+            offer_failed: load!(with_split, "offer_failed"),
+            agent_missed: load!(with_booking, "agent_missed"),
+            connect: load!(with_split, "connect"),
+            bridge_failed: load!(alone, "bridge_failed"),
+            agent_answered: load!(with_booking, "agent_answered"),
+            close: load!(with_split, "close"),
+            set_agent_state: load!(alone, "set_agent_state"),
+            entries_in: load!(alone, "entries_in"),
+            free_agents: load!(with_booking, "free_agents"),
+            claim_timers: load!(alone, "claim_timers"),
+            complete_timer: load!(alone, "complete_timer"),
+            callback_request: load!(callback, "callback_request"),
+            callback_decline: load!(callback, "callback_decline"),
+            callback_accept: load!(callback, "callback_accept"),
+            callback_dialing: load!(callback, "callback_dialing"),
+            callback_answered: load!(callback, "callback_answered"),
+            callback_attempt_failed: load!(callback, "callback_attempt_failed"),
+            callback_retry_due: load!(callback, "callback_retry_due"),
+            callback_close: load!(callback, "callback_close"),
+            callback_kept: load!(callback, "callback_kept"),
+            callback_canceled_by_caller: load!(callback, "callback_canceled_by_caller"),
+            callback_completed: load!(callback, "callback_completed"),
+            agent_released: load!(with_booking, "agent_released"),
+            callback_offer_answered: load!(callback, "callback_offer_answered"),
+            extend_booking: load!(with_booking, "extend_booking"),
         }
     }
 }
