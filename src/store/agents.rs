@@ -251,10 +251,7 @@ impl Store {
 
     pub async fn agent(&self, id: &AgentId, now: Timestamp) -> Result<Option<Agent>> {
         let key = self.keys.agent(id);
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut self.conn())
-            .await?;
+        let fields = self.hash(&key).await?;
         if fields.is_empty() {
             return Ok(None);
         }

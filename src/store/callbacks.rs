@@ -1,7 +1,6 @@
 //! A callback's life: requested, offered, accepted or declined, dialed, answered or retried,
 //! closed; and a repeat caller's choice. These scripts share one key layout (`callback_script`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use super::replies::{self, Refusal, Refused, Reply};
@@ -266,19 +265,15 @@ impl Store {
             .plus(decide_within + OFFER_GRACE)
             .as_millis()
             .to_string();
-        let reply = self
-            .callback_script(
-                &self.scripts.callback_offer_answered,
-                queue,
-                entry,
-                None,
-                now,
-                &[agent.as_str(), &until],
-            )
-            .await?;
-        if let replies::Step::Refused(refused) = reply {
-            return Err(Self::callback_rule(queue, entry, Some(agent), refused));
-        }
+        self.agent_step::<()>(
+            &self.scripts.callback_offer_answered,
+            queue,
+            entry,
+            agent,
+            now,
+            &[&until],
+        )
+        .await?;
         // A booking that lapsed before the answer stays lapsed: the entry's timeout still
         // moved, and the agent's decision settles it.
         let _: replies::ExtendBooking = self
@@ -302,44 +297,32 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply = self
-            .callback_script(
-                &self.scripts.callback_accept,
-                queue,
-                entry,
-                None,
-                now,
-                &[agent.as_str()],
-            )
+        let others: Vec<AgentId> = self
+            .agent_step(&self.scripts.callback_accept, queue, entry, agent, now, &[])
             .await?;
-        match reply {
-            replies::WithAgents::Done(others) => {
-                self.agent_answered(queue, entry, agent, &others, now).await
-            }
-            replies::WithAgents::Refused(refused) => {
-                Err(Self::callback_rule(queue, entry, Some(agent), refused))
-            }
-        }
+        self.agent_answered(queue, entry, agent, &others, now).await
     }
 
-    /// Run a callback script that takes only the agent and answers `ok` or a rule's name.
-    async fn agent_step(
+    /// Run a callback script whose own ARGV is `agent` (then `more`) and that answers `ok`
+    /// (with `T`) or a refusal, which becomes the rule it broke.
+    async fn agent_step<T>(
         &self,
         script: &Lua,
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
         now: Timestamp,
-    ) -> Result<()> {
-        match self
-            .callback_script(script, queue, entry, None, now, &[agent.as_str()])
-            .await?
-        {
-            replies::Step::Done => Ok(()),
-            replies::Step::Refused(refused) => {
-                Err(Self::callback_rule(queue, entry, Some(agent), refused))
-            }
-        }
+        more: &[&str],
+    ) -> Result<T>
+    where
+        std::result::Result<T, Refused>: Reply,
+    {
+        let mut args = vec![agent.as_str()];
+        args.extend_from_slice(more);
+        let reply: std::result::Result<T, Refused> = self
+            .callback_script(script, queue, entry, None, now, &args)
+            .await?;
+        reply.map_err(|refused| Self::callback_rule(queue, entry, Some(agent), refused))
     }
 
     /// The customer leg of an accepted callback is being dialed (event `dialing_customer`).
@@ -350,8 +333,15 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        self.agent_step(&self.scripts.callback_dialing, queue, entry, agent, now)
-            .await
+        self.agent_step(
+            &self.scripts.callback_dialing,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
     }
 
     /// The customer answered (events `customer_answered` with `callback_wait_ms`, then
@@ -364,8 +354,15 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        self.agent_step(&self.scripts.callback_answered, queue, entry, agent, now)
-            .await
+        self.agent_step(
+            &self.scripts.callback_answered,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
     }
 
     /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); `agent` is
@@ -502,17 +499,15 @@ impl Store {
         how: KeptBy,
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
-        let reply = self
-            .callback_script(
-                &self.scripts.callback_kept,
-                queue,
-                entry,
-                Some(number),
-                now,
-                &[number.as_str(), how.as_str()],
-            )
-            .await?;
-        self.release_ringing(queue, entry, reply).await
+        self.leave_callback(
+            &self.scripts.callback_kept,
+            queue,
+            entry,
+            Some(number),
+            now,
+            &[number.as_str(), how.as_str()],
+        )
+        .await
     }
 
     /// The caller of live entry `caller`, calling again, cancels their pending `callback`
@@ -555,24 +550,24 @@ impl Store {
         }
     }
 
-    /// Act on the reply of a script that took `entry` out of the queue: `ok` followed by
-    /// the agents still ringing for it, whose bookings are released here. Returns those
-    /// agents, whose legs the caller stops.
-    async fn release_ringing(
+    /// Run a callback script that takes `entry` out of the queue and answers the agents
+    /// still ringing for it, whose bookings are released here. Returns those agents, whose
+    /// legs the caller stops.
+    async fn leave_callback(
         &self,
+        script: &Lua,
         queue: &QueueName,
         entry: &EntryId,
-        reply: replies::WithAgents,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
     ) -> Result<Vec<AgentId>> {
-        match reply {
-            replies::WithAgents::Done(ringing) => {
-                self.release_agents(entry, &ringing).await?;
-                Ok(ringing)
-            }
-            replies::WithAgents::Refused(refused) => {
-                Err(Self::callback_rule(queue, entry, None, refused))
-            }
-        }
+        let reply: replies::WithAgents = self
+            .callback_script(script, queue, entry, number, now, args)
+            .await?;
+        let ringing = reply.map_err(|refused| Self::callback_rule(queue, entry, None, refused))?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
     }
 
     async fn close_callback(
@@ -582,17 +577,16 @@ impl Store {
         reason: CloseReason,
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
-        let reply = self
-            .callback_script(
-                &self.scripts.callback_close,
-                queue,
-                entry,
-                None,
-                now,
-                &[reason.as_str()],
-            )
-            .await?;
-        self.release_ringing(queue, entry, reply).await
+        let reason = [reason.as_str()];
+        self.leave_callback(
+            &self.scripts.callback_close,
+            queue,
+            entry,
+            None,
+            now,
+            &reason,
+        )
+        .await
     }
 
     /// The conversation of a connected callback ended (event `completed`, with `talk_ms`).
@@ -604,22 +598,15 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let reply = self
-            .callback_script(
-                &self.scripts.callback_completed,
-                queue,
-                entry,
-                None,
-                now,
-                &[agent.as_str()],
-            )
-            .await?;
-        match reply {
-            replies::Step::Done => Ok(()),
-            replies::Step::Refused(refused) => {
-                Err(Self::callback_rule(queue, entry, Some(agent), refused))
-            }
-        }
+        self.agent_step(
+            &self.scripts.callback_completed,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
     }
 
     /// The queue's callback figures. They are counters the event scripts keep next to the
@@ -627,10 +614,7 @@ impl Store {
     /// they cannot disagree with the events, which are written in the same atomic step.
     pub async fn callback_stats(&self, queue: &QueueName) -> Result<CallbackStats> {
         let key = self.keys.callback_stats(queue);
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut self.conn())
-            .await?;
+        let fields = self.hash(&key).await?;
         let count = |name: &str| -> Result<u64> {
             fields.get(name).map_or(Ok(0), |v| {
                 // A counter brought below zero by hand reads as none left.

@@ -1,26 +1,10 @@
 //! Entries in and out of a queue: enqueue, close, and the reads of entries and their places.
 //! A queue's keys share one slot, so each change of an entry is one script there.
 
-use std::collections::HashMap;
-
 use super::replies::{self, Refusal, Refused};
+use super::scripts::Lua;
 use super::{records, Result, Store, StoreError, Timer, CLOSED_RETENTION_SECS};
 use crate::queue::{AgentId, CloseReason, Entry, EntryId, QueueError, QueueName, Timestamp};
-
-/// The timer members an entry drops when it leaves the queue (connected or closed).
-pub(super) fn leaving_timers(queue: &QueueName, entry: &EntryId) -> (String, String) {
-    let timer = |t: Timer| t.member();
-    (
-        timer(Timer::OfferTimeout {
-            queue: queue.clone(),
-            entry: entry.clone(),
-        }),
-        timer(Timer::MaxWait {
-            queue: queue.clone(),
-            entry: entry.clone(),
-        }),
-    )
-}
 
 impl Store {
     /// Put a new entry in its queue (event `entered`), with its max-wait timer when due.
@@ -82,7 +66,8 @@ impl Store {
 
     /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
     /// the wait). A callback is refused with [`QueueError::CallbackNotCut`]: the hangup of
-    /// a caller who just asked for one must not cancel it, and its own methods close it. Returns the agents that were ringing for it, now released: stop their legs.
+    /// a caller who just asked for one must not cancel it, and its own methods close it.
+    /// Returns the agents that were ringing for it, now released: stop their legs.
     /// Closing again for the same reason changes and records nothing and returns no agents.
     pub async fn close(
         &self,
@@ -91,42 +76,56 @@ impl Store {
         reason: CloseReason,
         now: Timestamp,
     ) -> Result<Vec<AgentId>> {
+        let ringing = match self
+            .leave(&self.scripts.close, queue, entry, reason.as_str(), now)
+            .await?
+        {
+            Ok(ringing) => ringing,
+            Err(refused) => return Err(self.entry_rule(queue, entry, None, refused).await),
+        };
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    /// Run `close` or `connect`, the scripts that take a live entry out of the queue, with
+    /// the layout they share: KEYS entry, waiting, open, timers, events; ARGV id, `how`
+    /// (the reason, or the agent who answered), now, the timers it drops, retention.
+    pub(super) async fn leave(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        how: &str,
+        now: Timestamp,
+    ) -> Result<replies::WithAgents> {
         let (timers, _) = self.keys.timers(queue);
-        let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
-        let reply = self
-            .scripts
-            .close
+        let dropped = |t: Timer| t.member();
+        script
             .key(self.keys.entry(queue, entry))
             .key(self.keys.waiting(queue))
             .key(self.keys.open(queue))
             .key(timers)
             .key(self.keys.events(queue))
             .arg(entry.as_str())
-            .arg(reason.as_str())
+            .arg(how)
             .arg(now.as_millis())
-            .arg(&offer_timer)
-            .arg(&max_wait_timer)
+            .arg(dropped(Timer::OfferTimeout {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            }))
+            .arg(dropped(Timer::MaxWait {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            }))
             .arg(CLOSED_RETENTION_SECS)
             .reply(&mut self.conn())
-            .await?;
-        match reply {
-            replies::WithAgents::Done(ringing) => {
-                self.release_agents(entry, &ringing).await?;
-                Ok(ringing)
-            }
-            replies::WithAgents::Refused(refused) => {
-                Err(self.entry_rule(queue, entry, None, refused).await)
-            }
-        }
+            .await
     }
 
     /// One entry, whatever its status, while it is retained.
     pub async fn entry(&self, queue: &QueueName, id: &EntryId) -> Result<Option<Entry>> {
         let key = self.keys.entry(queue, id);
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut self.conn())
-            .await?;
+        let fields = self.hash(&key).await?;
         if fields.is_empty() {
             return Ok(None);
         }

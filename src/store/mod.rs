@@ -23,6 +23,7 @@ mod replies;
 mod scripts;
 mod timers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,5 +114,13 @@ impl Store {
 
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Every field of the hash at `key`; none for a key that does not exist.
+    async fn hash(&self, key: &str) -> Result<HashMap<String, String>> {
+        Ok(redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await?)
     }
 }

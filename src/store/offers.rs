@@ -4,10 +4,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::entries::leaving_timers;
 use super::replies;
 use super::scripts::{Invocation, Lua};
-use super::{Result, StateSource, Store, StoreError, Timer, CLOSED_RETENTION_SECS, OFFER_GRACE};
+use super::{Result, StateSource, Store, StoreError, Timer, OFFER_GRACE};
 use crate::config::{HoldOffs, QueueConfig};
 use crate::queue::{AgentId, EntryId, Offer, QueueError, QueueName, Timestamp};
 
@@ -354,31 +353,14 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let (timers, _) = self.keys.timers(queue);
-        let (offer_timer, max_wait_timer) = leaving_timers(queue, entry);
-        let reply = self
-            .scripts
-            .connect
-            .key(self.keys.entry(queue, entry))
-            .key(self.keys.open(queue))
-            .key(timers)
-            .key(self.keys.events(queue))
-            .arg(entry.as_str())
-            .arg(agent.as_str())
-            .arg(now.as_millis())
-            .arg(&offer_timer)
-            .arg(&max_wait_timer)
-            .arg(CLOSED_RETENTION_SECS)
-            .reply(&mut self.conn())
-            .await?;
-        match reply {
-            replies::WithAgents::Done(others) => {
-                self.agent_answered(queue, entry, agent, &others, now).await
-            }
-            replies::WithAgents::Refused(refused) => {
-                Err(self.entry_rule(queue, entry, Some(agent), refused).await)
-            }
-        }
+        let others = match self
+            .leave(&self.scripts.connect, queue, entry, agent.as_str(), now)
+            .await?
+        {
+            Ok(others) => others,
+            Err(refused) => return Err(self.entry_rule(queue, entry, Some(agent), refused).await),
+        };
+        self.agent_answered(queue, entry, agent, &others, now).await
     }
 
     /// The caller could not be bridged to the agent who answered (their leg vanished): the

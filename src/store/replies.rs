@@ -258,17 +258,13 @@ impl Reply for AgentMissed {
 /// `{'ok', agents…}` or `{refusal}`: `connect` (the other agents of a ring-all offer),
 /// `callback_accept` (likewise), and the scripts that close an entry, `close`,
 /// `callback_close` and `callback_kept` (the agents that were ringing for it).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WithAgents {
-    Done(Vec<AgentId>),
-    Refused(Refused),
-}
+pub(crate) type WithAgents = std::result::Result<Vec<AgentId>, Refused>;
 
 impl Reply for WithAgents {
     fn parse(script: &'static str, words: &[String]) -> Option<Self> {
         match words.split_first()? {
-            (ok, rest) if ok == "ok" => agents(rest).map(Self::Done),
-            (word, []) => Refusal::parse(script, word).map(Self::Refused),
+            (ok, rest) if ok == "ok" => agents(rest).map(Ok),
+            (word, []) => Refusal::parse(script, word).map(Err),
             _ => None,
         }
     }
@@ -389,17 +385,13 @@ impl Reply for CallbackDecline {
 
 /// `ok` or a refusal: `callback_dialing`, `callback_answered`, `callback_completed` and
 /// `callback_offer_answered`.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    Done,
-    Refused(Refused),
-}
+pub(crate) type Step = std::result::Result<(), Refused>;
 
 impl Reply for Step {
     fn parse(script: &'static str, words: &[String]) -> Option<Self> {
         match one(words)? {
-            "ok" => Some(Self::Done),
-            word => Refusal::parse(script, word).map(Self::Refused),
+            "ok" => Some(Ok(())),
+            word => Refusal::parse(script, word).map(Err),
         }
     }
 }
@@ -512,14 +504,14 @@ mod tests {
         );
         assert_eq!(
             read::<WithAgents>("connect", value(&["ok", "bob", "carol"])).unwrap(),
-            WithAgents::Done(vec![
+            Ok(vec![
                 AgentId::new("bob").unwrap(),
                 AgentId::new("carol").unwrap()
             ])
         );
         assert_eq!(
             read::<WithAgents>("close", value(&["callback"])).unwrap(),
-            WithAgents::Refused(Refused {
+            Err(Refused {
                 script: "close",
                 refusal: Refusal::IsCallback
             })

@@ -1,6 +1,6 @@
 -- The agent answered: the entry is connected and leaves the queue. Repeating it for the
 -- same agent changes nothing and answers 'ok', so a caller may retry after a lost reply.
--- KEYS: entry, open, timers, events.
+-- KEYS: entry, waiting (unused: the layout `close` shares), open, timers, events.
 -- ARGV: id, agent, now, offer timer, max-wait timer, retention (s).
 -- Replies: {'ok', other agents of a ring-all offer…} | {'not_live'} (a callback connects
 -- through its own script) | {'not_offered'} | {'not_offered_to'}.
@@ -20,10 +20,10 @@ end
 if not found then return {'not_offered_to'} end
 redis.call('HSET', KEYS[1], 'status', 'connected', 'offered_to', '',
   'connected_agent', ARGV[2], 'connected_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[4], ARGV[5])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[4], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('XADD', KEYS[4], '*', 'event', 'connected', 'entry', ARGV[1], 'queue', e[3],
+redis.call('XADD', KEYS[5], '*', 'event', 'connected', 'entry', ARGV[1], 'queue', e[3],
   'line', e[4], 'agent', ARGV[2], 'at', ARGV[3],
   'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])),
   'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[6])))
