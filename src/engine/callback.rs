@@ -18,7 +18,8 @@ use crate::switch::{
     PhoneNumber, SwitchError, VarName, VarValue,
 };
 
-use super::{signal, var};
+use super::dispatch::var;
+use super::signal;
 
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";

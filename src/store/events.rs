@@ -1,12 +1,11 @@
 //! The event streams the transitions append to: reading them back, the pace they show, and
 //! trimming them, so reports and other daemons see what happened in order.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::streams::StreamRangeReply;
 
-use super::{records, Result, Store, StoreError, StoredEvent};
+use super::{feed, Result, Store, StoredEvent};
 use crate::queue::QueueName;
 
 impl Store {
@@ -107,22 +106,8 @@ impl Store {
             .await?;
         reply
             .ids
-            .into_iter()
-            .map(|sid| {
-                let fields = sid
-                    .map
-                    .iter()
-                    .map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .map(|v| (k.clone(), v))
-                            .map_err(|e| StoreError::Corrupt {
-                                key: key.clone(),
-                                reason: format!("event {} field {k}: {e}", sid.id),
-                            })
-                    })
-                    .collect::<Result<HashMap<_, _>>>()?;
-                records::event_from(&key, sid.id, fields)
-            })
+            .iter()
+            .map(|sid| feed::stored_event(&key, sid))
             .collect()
     }
 }

@@ -15,6 +15,7 @@ mod agents;
 mod callbacks;
 mod entries;
 mod events;
+mod feed;
 mod keys;
 pub mod local;
 mod offers;
@@ -33,6 +34,7 @@ use crate::config::RedisSettings;
 use crate::queue::{AgentId, EntryId, QueueError, QueueName};
 pub use agents::StateSource;
 pub use callbacks::{CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy};
+pub use feed::{DomainEvent, EventFeed, EventStream};
 use keys::Keys;
 pub use offers::{MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
@@ -75,6 +77,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A handle on the store; clones share one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct Store {
+    /// For connections of their own (the event feed's blocking reads).
+    client: redis::Client,
     conn: ConnectionManager,
     keys: Keys,
     scripts: Arc<Scripts>,
@@ -98,7 +102,7 @@ impl Store {
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(connect_error)?;
         redis::cmd("PING")
@@ -106,6 +110,7 @@ impl Store {
             .await
             .map_err(connect_error)?;
         Ok(Self {
+            client,
             conn,
             keys: Keys::new(&settings.key_prefix),
             scripts: Arc::new(Scripts::new()),

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbackd::config::Config;
-use callbackd::engine::{Engine, EngineError, EngineOptions};
+use callbackd::engine::{Engine, EngineError, EngineHandle, EngineOptions};
 use callbackd::esl::Client;
 use callbackd::queue::{AgentId, AgentState, ScaledClock};
 use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
 use callbackd::store::{EventKind, StateSource, Store, StoredEvent};
 use callbackd::switch::FreeSwitch;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::common::RedisServer;
@@ -298,6 +298,8 @@ impl Rig {
 /// One daemon: an engine with its own event-socket connection.
 pub struct Daemon {
     shutdown: watch::Sender<bool>,
+    /// Its engine's handle, sent once the engine is built (after Redis answered).
+    handle: Option<oneshot::Receiver<EngineHandle>>,
     task: JoinHandle<Result<(), EngineError>>,
     client: Client,
 }
@@ -315,17 +317,25 @@ impl Daemon {
         };
         let switch = FreeSwitch::new(client.clone());
         let (shutdown, rx) = watch::channel(false);
+        let (handle_tx, handle) = oneshot::channel();
         let task = tokio::spawn(async move {
             let store = Store::connect(&config.redis).await?;
-            Engine::new(config, options, store, switch, Arc::new(clock))
-                .run(deliveries, rx)
-                .await
+            let engine = Engine::new(config, options, store, switch, Arc::new(clock));
+            let _ = handle_tx.send(engine.handle());
+            engine.run(deliveries, rx).await
         });
         Self {
             shutdown,
+            handle: Some(handle),
             task,
             client,
         }
+    }
+
+    /// The engine's handle, as an operator's tools get it.
+    pub async fn handle(&mut self) -> EngineHandle {
+        let handle = self.handle.take().expect("handle asked for once");
+        handle.await.expect("the engine was built")
     }
 
     /// Stop as a killed daemon would: no goodbye to anyone.

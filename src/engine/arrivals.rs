@@ -1,0 +1,242 @@
+//! A caller arriving: overflow when nobody takes queue calls, their entry in the queue, and
+//! the media task that plays to them while they wait, with what their line offers.
+//!
+//! Whether callbacks are open is kept here too, per queue, because it is what each caller's
+//! task watches to decide whether to make the offer.
+
+use std::time::Duration;
+
+use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
+use super::signal::ParkedCaller;
+use super::{Engine, EngineOptions};
+use crate::callback::{MenuSettings, NumberRules};
+use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
+use crate::prompts::PromptSet;
+use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
+use crate::store::StoreError;
+use crate::switch::{MediaSource, VarValue};
+
+/// How long a key pressed on an unknown channel waits for that channel to become a caller.
+pub(super) const EARLY_KEYS: Duration = Duration::from_secs(5);
+
+impl Engine {
+    pub(super) async fn on_caller_parked(
+        &mut self,
+        parked: ParkedCaller,
+    ) -> Result<(), StoreError> {
+        let (Ok(queue), Ok(line)) = (
+            QueueName::new(&parked.queue),
+            crate::queue::LineName::new(&parked.line),
+        ) else {
+            tracing::warn!(channel = %parked.channel, queue = %parked.queue, line = %parked.line,
+                "parked call names an invalid queue or line; ignoring it");
+            return Ok(());
+        };
+        let Some(queue_config) = self.config.queue(&queue).cloned() else {
+            tracing::warn!(channel = %parked.channel, %queue, "parked call names an unknown queue");
+            return Ok(());
+        };
+        if self.callers.contains_key(&parked.channel) {
+            return Ok(());
+        }
+        let Ok(id) = EntryId::new(parked.channel.as_str()) else {
+            return Ok(());
+        };
+        let mut entry = Entry::live_caller(
+            queue.clone(),
+            line,
+            parked.channel.clone(),
+            parked
+                .caller_id_number
+                .as_deref()
+                .and_then(|n| VarValue::new(n).ok()),
+            self.clock.as_ref(),
+        );
+        entry.id = id;
+        if let Some(arrived) = parked.arrived {
+            entry.position = arrived;
+        }
+        if let NoAgentPolicy::Transfer { extension, context } = &queue_config.no_agent {
+            let logged_in = self
+                .agents()
+                .await?
+                .iter()
+                .any(|a| a.state.takes_queue_calls() && a.priority_for(&queue).is_some());
+            // A caller back from a bridge is not new: the rule is for arrivals only.
+            if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
+                tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
+                self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
+                return Ok(());
+            }
+        }
+        let max_wait_due = queue_config
+            .max_wait
+            .as_ref()
+            .map(|m| entry.position.plus(m.after));
+        match self.store.enqueue(&entry, max_wait_due).await {
+            Ok(()) => {}
+            // Known already: back from a bridge, or enqueued by another daemon on the same
+            // switch that won the race for this caller.
+            Err(StoreError::EntryExists(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
+        self.adopt(&entry, true, parked.sip_from_user.as_deref());
+        self.dirty |= self.idle_agents_seen;
+        Ok(())
+    }
+
+    /// Start this daemon's media for a waiting caller. `sip_from_user` helps find a
+    /// number to call back when the caller ID is not one.
+    pub(super) fn adopt(&mut self, entry: &Entry, greet: bool, sip_from_user: Option<&str>) {
+        let EntryKind::LiveCaller { channel } = &entry.kind else {
+            return;
+        };
+        let Some(plan) = self.plans.get(&entry.queue).cloned() else {
+            return;
+        };
+        let callback = self.callback_plan(entry, sip_from_user);
+        let media = caller::start(
+            &mut self.tasks,
+            CallerTask {
+                switch: self.switch.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                channel: channel.clone(),
+                queue: entry.queue.clone(),
+                entry: entry.id.clone(),
+                plan,
+                callback,
+                greet,
+                reports: self.reports_tx.clone(),
+            },
+        );
+        for (_, digit, _) in self.early_keys.iter().filter(|(c, _, _)| c == channel) {
+            media.pressed(*digit);
+        }
+        self.early_keys.retain(|(c, _, _)| c != channel);
+        self.callers.insert(channel.clone(), media);
+    }
+
+    /// What this caller's line offers them for callbacks, if it offers any: only a line with
+    /// callbacks enabled and an outbound caller ID to call from. Whether the offer is made
+    /// is decided while they wait (see [`CallbackPlan::open`]).
+    fn callback_plan(
+        &self,
+        entry: &Entry,
+        sip_from_user: Option<&str>,
+    ) -> Option<CallbackPlan> {
+        let line = self.callback_line(&entry.line)?;
+        let settings = &line.callback;
+        let rules = match NumberRules::new(
+            settings.country.as_deref(),
+            settings.dialing_policy.clone(),
+        ) {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::warn!(line = %line.name, error = %e, "callbacks off: bad number rules");
+                return None;
+            }
+        };
+        let prompts = self.prompts_for(line);
+        let own_number =
+            rules.caller_number(entry.caller_id.as_ref().map(|c| c.as_str()), sip_from_user);
+        Some(CallbackPlan {
+            open: self.callbacks_open.get(&entry.queue)?.subscribe(),
+            offer_when_wait_over: settings.offer_when_wait_over,
+            offer_greeting: (!settings.ivr_in_front).then(|| {
+                settings
+                    .offer_greeting
+                    .clone()
+                    .unwrap_or_else(|| prompts.file("callback-offer"))
+            }),
+            menu: MenuSettings {
+                record_name: settings.record_name,
+                menu_tries: settings.menu_tries,
+                number_tries: settings.number_tries,
+                input_timeout: settings.timings.input_timeout,
+                ..MenuSettings::default()
+            },
+            name_recording: settings
+                .record_name
+                .then(|| {
+                    let path = self
+                        .options
+                        .recordings
+                        .join(format!("callbackd-{}.wav", entry.id));
+                    MediaSource::new(&path.to_string_lossy())
+                })
+                .and_then(Result::ok),
+            rules,
+            own_number,
+            confirmation: settings
+                .confirmation_greeting
+                .clone()
+                .unwrap_or_else(|| prompts.file("confirmation")),
+            expiry: settings.expiry,
+            prompts,
+        })
+    }
+
+    /// Tell each queue's callers whether callbacks are open: some agent serving it takes
+    /// queue calls. One small read of the agents' states.
+    pub(super) async fn refresh_callbacks_open(&self) -> Result<(), StoreError> {
+        if self.callbacks_open.is_empty() {
+            return Ok(());
+        }
+        let states = self.store.agent_states(&self.agent_ids).await?;
+        for (queue, open) in &self.callbacks_open {
+            let now_open = self
+                .config
+                .agents
+                .iter()
+                .zip(&states)
+                .any(|(agent, state)| {
+                    state.is_some_and(AgentState::takes_queue_calls)
+                        && agent.queues.iter().any(|q| &q.queue == queue)
+                });
+            open.send_if_modified(|was| std::mem::replace(was, now_open) != now_open);
+        }
+        Ok(())
+    }
+
+    /// The line, if it offers callbacks: enabled, with an outbound caller ID to call from.
+    fn callback_line(&self, line: &crate::queue::LineName) -> Option<&LineConfig> {
+        self.config.line(line).filter(|l| l.offers_callbacks())
+    }
+
+    /// A line's prompts: from its own sounds directory or the daemon's; in its language,
+    /// else the daemon's default, else English.
+    pub(super) fn prompts_for(&self, line: &LineConfig) -> PromptSet {
+        PromptSet::choose(
+            line.sounds.as_deref().unwrap_or(&self.options.sounds),
+            &[line.language.as_str(), &self.options.default_language],
+            &self.options.languages,
+        )
+    }
+}
+
+pub(super) fn media_plan(
+    config: &Config,
+    options: &EngineOptions,
+    queue: &QueueConfig,
+) -> MediaPlan {
+    let language = config
+        .lines
+        .iter()
+        .find(|l| l.queue == queue.name)
+        .map(|l| l.language.to_string())
+        .unwrap_or_else(|| crate::prompts::FALLBACK_LANGUAGE.to_owned());
+    MediaPlan {
+        greetings: queue.greetings.clone(),
+        hold_music: queue.hold_music.clone(),
+        announce_every: queue
+            .announce_every
+            .map(|every| every.div_f64(options.time_scale.max(1e-3))),
+        prompts: PromptSet::choose(
+            &options.sounds,
+            &[&language, &options.default_language],
+            &options.languages,
+        ),
+    }
+}

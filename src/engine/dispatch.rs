@@ -1,0 +1,395 @@
+//! Routing, the loop's side: which free agent is offered which waiting entry, when the
+//! queues' heads are read again, and the callers known to be next in line.
+//!
+//! The store's side of the same round trips (booking, ending calls) is in `booking`, so it
+//! can run off the loop.
+
+use std::future::Future;
+
+use super::booking::{self, Booked};
+use super::signal::{self};
+use super::{AgentLeg, Engine, Report};
+use crate::config::Config;
+use crate::queue::{Agent, AgentId, Entry, EntryKind, EntryStatus, Offer, QueueName, Timestamp};
+use crate::store::{OfferOutcome, StoreError};
+use crate::switch::{ChannelId, Originate, PendingCall, SwitchError, VarName, VarValue};
+
+/// At most this many waiting entries per queue routing looks at: the oldest are always
+/// among them.
+const ROUTING_WINDOW: usize = 64;
+
+/// Routing first reads this many entries per queue beyond one per free agent (room for
+/// entries a free agent already missed); only when that leaves a free agent without an
+/// offer does it read the whole window. Reading 64 entries per pass was most of its cost.
+const ROUTING_SLACK: usize = 4;
+
+/// Below this many callers known to be next in line, a routing pass reads the queues'
+/// heads again (off the path of a freed agent, who is offered one of those known).
+const NEXT_IN_LINE_MIN: usize = 16;
+
+impl Engine {
+    /// Free the agents of the calls that ended, all at once (one round trip for a burst),
+    /// and route them. When the last pass left nobody idle they are the only free agents
+    /// worth routing: they are offered the callers known to be next in line, and freeing,
+    /// booking and claiming go out together, off the loop, so an agent waits one round
+    /// trip and the loop meanwhile takes the next hangups of a burst. Without callers
+    /// known, the queue heads are read in the round trip that frees them. When agents were
+    /// idle, a full pass routes these with them.
+    pub(super) async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
+        let ended = std::mem::take(&mut self.calls_ended);
+        let now = self.clock.now();
+        if self.idle_agents_seen {
+            let freed = booking::end_calls(&self.store, &self.config, &ended, now).await;
+            self.agents_freed += freed.len();
+            self.dirty = true;
+            return Ok(());
+        }
+        if let Some(next) = self.next_in_line.take().filter(|n| !n.is_empty()) {
+            // An agent who went away meanwhile is not booked, and the claim is withdrawn.
+            let freed = self.free_now(
+                ended
+                    .iter()
+                    .filter(|(q, _)| booking::wrap_up(&self.config, q).is_zero())
+                    .map(|(_, a)| a),
+                now,
+            );
+            let offers = self.plan(&next, &freed, now);
+            let unplaced = freed.len() - placed(&offers);
+            let (entries, rest): (Vec<Entry>, Vec<Entry>) = next
+                .into_iter()
+                .partition(|e| offers.iter().any(|o| o.entry == e.id));
+            if unplaced == 0 {
+                // Few left: the next full pass reads more.
+                self.dirty |= rest.len() < NEXT_IN_LINE_MIN;
+                self.next_in_line = Some(rest);
+            } else {
+                self.agents_freed += unplaced;
+                self.dirty = true;
+            }
+            for offer in &offers {
+                self.claiming
+                    .insert(offer.entry.clone(), offer.queue.clone());
+            }
+            // The booking frees the agents it books; the others' calls end on their own.
+            let ended: Vec<(QueueName, AgentId)> = ended
+                .into_iter()
+                .filter(|(_, a)| !offers.iter().any(|o| o.agents.contains(a)))
+                .collect();
+            self.routes_under_way += 1;
+            let (store, config, switch, reports) = (
+                self.store.clone(),
+                self.config.clone(),
+                self.switch.clone(),
+                self.reports_tx.clone(),
+            );
+            let daemon_id = self.options.daemon_id.clone();
+            // The task rings the agents booked itself: the loop learns of the legs after.
+            self.tasks.spawn(async move {
+                let (_, made) = tokio::join!(
+                    booking::end_calls(&store, &config, &ended, now),
+                    booking::book(&store, &config, &offers, true, now)
+                );
+                let (config, daemon_id) = (&*config, daemon_id.as_str());
+                let calls: Vec<(Originate, AgentLeg)> =
+                    offers
+                        .iter()
+                        .zip(&made)
+                        .filter(|(_, made)| matches!(made, Ok(OfferOutcome::Offered)))
+                        .filter_map(|(offer, _)| {
+                            let entry = entries.iter().find(|e| e.id == offer.entry)?;
+                            Some(offer.agents.iter().filter_map(move |agent| {
+                                agent_call(config, daemon_id, entry, agent)
+                            }))
+                        })
+                        .flatten()
+                        .collect();
+                let placed = futures_util::future::join_all(
+                    calls.iter().map(|(call, _)| switch.originate(call)),
+                )
+                .await;
+                let rung = calls
+                    .into_iter()
+                    .zip(placed)
+                    .map(|((call, leg), placed)| (call.uuid, leg, placed))
+                    .collect();
+                let _ = reports.send(Report::Booked(Booked { offers, made, rung }));
+            });
+            return Ok(());
+        }
+        let read = routing_window(ended.len());
+        let (freed, entries) = tokio::join!(
+            booking::end_calls(&self.store, &self.config, &ended, now),
+            self.waiting_heads(read)
+        );
+        let freed = self.free_now(&freed, now);
+        let entries = entries?;
+        let offers = self.plan(&entries, &freed, now);
+        self.dirty |= placed(&offers) < freed.len();
+        self.make_offers(&offers, entries, now).await;
+        Ok(())
+    }
+
+    /// The config's agents among `ids`, as they are once freed `now`: what routing needs
+    /// of them, without reading them back.
+    fn free_now<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a AgentId>,
+        now: Timestamp,
+    ) -> Vec<Agent> {
+        ids.into_iter()
+            .filter_map(|id| self.config.agent(id))
+            .map(|a| Agent::freed_now(a, now))
+            .collect()
+    }
+
+    /// The router's plan for `entries` and `agents` `now`, around the entries being claimed
+    /// by round trips under way: those are nobody else's, and are known to be ahead.
+    pub(super) fn plan(&self, entries: &[Entry], agents: &[Agent], now: Timestamp) -> Vec<Offer> {
+        let mut offers = if self.claiming.is_empty() {
+            self.router.plan(entries, agents, now)
+        } else {
+            let free: Vec<Entry> = entries
+                .iter()
+                .filter(|e| !self.claiming.contains_key(&e.id))
+                .cloned()
+                .collect();
+            self.router.plan(&free, agents, now)
+        };
+        for offer in &mut offers {
+            offer.ahead.extend(
+                self.claiming
+                    .iter()
+                    .filter(|(_, q)| **q == offer.queue)
+                    .map(|(e, _)| e.clone()),
+            );
+        }
+        offers
+    }
+
+    /// The first `window` waiting entries of every queue, read together: one round trip
+    /// on the shared connection.
+    async fn waiting_heads(&self, window: usize) -> Result<Vec<Entry>, StoreError> {
+        let reads = self
+            .config
+            .queues
+            .iter()
+            .map(|q| self.store.waiting_entries(&q.name, window));
+        Ok(futures_util::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Make every offer that can be made now. When this daemon just freed `freed` agents,
+    /// the free agents and the entries are read together; otherwise the entries are read
+    /// only once an agent turns out to be free, which is the common case under load, or
+    /// when few callers are known to be next in line.
+    pub(super) async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let refill = self
+            .next_in_line
+            .as_ref()
+            .is_none_or(|n| n.len() < NEXT_IN_LINE_MIN);
+        let free_agents = self.store.free_agents(&self.agent_ids, now);
+        let (agents, mut entries, mut read) = if freed > 0 || refill {
+            let read = if refill {
+                ROUTING_WINDOW
+            } else {
+                routing_window(freed)
+            };
+            let (agents, entries) = tokio::try_join!(free_agents, self.waiting_heads(read))?;
+            (agents, entries, read)
+        } else {
+            let agents = free_agents.await?;
+            if agents.is_empty() {
+                self.idle_agents_seen = false;
+                return Ok(());
+            }
+            let read = routing_window(agents.len());
+            (agents, self.waiting_heads(read).await?, read)
+        };
+        let mut offers = self.plan(&entries, &agents, now);
+        if placed(&offers) < agents.len()
+            && read < ROUTING_WINDOW
+            && self.some_queue_full(&entries, read)
+        {
+            read = ROUTING_WINDOW;
+            entries = self.waiting_heads(read).await?;
+            offers = self.plan(&entries, &agents, now);
+        }
+        self.idle_agents_seen = placed(&offers) < agents.len();
+        self.make_offers(&offers, entries, now).await;
+        Ok(())
+    }
+
+    /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
+    async fn make_offers(
+        &mut self,
+        offers: &[Offer],
+        entries: Vec<Entry>,
+        now: Timestamp,
+    ) {
+        let made = booking::book(&self.store, &self.config, offers, false, now).await;
+        if self.ring_booked(offers, &entries, made) {
+            self.keep_next_in_line(entries, offers);
+        }
+    }
+
+    /// Ring the offers that were booked. False when some could not be made: the plan's
+    /// view of the queues was out of date, so nobody is known to be next in line.
+    fn ring_booked(
+        &mut self,
+        offers: &[Offer],
+        entries: &[Entry],
+        made: Vec<Result<OfferOutcome, StoreError>>,
+    ) -> bool {
+        let made = self.settle(offers, made);
+        for offer in &made {
+            if let Some(entry) = entries.iter().find(|e| e.id == offer.entry) {
+                self.ring(entry, offer);
+            }
+        }
+        made.len() == offers.len()
+    }
+
+    /// The offers that were made; for the others (a race lost with another daemon or a
+    /// state change) routing looks again, without what it knew of the queues.
+    pub(super) fn settle<'a>(
+        &mut self,
+        offers: &'a [Offer],
+        made: Vec<Result<OfferOutcome, StoreError>>,
+    ) -> Vec<&'a Offer> {
+        let mut rung = Vec::new();
+        for (offer, outcome) in offers.iter().zip(made) {
+            match outcome {
+                Ok(OfferOutcome::Offered) => {
+                    rung.push(offer);
+                    continue;
+                }
+                Ok(
+                    OfferOutcome::AgentNotFree(_)
+                    | OfferOutcome::EntryNotWaiting
+                    | OfferOutcome::EntryNotFirst
+                    | OfferOutcome::HeldOff(_),
+                ) => {}
+                // An offer booked but never rung comes back when its booking lease or its
+                // offer timer runs out.
+                Err(e) => tracing::warn!(entry = %offer.entry, error = %e, "offer failed"),
+            }
+            self.dirty = true;
+            self.forget_next_in_line();
+        }
+        rung
+    }
+
+    /// Keep what a routing pass read and did not offer as the callers next in line.
+    fn keep_next_in_line(&mut self, mut entries: Vec<Entry>, offers: &[Offer]) {
+        entries.retain(|e| {
+            e.status == EntryStatus::Waiting
+                && !offers.iter().any(|o| o.entry == e.id)
+                && !self.claiming.contains_key(&e.id)
+        });
+        self.next_in_line = Some(entries);
+    }
+
+    /// Forget what is known of the callers next in line: an entry may have gone back ahead.
+    pub(super) fn forget_next_in_line(&mut self) {
+        self.next_in_line = None;
+    }
+
+    /// Whether some queue had `read` entries or more waiting: then more wait beyond them.
+    fn some_queue_full(&self, entries: &[Entry], read: usize) -> bool {
+        self.config
+            .queues
+            .iter()
+            .any(|q| entries.iter().filter(|e| e.queue == q.name).count() >= read)
+    }
+
+    /// Ring the offer's agents, each on a leg of its own.
+    pub(super) fn ring(&mut self, entry: &Entry, offer: &Offer) {
+        for agent in &offer.agents {
+            let Some((call, leg)) = agent_call(&self.config, &self.options.daemon_id, entry, agent)
+            else {
+                continue;
+            };
+            let switch = self.switch.clone();
+            let uuid = call.uuid.clone();
+            self.track_leg(uuid, leg, async move { switch.originate(&call).await });
+        }
+    }
+
+    /// Remember an agent leg being placed, and report how its originate ends.
+    pub(super) fn track_leg(
+        &mut self,
+        uuid: ChannelId,
+        leg: AgentLeg,
+        placed: impl Future<Output = Result<PendingCall, SwitchError>> + Send + 'static,
+    ) {
+        tracing::info!(entry = %leg.entry, agent = %leg.agent, leg = %uuid, "offering to agent");
+        self.legs.insert(uuid.clone(), leg.clone());
+        let reports = self.reports_tx.clone();
+        self.tasks.spawn(async move {
+            let result = match placed.await {
+                Ok(pending) => pending.wait().await,
+                Err(e) => Err(e),
+            };
+            let _ = reports.send(Report::AgentLeg {
+                queue: leg.queue,
+                entry: leg.entry,
+                agent: leg.agent,
+                leg: uuid,
+                result,
+            });
+        });
+    }
+}
+
+/// How many agents `offers` ring.
+pub(super) fn placed(offers: &[Offer]) -> usize {
+    offers.iter().map(|o| o.agents.len()).sum()
+}
+
+/// How many waiting entries per queue a pass first reads for `free` agents.
+fn routing_window(free: usize) -> usize {
+    (free + ROUTING_SLACK).min(ROUTING_WINDOW)
+}
+
+/// The call that rings `agent` for `entry`, and the leg the engine tracks for it.
+fn agent_call(
+    config: &Config,
+    daemon_id: &str,
+    entry: &Entry,
+    agent: &AgentId,
+) -> Option<(Originate, AgentLeg)> {
+    let contact = &config.agent(agent)?.contact;
+    let mut call = Originate::new(contact.clone());
+    call.timeout = Some(config.queue(&entry.queue)?.ring_time);
+    call.caller_id_number = entry.caller_id.clone();
+    call.variables = vec![
+        var(signal::VAR_ROLE, "agent"),
+        var(signal::VAR_DAEMON, daemon_id),
+        var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
+        var(signal::VAR_ENTRY, entry.id.as_str()),
+        var(signal::VAR_AGENT, agent.as_str()),
+    ];
+    let leg = AgentLeg {
+        queue: entry.queue.clone(),
+        entry: entry.id.clone(),
+        agent: agent.clone(),
+        caller: match &entry.kind {
+            EntryKind::LiveCaller { channel } => Some(channel.clone()),
+            EntryKind::Callback(_) => None,
+        },
+        answered: false,
+    };
+    Some((call, leg))
+}
+
+/// An origination variable from a constant name and a validated id.
+pub(super) fn var(name: &str, value: &str) -> (VarName, VarValue) {
+    (
+        VarName::new(name).expect("constant variable name"),
+        VarValue::new(value).expect("validated id"),
+    )
+}

@@ -1,0 +1,415 @@
+//! The calls the engine placed or bridged: an agent leg answered or missed, the bridge to
+//! the waiting caller, a callback answered, and the hangups of callers and legs.
+//!
+//! Each outcome is written to the store first; only then are legs stopped or tasks started.
+
+use std::time::Duration;
+
+use super::callback::AgentCallback;
+use super::{Engine, Report};
+use crate::queue::{
+    AgentId, AgentState, CloseReason, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
+};
+use crate::store::{MissRules, NoAnswerCause, StateSource, StoreError};
+use crate::switch::{ChannelId, HangupCause, SwitchError};
+
+/// How long a call ended by its agent leg's hangup is remembered, so that its caller's
+/// hangup (which follows) costs nothing.
+pub(super) const CALLER_HANGUP_WAIT: Duration = Duration::from_secs(60);
+
+impl Engine {
+    pub(super) async fn on_caller_hangup(
+        &mut self,
+        channel: ChannelId,
+        queue: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(media) = self.callers.remove(&channel) {
+            media.leave();
+        }
+        let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
+            return Ok(());
+        };
+        if self.callers_whose_call_ended.remove(&channel).is_some() {
+            return Ok(());
+        }
+        // Talking to an agent this daemon rang: the call is over, so is the agent's leg.
+        let talking_to = self
+            .legs
+            .iter()
+            .find(|(_, l)| l.answered && l.caller.as_ref() == Some(&channel))
+            .map(|(leg, l)| (leg.clone(), l.agent.clone()));
+        if let Some((leg, agent)) = talking_to {
+            self.legs.remove(&leg);
+            self.kill(leg);
+            self.call_ended(&queue, &agent);
+            return Ok(());
+        }
+        let Some(entry) = self.store.entry(&queue, &id).await? else {
+            return Ok(());
+        };
+        match entry.status {
+            EntryStatus::Waiting | EntryStatus::Offered { .. } => {
+                let now = self.clock.now();
+                match self
+                    .store
+                    .close(&queue, &id, CloseReason::Abandoned, now)
+                    .await
+                {
+                    Ok(ringing) => {
+                        tracing::info!(%channel, %queue, "caller abandoned");
+                        self.stop_ringing(&id, &ringing);
+                        if let Some(next) = &mut self.next_in_line {
+                            next.retain(|e| e.id != id);
+                        }
+                    }
+                    Err(StoreError::Rule(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent),
+            // A callback outlives its caller's channel.
+            EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
+            EntryStatus::Closed { .. } => {}
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub(super) async fn on_leg_hangup(
+        &mut self,
+        leg: ChannelId,
+        cause: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(dialed) = self.orphaned_customers.remove(&leg) {
+            // A customer found ringing after a restart did not answer.
+            self.store
+                .callback_attempt_failed(
+                    &dialed.queue,
+                    &dialed.entry,
+                    &dialed.agent,
+                    cause,
+                    self.clock.now(),
+                    None,
+                )
+                .await?;
+            self.kill(dialed.agent_leg);
+            self.dirty = true;
+            return Ok(());
+        }
+        let Some(info) = self.legs.remove(&leg) else {
+            return Ok(());
+        };
+        // A leg that never answered is reported by its originate's result instead.
+        if let (true, Some(caller)) = (info.answered, info.caller) {
+            // It was bridged to a waiting caller: that call is over.
+            self.callers_whose_call_ended
+                .insert(caller, std::time::Instant::now());
+            self.call_ended(&info.queue, &info.agent);
+        } else if info.answered {
+            let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
+                return Ok(());
+            };
+            let talking = matches!(
+                &entry.status,
+                EntryStatus::Connected { agent, .. } if *agent == info.agent
+            );
+            if talking {
+                if matches!(entry.kind, EntryKind::Callback(_)) {
+                    let now = self.clock.now();
+                    self.store
+                        .callback_completed(&info.queue, &info.entry, &info.agent, now)
+                        .await?;
+                }
+                self.call_ended(&info.queue, &info.agent);
+            }
+        }
+        Ok(())
+    }
+
+    /// A connected call ended: its agent is freed before the next routing pass, together
+    /// with every other agent whose call ended in the same burst of signals.
+    fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) {
+        self.calls_ended.push((queue.clone(), agent.clone()));
+    }
+
+    /// An agent leg's originate finished: answered, or not taken.
+    pub(super) async fn on_agent_leg(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        result: Result<ChannelId, SwitchError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
+            Err(e) => {
+                self.legs.remove(&leg);
+                self.forget_next_in_line();
+                self.agent_missed(queue, entry, agent, &e).await
+            }
+        }
+    }
+
+    async fn agent_answered(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let caller = self.legs.get(&leg).and_then(|l| l.caller.clone());
+        let Some(channel) = caller else {
+            return self.callback_answered(queue, entry_id, agent, leg).await;
+        };
+        match self.store.connected(queue, entry_id, agent, now).await {
+            Ok(()) => {}
+            Err(StoreError::Rule(QueueError::NowACallback(_))) => {
+                return self.callback_answered(queue, entry_id, agent, leg).await;
+            }
+            Err(StoreError::Rule(
+                QueueError::NotOfferedTo { .. } | QueueError::EntryStatus { .. },
+            )) => {
+                // Another ring-all agent won, or the caller left meanwhile.
+                self.legs.remove(&leg);
+                self.kill(leg);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.answered = true;
+        }
+        self.release_other_legs(entry_id, agent);
+        if let Some(media) = self.callers.remove(&channel) {
+            media.leave();
+        }
+        tracing::info!(entry = %entry_id, %agent, "agent answered: bridging");
+        // The bridge waits on two switch round trips: the loop goes on meanwhile.
+        let switch = self.switch.clone();
+        let reports = self.reports_tx.clone();
+        let (queue, entry, agent) = (queue.clone(), entry_id.clone(), agent.clone());
+        self.tasks.spawn(async move {
+            let bridged = async {
+                switch.break_media(&channel).await?;
+                switch.bridge(&channel, &leg).await
+            }
+            .await;
+            if let Err(error) = bridged {
+                let _ = reports.send(Report::BridgeFailed {
+                    queue,
+                    entry,
+                    agent,
+                    leg,
+                    error,
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// The caller could not be bridged to the agent who answered: the agent is free again
+    /// and the caller waits at their place, with their media back on.
+    pub(super) async fn bridge_failed(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        error: &SwitchError,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(entry = %entry_id, %agent, %error,
+            "bridge failed; the caller waits again at their place");
+        self.legs.remove(&leg);
+        self.kill(leg);
+        self.forget_next_in_line();
+        let now = self.clock.now();
+        self.store
+            .bridge_failed(queue, entry_id, agent, now)
+            .await?;
+        self.set_state(agent, AgentState::Available, StateSource::Daemon)
+            .await?;
+        if let Some(entry) = self.store.entry(queue, entry_id).await? {
+            self.adopt(&entry, false, None);
+        }
+        Ok(())
+    }
+
+    /// An agent answered the offer of a callback: they hear whom to call, in a task.
+    async fn callback_answered(
+        &mut self,
+        queue: &QueueName,
+        entry_id: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let found = self.store.entry(queue, entry_id).await?;
+        let Some((EntryKind::Callback(request), line)) = found.map(|e| (e.kind, e.line)) else {
+            self.legs.remove(&leg);
+            self.kill(leg);
+            return Ok(());
+        };
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.answered = true;
+            // Rung while the caller waited, answered after they asked for a callback.
+            info.caller = None;
+        }
+        self.release_other_legs(entry_id, agent);
+        // Keep the offer and the agent's booking while they hear whom to call; their
+        // whisper task renews it while the whisper plays.
+        let decide_within = self
+            .config
+            .line(&line)
+            .map(|l| l.callback.timings)
+            .unwrap_or_default()
+            .agent_decision;
+        match self
+            .store
+            .callback_offer_answered(queue, entry_id, agent, now, decide_within)
+            .await
+        {
+            Ok(()) => {}
+            // Canceled, expired or taken meanwhile (maybe by another daemon, which could
+            // not stop this leg): nothing is left for this agent to hear.
+            Err(e @ (StoreError::Rule(_) | StoreError::UnknownEntry { .. })) => {
+                tracing::info!(entry = %entry_id, %agent, error = %e,
+                    "callback answered after it was withdrawn; ending the agent leg");
+                self.legs.remove(&leg);
+                self.kill(leg);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        self.start_callback(queue, entry_id, agent, leg, request, &line)
+            .await
+    }
+
+    /// An agent answered a callback offer: their side runs in a task of its own.
+    async fn start_callback(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        leg: ChannelId,
+        request: crate::queue::CallbackRequest,
+        line: &crate::queue::LineName,
+    ) -> Result<(), StoreError> {
+        let Some(line) = self.config.line(line).cloned() else {
+            self.kill(leg);
+            return Ok(());
+        };
+        // Agents logged out or taking transfers only count as having declined.
+        let eligible = self
+            .agents()
+            .await?
+            .into_iter()
+            .filter(|a| a.priority_for(queue).is_some())
+            .filter(|a| !matches!(a.state, AgentState::Offline | AgentState::TransfersOnly))
+            .map(|a| a.id)
+            .collect();
+        let task = AgentCallback {
+            switch: self.switch.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            queue: queue.clone(),
+            entry: entry.clone(),
+            agent: agent.clone(),
+            agent_leg: leg,
+            number: request.number,
+            attempts: request.attempts,
+            prompts: self.prompts_for(&line),
+            daemon_id: self.options.daemon_id.clone(),
+            renew_every: (line.callback.timings.agent_decision / 3)
+                .div_f64(self.options.time_scale.max(1e-3)),
+            line,
+            eligible,
+            decline_hold_off: self
+                .config
+                .queue(queue)
+                .map_or(Duration::ZERO, |q| q.hold_off.decline),
+        };
+        let reports = self.reports_tx.clone();
+        self.tasks.spawn(async move {
+            task.run().await;
+            let _ = reports.send(Report::StoreChanged);
+        });
+        Ok(())
+    }
+
+    async fn agent_missed(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        error: &SwitchError,
+    ) -> Result<(), StoreError> {
+        let cause = match error {
+            SwitchError::CallFailed(c) => NoAnswerCause::of_hangup(c),
+            _ => NoAnswerCause::Failed,
+        };
+        tracing::info!(%entry, %agent, error = %error, "agent did not take the offer");
+        let rules = MissRules::of(self.config.queue(queue), cause);
+        match self
+            .store
+            .offer_failed(queue, entry, agent, cause, self.clock.now(), rules)
+            .await
+        {
+            Ok(_) | Err(StoreError::Rule(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stop the other phones of a ring-all offer once one agent answered.
+    fn release_other_legs(&mut self, entry: &EntryId, winner: &AgentId) {
+        let others: Vec<ChannelId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| &l.entry == entry && &l.agent != winner)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for leg in others {
+            self.legs.remove(&leg);
+            self.kill(leg);
+        }
+    }
+
+    /// Stop ringing `agents` for `entry` (it left the queue, or was withdrawn). The legs
+    /// are forgotten at once: their originates' failures and hangups then change nothing,
+    /// and a second stop for the same entry (the bus after a local close) finds none.
+    pub(super) fn stop_ringing(&mut self, entry: &EntryId, agents: &[AgentId]) {
+        let legs: Vec<ChannelId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| &l.entry == entry && agents.contains(&l.agent))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for leg in legs {
+            self.legs.remove(&leg);
+            self.kill(leg);
+        }
+    }
+
+    pub(super) fn kill(&mut self, channel: ChannelId) {
+        let switch = self.switch.clone();
+        self.tasks.spawn(async move {
+            let _ = switch.kill(&channel, &HangupCause::normal_clearing()).await;
+        });
+    }
+
+    pub(super) fn spawn_transfer(
+        &mut self,
+        channel: ChannelId,
+        extension: crate::switch::Extension,
+        context: crate::switch::Extension,
+    ) {
+        let switch = self.switch.clone();
+        self.tasks.spawn(async move {
+            let _ = switch.break_media(&channel).await;
+            if let Err(e) = switch.transfer(&channel, &extension, &context).await {
+                tracing::warn!(%channel, error = %e, "transfer failed");
+            }
+        });
+    }
+}
