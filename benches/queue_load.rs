@@ -35,12 +35,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbackd::config::Config;
-use callbackd::engine::signal::{VAR_AGENT, VAR_ENTRY, VAR_QUEUE};
 use callbackd::engine::{Engine, EngineOptions};
 use callbackd::esl::{Client, ClientConfig, Delivery, Event};
 use callbackd::queue::{AgentState, Clock, QueueName, SystemClock};
 use callbackd::store::local::{free_port, LocalRedis};
 use callbackd::store::{EventKind, StateSource, Store};
+use callbackd::switch::signal::{VAR_AGENT, VAR_ENTRY, VAR_QUEUE};
 use callbackd::switch::FreeSwitch;
 use tokio::sync::{oneshot, watch};
 

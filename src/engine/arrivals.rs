@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
-use super::signal::ParkedCaller;
 use super::{Engine, EngineOptions};
 use crate::callback::{MenuSettings, NumberRules};
 use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
+use crate::switch::signal::ParkedCaller;
 use crate::switch::{MediaSource, VarValue};
 
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.
@@ -61,7 +61,7 @@ impl Engine {
                 .agents()
                 .await?
                 .iter()
-                .any(|a| a.state.takes_queue_calls() && a.priority_for(&queue).is_some());
+                .any(|a| a.takes_calls_for(&queue));
             // A caller back from a bridge is not new: the rule is for arrivals only.
             if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
                 tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
@@ -121,11 +121,7 @@ impl Engine {
     /// What this caller's line offers them for callbacks, if it offers any: only a line with
     /// callbacks enabled and an outbound caller ID to call from. Whether the offer is made
     /// is decided while they wait (see [`CallbackPlan::open`]).
-    fn callback_plan(
-        &self,
-        entry: &Entry,
-        sip_from_user: Option<&str>,
-    ) -> Option<CallbackPlan> {
+    fn callback_plan(&self, entry: &Entry, sip_from_user: Option<&str>) -> Option<CallbackPlan> {
         let line = self.callback_line(&entry.line)?;
         let settings = &line.callback;
         let rules = match NumberRules::new(

@@ -14,12 +14,12 @@ use crate::prompts::{sequence, PromptSet};
 use crate::queue::{AgentId, Clock, EntryId, QueueName};
 use crate::store::{Store, StoreError};
 use crate::switch::{
-    App, ChannelId, DialString, DigitCollect, FreeSwitch, HangupCause, MediaSource, Originate,
-    PhoneNumber, SwitchError, VarName, VarValue,
+    App, ChannelId, Collected, DialString, DigitCollect, FreeSwitch, HangupCause, MediaSource,
+    Originate, PhoneNumber, SwitchError, VarName, VarValue,
 };
 
 use super::dispatch::var;
-use super::signal;
+use crate::switch::signal;
 
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";
@@ -103,7 +103,7 @@ impl AgentCallback {
         let prompt = sequence(&files)?;
         for round in 1..=timings.whisper_tries {
             let variable = VarName::new(&format!("callbackd_agent_choice_{round}")).expect("valid");
-            let app = App::PlayAndGetDigits(DigitCollect {
+            let collect = DigitCollect {
                 min: 1,
                 max: 1,
                 tries: 1,
@@ -111,15 +111,15 @@ impl AgentCallback {
                 terminators: String::new(),
                 prompt: prompt.clone(),
                 invalid: MediaSource::new("silence_stream://250").expect("constant"),
-                variable: variable.clone(),
+                variable,
                 regex: CHOICE.to_owned(),
                 digit_timeout: Duration::from_secs(3),
-            });
-            let hearing = self.switch.execute(&self.agent_leg, &app);
+            };
+            let hearing = self.switch.collect(&self.agent_leg, &collect);
             tokio::pin!(hearing);
-            let done = loop {
+            let heard = loop {
                 tokio::select! {
-                    done = &mut hearing => break done?,
+                    heard = &mut hearing => break heard?,
                     _ = tokio::time::sleep(self.renew_every) => {
                         if !self.keep_offer().await {
                             return Ok(Decision::Withdrawn);
@@ -127,14 +127,9 @@ impl AgentCallback {
                     }
                 }
             };
-            let success = done.variable("read_result").as_deref() == Some("success");
-            match done
-                .variable(variable.as_str())
-                .filter(|_| success)
-                .as_deref()
-            {
-                Some("1") => return Ok(Decision::Accepted),
-                Some("2") => return Ok(Decision::Declined),
+            match heard {
+                Collected::Digits(d) if d == "1" => return Ok(Decision::Accepted),
+                Collected::Digits(d) if d == "2" => return Ok(Decision::Declined),
                 _ => continue,
             }
         }

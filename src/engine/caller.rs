@@ -24,17 +24,16 @@ use crate::callback::{
     CallbackMenu, Input, KeysWanted, MenuOutcome, MenuSettings, NumberRules, Prompt, RequestResult,
     Step,
 };
-use crate::esl::Event;
 use crate::prompts::{sequence, PromptSet};
 use crate::queue::{estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName};
 use crate::store::{CallbackRequested, Store};
 use crate::switch::{
-    App, ChannelId, DigitCollect, FreeSwitch, HangupCause, MediaSource, PhoneNumber, SwitchError,
-    VarName, VarValue,
+    App, ChannelId, Collected, DigitCollect, FreeSwitch, HangupCause, MediaSource, PhoneNumber,
+    SwitchError, VarName, VarValue,
 };
 
 /// The digit that opens the callback menu while waiting.
-const CALLBACK_KEY: &str = "2";
+const CALLBACK_KEY: char = '2';
 /// How many recent connections the wait estimate is taken from.
 const PACE_SAMPLES: usize = 20;
 
@@ -60,7 +59,7 @@ pub struct CallerMedia {
 impl CallerMedia {
     /// The caller pressed `digit` (from a DTMF event).
     pub fn pressed(&self, digit: char) {
-        if digit.to_string() == CALLBACK_KEY {
+        if digit == CALLBACK_KEY {
             self.keys.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -194,32 +193,21 @@ impl Media {
             self.consumed.fetch_add(1, Ordering::SeqCst);
             return Ok(Heard::CallbackKey);
         }
-        let done = self
-            .task
-            .switch
-            .execute(self.channel(), &App::Playback(media.clone()))
-            .await?;
-        Ok(self.heard(&done))
-    }
-
-    fn heard(&self, done: &Event) -> Heard {
-        // Playback clears the variable when it starts, so it names this playback's digit.
-        let key = done.variable("playback_terminator_used");
-        if self.task.callback.is_some() && key.as_deref() == Some(CALLBACK_KEY) {
+        let played = self.task.switch.play(self.channel(), media).await?;
+        if self.task.callback.is_some() && played.ended_by == Some(CALLBACK_KEY) {
             self.consumed.fetch_add(1, Ordering::SeqCst);
-            Heard::CallbackKey
+            Ok(Heard::CallbackKey)
         } else {
-            Heard::Done
+            Ok(Heard::Done)
         }
     }
 
     async fn run(&self, greet: bool) -> Result<(), SwitchError> {
         if self.task.callback.is_some() {
-            let name = VarName::new("playback_terminators").expect("constant");
-            let digit = VarValue::new(CALLBACK_KEY).expect("constant");
+            let digit = VarValue::new(&CALLBACK_KEY.to_string()).expect("constant");
             self.task
                 .switch
-                .set_var(self.channel(), &name, &digit)
+                .set_playback_terminators(self.channel(), &digit)
                 .await?;
         }
         // Only a caller fresh on the line is asked about a pending callback.
@@ -474,7 +462,7 @@ impl Media {
             .flat_map(|p| callback.prompts.files(p))
             .collect();
         let variable = VarName::new(&format!("callbackd_input_{round}")).expect("valid name");
-        let app = App::PlayAndGetDigits(DigitCollect {
+        let collect = DigitCollect {
             min: keys.min,
             max: keys.max,
             tries: 1,
@@ -485,20 +473,12 @@ impl Media {
             variable: variable.clone(),
             regex: keys.regex.to_owned(),
             digit_timeout: Duration::from_secs(3),
-        });
-        let done = self.task.switch.execute(self.channel(), &app).await?;
-        // Digits ended by the digit timeout rather than a terminator read as "timeout".
-        let read = matches!(
-            done.variable("read_result").as_deref(),
-            Some("success" | "timeout")
-        );
-        let keyed = match done.variable(variable.as_str()) {
-            Some(digits) if read && !digits.is_empty() => Some(digits),
-            // Digits the regex refused: the menu says why ("not a valid number") rather
+        };
+        let keyed = match self.task.switch.collect(self.channel(), &collect).await? {
+            // Digits the rule refused too: the menu says why ("not a valid number") rather
             // than repeating its prompt as if nothing had been keyed.
-            _ => done
-                .variable(&format!("{variable}_invalid"))
-                .filter(|d| !d.is_empty()),
+            Collected::Digits(digits) | Collected::Refused(digits) => Some(digits),
+            Collected::Nothing => None,
         };
         Ok(match keyed {
             Some(digits) => {
@@ -508,7 +488,7 @@ impl Media {
                 let answers = digits.matches(CALLBACK_KEY).count();
                 self.consumed
                     .fetch_add(u32::try_from(answers).unwrap_or(u32::MAX), Ordering::SeqCst);
-                Input::Digits(digits.into_owned())
+                Input::Digits(digits)
             }
             _ => Input::NoInput,
         })
@@ -525,24 +505,12 @@ impl Media {
             return Ok(Input::NoInput);
         };
         self.say(callback, prompts).await?;
-        let done = self
+        let recorded = self
             .task
             .switch
-            .execute(
-                self.channel(),
-                &App::Record {
-                    path: path.clone(),
-                    max,
-                    silence_threshold: 200,
-                    silence_hits: Duration::from_secs(3),
-                },
-            )
+            .record(self.channel(), path, max, 200, Duration::from_secs(3))
             .await?;
-        let spoke = done
-            .variable("record_ms")
-            .and_then(|ms| ms.parse::<u64>().ok())
-            .is_some_and(|ms| ms > 0);
-        if !spoke {
+        if recorded.length.is_zero() {
             return Ok(Input::NoInput);
         }
         if let Err(e) = self

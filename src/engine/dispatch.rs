@@ -7,11 +7,11 @@
 use std::future::Future;
 
 use super::booking::{self, Booked};
-use super::signal::{self};
 use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
 use crate::queue::{Agent, AgentId, Entry, EntryKind, EntryStatus, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
+use crate::switch::signal;
 use crate::switch::{ChannelId, Originate, PendingCall, SwitchError, VarName, VarValue};
 
 /// At most this many waiting entries per queue routing looks at: the oldest are always
@@ -224,12 +224,7 @@ impl Engine {
     }
 
     /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
-    async fn make_offers(
-        &mut self,
-        offers: &[Offer],
-        entries: Vec<Entry>,
-        now: Timestamp,
-    ) {
+    async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
         let made = booking::book(&self.store, &self.config, offers, false, now).await;
         if self.ring_booked(offers, &entries, made) {
             self.keep_next_in_line(entries, offers);

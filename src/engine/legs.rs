@@ -305,8 +305,7 @@ impl Engine {
             .agents()
             .await?
             .into_iter()
-            .filter(|a| a.priority_for(queue).is_some())
-            .filter(|a| !matches!(a.state, AgentState::Offline | AgentState::TransfersOnly))
+            .filter(|a| a.takes_calls_for(queue))
             .map(|a| a.id)
             .collect();
         let task = AgentCallback {

@@ -15,7 +15,8 @@
 //! - `agents`, `commands`: agent states; the [`EngineHandle`] commands and the event bus.
 //! - `recovery`: matching the store with the switch after a restart or an event gap.
 //! - `caller`, `callback`: the caller's and the agent's side of the call flow, as tasks.
-//! - `signal`: FreeSWITCH events classified into the signals the engine acts on.
+//!
+//! FreeSWITCH's events reach it classified as [`crate::switch::signal::Signal`]s.
 
 mod agents;
 mod arrivals;
@@ -27,7 +28,6 @@ mod dispatch;
 mod handle;
 mod legs;
 mod recovery;
-pub mod signal;
 mod timers;
 
 use std::collections::HashMap;
@@ -43,6 +43,7 @@ use crate::config::Config;
 use crate::esl::{self, Delivery};
 use crate::queue::{AgentId, Clock, Entry, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, Store, StoreError};
+use crate::switch::signal::{self, Signal};
 use crate::switch::{ChannelId, FreeSwitch, SwitchError};
 use arrivals::media_plan;
 use booking::Booked;
@@ -50,7 +51,6 @@ use caller::{CallerMedia, MediaPlan};
 use handle::Command;
 pub use handle::{CommandError, EngineHandle};
 use recovery::Dialed;
-use signal::Signal;
 
 /// A full routing pass waits while signals are queued (they may free agents, whose offers
 /// come first), but only this many times in a row.
@@ -267,7 +267,7 @@ impl Engine {
             .partition(|e| e.contains("::"));
         client.events = events;
         client.custom_subclasses = custom;
-        client.filters = signal::filters(config);
+        client.filters = signal::filters(config.queues.iter().map(|q| q.name.as_str()));
         client
     }
 

@@ -6,10 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::signal::{self, ParkedCaller};
 use super::{AgentLeg, Engine, EngineError};
 use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
 use crate::store::{MissRules, NoAnswerCause, StoreError};
+use crate::switch::signal::{self, ParkedCaller};
 use crate::switch::{ChannelId, ChannelRow, VarName};
 
 /// A callback being dialed: its entry, its agent and the agent's leg.

@@ -151,6 +151,13 @@ impl Agent {
             .map(|s| s.priority)
     }
 
+    /// Serves `queue` and takes its calls (see [`AgentState::takes_queue_calls`]): someone
+    /// its callers can count on, now or once their call, wrap-up or break ends. Only such
+    /// agents keep a queue from overflowing, and only they can decline a callback.
+    pub fn takes_calls_for(&self, queue: &QueueName) -> bool {
+        self.state.takes_queue_calls() && self.priority_for(queue).is_some()
+    }
+
     /// Free to be offered an entry now.
     pub fn is_free(&self) -> bool {
         self.state == AgentState::Available && self.booked.is_none()
@@ -159,7 +166,37 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Clock, ManualClock};
     use super::*;
+
+    /// A logged-out agent, as the store registers a new one.
+    fn agent(clock: &ManualClock) -> Agent {
+        Agent {
+            id: AgentId::new("alice").unwrap(),
+            state: AgentState::Offline,
+            idle_since: clock.now(),
+            serves: vec![ServedQueue {
+                queue: QueueName::new("support").unwrap(),
+                priority: 1,
+            }],
+            booked: None,
+            missed_in_a_row: 0,
+        }
+    }
+
+    #[test]
+    fn only_agents_serving_a_queue_and_logged_in_for_it_take_its_calls() {
+        let clock = ManualClock::new(Timestamp::from_millis(0));
+        let mut a = agent(&clock);
+        let support = QueueName::new("support").unwrap();
+        let sales = QueueName::new("sales").unwrap();
+        for state in AgentState::ALL {
+            a.state = state;
+            let logged_in = !matches!(state, AgentState::Offline | AgentState::TransfersOnly);
+            assert_eq!(a.takes_calls_for(&support), logged_in, "{state}");
+            assert!(!a.takes_calls_for(&sales), "{state}");
+        }
+    }
 
     #[test]
     fn state_names_round_trip() {

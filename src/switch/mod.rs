@@ -4,6 +4,8 @@
 //! a second leg, a variable block or an application that nobody meant to send.
 
 pub mod dial;
+mod media;
+pub mod signal;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ pub use dial::{
     ChannelId, DialString, DialTemplate, Extension, HangupCause, InvalidInput, MediaSource,
     PhoneNumber, VarName, VarValue,
 };
+pub use media::{Collected, Played, Recorded};
 
 /// Why a switch operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,12 @@
-//! What the engine needs to know from FreeSWITCH's events, as typed signals.
+//! What the engine needs to know from FreeSWITCH's events, as typed signals, and the
+//! channel variables callbackd tags its calls with.
 //!
 //! The subscription and filters live here too: they and the classification must agree, or
 //! the daemon would either miss events it needs or read a busy switch's whole firehose.
 
-use crate::config::Config;
+use super::ChannelId;
 use crate::esl::Event;
 use crate::queue::Timestamp;
-use crate::switch::ChannelId;
 
 /// Channel variable the dialplan sets on a queue call (and FreeSWITCH echoes on its events).
 pub const VAR_QUEUE: &str = "callbackd_queue";
@@ -46,11 +46,10 @@ pub fn subscription() -> Vec<String> {
 /// channels tagged for a configured queue or placed by callbackd, and the event kinds that
 /// carry no channel variables at all. DTMF events have none (see the flow recordings), so
 /// they pass by name and are matched to callers by Unique-ID.
-pub fn filters(config: &Config) -> Vec<(String, String)> {
-    let mut f: Vec<(String, String)> = config
-        .queues
-        .iter()
-        .map(|q| (format!("variable_{VAR_QUEUE}"), q.name.to_string()))
+pub fn filters<'a>(queues: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = queues
+        .into_iter()
+        .map(|q| (format!("variable_{VAR_QUEUE}"), q.to_owned()))
         .collect();
     f.push((format!("variable_{VAR_ROLE}"), "agent".into()));
     f.push((format!("variable_{VAR_ROLE}"), "customer".into()));
