@@ -4,7 +4,6 @@
 //! Files follow FreeSWITCH's layout (`<sounds>/<lang>/callbackd/<name>.wav`), so an operator
 //! replaces any prompt by dropping a recording with the same name in its place.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -227,12 +226,12 @@ pub enum PromptError {
     Path(#[from] InvalidInput),
 }
 
-/// The prompts of one language under one sound root, plus per-line replacements.
+/// The prompts of one language under one sound root (a line's own greetings are played
+/// by the engine instead of these).
 #[derive(Debug, Clone)]
 pub struct PromptSet {
     dir: PathBuf,
     language: String,
-    overrides: BTreeMap<String, MediaSource>,
 }
 
 impl PromptSet {
@@ -248,7 +247,6 @@ impl PromptSet {
         Self {
             dir: root.join(language).join("callbackd"),
             language: language.to_owned(),
-            overrides: BTreeMap::new(),
         }
     }
 
@@ -262,21 +260,12 @@ impl PromptSet {
             .collect()
     }
 
-    /// Play `media` instead of the default file `name` (e.g. a recorded `callback-offer`).
-    pub fn with_override(mut self, name: &str, media: MediaSource) -> Self {
-        self.overrides.insert(name.to_owned(), media);
-        self
-    }
-
     pub fn language(&self) -> &str {
         &self.language
     }
 
     /// The file for prompt `name`.
     pub fn file(&self, name: &str) -> MediaSource {
-        if let Some(m) = self.overrides.get(name) {
-            return m.clone();
-        }
         let path = self.dir.join(format!("{name}.wav"));
         // Sound roots are validated when the config is loaded and names are ours.
         MediaSource::new(&path.to_string_lossy()).expect("validated sound root")
@@ -449,7 +438,5 @@ mod tests {
             sequence(&files[..2]).unwrap().as_str(),
             "file_string:///s/fr/callbackd/callback-to.wav!/s/fr/callbackd/digit-plus.wav"
         );
-        let custom = set.with_override("callback-to", MediaSource::new("/rec/cb.wav").unwrap());
-        assert_eq!(custom.file("callback-to").as_str(), "/rec/cb.wav");
     }
 }

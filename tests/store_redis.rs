@@ -12,7 +12,7 @@ use std::time::Duration;
 use callbackd::config::{Config, RedisSettings};
 use callbackd::queue::{
     AgentId, AgentState, Clock, CloseReason, Entry, EntryStatus, LineName, ManualClock, Offer,
-    QueueError, QueueName, Router, Timestamp,
+    QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
     EventKind, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer,
@@ -203,7 +203,7 @@ async fn an_entry_is_offered_once_and_an_agent_booked_once() {
         vec![e2.clone()]
     );
     // Routing over what the store holds picks bob for the remaining entry.
-    let router = Router::from_config(&s.config);
+    let router = s.config.router();
     let entries = s.store.waiting_entries(&q("support"), 10).await.unwrap();
     let agents = s.store.agents(now).await.unwrap();
     assert_eq!(
@@ -648,7 +648,7 @@ async fn ring_all_answer_connects_one_agent_and_releases_the_others() {
     available(&s, &["alice", "bob"]).await;
     let e = caller("sales", &s.clock);
     s.store.enqueue(&e, None).await.unwrap();
-    let router = Router::from_config(&s.config);
+    let router = s.config.router();
     let plan = router.next_offer(
         &s.store.waiting_entries(&q("sales"), 10).await.unwrap(),
         &s.store.agents(s.clock.now()).await.unwrap(),
@@ -1107,7 +1107,7 @@ async fn two_stores_racing_never_double_offer_nor_double_book() {
     let mut daemons = Vec::new();
     for daemon in 0..2u64 {
         let store = Store::connect(&s.config.redis).await.unwrap();
-        let router = Router::from_config(&s.config);
+        let router = s.config.router();
         let clock = s.clock.clone();
         let log = log.clone();
         daemons.push(tokio::spawn(async move {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::number::{NumberRejected, NumberRules};
-use crate::switch::PhoneNumber;
+use crate::values::PhoneNumber;
 
 /// Something the caller hears; the prompt set maps each to a sound file per language.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +177,6 @@ pub struct CallbackMenu {
     rules: NumberRules,
     own_number: Option<PhoneNumber>,
     state: State,
-    last_rejection: Option<NumberRejected>,
 }
 
 /// The longest international number plus `00`.
@@ -206,15 +205,9 @@ impl CallbackMenu {
             settings,
             rules,
             own_number,
-            last_rejection: None,
         };
         let step = menu.choose(Vec::new());
         (menu, step)
-    }
-
-    /// Why the last keyed number was refused, for the records.
-    pub fn last_rejection(&self) -> Option<&NumberRejected> {
-        self.last_rejection.as_ref()
     }
 
     /// Advance with what the caller did.
@@ -269,7 +262,6 @@ impl CallbackMenu {
                 } else {
                     vec![Prompt::InvalidNumber]
                 };
-                self.last_rejection = Some(why);
                 self.retry(tries_left, |menu, tries_left| {
                     menu.state = State::Keying { tries_left };
                     menu.collect_number(lead)
@@ -489,7 +481,6 @@ mod tests {
         ));
         let step = m.input(digits("0049"));
         assert_eq!(prompts(&step), [Prompt::InvalidNumber, Prompt::EnterNumber]);
-        assert_eq!(m.last_rejection(), Some(&NumberRejected::Invalid));
         let step = m.input(digits("0301234567"));
         assert_eq!(prompts(&step)[0], Prompt::ReadBack(number("+49301234567")));
         // 2 = enter it again.
@@ -516,7 +507,6 @@ mod tests {
         // What the switch hands over when its regex refused the digits.
         let step = m.input(digits("49*30123456"));
         assert_eq!(prompts(&step), [Prompt::InvalidNumber, Prompt::EnterNumber]);
-        assert_eq!(m.last_rejection(), Some(&NumberRejected::NotDigits));
         let step = m.input(digits("*33612345678"));
         assert_eq!(prompts(&step)[0], Prompt::ReadBack(number("+33612345678")));
     }

@@ -39,7 +39,7 @@
 use phonenumber::country::Id as CountryId;
 use phonenumber::{Mode, Type};
 
-use crate::switch::PhoneNumber;
+use crate::values::PhoneNumber;
 
 /// Why a number was not accepted. To the caller every reason sounds the same ("that
 /// number is not valid"); the reason is for logs and records.

@@ -5,20 +5,11 @@
 
 use std::io::IsTerminal;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+pub use crate::config::LogFormat;
 use crate::config::LogSettings;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Readable lines for a terminal or journald.
-    #[default]
-    Human,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
 
 /// The log filter when neither `--log-level` nor `RUST_LOG` says otherwise.
 pub const DEFAULT_LEVEL: &str = "info";

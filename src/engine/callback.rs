@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::callback::CHOICE;
-use crate::config::{LineConfig, RetryCause};
+use crate::config::LineConfig;
 use crate::prompts::{sequence, PromptSet};
 use crate::queue::{AgentId, Clock, EntryId, QueueName};
 use crate::store::{Store, StoreError};
@@ -252,17 +252,12 @@ impl AgentCallback {
             SwitchError::CallFailed(cause) => cause.clone(),
             other => format!("{other}"),
         };
-        let retry = &self.line.callback.retry;
-        let retriable = match cause.as_str() {
-            "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL" => {
-                retry.on.contains(&RetryCause::NoAnswer)
-            }
-            "USER_BUSY" => retry.on.contains(&RetryCause::Busy),
-            _ => false,
-        };
         let now = self.clock.now();
-        let retry_at = (retriable && self.attempts + 1 < retry.max_attempts)
-            .then(|| now.plus(retry.min_interval));
+        let retry_at = self
+            .line
+            .callback
+            .retry
+            .next_attempt(&cause, self.attempts, now);
         self.store
             .callback_attempt_failed(&self.queue, &self.entry, &self.agent, &cause, now, retry_at)
             .await?;

@@ -138,7 +138,7 @@ impl Engine {
     ) -> Vec<Agent> {
         ids.into_iter()
             .filter_map(|id| self.config.agent(id))
-            .map(|a| Agent::freed_now(a, now))
+            .map(|a| Agent::freed_now(a.id.clone(), a.queues.clone(), now))
             .collect()
     }
 

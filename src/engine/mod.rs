@@ -226,7 +226,7 @@ impl Engine {
             .collect();
         Self {
             callbacks_open,
-            router: Router::from_config(&config),
+            router: config.router(),
             agent_ids: config.agents.iter().map(|a| a.id.clone()).collect(),
             config,
             options,

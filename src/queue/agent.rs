@@ -130,14 +130,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// A configured agent as the store has them right after their call ended with no
-    /// wrap-up: available, unbooked, idle from `now`.
-    pub fn freed_now(config: &crate::config::AgentConfig, now: Timestamp) -> Self {
+    /// An agent serving `serves` as the store has them right after their call ended with
+    /// no wrap-up: available, unbooked, idle from `now`.
+    pub fn freed_now(id: AgentId, serves: Vec<ServedQueue>, now: Timestamp) -> Self {
         Self {
-            id: config.id.clone(),
+            id,
             state: AgentState::Available,
             idle_since: now,
-            serves: config.queues.clone(),
+            serves,
             booked: None,
             missed_in_a_row: 0,
         }

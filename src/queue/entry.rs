@@ -6,9 +6,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{AgentId, Clock, EntryId, LineName, QueueName, Timestamp};
-use crate::switch::{ChannelId, PhoneNumber, VarValue};
+use crate::values::{ChannelId, PhoneNumber, VarValue};
 
-/// A customer to be called back when their turn comes (issue 6 fills in the journey).
+/// A customer to be called back when their turn comes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackRequest {
     pub number: PhoneNumber,

@@ -1,9 +1,7 @@
 //! Names of queues, lines, agents and entries: they end up inside Redis keys, channel
 //! variables and log lines, so each is checked once here and carried around typed.
 
-use std::fmt;
-
-use crate::switch::InvalidInput;
+use crate::values::InvalidInput;
 
 fn check_name(what: &'static str, s: &str) -> Result<(), InvalidInput> {
     let invalid = |reason| InvalidInput {
@@ -32,7 +30,7 @@ fn check_name(what: &'static str, s: &str) -> Result<(), InvalidInput> {
 /// A validated name type whose constructor applies [`check_name`].
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        crate::switch::dial::validated!($(#[$doc])* $name);
+        crate::values::validated!($(#[$doc])* $name);
 
         impl $name {
             pub fn new(s: &str) -> Result<Self, InvalidInput> {

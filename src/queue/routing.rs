@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Agent, AgentId, Entry, EntryId, EntryStatus, QueueName, Strategy, Timestamp};
-use crate::config::Config;
 
 /// One offer to make: ring `agents` for `entry`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +31,6 @@ impl Router {
         Self {
             strategies: strategies.into_iter().collect(),
         }
-    }
-
-    pub fn from_config(config: &Config) -> Self {
-        Self::new(config.queues.iter().map(|q| (q.name.clone(), q.strategy)))
     }
 
     fn strategy(&self, queue: &QueueName) -> Strategy {
@@ -116,7 +111,7 @@ mod tests {
 
     use super::super::{AgentState, Clock, LineName, ManualClock, ServedQueue, Timestamp};
     use super::*;
-    use crate::switch::ChannelId;
+    use crate::values::ChannelId;
 
     fn q(s: &str) -> QueueName {
         QueueName::new(s).unwrap()

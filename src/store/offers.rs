@@ -9,6 +9,7 @@ use super::scripts::{Invocation, Lua};
 use super::{Result, StateSource, Store, StoreError, Timer, OFFER_GRACE};
 use crate::config::{HoldOffs, QueueConfig};
 use crate::queue::{AgentId, EntryId, Offer, QueueError, QueueName, Timestamp};
+use crate::switch::HangupClass;
 
 /// What became of an attempt to make an offer. Losing a race is normal between daemons.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +54,11 @@ impl NoAnswerCause {
 
     /// The cause of an agent leg that ended unanswered with this hangup cause.
     pub fn of_hangup(cause: &str) -> Self {
-        match cause {
-            "NO_ANSWER" | "ORIGINATOR_CANCEL" => Self::NoAnswer,
-            "USER_BUSY" => Self::Busy,
-            // The agent pressed reject (or declined the call) on their phone.
-            "CALL_REJECTED" => Self::Rejected,
-            _ => Self::Failed,
+        match HangupClass::of(cause) {
+            HangupClass::NoAnswer => Self::NoAnswer,
+            HangupClass::Busy => Self::Busy,
+            HangupClass::Rejected => Self::Rejected,
+            HangupClass::NoResponse | HangupClass::Normal | HangupClass::Failure => Self::Failed,
         }
     }
 

@@ -1,9 +1,11 @@
 //! What the daemon asks of a PBX, as typed operations over the ESL client.
 //!
-//! Every argument is a validated value from [`dial`], so a string built here cannot carry
-//! a second leg, a variable block or an application that nobody meant to send.
+//! Every argument is a validated value from [`dial`] (or [`crate::values`]), so a string built
+//! here cannot carry a second leg, a variable block or an application that nobody meant to
+//! send. [`hangup`] says what FreeSWITCH's hangup causes mean.
 
 pub mod dial;
+pub mod hangup;
 mod media;
 pub mod signal;
 
@@ -13,9 +15,10 @@ use serde::Deserialize;
 
 use crate::esl::{self, BackgroundJob, Event, Execution};
 pub use dial::{
-    ChannelId, DialString, DialTemplate, Extension, HangupCause, InvalidInput, MediaSource,
-    PhoneNumber, VarName, VarValue,
+    ChannelId, DialString, DialTemplate, Extension, InvalidInput, MediaSource, PhoneNumber,
+    VarName, VarValue,
 };
+pub use hangup::{HangupCause, HangupClass};
 pub use media::{Collected, Played, Recorded};
 
 /// Why a switch operation failed.
@@ -37,20 +40,9 @@ pub type Result<T, E = SwitchError> = std::result::Result<T, E>;
 /// A dialplan application with its arguments, ready for `sendmsg … execute`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum App {
-    Answer,
-    Park,
     Hangup(HangupCause),
     /// Plays a file or stream; `local_stream://moh` plays until `uuid_break`.
     Playback(MediaSource),
-    Set(VarName, VarValue),
-    Sleep(Duration),
-    /// `say <lang> <type> <method> <text>`, e.g. `say en number iterated 4930123`.
-    Say {
-        language: Extension,
-        kind: Extension,
-        method: Extension,
-        text: Extension,
-    },
     PlayAndGetDigits(DigitCollect),
     /// Records up to `max` into `path`, stopping after `silence_hits` of silence.
     Record {
@@ -82,18 +74,8 @@ impl App {
     /// `(application name, argument)` as FreeSWITCH receives them.
     pub fn render(&self) -> Result<(&'static str, String), InvalidInput> {
         Ok(match self {
-            Self::Answer => ("answer", String::new()),
-            Self::Park => ("park", String::new()),
             Self::Hangup(cause) => ("hangup", cause.to_string()),
             Self::Playback(media) => ("playback", media.to_string()),
-            Self::Set(name, value) => ("set", format!("{name}={value}")),
-            Self::Sleep(d) => ("sleep", d.as_millis().to_string()),
-            Self::Say {
-                language,
-                kind,
-                method,
-                text,
-            } => ("say", format!("{language} {kind} {method} {text}")),
             Self::PlayAndGetDigits(c) => {
                 let term = if c.terminators.is_empty() {
                     "none"
@@ -148,19 +130,8 @@ impl App {
     }
 }
 
-/// Where an originated leg goes once answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OriginateTarget {
-    /// `&park()`: the daemon takes it from there (bridges it, plays to it).
-    Park,
-    /// A dialplan extension in `context` (XML dialplan).
-    Extension {
-        extension: Extension,
-        context: Extension,
-    },
-}
-
-/// One outbound leg: whom to call, with which variables, and what happens on answer.
+/// One outbound leg: whom to call and with which variables. Once answered it is parked
+/// (`&park()`), and the daemon takes it from there (bridges it, plays to it).
 #[derive(Debug, Clone)]
 pub struct Originate {
     pub endpoint: DialString,
@@ -171,7 +142,6 @@ pub struct Originate {
     /// FreeSWITCH's `originate_timeout` (it fires slightly early).
     pub timeout: Option<Duration>,
     pub variables: Vec<(VarName, VarValue)>,
-    pub target: OriginateTarget,
 }
 
 impl Originate {
@@ -183,11 +153,10 @@ impl Originate {
             caller_id_name: None,
             timeout: None,
             variables: Vec::new(),
-            target: OriginateTarget::Park,
         }
     }
 
-    /// The `originate` arguments: `{vars}endpoint target`.
+    /// The `originate` arguments: `{vars}endpoint &park()`.
     pub fn command(&self) -> String {
         let mut vars = vec![format!("origination_uuid={}", self.uuid)];
         if let Some(n) = &self.caller_id_number {
@@ -204,22 +173,8 @@ impl Originate {
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.quoted())),
         );
-        let target = match &self.target {
-            OriginateTarget::Park => "&park()".to_owned(),
-            OriginateTarget::Extension { extension, context } => {
-                format!("{extension} XML {context}")
-            }
-        };
-        format!("originate {{{}}}{} {target}", vars.join(","), self.endpoint)
+        format!("originate {{{}}}{} &park()", vars.join(","), self.endpoint)
     }
-}
-
-/// Which leg of a call `uuid_broadcast` plays to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leg {
-    A,
-    B,
-    Both,
 }
 
 /// One row of `show channels as json`.
@@ -260,10 +215,6 @@ impl FreeSwitch {
         Self { client }
     }
 
-    pub fn client(&self) -> &esl::Client {
-        &self.client
-    }
-
     /// Start `app` on `channel`; the returned [`Execution`] resolves on its completion.
     pub async fn start(&self, channel: &ChannelId, app: &App) -> Result<Execution> {
         let (name, arg) = app.render()?;
@@ -296,22 +247,6 @@ impl FreeSwitch {
     /// `uuid_break <channel> all`: stop whatever is playing (and anything queued).
     pub async fn break_media(&self, channel: &ChannelId) -> Result<()> {
         self.api(&format!("uuid_break {channel} all"))
-            .await
-            .map(drop)
-    }
-
-    pub async fn broadcast(
-        &self,
-        channel: &ChannelId,
-        media: &MediaSource,
-        leg: Leg,
-    ) -> Result<()> {
-        let leg = match leg {
-            Leg::A => "aleg",
-            Leg::B => "bleg",
-            Leg::Both => "both",
-        };
-        self.api(&format!("uuid_broadcast {channel} {media} {leg}"))
             .await
             .map(drop)
     }

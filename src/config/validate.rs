@@ -1,607 +1,29 @@
-//! The daemon's TOML configuration, validated completely before anything connects.
-//! Every error names the file, the line and the key, because an operator fixes a file, not a struct.
+//! Turning the file's raw shapes into the checked [`Config`]: defaults, ranges, references
+//! between tables; the first mistake is refused with its line, so nothing half-valid runs.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
-use serde::Deserialize;
 use toml::Spanned;
 
+use super::raw::{
+    ExitKind, NoAgentKind, RawCallback, RawConfig, RawEsl, RawLine, RawLog, RawQueue, RawRedis,
+};
+use super::source::Source;
+use super::{
+    AgentConfig, CallbackSettings, CallbackTimings, Config, ConfigError, EslSettings, ExitAction,
+    HoldOffs, LineConfig, LogSettings, MaxWait, NoAgentPolicy, QueueConfig, RedisSettings,
+    RetryCause, RetryPolicy, DEFAULT_EVENTS_KEPT,
+};
 use crate::callback::DialingPolicy;
-use crate::cli::logging::LogFormat;
-use crate::esl::{Backoff, ClientConfig};
-use crate::queue::{AgentId, LineName, QueueName, ServedQueue, Strategy};
-use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
+use crate::esl::Backoff;
+use crate::queue::{QueueName, ServedQueue};
+use crate::switch::Extension;
 
-/// A configuration that cannot be used, with where it is wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{}: cannot read: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}", Located { file, line: *line, key: key.as_deref(), message })]
-    Invalid {
-        file: PathBuf,
-        /// 1-based; `None` only when the parser could not tell.
-        line: Option<usize>,
-        key: Option<String>,
-        message: String,
-    },
-}
-
-struct Located<'a> {
-    file: &'a Path,
-    line: Option<usize>,
-    key: Option<&'a str>,
-    message: &'a str,
-}
-
-impl fmt::Display for Located<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// Everything the daemon needs, checked.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub esl: EslSettings,
-    pub redis: RedisSettings,
-    pub log: LogSettings,
-    pub queues: Vec<QueueConfig>,
-    pub lines: Vec<LineConfig>,
-    pub agents: Vec<AgentConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EslSettings {
-    /// `host:port` of FreeSWITCH's event socket.
-    pub address: String,
-    pub password: String,
-    pub reconnect: Backoff,
-}
-
-impl EslSettings {
-    /// The ESL client settings for this switch, with the configured reconnect policy.
-    pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new(&self.address, &self.password);
-        config.backoff = self.reconnect.clone();
-        config
-    }
-}
-
-#[derive(Clone)]
-pub struct RedisSettings {
-    /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS.
-    pub url: String,
-    /// First part of every key, so several deployments can share one Redis.
-    pub key_prefix: String,
-    /// About how many events each event stream keeps; older ones are trimmed.
-    pub events_kept: u64,
-}
-
-/// Events each stream keeps when the config does not say: days of a busy queue.
-pub const DEFAULT_EVENTS_KEPT: u64 = 100_000;
 const MIN_EVENTS_KEPT: u64 = 1_000;
-
-impl RedisSettings {
-    /// The URL with its password replaced by `***`, for logs and summaries.
-    pub fn redacted_url(&self) -> String {
-        let Some((scheme, rest)) = self.url.split_once("://") else {
-            return self.url.clone();
-        };
-        match rest.split_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => self.url.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("url", &self.redacted_url())
-            .field("key_prefix", &self.key_prefix)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    /// A tracing filter: `info`, `callbackd=debug,warn`.
-    pub level: String,
-    pub format: LogFormat,
-}
-
-/// Where a caller goes when the queue gives up on them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitAction {
-    Hangup,
-    /// `uuid_transfer <channel> <extension> XML <context>`, e.g. to voicemail.
-    Transfer {
-        extension: Extension,
-        context: Extension,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaxWait {
-    /// Counted from the caller's arrival; callbacks are never cut by it.
-    pub after: Duration,
-    pub exit: ExitAction,
-}
-
-/// What a queue does with a caller while no agent serving it is logged in for queue calls
-/// (see [`crate::queue::AgentState::takes_queue_calls`]): a transfers-only agent is none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoAgentPolicy {
-    /// Keep them waiting like any other caller.
-    Wait,
-    /// Overflow: send them elsewhere at once.
-    Transfer {
-        extension: Extension,
-        context: Extension,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct QueueConfig {
-    pub name: QueueName,
-    /// Played in order when a caller enters.
-    pub greetings: Vec<MediaSource>,
-    pub hold_music: MediaSource,
-    /// Position / estimated-wait announcement period; `None` for no announcements.
-    pub announce_every: Option<Duration>,
-    pub max_wait: Option<MaxWait>,
-    /// How long one agent's phone rings per offer.
-    pub ring_time: Duration,
-    pub wrap_up: Duration,
-    pub strategy: Strategy,
-    pub no_agent: NoAgentPolicy,
-    /// Set an agent `away` after this many offers in a row went unanswered.
-    pub away_after_missed: Option<NonZeroU32>,
-    pub hold_off: HoldOffs,
-}
-
-/// How long an agent who did not take an offer is not offered that entry again, by why:
-/// mod_callcenter's `no-answer-delay-time`, `busy-delay-time` and `reject-delay-time`, but
-/// per entry, so the agent is offered other callers meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HoldOffs {
-    /// The phone rang out unanswered, or could not be reached.
-    pub no_answer: Duration,
-    /// The phone was busy (do not disturb, on another call).
-    pub busy: Duration,
-    /// The agent rejected the call on the phone.
-    pub reject: Duration,
-    /// The agent heard whom a callback is for and declined it: a considered no, so it
-    /// holds longer than a reflex reject; until every eligible agent declined, the
-    /// callback comes back to them after this.
-    pub decline: Duration,
-}
-
-/// Customer-leg outcomes after which a callback may be tried again (issue 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RetryCause {
-    NoAnswer,
-    Busy,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total customer-leg attempts; 1 means no retry.
-    pub max_attempts: u32,
-    pub min_interval: Duration,
-    pub on: Vec<RetryCause>,
-}
-
-/// How an agent is put through to a callback's customer (issue 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AgentDialMode {
-    /// Agent first: the agent's phone rings, they hear whom they call, then the customer is dialed.
-    #[default]
-    Phone,
-}
-
-/// A line's `[lines.callback]` table. Parsed and validated here; the behaviour is issue 6's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackSettings {
-    pub enabled: bool,
-    pub offer_greeting: Option<MediaSource>,
-    pub confirmation_greeting: Option<MediaSource>,
-    /// A request not dialed within this time from its creation is closed.
-    pub expiry: Duration,
-    pub retry: RetryPolicy,
-    pub agent_mode: AgentDialMode,
-    /// With an IVR in front the offer greeting is skipped; 2 still works while waiting.
-    pub ivr_in_front: bool,
-    /// After confirming, the caller says their name; the agent hears it before dialing.
-    pub record_name: bool,
-    /// How often the menu is played, and a number may be keyed in, before the caller goes
-    /// back to waiting.
-    pub menu_tries: u8,
-    pub number_tries: u8,
-    /// Offer callbacks only when the caller's estimated wait is longer than this (and tell
-    /// them the estimate); always offered when unset.
-    pub offer_when_wait_over: Option<Duration>,
-    /// ISO 3166 alpha-2 code of the line's country, for numbers keyed in national format.
-    pub country: Option<String>,
-    pub dialing_policy: DialingPolicy,
-    pub timings: CallbackTimings,
-}
-
-/// How long each step of a callback may take: the operator's, since real prompts, phones
-/// and carriers differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallbackTimings {
-    /// How long the customer's phone rings.
-    pub customer_ring: Duration,
-    /// The offer's decision window once the agent answered: renewed while their whisper
-    /// plays, however long it is, so it runs out only when the daemon playing it died;
-    /// then the offer goes back to the queue after this long.
-    pub agent_decision: Duration,
-    /// How often the agent hears the whisper before silence counts as a decline.
-    pub whisper_tries: u8,
-    /// How long the caller's menu and the agent's whisper wait for a first key.
-    pub input_timeout: Duration,
-}
-
-impl Default for CallbackTimings {
-    fn default() -> Self {
-        Self {
-            customer_ring: Duration::from_secs(30),
-            agent_decision: Duration::from_secs(60),
-            whisper_tries: 3,
-            input_timeout: Duration::from_secs(7),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LineConfig {
-    pub name: LineName,
-    /// The number customers dial, as the dialplan sees it.
-    pub did: Extension,
-    pub queue: QueueName,
-    /// Prompt language, FreeSWITCH style (`en`, `es`, `fr`, `de`, `ja`).
-    pub language: Extension,
-    /// A sounds directory of this line's own (`<dir>/<lang>/callbackd/*.wav`), instead of
-    /// the daemon's `--sounds`: a brand's own voice on one line.
-    pub sounds: Option<std::path::PathBuf>,
-    /// Without one, callbacks are never offered on this line.
-    pub outbound_caller_id: Option<PhoneNumber>,
-    pub dial_template: DialTemplate,
-    pub callback: CallbackSettings,
-}
-
-impl LineConfig {
-    /// Callbacks enabled, with an outbound caller ID to call the customer from.
-    pub fn offers_callbacks(&self) -> bool {
-        self.callback.enabled && self.outbound_caller_id.is_some()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    pub id: AgentId,
-    pub display_name: String,
-    /// Where the agent's phone is reached: `user/1001`.
-    pub contact: DialString,
-    pub queues: Vec<ServedQueue>,
-}
-
-impl Config {
-    /// Read and validate `file`.
-    pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-            file: file.to_owned(),
-            source,
-        })?;
-        Self::parse(file, &text)
-    }
-
-    /// Validate `text`; `file` is only used to name it in errors.
-    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
-        let source = Source { file, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| source.toml_error(&e))?;
-        raw.validate(&source)
-    }
-
-    pub fn queue(&self, name: &QueueName) -> Option<&QueueConfig> {
-        self.queues.iter().find(|q| &q.name == name)
-    }
-
-    pub fn line(&self, name: &LineName) -> Option<&LineConfig> {
-        self.lines.iter().find(|l| &l.name == name)
-    }
-
-    pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
-        self.agents.iter().find(|a| &a.id == id)
-    }
-}
-
-// ---- where errors point -------------------------------------------------------------------
-
-struct Source<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    fn line_of(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn at(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.to_owned(),
-            line: Some(self.line_of(span.start)),
-            key: Some(key.to_owned()),
-            message: message.into(),
-        }
-    }
-
-    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
-        let span = e.span();
-        ConfigError::Invalid {
-            file: self.file.to_owned(),
-            line: span.as_ref().map(|s| self.line_of(s.start)),
-            key: span.and_then(|s| self.key_near(s)),
-            message: e.message().trim_end().to_owned(),
-        }
-    }
-
-    /// The key an error span belongs to: the span itself when it covers a key (unknown
-    /// field), else the `key =` just before the value it covers.
-    fn key_near(&self, span: Range<usize>) -> Option<String> {
-        let text = self.text;
-        let start = span.start.min(text.len());
-        let end = span.end.min(text.len()).max(start);
-        let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-        let covered = text[start..end].trim();
-        let after = text[end..].trim_start_matches([' ', '\t']);
-        if !covered.is_empty() && covered.chars().all(is_key_char) && after.starts_with('=') {
-            return Some(covered.to_owned());
-        }
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let before = text[line_start..start].trim_end();
-        let before = before.strip_suffix('=')?.trim_end();
-        let key_start = before
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !is_key_char(*c))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let key = &before[key_start..];
-        (!key.is_empty()).then(|| key.to_owned())
-    }
-}
-
-// ---- the file as written ------------------------------------------------------------------
-
-/// Validated types read straight from TOML strings, so a bad value is reported by the
-/// parser itself at its line.
-macro_rules! deserialize_with_new {
-    ($($ty:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                <$ty>::new(&s).map_err(D::Error::custom)
-            }
-        }
-    )*};
-}
-
-deserialize_with_new!(
-    DialString,
-    DialTemplate,
-    PhoneNumber,
-    MediaSource,
-    Extension,
-    QueueName,
-    LineName,
-    AgentId
-);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    esl: RawEsl,
-    redis: RawRedis,
-    #[serde(default)]
-    log: RawLog,
-    #[serde(default)]
-    queues: Vec<RawQueue>,
-    #[serde(default)]
-    lines: Vec<RawLine>,
-    #[serde(default)]
-    agents: Vec<RawAgent>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEsl {
-    address: Spanned<String>,
-    password: Spanned<String>,
-    #[serde(default)]
-    reconnect: RawReconnect,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawReconnect {
-    initial_delay_ms: Option<Spanned<u64>>,
-    max_delay_secs: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRedis {
-    url: Spanned<String>,
-    key_prefix: Option<Spanned<String>>,
-    events_kept: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    level: Option<Spanned<String>>,
-    #[serde(default)]
-    format: LogFormat,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQueue {
-    name: Spanned<QueueName>,
-    #[serde(default)]
-    greetings: Vec<MediaSource>,
-    hold_music: MediaSource,
-    announce_every_secs: Option<Spanned<u64>>,
-    max_wait: Option<RawMaxWait>,
-    ring_time_secs: Option<Spanned<u64>>,
-    wrap_up_secs: Option<Spanned<u64>>,
-    #[serde(default)]
-    strategy: Strategy,
-    no_agent: Option<RawNoAgent>,
-    away_after_missed: Option<Spanned<u32>>,
-    no_answer_delay_secs: Option<Spanned<u64>>,
-    busy_delay_secs: Option<Spanned<u64>>,
-    reject_delay_secs: Option<Spanned<u64>>,
-    decline_delay_secs: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum ExitKind {
-    Hangup,
-    Transfer,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMaxWait {
-    after_secs: Spanned<u64>,
-    action: Spanned<ExitKind>,
-    extension: Option<Extension>,
-    context: Option<Extension>,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum NoAgentKind {
-    Wait,
-    Transfer,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNoAgent {
-    action: Spanned<NoAgentKind>,
-    extension: Option<Extension>,
-    context: Option<Extension>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLine {
-    name: Spanned<LineName>,
-    did: Spanned<Extension>,
-    queue: Spanned<QueueName>,
-    language: Option<Extension>,
-    sounds: Option<MediaSource>,
-    outbound_caller_id: Option<PhoneNumber>,
-    dial_template: DialTemplate,
-    #[serde(default)]
-    callback: RawCallback,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCallback {
-    #[serde(default)]
-    enabled: bool,
-    offer_greeting: Option<MediaSource>,
-    confirmation_greeting: Option<MediaSource>,
-    expiry_secs: Option<Spanned<u64>>,
-    #[serde(default)]
-    retry: RawRetry,
-    #[serde(default)]
-    agent_mode: AgentDialMode,
-    #[serde(default)]
-    ivr_in_front: bool,
-    #[serde(default)]
-    record_name: bool,
-    menu_tries: Option<Spanned<u64>>,
-    number_tries: Option<Spanned<u64>>,
-    offer_when_wait_over_secs: Option<Spanned<u64>>,
-    customer_ring_secs: Option<Spanned<u64>>,
-    agent_decision_secs: Option<Spanned<u64>>,
-    whisper_tries: Option<Spanned<u64>>,
-    input_timeout_secs: Option<Spanned<u64>>,
-    country: Option<Spanned<String>>,
-    #[serde(default)]
-    dialing_policy: RawDialingPolicy,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    max_attempts: Option<Spanned<u32>>,
-    min_interval_secs: Option<Spanned<u64>>,
-    on: Option<Vec<RetryCause>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDialingPolicy {
-    #[serde(default)]
-    allowed_countries: Vec<Spanned<String>>,
-    refuse_premium: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAgent {
-    id: Spanned<AgentId>,
-    display_name: Option<String>,
-    contact: DialString,
-    #[serde(default)]
-    queues: Vec<RawServedQueue>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServedQueue {
-    queue: Spanned<QueueName>,
-    priority: Option<Spanned<u8>>,
-}
-
-// ---- validation ---------------------------------------------------------------------------
-
 const RING_TIME_DEFAULT: u64 = 20;
 const RING_TIME_SECS: Range<u64> = 5..601;
 const WRAP_UP_SECS: Range<u64> = 0..3601;
@@ -752,7 +174,7 @@ fn unique<T: Eq + std::hash::Hash + Clone + fmt::Display>(
 }
 
 impl RawConfig {
-    fn validate(self, src: &Source) -> Result<Config, ConfigError> {
+    pub(super) fn validate(self, src: &Source) -> Result<Config, ConfigError> {
         let esl = self.esl.validate(src)?;
         let redis = self.redis.validate(src)?;
         let log = self.log.validate(src)?;
@@ -1111,7 +533,6 @@ impl RawLine {
                         .on
                         .unwrap_or_else(|| vec![RetryCause::NoAnswer, RetryCause::Busy]),
                 },
-                agent_mode: cb.agent_mode,
                 ivr_in_front: cb.ivr_in_front,
                 record_name: cb.record_name,
                 menu_tries: tries(src, "menu_tries", cb.menu_tries.as_ref())?,
@@ -1134,141 +555,16 @@ impl RawLine {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{error_at, line_of, parse, EXAMPLE, GOOD};
     use super::*;
-
-    const GOOD: &str = r#"
-[esl]
-address = "127.0.0.1:8021"
-password = "ClueCon"
-
-[redis]
-url = "redis://:secret@127.0.0.1:6379/0"
-key_prefix = "cbd"
-
-[[queues]]
-name = "support"
-greetings = ["ivr/welcome.wav"]
-hold_music = "local_stream://moh"
-ring_time_secs = 25
-strategy = "ring-all"
-[queues.max_wait]
-after_secs = 900
-action = "transfer"
-extension = "voicemail"
-
-[[queues]]
-name = "sales"
-hold_music = "local_stream://moh"
-
-[[lines]]
-name = "main"
-did = "+4930123456"
-queue = "support"
-outbound_caller_id = "+4930123456"
-dial_template = "sofia/gateway/carrier1/{number}"
-[lines.callback]
-enabled = true
-country = "DE"
-
-[[agents]]
-id = "alice"
-contact = "user/1001"
-queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("test.toml"), text)
-    }
-
-    fn error_at(text: &str) -> (Option<usize>, Option<String>, String) {
-        match parse(text).expect_err("config should be refused") {
-            ConfigError::Invalid {
-                line, key, message, ..
-            } => (line, key, message),
-            other => panic!("unexpected error {other}"),
-        }
-    }
-
-    /// Line number (1-based) of the first line of GOOD that contains `needle`.
-    fn line_of(text: &str, needle: &str) -> usize {
-        text.lines().position(|l| l.contains(needle)).unwrap() + 1
-    }
-
-    #[test]
-    fn good_config_parses_with_defaults() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.queues.len(), 2);
-        let support = &c.queues[0];
-        assert_eq!(support.ring_time, Duration::from_secs(25));
-        assert_eq!(support.strategy, Strategy::RingAll);
-        assert_eq!(
-            support.max_wait.as_ref().unwrap().exit,
-            ExitAction::Transfer {
-                extension: Extension::new("voicemail").unwrap(),
-                context: Extension::new("default").unwrap()
-            }
-        );
-        let sales = &c.queues[1];
-        assert_eq!(sales.ring_time, Duration::from_secs(20));
-        assert_eq!(sales.strategy, Strategy::LongestIdle);
-        assert_eq!(sales.no_agent, NoAgentPolicy::Wait);
-        let line = &c.lines[0];
-        assert_eq!(line.language.as_str(), "en");
-        assert_eq!(line.callback.expiry, Duration::from_secs(3600));
-        assert_eq!(line.callback.retry.max_attempts, 1);
-        assert_eq!(line.callback.country.as_deref(), Some("DE"));
-        let alice = &c.agents[0];
-        assert_eq!(alice.display_name, "alice");
-        assert_eq!(alice.queues[1].priority, 2);
-        assert_eq!(c.redis.redacted_url(), "redis://:***@127.0.0.1:6379/0");
-        assert_eq!(c.esl.client_config().backoff.max, Duration::from_secs(30));
-        let support_name = QueueName::new("support").unwrap();
-        assert_eq!(c.queue(&support_name).unwrap().name, support_name);
-        assert_eq!(
-            c.line(&LineName::new("main").unwrap()).unwrap().queue,
-            support_name
-        );
-        assert!(c.agent(&AgentId::new("bob").unwrap()).is_none());
-        assert!(!format!("{:?}", c.redis).contains("secret"));
-    }
-
-    #[test]
-    fn example_config_is_valid() {
-        let text = include_str!("../callbackd.example.toml");
-        parse(text).unwrap();
-    }
-
-    #[test]
-    fn malformed_toml_reports_its_line() {
-        let text = GOOD.replace("ring_time_secs = 25", "ring_time_secs = = 25");
-        let (line, _, message) = error_at(&text);
-        assert_eq!(line, Some(line_of(&text, "ring_time_secs = = 25")));
-        assert!(!message.is_empty());
-        let shown = parse(&text).unwrap_err().to_string();
-        assert!(
-            shown.starts_with(&format!("test.toml:{}:", line.unwrap())),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_line() {
-        let text = GOOD.replace("ring_time_secs = 25", "ring_tme_secs = 25");
-        let (line, key, message) = error_at(&text);
-        assert_eq!(line, Some(line_of(&text, "ring_tme_secs")));
-        assert_eq!(key.as_deref(), Some("ring_tme_secs"));
-        assert!(message.contains("unknown field"), "{message}");
-    }
 
     #[test]
     fn menu_tries_are_counted_from_one_to_nine() {
-        let good =
-            include_str!("../callbackd.example.toml").replace("menu_tries = 3", "menu_tries = 1");
+        let good = EXAMPLE.replace("menu_tries = 3", "menu_tries = 1");
         let config = parse(&good).unwrap();
         assert_eq!(config.lines[0].callback.menu_tries, 1);
         assert_eq!(config.lines[0].callback.number_tries, 3);
-        let bad = include_str!("../callbackd.example.toml")
-            .replace("number_tries = 3", "number_tries = 0");
+        let bad = EXAMPLE.replace("number_tries = 3", "number_tries = 0");
         let (line, key, _) = error_at(&bad);
         assert_eq!(key.as_deref(), Some("number_tries"));
         assert!(line.is_some());
@@ -1276,7 +572,7 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
 
     #[test]
     fn callback_timings_default_to_the_old_constants_and_are_checked() {
-        let example = include_str!("../callbackd.example.toml");
+        let example = EXAMPLE;
         let config = parse(example).unwrap();
         assert_eq!(config.lines[0].callback.timings, CallbackTimings::default());
         let unset = ["customer_ring_secs", "whisper_tries", "agent_decision_secs"]
@@ -1385,20 +681,6 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
     }
 
     #[test]
-    fn bad_dial_string_is_refused_at_its_line() {
-        let text = GOOD.replace("user/1001", "user/1001,user/1002");
-        let (line, key, message) = error_at(&text);
-        assert_eq!(line, Some(line_of(&text, "user/1001,user/1002")));
-        assert_eq!(key.as_deref(), Some("contact"));
-        assert!(message.contains("dial string"), "{message}");
-
-        let text = GOOD.replace("carrier1/{number}", "carrier1/");
-        let (line, key, _) = error_at(&text);
-        assert_eq!(line, Some(line_of(&text, "dial_template")));
-        assert_eq!(key.as_deref(), Some("dial_template"));
-    }
-
-    #[test]
     fn duplicate_names_point_at_the_second() {
         let text = GOOD.replace("name = \"sales\"", "name = \"support\"");
         let (line, key, message) = error_at(&text);
@@ -1428,13 +710,5 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         let (line, key, _) = error_at(&text);
         assert_eq!(line, Some(line_of(&text, "http://")));
         assert_eq!(key.as_deref(), Some("url"));
-    }
-
-    #[test]
-    fn missing_file_is_named() {
-        let e = Config::load(Path::new("/nonexistent/callbackd.toml")).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("/nonexistent/callbackd.toml: cannot read"));
     }
 }
