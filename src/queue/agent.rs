@@ -2,9 +2,8 @@
 //! when they became idle, and which queues they serve in which order.
 
 use std::fmt;
-use std::num::NonZeroU32;
 
-use super::{AgentId, Clock, EntryId, QueueError, QueueName, Timestamp};
+use super::{AgentId, EntryId, QueueName, Timestamp};
 
 /// What an agent is doing, as far as offers are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,49 +162,10 @@ impl Agent {
     pub fn is_free(&self) -> bool {
         self.state == AgentState::Available && self.booked.is_none()
     }
-
-    /// Change state; entering `available` restarts the idle time.
-    pub fn change_state(&mut self, to: AgentState, clock: &dyn Clock) -> Result<(), QueueError> {
-        if !self.state.can_change_to(to) {
-            return Err(QueueError::AgentTransition {
-                agent: self.id.clone(),
-                from: self.state,
-                to,
-            });
-        }
-        if to == AgentState::Available && self.state != AgentState::Available {
-            self.idle_since = clock.now();
-        }
-        self.state = to;
-        Ok(())
-    }
-
-    /// The agent answered an offer: on the call, and their run of missed offers is over.
-    pub fn answered(&mut self, clock: &dyn Clock) -> Result<(), QueueError> {
-        self.change_state(AgentState::OnCall, clock)?;
-        self.booked = None;
-        self.missed_in_a_row = 0;
-        Ok(())
-    }
-
-    /// An offer to this agent went unanswered. Returns `true` when this made them `away`
-    /// (the queue's `away_after_missed`).
-    pub fn missed_offer(&mut self, away_after: Option<NonZeroU32>) -> bool {
-        self.booked = None;
-        self.missed_in_a_row += 1;
-        let limit_reached = away_after.is_some_and(|n| self.missed_in_a_row >= n.get());
-        if limit_reached && self.state == AgentState::Available {
-            self.state = AgentState::Away;
-            return true;
-        }
-        false
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::super::{Clock, ManualClock};
     use super::*;
 
@@ -268,44 +228,5 @@ mod tests {
         assert_eq!(AgentState::allowed_from(WrapUp), vec![OnCall, WrapUp]);
         assert!(!OnCall.is_chosen_by_people());
         assert!(Away.is_chosen_by_people());
-    }
-
-    #[test]
-    fn becoming_available_restarts_idle_time() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut a = agent(&clock);
-        clock.advance(Duration::from_secs(5));
-        a.change_state(AgentState::Available, &clock).unwrap();
-        assert_eq!(a.idle_since, Timestamp::from_millis(5_000));
-        clock.advance(Duration::from_secs(5));
-        // Staying available does not make the agent look fresher.
-        a.change_state(AgentState::Available, &clock).unwrap();
-        assert_eq!(a.idle_since, Timestamp::from_millis(5_000));
-        a.change_state(AgentState::OnCall, &clock).unwrap();
-        let err = a.change_state(AgentState::Away, &clock).unwrap_err();
-        assert!(matches!(err, QueueError::AgentTransition { .. }));
-        assert_eq!(a.state, AgentState::OnCall);
-    }
-
-    #[test]
-    fn missed_offers_in_a_row_set_away() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut a = agent(&clock);
-        a.change_state(AgentState::Available, &clock).unwrap();
-        let limit = NonZeroU32::new(2);
-        assert!(!a.missed_offer(limit));
-        a.answered(&clock).unwrap();
-        assert_eq!(a.missed_in_a_row, 0);
-        a.change_state(AgentState::Available, &clock).unwrap();
-        assert!(!a.missed_offer(limit));
-        assert_eq!(a.state, AgentState::Available);
-        assert!(a.missed_offer(limit));
-        assert_eq!(a.state, AgentState::Away);
-        let mut b = agent(&clock);
-        b.change_state(AgentState::Available, &clock).unwrap();
-        for _ in 0..10 {
-            assert!(!b.missed_offer(None));
-        }
-        assert_eq!(b.state, AgentState::Available);
     }
 }

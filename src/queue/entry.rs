@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::{AgentId, Clock, EntryId, LineName, QueueError, QueueName, Timestamp};
+use super::{AgentId, Clock, EntryId, LineName, QueueName, Timestamp};
 use crate::values::{ChannelId, PhoneNumber, VarValue};
 
 /// A customer to be called back when their turn comes.
@@ -181,107 +181,12 @@ impl Entry {
     pub fn holds_off(&self, agent: &AgentId, now: Timestamp) -> bool {
         self.held_off.get(agent).is_some_and(|until| *until > now)
     }
-
-    /// Ring `agents` for this entry. Refused unless waiting, and for any agent held off it.
-    pub fn offer(&mut self, agents: &[AgentId], now: Timestamp) -> Result<(), QueueError> {
-        if self.status != EntryStatus::Waiting {
-            return Err(self.not("waiting"));
-        }
-        if agents.is_empty() {
-            return Err(QueueError::NoAgent(self.id.clone()));
-        }
-        if let Some(held) = agents.iter().find(|a| self.holds_off(a, now)) {
-            return Err(QueueError::HeldOff {
-                entry: self.id.clone(),
-                agent: held.clone(),
-            });
-        }
-        self.status = EntryStatus::Offered {
-            agents: agents.to_vec(),
-            since: now,
-        };
-        Ok(())
-    }
-
-    /// `agent` did not take the offer (no answer, busy, failure) and is not offered this
-    /// entry again before `held_off_until`. The entry waits again at its old position once
-    /// no other agent of a ring-all offer is still ringing.
-    pub fn offer_failed(
-        &mut self,
-        agent: &AgentId,
-        held_off_until: Timestamp,
-    ) -> Result<(), QueueError> {
-        let EntryStatus::Offered { agents, .. } = &mut self.status else {
-            return Err(self.not("offered"));
-        };
-        let Some(i) = agents.iter().position(|a| a == agent) else {
-            return Err(self.not_offered_to(agent));
-        };
-        agents.remove(i);
-        if agents.is_empty() {
-            self.status = EntryStatus::Waiting;
-        }
-        self.held_off.insert(agent.clone(), held_off_until);
-        Ok(())
-    }
-
-    /// `agent` answered. Returns the other agents of a ring-all offer, to be released.
-    pub fn connect(&mut self, agent: &AgentId, now: Timestamp) -> Result<Vec<AgentId>, QueueError> {
-        let EntryStatus::Offered { agents, .. } = &self.status else {
-            return Err(self.not("offered"));
-        };
-        if !agents.contains(agent) {
-            return Err(self.not_offered_to(agent));
-        }
-        let others = agents.iter().filter(|a| *a != agent).cloned().collect();
-        self.status = EntryStatus::Connected {
-            agent: agent.clone(),
-            at: now,
-        };
-        Ok(others)
-    }
-
-    /// The entry leaves the queue unconnected. Returns the agents whose ringing must stop.
-    pub fn close(
-        &mut self,
-        reason: CloseReason,
-        now: Timestamp,
-    ) -> Result<Vec<AgentId>, QueueError> {
-        if reason == CloseReason::MaxWaitExit && !self.max_wait_applies() {
-            return Err(QueueError::CallbackNotCut(self.id.clone()));
-        }
-        let ringing = match &self.status {
-            EntryStatus::Waiting => Vec::new(),
-            EntryStatus::Offered { agents, .. } => agents.clone(),
-            _ => return Err(self.not("waiting or offered")),
-        };
-        self.status = EntryStatus::Closed { reason, at: now };
-        Ok(ringing)
-    }
-
-    fn not(&self, expected: &'static str) -> QueueError {
-        QueueError::EntryStatus {
-            entry: self.id.clone(),
-            expected,
-        }
-    }
-
-    fn not_offered_to(&self, agent: &AgentId) -> QueueError {
-        QueueError::NotOfferedTo {
-            entry: self.id.clone(),
-            agent: agent.clone(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{Clock, ManualClock};
     use super::*;
-
-    fn id(s: &str) -> AgentId {
-        AgentId::new(s).unwrap()
-    }
 
     fn caller(clock: &ManualClock) -> Entry {
         Entry::live_caller(
@@ -308,84 +213,5 @@ mod tests {
         assert_eq!(req.requested_at, Timestamp::from_millis(91_000));
         assert_eq!(cb.waited(clock.now()), Duration::from_secs(90));
         assert!(!cb.max_wait_applies());
-    }
-
-    #[test]
-    fn failed_offer_puts_entry_back_and_holds_the_agent_off_until_their_time() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut e = caller(&clock);
-        e.offer(&[id("alice")], clock.now()).unwrap();
-        assert!(e.offer(&[id("bob")], clock.now()).is_err(), "offered twice");
-        let until = clock.now().plus(Duration::from_secs(30));
-        e.offer_failed(&id("alice"), until).unwrap();
-        assert_eq!(e.status, EntryStatus::Waiting);
-        assert_eq!(e.position, Timestamp::from_millis(0));
-        assert!(matches!(
-            e.offer(&[id("alice")], clock.now()),
-            Err(QueueError::HeldOff { .. })
-        ));
-        // Just before the end the agent is still held off; at it, they may be rung again.
-        assert!(e.holds_off(&id("alice"), Timestamp::from_millis(29_999)));
-        assert!(!e.holds_off(&id("alice"), until));
-        e.offer(&[id("bob")], clock.now()).unwrap();
-        assert!(e.connect(&id("alice"), clock.now()).is_err());
-        assert_eq!(
-            e.connect(&id("bob"), clock.now()).unwrap(),
-            Vec::<AgentId>::new()
-        );
-    }
-
-    #[test]
-    fn a_hold_off_ended_lets_the_agent_take_the_entry_again() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut e = caller(&clock);
-        e.offer(&[id("alice")], clock.now()).unwrap();
-        e.offer_failed(&id("alice"), clock.now().plus(Duration::from_secs(10)))
-            .unwrap();
-        clock.advance(Duration::from_secs(10));
-        e.offer(&[id("alice")], clock.now()).unwrap();
-        assert_eq!(e.connect(&id("alice"), clock.now()).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn ring_all_waits_for_every_agent_to_fail_and_releases_the_rest_on_answer() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut e = caller(&clock);
-        e.offer(&[id("a"), id("b"), id("c")], clock.now()).unwrap();
-        e.offer_failed(&id("a"), clock.now()).unwrap();
-        assert!(matches!(e.status, EntryStatus::Offered { .. }));
-        assert_eq!(e.connect(&id("c"), clock.now()).unwrap(), vec![id("b")]);
-        assert!(e.close(CloseReason::Abandoned, clock.now()).is_err());
-    }
-
-    #[test]
-    fn abandon_while_ringing_returns_the_agents_to_release() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut e = caller(&clock);
-        e.offer(&[id("a")], clock.now()).unwrap();
-        assert_eq!(
-            e.close(CloseReason::Abandoned, clock.now()).unwrap(),
-            vec![id("a")]
-        );
-        assert!(matches!(
-            e.status,
-            EntryStatus::Closed {
-                reason: CloseReason::Abandoned,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn max_wait_never_cuts_a_callback() {
-        let clock = ManualClock::new(Timestamp::from_millis(0));
-        let mut live = caller(&clock);
-        live.close(CloseReason::MaxWaitExit, clock.now()).unwrap();
-        let mut cb = caller(&clock).into_callback(PhoneNumber::new("+4930222").unwrap(), &clock);
-        assert!(matches!(
-            cb.close(CloseReason::MaxWaitExit, clock.now()),
-            Err(QueueError::CallbackNotCut(_))
-        ));
-        assert_eq!(cb.status, EntryStatus::Waiting);
     }
 }

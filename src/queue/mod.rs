@@ -31,11 +31,6 @@ pub enum QueueError {
     },
     #[error("entry {entry} is not being offered to agent {agent}")]
     NotOfferedTo { entry: EntryId, agent: AgentId },
-    /// The agent did not take an earlier offer of the entry, and their delay is not over.
-    #[error("agent {agent} is held off entry {entry} after not taking an offer of it")]
-    HeldOff { entry: EntryId, agent: AgentId },
-    #[error("entry {0}: an offer needs at least one agent")]
-    NoAgent(EntryId),
     #[error("entry {0} is a callback: neither max wait nor a hangup cuts it")]
     CallbackNotCut(EntryId),
     /// A caller may ask for a callback while an agent's phone rings for them.

@@ -226,9 +226,10 @@ mod tests {
         let mut first = entry("support", &clock);
         let second = entry("support", &clock);
         let a = AgentId::new("a").unwrap();
-        first.offer(std::slice::from_ref(&a), clock.now()).unwrap();
-        let until = clock.now().plus(Duration::from_secs(30));
-        first.offer_failed(&a, until).unwrap();
+        // `a` did not take an earlier offer of `first`, which waits again.
+        first
+            .held_off
+            .insert(a.clone(), clock.now().plus(Duration::from_secs(30)));
         let agents = [
             agent("a", &[("support", 1)], 0),
             agent("b", &[("support", 1)], 5),
@@ -251,9 +252,8 @@ mod tests {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut e = entry("support", &clock);
         let a = AgentId::new("a").unwrap();
-        e.offer(std::slice::from_ref(&a), clock.now()).unwrap();
         let until = clock.now().plus(Duration::from_secs(30));
-        e.offer_failed(&a, until).unwrap();
+        e.held_off.insert(a.clone(), until);
         let agents = [agent("a", &[("support", 1)], 0)];
         let entries = std::slice::from_ref(&e);
         let just_before = Timestamp::from_millis(until.as_millis() - 1);
@@ -285,7 +285,10 @@ mod tests {
     fn offered_entries_are_not_offered_again() {
         let clock = ManualClock::new(Timestamp::from_millis(0));
         let mut e = entry("support", &clock);
-        e.offer(&[AgentId::new("x").unwrap()], clock.now()).unwrap();
+        e.status = EntryStatus::Offered {
+            agents: vec![AgentId::new("x").unwrap()],
+            since: clock.now(),
+        };
         let agents = [agent("a", &[("support", 1)], 0)];
         assert_eq!(router().next_offer(&[e], &agents, clock.now()), None);
     }

@@ -290,7 +290,7 @@ pub enum EventKind {
     CallbackCanceledByCaller,
 }
 
-const EVENT_KINDS: [EventKind; 21] = [
+pub(crate) const EVENT_KINDS: [EventKind; 21] = [
     EventKind::Entered,
     EventKind::Offered,
     EventKind::OfferWithdrawn,
@@ -428,39 +428,39 @@ impl Timer {
         }
     }
 
-    /// The member in the timers sorted set.
+    /// The member in the timers sorted set: `<kind>:<ids>`.
     pub(crate) fn member(&self) -> String {
         match self {
-            Self::MaxWait { entry, .. } => format!("max_wait:{entry}"),
-            Self::OfferTimeout { entry, .. } => format!("offer:{entry}"),
-            Self::WrapUpEnd { agent } => format!("wrap_up:{agent}"),
-            Self::CallbackExpiry { entry, .. } => format!("cb_expiry:{entry}"),
-            Self::CallbackRetry { entry, .. } => format!("cb_retry:{entry}"),
+            Self::MaxWait { entry, .. } => format!("{MAX_WAIT}:{entry}"),
+            Self::OfferTimeout { entry, .. } => format!("{OFFER_TIMEOUT}:{entry}"),
+            Self::WrapUpEnd { agent } => format!("{WRAP_UP_END}:{agent}"),
+            Self::CallbackExpiry { entry, .. } => format!("{CALLBACK_EXPIRY}:{entry}"),
+            Self::CallbackRetry { entry, .. } => format!("{CALLBACK_RETRY}:{entry}"),
             // Ids never hold `:`, so the entry and the agent split apart again.
-            Self::HoldOffEnd { entry, agent, .. } => format!("hold_off:{entry}:{agent}"),
+            Self::HoldOffEnd { entry, agent, .. } => format!("{HOLD_OFF_END}:{entry}:{agent}"),
         }
     }
 
     pub(crate) fn from_member(scope: &TimerScope, member: &str) -> Option<Self> {
         let (kind, id) = member.split_once(':')?;
         match (scope, kind) {
-            (TimerScope::Queue(queue), "max_wait") => Some(Self::MaxWait {
+            (TimerScope::Queue(queue), MAX_WAIT) => Some(Self::MaxWait {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
-            (TimerScope::Queue(queue), "offer") => Some(Self::OfferTimeout {
+            (TimerScope::Queue(queue), OFFER_TIMEOUT) => Some(Self::OfferTimeout {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
-            (TimerScope::Queue(queue), "cb_expiry") => Some(Self::CallbackExpiry {
+            (TimerScope::Queue(queue), CALLBACK_EXPIRY) => Some(Self::CallbackExpiry {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
-            (TimerScope::Queue(queue), "cb_retry") => Some(Self::CallbackRetry {
+            (TimerScope::Queue(queue), CALLBACK_RETRY) => Some(Self::CallbackRetry {
                 queue: queue.clone(),
                 entry: EntryId::new(id).ok()?,
             }),
-            (TimerScope::Queue(queue), "hold_off") => {
+            (TimerScope::Queue(queue), HOLD_OFF_END) => {
                 let (entry, agent) = id.split_once(':')?;
                 Some(Self::HoldOffEnd {
                     queue: queue.clone(),
@@ -468,13 +468,42 @@ impl Timer {
                     agent: AgentId::new(agent).ok()?,
                 })
             }
-            (TimerScope::Agents, "wrap_up") => Some(Self::WrapUpEnd {
+            (TimerScope::Agents, WRAP_UP_END) => Some(Self::WrapUpEnd {
                 agent: AgentId::new(id).ok()?,
             }),
             _ => None,
         }
     }
 }
+
+/// The kinds timer members start with. The scripts that build an entry's timer members
+/// themselves get the names from [`LUA_ENTRY_TIMERS`]; the others are given whole members.
+const MAX_WAIT: &str = "max_wait";
+const OFFER_TIMEOUT: &str = "offer";
+const WRAP_UP_END: &str = "wrap_up";
+const CALLBACK_EXPIRY: &str = "cb_expiry";
+const CALLBACK_RETRY: &str = "cb_retry";
+const HOLD_OFF_END: &str = "hold_off";
+
+/// The timers of one entry whose members the Lua scripts build from its id: the name a
+/// script knows each by (`TIMER.<name>`) and the start of its member (`TIMER.<name> .. id`).
+pub(crate) const LUA_ENTRY_TIMERS: [(&str, &str); 4] = [
+    ("max_wait", MAX_WAIT),
+    ("offer_timeout", OFFER_TIMEOUT),
+    ("callback_expiry", CALLBACK_EXPIRY),
+    ("callback_retry", CALLBACK_RETRY),
+];
+
+/// Every timer kind, for tests that check no script spells one out by itself.
+#[cfg(test)]
+pub(crate) const TIMER_KINDS: [&str; 6] = [
+    MAX_WAIT,
+    OFFER_TIMEOUT,
+    WRAP_UP_END,
+    CALLBACK_EXPIRY,
+    CALLBACK_RETRY,
+    HOLD_OFF_END,
+];
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,260 @@
+//! Agents in the store: registration, states, bookings and the reads routing needs.
+//! Agents serve several queues, so their keys share a slot of their own.
+
+use std::collections::HashMap;
+
+use super::replies;
+use super::{records, Result, Store, StoreError};
+use crate::config::AgentConfig;
+use crate::queue::{Agent, AgentId, AgentState, EntryId, QueueError, QueueName, Timestamp};
+
+/// Who changed an agent's state, as recorded in `agent_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSource {
+    Cli,
+    Phone,
+    Daemon,
+}
+
+impl StateSource {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Cli => "cli",
+            Self::Phone => "phone",
+            Self::Daemon => "daemon",
+        }
+    }
+}
+
+impl Store {
+    /// Write the configured agents: id, name, contact and queues are the config's; a new
+    /// agent starts `offline`, a known one keeps its state.
+    pub async fn register_agents(&self, agents: &[AgentConfig], now: Timestamp) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for a in agents {
+            let key = self.keys.agent(&a.id);
+            pipe.hset_multiple(
+                &key,
+                &[
+                    ("id", a.id.to_string()),
+                    ("display_name", a.display_name.clone()),
+                    ("contact", a.contact.to_string()),
+                    ("serves", records::encode_serves(&a.queues)),
+                ],
+            )
+            .ignore()
+            .hset_nx(&key, "state", AgentState::Offline.as_str())
+            .ignore()
+            .hset_nx(&key, "idle_since", now.to_string())
+            .ignore()
+            .sadd(self.keys.agent_ids(), a.id.as_str())
+            .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Drop the bookings that still name `entry`.
+    pub(super) async fn release_agents(&self, entry: &EntryId, agents: &[AgentId]) -> Result<()> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.scripts.release_agents.prepare_invoke();
+        for agent in agents {
+            inv.key(self.keys.agent(agent));
+        }
+        inv.arg(entry.as_str());
+        let replies::Done = inv.reply(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// `agent` answered for `entry` and is on the call; `others` (of a ring-all offer) are
+    /// no longer booked for it.
+    pub(super) async fn agent_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        others: &[AgentId],
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut answered = self.scripts.agent_answered.prepare_invoke();
+        answered
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events());
+        for other in others {
+            answered.key(self.keys.agent(other));
+        }
+        answered
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(queue.as_str());
+        match answered.reply(&mut self.conn()).await? {
+            replies::AgentChanged::Done => Ok(()),
+            replies::AgentChanged::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
+        }
+    }
+
+    /// Free an agent a callback no longer needs (agents' slot): their booking for `entry`
+    /// ends, and `on_call` becomes `available`.
+    pub(super) async fn agent_released(
+        &self,
+        agent: &AgentId,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reply = self
+            .scripts
+            .agent_released
+            .key(self.keys.agent(agent))
+            .key(self.keys.agent_events())
+            .arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(queue.as_str())
+            .reply(&mut self.conn())
+            .await?;
+        match reply {
+            replies::AgentChanged::Done => Ok(()),
+            replies::AgentChanged::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
+        }
+    }
+
+    /// Change an agent's state if the transition is allowed from the state Redis holds now
+    /// (event `agent_state`). Returns the previous state; setting the current state again
+    /// changes and records nothing.
+    pub async fn set_agent_state(
+        &self,
+        agent: &AgentId,
+        to: AgentState,
+        now: Timestamp,
+        source: StateSource,
+    ) -> Result<AgentState> {
+        self.set_agent_state_from(agent, &AgentState::allowed_from(to), to, now, source)
+            .await
+    }
+
+    /// [`Store::set_agent_state`], only from the states in `from` (those the domain does
+    /// not allow still refuse): one round trip where reading the state first would be two.
+    pub async fn set_agent_state_from(
+        &self,
+        agent: &AgentId,
+        from: &[AgentState],
+        to: AgentState,
+        now: Timestamp,
+        source: StateSource,
+    ) -> Result<AgentState> {
+        let mut inv = self.scripts.set_agent_state.prepare_invoke();
+        inv.key(self.keys.agent(agent))
+            .key(self.keys.agent_events())
+            .arg(to.as_str())
+            .arg(now.as_millis())
+            .arg(source.as_str());
+        for from in from.iter().filter(|f| f.can_change_to(to)) {
+            inv.arg(from.as_str());
+        }
+        match inv.reply(&mut self.conn()).await? {
+            replies::SetAgentState::Changed(previous) | replies::SetAgentState::Same(previous) => {
+                Ok(previous)
+            }
+            replies::SetAgentState::Refused(from) => Err(QueueError::AgentTransition {
+                agent: agent.clone(),
+                from,
+                to,
+            }
+            .into()),
+            replies::SetAgentState::UnknownAgent => Err(StoreError::UnknownAgent(agent.clone())),
+        }
+    }
+
+    /// Every registered agent; bookings whose lease ended before `now` read as none.
+    pub async fn agents(&self, now: Timestamp) -> Result<Vec<Agent>> {
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.agent_ids())
+            .query_async(&mut self.conn())
+            .await?;
+        ids.sort();
+        let ids = ids
+            .iter()
+            .map(|id| {
+                AgentId::new(id).map_err(|e| StoreError::Corrupt {
+                    key: self.keys.agent_ids(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.agents_named(&ids, now).await
+    }
+
+    /// Those of the named agents that are free to be offered an entry now (what routing
+    /// needs), in one round trip.
+    pub async fn free_agents(&self, ids: &[AgentId], now: Timestamp) -> Result<Vec<Agent>> {
+        let mut inv = self.scripts.free_agents.prepare_invoke();
+        for id in ids {
+            inv.key(self.keys.agent(id));
+        }
+        inv.arg(now.as_millis());
+        let replies: Vec<Vec<String>> = inv.data(&mut self.conn()).await?;
+        records::from_hashes(replies, &self.keys.agent_prefix(), |key, fields| {
+            records::agent_from(key, fields, now)
+        })
+    }
+
+    /// The named agents that are registered, in one round trip: a daemon reads the agents
+    /// of its config this way, since it can only ring those.
+    pub async fn agents_named(&self, ids: &[AgentId], now: Timestamp) -> Result<Vec<Agent>> {
+        // An empty pipeline is refused by the client.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut pipe = redis::pipe();
+        for id in ids {
+            let key = self.keys.agent(id);
+            pipe.hgetall(&key);
+            keys.push(key);
+        }
+        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        keys.iter()
+            .zip(&all)
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(key, fields)| records::agent_from(key, fields, now))
+            .collect()
+    }
+
+    /// The state of each named agent (`None` for one not registered), in one round trip
+    /// whose reply stays small: what tells a daemon whether a queue can offer callbacks.
+    pub async fn agent_states(&self, ids: &[AgentId]) -> Result<Vec<Option<AgentState>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(self.keys.agent(id), "state");
+        }
+        let states: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        ids.iter()
+            .zip(states)
+            .map(|(id, state)| {
+                state
+                    .map(|s| {
+                        s.parse::<AgentState>().map_err(|e| StoreError::Corrupt {
+                            key: self.keys.agent(id),
+                            reason: e.to_string(),
+                        })
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    pub async fn agent(&self, id: &AgentId, now: Timestamp) -> Result<Option<Agent>> {
+        let key = self.keys.agent(id);
+        let fields = self.hash(&key).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        records::agent_from(&key, &fields, now).map(Some)
+    }
+}

@@ -1,0 +1,637 @@
+//! A callback's life: requested, offered, accepted or declined, dialed, answered or retried,
+//! closed; and a repeat caller's choice. These scripts share one key layout (`callback_script`).
+
+use std::time::Duration;
+
+use super::replies::{self, Refusal, Refused, Reply};
+use super::scripts::Lua;
+use super::{Result, Store, StoreError, CLOSED_RETENTION_SECS, OFFER_GRACE};
+use crate::queue::{
+    AgentId, CloseReason, Entry, EntryId, EntryKind, EntryStatus, QueueError, QueueName, Timestamp,
+};
+use crate::switch::PhoneNumber;
+
+/// What became of a caller's request to be called back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackRequested {
+    /// The entry is now a callback with the same id and position.
+    Requested,
+    /// The number already has an open callback in this queue: the caller's entry was
+    /// closed (`duplicate_ignored`) and `existing` keeps its place.
+    Duplicate { existing: EntryId },
+}
+
+/// How a repeat caller's pending callback came to be kept, as recorded in `callback_kept`
+/// (its `choice` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptBy {
+    /// The caller pressed 1.
+    Choice,
+    /// No valid key within the tries: nothing the caller did not ask for is undone.
+    NoChoice,
+    /// An agent had accepted it and its customer was being dialed: it can no longer go.
+    BeingDialed,
+}
+
+impl KeptBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Choice => "keep",
+            Self::NoChoice => "no_choice",
+            Self::BeingDialed => "being_dialed",
+        }
+    }
+}
+
+/// What became of a repeat caller's wish to cancel their pending callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerCancel {
+    /// The callback is closed and the caller's entry has its place; the agents that were
+    /// ringing for the callback are released: stop their legs.
+    Canceled { ringing: Vec<AgentId> },
+    /// An agent accepted it and its customer is being dialed: it stands.
+    BeingDialed,
+}
+
+/// What an agent's decline changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declined {
+    /// Every eligible agent has declined, so the callback was closed (`declined_by_all`).
+    pub declined_by_all: bool,
+}
+
+/// A queue's callback figures, as the event scripts count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackStats {
+    /// Callbacks open now (waiting, ringing, dialing or waiting for a retry).
+    pub in_queue: u64,
+    /// Callbacks ever requested (duplicates not counted).
+    pub total: u64,
+    /// Mean time from request to the customer answering, over answered callbacks.
+    pub average_wait: Option<Duration>,
+}
+
+impl Store {
+    /// Run a callback script with the key layout they share (see `scripts::CALLBACK`).
+    /// `number` is read from the entry when not given: it never changes once set, so
+    /// reading it before the script is safe, and the script checks the key it names.
+    async fn callback_script<R: Reply>(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
+    ) -> Result<R> {
+        self.callback_script_also(script, queue, entry, None, number, now, args)
+            .await
+    }
+
+    /// [`Store::callback_script`] for a script that also touches `also`, another entry of
+    /// the same queue (its KEYS[8]).
+    #[allow(clippy::too_many_arguments)]
+    async fn callback_script_also<R: Reply>(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        also: Option<&EntryId>,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
+    ) -> Result<R> {
+        let stored = match number {
+            Some(_) => None,
+            None => {
+                let raw: Option<String> = redis::cmd("HGET")
+                    .arg(self.keys.entry(queue, entry))
+                    .arg("number")
+                    .query_async(&mut self.conn())
+                    .await?;
+                raw.and_then(|n| PhoneNumber::new(&n).ok())
+            }
+        };
+        let (timers, _) = self.keys.timers(queue);
+        let mut inv = script.prepare_invoke();
+        inv.key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(self.keys.open(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .key(self.keys.callback_stats(queue))
+            .key(self.keys.callback_number(queue, number.or(stored.as_ref())));
+        if let Some(also) = also {
+            inv.key(self.keys.entry(queue, also));
+        }
+        inv.arg(entry.as_str())
+            .arg(now.as_millis())
+            .arg(CLOSED_RETENTION_SECS);
+        for arg in args {
+            inv.arg(*arg);
+        }
+        inv.reply(&mut self.conn()).await
+    }
+
+    /// Turn a callback script's refusal into the rule it broke.
+    pub(super) fn callback_rule(
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: Option<&AgentId>,
+        refused: Refused,
+    ) -> StoreError {
+        let status = |expected| {
+            StoreError::Rule(QueueError::EntryStatus {
+                entry: entry.clone(),
+                expected,
+            })
+        };
+        match (refused.refusal, agent) {
+            (Refusal::UnknownEntry, _) => StoreError::UnknownEntry {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            },
+            (Refusal::NotCallback, _) => status("a callback"),
+            (Refusal::NotLive, _) => status("a live caller"),
+            (Refusal::NotOpen, _) => status("waiting or offered"),
+            (Refusal::NotOffered, _) => status("offered"),
+            (Refusal::NotDialing, _) => status("dialing"),
+            (Refusal::NotConnected, _) => status("connected"),
+            (Refusal::NoCallback, _) => {
+                StoreError::Rule(QueueError::NoCallbackPending(entry.clone()))
+            }
+            (Refusal::NotOfferedTo, Some(agent)) => QueueError::NotOfferedTo {
+                entry: entry.clone(),
+                agent: agent.clone(),
+            }
+            .into(),
+            (Refusal::IsCallback, _) => QueueError::CallbackNotCut(entry.clone()).into(),
+            (Refusal::NotOfferedTo, None) => refused.unexpected(),
+        }
+    }
+
+    /// The caller of a waiting (or ringing) live entry asked to be called back at `number`
+    /// (event `requested`): the entry becomes a callback with the same id and position,
+    /// max wait no longer applies, and it expires at `expires_at` unless accepted first.
+    /// When the number already has an open callback in this queue, the caller's entry is
+    /// closed instead (event `duplicate_ignored`); agents ringing for it are released.
+    /// Repeating a request that succeeded changes nothing.
+    pub async fn request_callback(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: &PhoneNumber,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<CallbackRequested> {
+        let expires = expires_at.as_millis().to_string();
+        let reply = self
+            .callback_script(
+                &self.scripts.callback_request,
+                queue,
+                entry,
+                Some(number),
+                now,
+                &[number.as_str(), &expires],
+            )
+            .await?;
+        match reply {
+            replies::CallbackRequest::Requested => Ok(CallbackRequested::Requested),
+            replies::CallbackRequest::Duplicate { existing, ringing } => {
+                self.release_agents(entry, &ringing).await?;
+                Ok(CallbackRequested::Duplicate { existing })
+            }
+            replies::CallbackRequest::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, None, refused))
+            }
+        }
+    }
+
+    /// `agent` answered the offer of a callback, heard it and declined (event `declined`):
+    /// they are free, and not offered it again for `hold_off`; the callback waits again at
+    /// its position, or is closed (`declined_by_all`) once every agent of `eligible`
+    /// declined it. Agents who only missed its ring have not declined.
+    pub async fn callback_declined(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        hold_off: Duration,
+        eligible: &[AgentId],
+    ) -> Result<Declined> {
+        let until = now.plus(hold_off).as_millis().to_string();
+        let timer = Self::hold_off_end(queue, entry, agent).member();
+        let mut args = vec![agent.as_str(), &until, &timer];
+        args.extend(eligible.iter().map(AgentId::as_str));
+        let reply = self
+            .callback_script(
+                &self.scripts.callback_decline,
+                queue,
+                entry,
+                None,
+                now,
+                &args,
+            )
+            .await?;
+        let declined_by_all = match reply {
+            replies::CallbackDecline::DeclinedByAll(ringing) => {
+                self.release_agents(entry, &ringing).await?;
+                true
+            }
+            replies::CallbackDecline::Waiting | replies::CallbackDecline::Ringing(_) => false,
+            replies::CallbackDecline::Refused(refused) => {
+                return Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
+        };
+        self.agent_released(agent, queue, entry, now).await?;
+        Ok(Declined { declined_by_all })
+    }
+
+    /// `agent` answered the offer of a callback and hears whom they would call back; they
+    /// decide within `decide_within` ([`Store::callback_accepted`] or
+    /// [`Store::callback_declined`]). Until then the entry stays offered to them, their
+    /// booking holds and the offer's timeout waits, so nobody else is offered either of
+    /// them. The agent is not `on_call` yet: only accepting makes them so.
+    pub async fn callback_offer_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        decide_within: Duration,
+    ) -> Result<()> {
+        let until = now
+            .plus(decide_within + OFFER_GRACE)
+            .as_millis()
+            .to_string();
+        self.agent_step::<()>(
+            &self.scripts.callback_offer_answered,
+            queue,
+            entry,
+            agent,
+            now,
+            &[&until],
+        )
+        .await?;
+        // A booking that lapsed before the answer stays lapsed: the entry's timeout still
+        // moved, and the agent's decision settles it.
+        let _: replies::ExtendBooking = self
+            .scripts
+            .extend_booking
+            .key(self.keys.agent(agent))
+            .arg(entry.as_str())
+            .arg(&until)
+            .reply(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// `agent` accepted the callback they were offered (event `accepted`, a ticket): it is
+    /// theirs to dial (status `dialing`), offered to nobody else, and no longer expires;
+    /// the agent is `on_call`. Repeating it for the same agent changes nothing.
+    pub async fn callback_accepted(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let others: Vec<AgentId> = self
+            .agent_step(&self.scripts.callback_accept, queue, entry, agent, now, &[])
+            .await?;
+        self.agent_answered(queue, entry, agent, &others, now).await
+    }
+
+    /// Run a callback script whose own ARGV is `agent` (then `more`) and that answers `ok`
+    /// (with `T`) or a refusal, which becomes the rule it broke.
+    async fn agent_step<T>(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+        more: &[&str],
+    ) -> Result<T>
+    where
+        std::result::Result<T, Refused>: Reply,
+    {
+        let mut args = vec![agent.as_str()];
+        args.extend_from_slice(more);
+        let reply: std::result::Result<T, Refused> = self
+            .callback_script(script, queue, entry, None, now, &args)
+            .await?;
+        reply.map_err(|refused| Self::callback_rule(queue, entry, Some(agent), refused))
+    }
+
+    /// The customer leg of an accepted callback is being dialed (event `dialing_customer`).
+    pub async fn callback_dialing(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.agent_step(
+            &self.scripts.callback_dialing,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
+    }
+
+    /// The customer answered (events `customer_answered` with `callback_wait_ms`, then
+    /// `connected`): the callback is connected to `agent` and leaves the queue. Repeating it
+    /// for the same agent changes nothing.
+    pub async fn callback_customer_answered(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.agent_step(
+            &self.scripts.callback_answered,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
+    }
+
+    /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); `agent` is
+    /// `available` again. With `retry_at` the callback waits for that time and then for an
+    /// agent again at its position ([`Store::callback_retry_due`]); without, it is closed.
+    pub async fn callback_attempt_failed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        cause: &str,
+        now: Timestamp,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let retry = retry_at.map_or_else(String::new, |t| t.as_millis().to_string());
+        let reply = self
+            .callback_script(
+                &self.scripts.callback_attempt_failed,
+                queue,
+                entry,
+                None,
+                now,
+                &[agent.as_str(), cause, &retry],
+            )
+            .await?;
+        match reply {
+            replies::AttemptFailed::Retry | replies::AttemptFailed::Closed => {
+                self.agent_released(agent, queue, entry, now).await
+            }
+            replies::AttemptFailed::Refused(refused) => {
+                Err(Self::callback_rule(queue, entry, Some(agent), refused))
+            }
+        }
+    }
+
+    /// A failed callback's retry time came: it waits again at its position (`true`), or,
+    /// when its window from the request has passed meanwhile, it is closed (`expired`) and
+    /// this answers `false`, as it does for an entry no longer waiting for a retry.
+    pub async fn callback_retry_due(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let reply = self
+            .callback_script(
+                &self.scripts.callback_retry_due,
+                queue,
+                entry,
+                None,
+                now,
+                &[],
+            )
+            .await?;
+        Ok(match reply {
+            replies::RetryDue::Waiting => true,
+            replies::RetryDue::Expired | replies::RetryDue::NotRetryWait => false,
+        })
+    }
+
+    /// A callback's window ran out (event `expired`, a ticket): one not yet accepted is
+    /// closed. Returns the agents that were ringing for it, now released: stop their legs.
+    /// An entry accepted, connected or gone meanwhile is left alone and answers no agents.
+    pub async fn callback_expire(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        match self
+            .close_callback(queue, entry, CloseReason::Expired, now)
+            .await
+        {
+            Err(StoreError::Rule(_) | StoreError::UnknownEntry { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// An operator withdraws a callback not yet accepted (event `canceled`). Returns the
+    /// agents that were ringing for it, now released: stop their legs.
+    pub async fn callback_cancel(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        self.close_callback(queue, entry, CloseReason::Canceled, now)
+            .await
+    }
+
+    /// The open callback `number` has in `queue` (waiting, ringing, being dialed or waiting
+    /// for a retry), if any: what a caller calling again from that number is asked about.
+    /// A read only: the transitions that act on the answer check it again.
+    pub async fn pending_callback(
+        &self,
+        queue: &QueueName,
+        number: &PhoneNumber,
+    ) -> Result<Option<Entry>> {
+        let key = self.keys.callback_number(queue, Some(number));
+        let id: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let id = EntryId::new(&id).map_err(|e| StoreError::Corrupt {
+            key,
+            reason: e.to_string(),
+        })?;
+        Ok(self.entry(queue, &id).await?.filter(|e| {
+            matches!(e.kind, EntryKind::Callback(_))
+                && matches!(
+                    e.status,
+                    EntryStatus::Waiting
+                        | EntryStatus::Offered { .. }
+                        | EntryStatus::Dialing { .. }
+                        | EntryStatus::RetryWait { .. }
+                )
+        }))
+    }
+
+    /// The caller of live entry `entry`, calling from `number`, keeps the callback that
+    /// number has open in this queue (event `callback_kept` with the callback as
+    /// `existing` and `choice`): their live entry leaves the queue (not abandoned) and the
+    /// callback keeps its place. Returns the agents that were ringing for the live entry,
+    /// now released: stop their legs. Refused with [`QueueError::NoCallbackPending`] when
+    /// the number has no open callback any more.
+    pub async fn callback_kept(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: &PhoneNumber,
+        how: KeptBy,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        self.leave_callback(
+            &self.scripts.callback_kept,
+            queue,
+            entry,
+            Some(number),
+            now,
+            &[number.as_str(), how.as_str()],
+        )
+        .await
+    }
+
+    /// The caller of live entry `caller`, calling again, cancels their pending `callback`
+    /// to wait on the line (event `callback_canceled_by_caller`, naming `live_entry`): the
+    /// callback is closed and the live entry takes the earlier of the two positions. An
+    /// accepted callback (being dialed) stands. Refused with a rule when the callback is no
+    /// longer open, or the live entry no longer waiting (the caller left, or was connected).
+    pub async fn callback_canceled_by_caller(
+        &self,
+        queue: &QueueName,
+        callback: &EntryId,
+        caller: &EntryId,
+        now: Timestamp,
+    ) -> Result<CallerCancel> {
+        let reply = self
+            .callback_script_also(
+                &self.scripts.callback_canceled_by_caller,
+                queue,
+                callback,
+                Some(caller),
+                None,
+                now,
+                &[caller.as_str()],
+            )
+            .await?;
+        match reply {
+            replies::CanceledByCaller::Canceled(ringing) => {
+                self.release_agents(callback, &ringing).await?;
+                Ok(CallerCancel::Canceled { ringing })
+            }
+            replies::CanceledByCaller::Dialing => Ok(CallerCancel::BeingDialed),
+            replies::CanceledByCaller::CallerGone => Err(QueueError::EntryStatus {
+                entry: caller.clone(),
+                expected: "waiting or offered",
+            }
+            .into()),
+            replies::CanceledByCaller::Refused(refused) => {
+                Err(Self::callback_rule(queue, callback, None, refused))
+            }
+        }
+    }
+
+    /// Run a callback script that takes `entry` out of the queue and answers the agents
+    /// still ringing for it, whose bookings are released here. Returns those agents, whose
+    /// legs the caller stops.
+    async fn leave_callback(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        number: Option<&PhoneNumber>,
+        now: Timestamp,
+        args: &[&str],
+    ) -> Result<Vec<AgentId>> {
+        let reply: replies::WithAgents = self
+            .callback_script(script, queue, entry, number, now, args)
+            .await?;
+        let ringing = reply.map_err(|refused| Self::callback_rule(queue, entry, None, refused))?;
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    async fn close_callback(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        reason: CloseReason,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        let reason = [reason.as_str()];
+        self.leave_callback(
+            &self.scripts.callback_close,
+            queue,
+            entry,
+            None,
+            now,
+            &reason,
+        )
+        .await
+    }
+
+    /// The conversation of a connected callback ended (event `completed`, with `talk_ms`).
+    /// The agent's state after the call is the caller's to set, as for live calls.
+    pub async fn callback_completed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.agent_step(
+            &self.scripts.callback_completed,
+            queue,
+            entry,
+            agent,
+            now,
+            &[],
+        )
+        .await
+    }
+
+    /// The queue's callback figures. They are counters the event scripts keep next to the
+    /// stream, not a scan of it: reading them costs the same however long the stream is, and
+    /// they cannot disagree with the events, which are written in the same atomic step.
+    pub async fn callback_stats(&self, queue: &QueueName) -> Result<CallbackStats> {
+        let key = self.keys.callback_stats(queue);
+        let fields = self.hash(&key).await?;
+        let count = |name: &str| -> Result<u64> {
+            fields.get(name).map_or(Ok(0), |v| {
+                // A counter brought below zero by hand reads as none left.
+                v.parse::<i64>()
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .map_err(|e| StoreError::Corrupt {
+                        key: key.clone(),
+                        reason: format!("{name} = {v:?}: {e}"),
+                    })
+            })
+        };
+        let answered = count("answered")?;
+        let wait_ms = count("answered_wait_ms")?;
+        Ok(CallbackStats {
+            in_queue: count("in_queue")?,
+            total: count("total")?,
+            average_wait: (answered > 0).then(|| Duration::from_millis(wait_ms / answered)),
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! Entries in and out of a queue: enqueue, close, and the reads of entries and their places.
+//! A queue's keys share one slot, so each change of an entry is one script there.
+
+use super::replies::{self, Refusal, Refused};
+use super::scripts::Lua;
+use super::{records, Result, Store, StoreError, Timer, CLOSED_RETENTION_SECS};
+use crate::queue::{AgentId, CloseReason, Entry, EntryId, QueueError, QueueName, Timestamp};
+
+impl Store {
+    /// Put a new entry in its queue (event `entered`), with its max-wait timer when due.
+    pub async fn enqueue(&self, entry: &Entry, max_wait_due: Option<Timestamp>) -> Result<()> {
+        let q = &entry.queue;
+        let (timers, _) = self.keys.timers(q);
+        let max_wait = max_wait_due.filter(|_| entry.max_wait_applies());
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.key(self.keys.entry(q, &entry.id))
+            .key(self.keys.waiting(q))
+            .key(self.keys.open(q))
+            .key(timers)
+            .key(self.keys.events(q))
+            .arg(entry.id.as_str())
+            .arg(entry.position.as_millis());
+        match max_wait {
+            Some(due) => inv
+                .arg(self.max_wait_timer(entry).member())
+                .arg(due.as_millis()),
+            None => inv.arg("").arg(0),
+        };
+        for (field, value) in records::entry_fields(entry) {
+            inv.arg(field).arg(value);
+        }
+        match inv.reply(&mut self.conn()).await? {
+            replies::Enqueue::Added => Ok(()),
+            replies::Enqueue::Exists => Err(StoreError::EntryExists(entry.id.clone())),
+        }
+    }
+
+    fn max_wait_timer(&self, entry: &Entry) -> Timer {
+        Timer::MaxWait {
+            queue: entry.queue.clone(),
+            entry: entry.id.clone(),
+        }
+    }
+
+    /// Turn a script's refusal about an entry into the rule it broke.
+    pub(super) async fn entry_rule(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: Option<&AgentId>,
+        refused: Refused,
+    ) -> StoreError {
+        match self.entry(queue, entry).await {
+            Ok(None) => StoreError::UnknownEntry {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            },
+            Err(e) => e,
+            Ok(Some(_)) => match refused.refusal {
+                Refusal::IsCallback => QueueError::CallbackNotCut(entry.clone()).into(),
+                Refusal::NotLive => QueueError::NowACallback(entry.clone()).into(),
+                _ => Self::callback_rule(queue, entry, agent, refused),
+            },
+        }
+    }
+
+    /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
+    /// the wait). A callback is refused with [`QueueError::CallbackNotCut`]: the hangup of
+    /// a caller who just asked for one must not cancel it, and its own methods close it.
+    /// Returns the agents that were ringing for it, now released: stop their legs.
+    /// Closing again for the same reason changes and records nothing and returns no agents.
+    pub async fn close(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        reason: CloseReason,
+        now: Timestamp,
+    ) -> Result<Vec<AgentId>> {
+        let ringing = match self
+            .leave(&self.scripts.close, queue, entry, reason.as_str(), now)
+            .await?
+        {
+            Ok(ringing) => ringing,
+            Err(refused) => return Err(self.entry_rule(queue, entry, None, refused).await),
+        };
+        self.release_agents(entry, &ringing).await?;
+        Ok(ringing)
+    }
+
+    /// Run `close` or `connect`, the scripts that take a live entry out of the queue, with
+    /// the layout they share: KEYS entry, waiting, open, timers, events; ARGV id, `how`
+    /// (the reason, or the agent who answered), now, the timers it drops, retention.
+    pub(super) async fn leave(
+        &self,
+        script: &Lua,
+        queue: &QueueName,
+        entry: &EntryId,
+        how: &str,
+        now: Timestamp,
+    ) -> Result<replies::WithAgents> {
+        let (timers, _) = self.keys.timers(queue);
+        let dropped = |t: Timer| t.member();
+        script
+            .key(self.keys.entry(queue, entry))
+            .key(self.keys.waiting(queue))
+            .key(self.keys.open(queue))
+            .key(timers)
+            .key(self.keys.events(queue))
+            .arg(entry.as_str())
+            .arg(how)
+            .arg(now.as_millis())
+            .arg(dropped(Timer::OfferTimeout {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            }))
+            .arg(dropped(Timer::MaxWait {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            }))
+            .arg(CLOSED_RETENTION_SECS)
+            .reply(&mut self.conn())
+            .await
+    }
+
+    /// One entry, whatever its status, while it is retained.
+    pub async fn entry(&self, queue: &QueueName, id: &EntryId) -> Result<Option<Entry>> {
+        let key = self.keys.entry(queue, id);
+        let fields = self.hash(&key).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        records::entry_from(&key, &fields).map(Some)
+    }
+
+    /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
+    pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
+        self.entries_in(queue, &self.keys.waiting(queue), limit)
+            .await
+    }
+
+    /// How many entries wait in a queue (not counting those ringing an agent).
+    pub async fn waiting_count(&self, queue: &QueueName) -> Result<u64> {
+        Ok(redis::cmd("ZCARD")
+            .arg(self.keys.waiting(queue))
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    /// Remember the recording of the caller saying their name, for the agent's whisper.
+    pub async fn set_caller_name(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        recording: &str,
+    ) -> Result<()> {
+        redis::cmd("HSET")
+            .arg(self.keys.entry(queue, entry))
+            .arg("name_recording")
+            .arg(recording)
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The recording set with [`Store::set_caller_name`], if any.
+    pub async fn caller_name(&self, queue: &QueueName, entry: &EntryId) -> Result<Option<String>> {
+        Ok(redis::cmd("HGET")
+            .arg(self.keys.entry(queue, entry))
+            .arg("name_recording")
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    /// 1-based place of a waiting entry among those still waiting in its queue, or `None`
+    /// when it is not waiting (ringing, connected, gone).
+    pub async fn waiting_position(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+    ) -> Result<Option<u64>> {
+        let rank: Option<u64> = redis::cmd("ZRANK")
+            .arg(self.keys.waiting(queue))
+            .arg(entry.as_str())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(rank.map(|r| r + 1))
+    }
+
+    /// Every open entry (waiting or ringing an agent), oldest first: what a restarted daemon
+    /// reconciles with the channels FreeSWITCH still has.
+    pub async fn open_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
+        self.entries_in(queue, &self.keys.open(queue), usize::MAX)
+            .await
+    }
+
+    /// The first `limit` entries of one of a queue's sorted sets of entry ids, in one
+    /// round trip.
+    async fn entries_in(&self, queue: &QueueName, set: &str, limit: usize) -> Result<Vec<Entry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = self.keys.entry_prefix(queue);
+        let replies: Vec<Vec<String>> = self
+            .scripts
+            .entries_in
+            .key(set)
+            .arg(&prefix)
+            .arg(isize::try_from(limit - 1).unwrap_or(-1))
+            .data(&mut self.conn())
+            .await?;
+        // An id whose hash expired is a leftover, not an entry.
+        let replies = replies.into_iter().filter(|flat| !flat.is_empty());
+        records::from_hashes(replies, &prefix, records::entry_from)
+    }
+}

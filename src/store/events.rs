@@ -1,0 +1,113 @@
+//! The event streams the transitions append to: reading them back, the pace they show, and
+//! trimming them, so reports and other daemons see what happened in order.
+
+use std::time::Duration;
+
+use redis::streams::StreamRangeReply;
+
+use super::{feed, Result, Store, StoredEvent};
+use crate::queue::QueueName;
+
+impl Store {
+    /// The queue's recent pace: the mean time between its last `samples` connections, or
+    /// `None` before there are two. A caller's wait is estimated from it.
+    pub async fn recent_pace(&self, queue: &QueueName, samples: usize) -> Result<Option<Duration>> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.keys.events(queue))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(samples.saturating_mul(10).max(100))
+            .query_async(&mut self.conn())
+            .await?;
+        let times: Vec<u64> = reply
+            .ids
+            .iter()
+            .filter(|e| {
+                e.map
+                    .get("event")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .as_deref()
+                    == Some("connected")
+            })
+            .filter_map(|e| e.map.get("at"))
+            .filter_map(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .filter_map(|at| at.parse().ok())
+            .take(samples)
+            .collect();
+        let (Some(newest), Some(oldest)) = (times.first(), times.last()) else {
+            return Ok(None);
+        };
+        if times.len() < 2 {
+            return Ok(None);
+        }
+        let span = newest.saturating_sub(*oldest);
+        Ok(Some(Duration::from_millis(span / (times.len() as u64 - 1))))
+    }
+
+    /// Trim the event streams of `queues` and the agents' to about `keep` events each.
+    /// `~` lets Redis drop whole nodes only, which keeps trimming cheap.
+    pub async fn trim_events(&self, queues: &[QueueName], keep: u64) -> Result<()> {
+        let mut pipe = redis::pipe();
+        let streams = queues
+            .iter()
+            .map(|q| self.keys.events(q))
+            .chain([self.keys.agent_events()]);
+        for stream in streams {
+            pipe.cmd("XTRIM")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(keep)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// The id of the newest event of a queue's stream (the agents' when `queue` is None):
+    /// enough to tell that something happened since an id seen before.
+    pub async fn last_event_id(&self, queue: Option<&QueueName>) -> Result<Option<String>> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.events_key(queue))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(reply.ids.into_iter().next().map(|e| e.id))
+    }
+
+    fn events_key(&self, queue: Option<&QueueName>) -> String {
+        match queue {
+            Some(q) => self.keys.events(q),
+            None => self.keys.agent_events(),
+        }
+    }
+
+    /// Up to `count` events of a queue's stream (or the agents' with `None`) after the
+    /// stream id `after` (`None` for the start).
+    pub async fn events(
+        &self,
+        queue: Option<&QueueName>,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let key = self.events_key(queue);
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await?;
+        reply
+            .ids
+            .iter()
+            .map(|sid| feed::stored_event(&key, sid))
+            .collect()
+    }
+}

@@ -1,0 +1,15 @@
+-- The agent who answered is on the call (and their run of misses is over); other agents
+-- of a ring-all offer lose their booking for it. The answer is a fact, so this does not
+-- check the state: an agent set `away` while their phone rang is on the call all the same.
+-- KEYS: agent, agent events, other agents of the offer. ARGV: entry, now, queue.
+-- Replies: 'ok' | 'unknown' (no such agent).
+local a = redis.call('HMGET', KEYS[1], 'id', 'state')
+if not a[1] then return 'unknown' end
+redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', '0')
+release_booking(KEYS[1], ARGV[1])
+if a[2] ~= 'on_call' then
+  redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
+    'to', 'on_call', 'source', 'answered', 'queue', ARGV[3], 'at', ARGV[2])
+end
+for i = 3, #KEYS do release_booking(KEYS[i], ARGV[1]) end
+return 'ok'

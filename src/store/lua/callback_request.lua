@@ -1,0 +1,27 @@
+-- A waiting (or ringing) caller asks to be called back: the entry becomes a callback with
+-- the same id and position, unless the number already has one open in this queue.
+-- KEYS, ARGV: the callback layout (prelude/callback.lua), then: number, expires_at.
+-- Replies: {'ok'} | {'duplicate', existing id, agents that were ringing…} | {refusal}:
+-- 'unknown', 'not_live', 'not_open'.
+if e.status == '' then return {'unknown'} end
+local existing = redis.call('GET', KEYS[7])
+if existing == id then return {'ok'} end
+local refused = expect_live_waiting()
+if refused then return {refused} end
+e.number = ARGV[4]
+existing = open_callback()
+if existing then
+  local out = close('duplicate_ignored', 'existing', existing)
+  out[1] = existing
+  table.insert(out, 1, 'duplicate')
+  return out
+end
+redis.call('HSET', KEYS[1], 'kind', 'callback', 'number', ARGV[4], 'requested_at', now,
+  'attempts', '0', 'expires_at', ARGV[5])
+redis.call('ZREM', KEYS[4], TIMER.max_wait .. id)
+redis.call('ZADD', KEYS[4], ARGV[5], TIMER.callback_expiry .. id)
+redis.call('SET', KEYS[7], id)
+redis.call('HINCRBY', KEYS[6], 'total', 1)
+redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
+event('requested', 'expires_at', ARGV[5])
+return {'ok'}

@@ -1,0 +1,67 @@
+-- Helpers for the callback scripts, which share one key layout.
+-- KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key, then
+-- each script's own. ARGV: id, now, retention (s), then each script's own.
+-- Comes after the names prelude Rust writes (`TIMER`, `OPENS_TICKET`, see `scripts.rs`).
+local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
+local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
+  'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
+  'connected_at', 'connected_agent'}
+local e = {}
+local raw = redis.call('HMGET', KEYS[1], unpack(f))
+for i, name in ipairs(f) do e[name] = raw[i] or '' end
+local function waited() return ms(tonumber(now) - tonumber(e.position)) end
+local function event(kind, ...)
+  local args = {'XADD', KEYS[5], '*', 'event', kind, 'entry', id, 'queue', e.queue,
+    'line', e.line, 'number', e.number, 'at', now, 'waited_ms', waited(), ...}
+  if OPENS_TICKET[kind] then
+    args[#args + 1] = 'ticket'
+    args[#args + 1] = '1'
+  end
+  redis.call(unpack(args))
+end
+local function drop_timers()
+  redis.call('ZREM', KEYS[4], TIMER.offer_timeout .. id, TIMER.max_wait .. id,
+    TIMER.callback_expiry .. id, TIMER.callback_retry .. id)
+end
+-- The entry leaves the queue for good: it no longer holds its number, counts as in queue,
+-- or has timers. Returns the agents still ringing for it.
+local function close(reason, ...)
+  local ringing = split(e.offered_to)
+  redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', reason,
+    'closed_at', now)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  drop_timers()
+  redis.call('EXPIRE', KEYS[1], retention)
+  if redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
+  if e.kind == 'callback' then redis.call('HINCRBY', KEYS[6], 'in_queue', -1) end
+  event(reason, ...)
+  local out = {'ok'}
+  for _, a in ipairs(ringing) do out[#out + 1] = a end
+  return out
+end
+-- The open callback holding this number's place in the queue, if any.
+local function open_callback()
+  local existing = redis.call('GET', KEYS[7])
+  if existing and redis.call('ZSCORE', KEYS[3], existing) then return existing end
+  return nil
+end
+local function expect_live_waiting()
+  if e.kind ~= 'live' then return 'not_live' end
+  if e.status ~= 'waiting' and e.status ~= 'offered' then return 'not_open' end
+  return nil
+end
+-- Only a callback no agent has accepted may still be withdrawn.
+local function expect_withdrawable()
+  if e.kind ~= 'callback' then return 'not_callback' end
+  if e.status ~= 'waiting' and e.status ~= 'offered' and e.status ~= 'retry_wait' then
+    return 'not_open'
+  end
+  return nil
+end
+local function expect_dialing(agent)
+  if e.kind ~= 'callback' then return 'not_callback' end
+  if e.status ~= 'dialing' then return 'not_dialing' end
+  if e.dialing_agent ~= agent then return 'not_offered_to' end
+  return nil
+end

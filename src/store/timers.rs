@@ -1,0 +1,80 @@
+//! Durable timers: scheduled in Redis and leased to one daemon at a time, so a timer whose
+//! daemon dies comes due again for another.
+
+use std::time::Duration;
+
+use super::{Result, Store, StoreError, Timer, TimerScope};
+use crate::queue::Timestamp;
+
+impl Store {
+    fn timer_keys(&self, scope: &TimerScope) -> (String, String) {
+        match scope {
+            TimerScope::Queue(queue) => self.keys.timers(queue),
+            TimerScope::Agents => self.keys.agent_timers(),
+        }
+    }
+
+    /// Set (or move) a durable timer.
+    pub async fn schedule(&self, timer: &Timer, due: Timestamp) -> Result<()> {
+        let (timers, leases) = self.timer_keys(&timer.scope());
+        let member = timer.member();
+        redis::pipe()
+            .atomic()
+            .zadd(&timers, &member, due.as_millis())
+            .ignore()
+            .hdel(&leases, &member)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Lease up to `limit` timers of `scope` due by `now` to `owner` until `now + lease`.
+    /// A timer not completed by then comes due again for any daemon.
+    pub async fn claim_due_timers(
+        &self,
+        scope: &TimerScope,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Timer>> {
+        let (timers, leases) = self.timer_keys(scope);
+        let members: Vec<String> = self
+            .scripts
+            .claim_timers
+            .key(&timers)
+            .key(leases)
+            .arg(now.as_millis())
+            .arg(now.plus(lease).as_millis())
+            .arg(owner)
+            .arg(limit)
+            .data(&mut self.conn())
+            .await?;
+        members
+            .iter()
+            .map(|m| {
+                Timer::from_member(scope, m).ok_or_else(|| StoreError::Corrupt {
+                    key: timers.clone(),
+                    reason: format!("timer {m:?}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Remove a handled timer; `false` when `owner` no longer holds its lease (it expired
+    /// and another daemon claimed it).
+    pub async fn complete_timer(&self, timer: &Timer, owner: &str) -> Result<bool> {
+        let (timers, leases) = self.timer_keys(&timer.scope());
+        let done: i64 = self
+            .scripts
+            .complete_timer
+            .key(timers)
+            .key(leases)
+            .arg(timer.member())
+            .arg(owner)
+            .data(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+}
