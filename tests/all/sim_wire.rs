@@ -3,7 +3,7 @@
 //!
 //! The required set per name is the intersection over all recorded instances.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

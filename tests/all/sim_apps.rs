@@ -3,7 +3,7 @@
 //!
 //! The recordings and `flows/README.md` are the source of every expectation here.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

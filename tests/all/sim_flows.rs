@@ -5,7 +5,7 @@
 //! CHANNEL_STATE states and CHANNEL_CALLSTATE transitions), hangup causes,
 //! BACKGROUND_JOB bodies and api/command reply texts (uuids neutralised).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //!
 //! One queue call from arrival to a bridged agent, plus a failed originate.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! Each test scripts callers and agents in the simulator and checks what the store
 //! recorded and what the simulated switch saw.
 
-mod common;
-mod engine;
+use crate::engine;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //!
 //! Redis is the one source of truth, so whatever a daemon knew is found again there.
 
-mod common;
-mod engine;
+use crate::engine;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -7,8 +7,7 @@
 //! (`press_when`), never at a fixed second, so a key pressed "during the greeting" truly
 //! is, whatever the machine's load.
 
-mod common;
-mod engine;
+use crate::engine;
 
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 //! lasts 10 s. Keys are pressed on hearing the prompt they answer (`press_when`), so a key
 //! pressed "during the offer" truly is, whatever the machine's load.
 
-mod common;
-mod engine;
+use crate::engine;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //!
 //! Outcomes are checked against FreeSWITCH's hangup causes for each party behaviour.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! The engine handle and the domain event bus, end to end: what an HTTP API or a dashboard
 //! will do through them, against the simulator and a real Redis, with two daemons.
 
-mod common;
-mod engine;
+use crate::engine;
 
 use std::time::Duration;
 
