@@ -18,6 +18,11 @@ use crate::queue::QueueName;
 const BLOCK: Duration = Duration::from_secs(2);
 /// At most this many events per stream per read.
 const READ_COUNT: usize = 512;
+/// After a read that found events, the next waits this long, so that a busy switch's
+/// events come in batches: a read per event would cost Redis and the daemon a round trip
+/// each. Subscribers (an API, metrics, the engine's own agent changes) hear of an event
+/// at most this much later.
+const GATHER: Duration = Duration::from_millis(50);
 /// The first wait after a failed read; it doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -123,7 +128,9 @@ impl EventFeed {
                 .arg(&self.after)
                 .query_async(&mut conn)
                 .await?;
-            for read in reply.map(|r| r.keys).unwrap_or_default() {
+            let reads = reply.map(|r| r.keys).unwrap_or_default();
+            let found = !reads.is_empty();
+            for read in reads {
                 let Some(i) = keys.iter().position(|k| *k == read.key) else {
                     continue;
                 };
@@ -140,6 +147,9 @@ impl EventFeed {
                         Err(e) => tracing::warn!(error = %e, "skipping an unreadable event"),
                     }
                 }
+            }
+            if found {
+                tokio::time::sleep(GATHER).await;
             }
         }
         Ok(())
