@@ -1,4 +1,4 @@
-//! The queue under the load issue 5 names (2,000 callers waiting, 50 agents, 100 new calls/s),
+//! The queue under a contact center's load (2,000 callers waiting, 50 agents, 100 new calls/s),
 //! to report the daemon's CPU share, peak memory, agent-free→originate latency and Redis trips.
 //
 // How each figure is taken, so that it is the daemon's and nobody else's:

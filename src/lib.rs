@@ -1,8 +1,34 @@
 //! callbackd: a queue-callback ("virtual hold") daemon for FreeSWITCH.
 //!
-//! `esl` speaks the event socket; `switch` turns it into the typed PBX operations the daemon uses;
-//! `config` reads the operator's file, `queue` holds the domain rules
-//! and `store` keeps their state in Redis; `values` holds the checked values all of them share.
+//! # Layout
+//!
+//! ```text
+//!   cli (clap commands, logs)        sim (the FreeSWITCH simulator, for demo and tests)
+//!    │
+//!    ▼
+//!   engine ── EngineHandle: commands in, domain events out (the bus, fed from the streams)
+//!    │   │
+//!    │   └──▶ store ── Redis: one Lua file per transition (store/lua), typed replies, timers,
+//!    │                 event streams
+//!    ▼
+//!   switch ── typed PBX operations and outcomes (play, collect, record, originate, bridge…),
+//!    │        FreeSWITCH's events classified as signals, hangup causes in one table
+//!    ▼
+//!   esl ───── the event-socket wire codec and the supervised inbound client
+//!
+//!   queue, callback ── the domain rules without I/O: entries, agents, routing, wait
+//!                      estimates, the caller's menu, number entry, repeat callers
+//!   config ─────────── the operator's TOML file, validated into the model the others read
+//!   values, prompts ── checked values every layer shares; prompt files per language
+//! ```
+//!
+//! Arrows point down only: the domain (`queue`, `callback`) reads no config file, socket or
+//! Redis, so its rules are unit-tested with an injected clock. Where a rule lives:
+//! whether a caller hears the callback offer and the wait they are told, `queue::estimate`;
+//! who is offered which entry, `queue::routing`; how keyed digits become a number,
+//! `callback::number`; what the caller's keys do in the menu, `callback::menu`; when a
+//! customer is dialed again, `config::RetryPolicy::next_attempt`; what a hangup cause means,
+//! `switch::hangup`.
 
 pub mod callback;
 pub mod cli;
