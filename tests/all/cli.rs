@@ -173,7 +173,6 @@ fn demo_runs_the_scenario_and_ends_by_itself() {
         "+4930555004 hung up after waiting",
         "+4930555003 asks to be called back at +4930555003 and keeps their place",
         "+4930555005 asks to be called back at +49301234567",
-        "bob declined the callback to",
         "carol did not take",
         "+4930555001    talked to alice",
         "+4930555002    talked to bob",
@@ -182,6 +181,15 @@ fn demo_runs_the_scenario_and_ends_by_itself() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
+    // bob declines every callback he is offered; on a slow machine routing may offer him
+    // none (carol and alice are idle longer), so only an offer makes a decline due.
+    let bob_offered_a_callback = ["+4930555003", "+4930555005"]
+        .iter()
+        .any(|n| stdout.contains(&format!("ringing bob for {n}")));
+    assert!(
+        !bob_offered_a_callback || stdout.contains("bob declined the callback to"),
+        "bob was offered a callback and did not decline it:\n{stdout}"
+    );
     // Both callbacks were asked for while alice and bob were on their calls.
     let requested = stdout.find("+4930555003 asks to be called back").unwrap();
     for agent in ["alice", "bob"] {
