@@ -96,7 +96,7 @@ impl EventFeed {
     pub async fn run(mut self, bus: broadcast::Sender<DomainEvent>) {
         let mut retry = FIRST_RETRY;
         while bus.receiver_count() > 0 {
-            match self.follow(&bus).await {
+            match self.follow(&bus, &mut retry).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the event streams failed; retrying");
@@ -107,8 +107,12 @@ impl EventFeed {
         }
     }
 
-    /// Read until nobody listens (`Ok`) or Redis fails.
-    async fn follow(&mut self, bus: &broadcast::Sender<DomainEvent>) -> Result<()> {
+    /// Read until nobody listens (`Ok`) or Redis fails. A connection made resets `retry`.
+    async fn follow(
+        &mut self,
+        bus: &broadcast::Sender<DomainEvent>,
+        retry: &mut Duration,
+    ) -> Result<()> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
@@ -116,6 +120,7 @@ impl EventFeed {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        *retry = FIRST_RETRY;
         let keys: Vec<&str> = self.streams.iter().map(|(k, _)| k.as_str()).collect();
         let options = StreamReadOptions::default()
             .block(BLOCK.as_millis() as usize)
