@@ -11,7 +11,7 @@ use crate::queue::{AgentId, EntryId};
 use crate::store::{DomainEvent, EventKind, EventStream};
 
 impl Engine {
-    /// Carry out a command from an [`EngineHandle`] and answer it.
+    /// Carry out a command from an [`super::EngineHandle`] and answer it.
     pub(super) async fn on_command(&mut self, command: Command) {
         match command {
             Command::CancelCallback {
