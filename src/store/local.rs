@@ -30,15 +30,27 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-fn answers_ping(port: u16) -> bool {
+/// Whether the Redis on `port` is the process `pid`: another test (or process) may have
+/// taken the port first, and its server would answer a PING just as well.
+fn answers_as(port: u16, pid: u32) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    if s.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let want = format!("process_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains("process_id:") && text.contains("\r\nrun_id:") {
+            return text.contains(&want);
+        }
+    }
+    false
 }
 
 impl LocalRedis {
@@ -55,7 +67,7 @@ impl LocalRedis {
                 .map_err(LocalRedisError::Spawn)?;
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
-                if answers_ping(port) {
+                if answers_as(port, child.id()) {
                     return Ok(Self { child, port });
                 }
                 if child.try_wait().ok().flatten().is_some() {
