@@ -66,7 +66,7 @@ impl Store {
     }
 
     /// The id of the newest event of a queue's stream (the agents' when `queue` is None):
-    /// enough to tell that something happened since an id seen before.
+    /// where a reader that wants only what comes next starts.
     pub async fn last_event_id(&self, queue: Option<&QueueName>) -> Result<Option<String>> {
         let reply: StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(self.events_key(queue))

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncConnectionConfig;
 use tokio::sync::broadcast;
 
@@ -61,25 +61,19 @@ impl Store {
             .map(|q| (self.keys.events(q), EventStream::Queue(q.clone())))
             .chain([(self.keys.agent_events(), EventStream::Agents)])
             .collect();
-        let mut pipe = redis::pipe();
-        for (key, _) in &streams {
-            pipe.cmd("XREVRANGE")
-                .arg(key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-        }
-        let newest: Vec<StreamRangeReply> = pipe.query_async(&mut self.conn()).await?;
+        // The newest id of each stream, in the order of `streams` (the agents' last).
+        let newest = futures_util::future::try_join_all(
+            queues
+                .iter()
+                .map(Some)
+                .chain([None])
+                .map(|q| self.last_event_id(q)),
+        )
+        .await?;
         let after = newest
             .into_iter()
             // An empty or missing stream: everything it will get is new.
-            .map(|r| {
-                r.ids
-                    .into_iter()
-                    .next()
-                    .map_or_else(|| "0-0".to_owned(), |e| e.id)
-            })
+            .map(|id| id.unwrap_or_else(|| "0-0".to_owned()))
             .collect();
         Ok(EventFeed {
             client: self.client.clone(),
