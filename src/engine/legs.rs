@@ -362,26 +362,22 @@ impl Engine {
 
     /// Stop the other phones of a ring-all offer once one agent answered.
     fn release_other_legs(&mut self, entry: &EntryId, winner: &AgentId) {
-        let others: Vec<ChannelId> = self
-            .legs
-            .iter()
-            .filter(|(_, l)| &l.entry == entry && &l.agent != winner)
-            .map(|(c, _)| c.clone())
-            .collect();
-        for leg in others {
-            self.legs.remove(&leg);
-            self.kill(leg);
-        }
+        self.stop_legs(entry, |agent| agent != winner);
     }
 
-    /// Stop ringing `agents` for `entry` (it left the queue, or was withdrawn). The legs
-    /// are forgotten at once: their originates' failures and hangups then change nothing,
-    /// and a second stop for the same entry (the bus after a local close) finds none.
+    /// Stop ringing `agents` for `entry` (it left the queue, or was withdrawn).
     pub(super) fn stop_ringing(&mut self, entry: &EntryId, agents: &[AgentId]) {
+        self.stop_legs(entry, |agent| agents.contains(agent));
+    }
+
+    /// End this daemon's legs for `entry` whose agent `stops`. The legs are forgotten at
+    /// once: their originates' failures and hangups then change nothing, and a second stop
+    /// for the same entry (the bus after a local close) finds none.
+    fn stop_legs(&mut self, entry: &EntryId, stops: impl Fn(&AgentId) -> bool) {
         let legs: Vec<ChannelId> = self
             .legs
             .iter()
-            .filter(|(_, l)| &l.entry == entry && agents.contains(&l.agent))
+            .filter(|(_, l)| &l.entry == entry && stops(&l.agent))
             .map(|(c, _)| c.clone())
             .collect();
         for leg in legs {
