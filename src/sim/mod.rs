@@ -2,7 +2,7 @@
 //!
 //! FreeSWITCH cannot run on the project's machines; this models calls closely enough
 //! (checked against recordings of FreeSWITCH 1.10.12) that the daemon can be tested over
-//! a real socket. See `tests/all/sim_wire.rs` and `tests/all/sim_flows.rs` for the proof.
+//! a real socket. See `tests/sim_wire.rs` and `tests/sim_flows.rs` for the proof.
 
 mod api;
 mod apps;

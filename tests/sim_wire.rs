@@ -3,7 +3,7 @@
 //!
 //! The required set per name is the intersection over all recorded instances.
 
-use crate::support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! customer leg answers or fails and is retried, requests expire, a caller calling again
 //! keeps or cancels their pending callback, and every step is recorded with its timings.
 
-use crate::common;
+mod common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! Every recorded frame must decode; typed fields must come out as FreeSWITCH meant them;
 //! and the client, replayed against each recording, must write exactly the recorded commands.
 
-use crate::common;
+mod common;
 
 use std::time::Duration;
 

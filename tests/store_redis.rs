@@ -1,7 +1,7 @@
 //! The Redis store against a real `redis-server`: atomic transitions, events, timers,
 //! restarts, and two store handles racing for the same entries and agents.
 
-use crate::common;
+mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;

@@ -3,7 +3,7 @@
 //!
 //! The recordings and `flows/README.md` are the source of every expectation here.
 
-use crate::support;
+mod support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! CHANNEL_STATE states and CHANNEL_CALLSTATE transitions), hangup causes,
 //! BACKGROUND_JOB bodies and api/command reply texts (uuids neutralised).
 
-use crate::support;
+mod support;
 
 use std::time::Duration;
 

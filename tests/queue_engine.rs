@@ -3,7 +3,8 @@
 //! Each test scripts callers and agents in the simulator and checks what the store
 //! recorded and what the simulated switch saw.
 
-use crate::engine;
+mod common;
+mod engine;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The operator's commands run as the real binary: `check-config` (with its prompt and
 //! caller ID warnings), `agent set` against a private redis-server, `run` and `demo`.
 
-use crate::common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// The example config pointed at `url`, written to a file of its own.
 fn config_file(url: &str, name: &str) -> PathBuf {
-    let example = include_str!("../../callbackd.example.toml");
+    let example = include_str!("../callbackd.example.toml");
     let body = example.replace("redis://127.0.0.1:6379/0", url);
     let path = std::env::temp_dir().join(format!("callbackd-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, body).unwrap();

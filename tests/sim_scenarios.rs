@@ -3,7 +3,7 @@
 //!
 //! Outcomes are checked against FreeSWITCH's hangup causes for each party behaviour.
 
-use crate::support;
+mod support;
 
 use std::time::{Duration, Instant};
 

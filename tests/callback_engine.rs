@@ -7,7 +7,8 @@
 //! (`press_when`), never at a fixed second, so a key pressed "during the greeting" truly
 //! is, whatever the machine's load.
 
-use crate::engine;
+mod common;
+mod engine;
 
 use std::time::Duration;
 

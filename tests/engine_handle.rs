@@ -1,7 +1,8 @@
 //! The engine handle and the domain event bus, end to end: what an HTTP API or a dashboard
 //! will do through them, against the simulator and a real Redis, with two daemons.
 
-use crate::engine;
+mod common;
+mod engine;
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //! lasts 10 s. Keys are pressed on hearing the prompt they answer (`press_when`), so a key
 //! pressed "during the offer" truly is, whatever the machine's load.
 
-use crate::engine;
+mod common;
+mod engine;
 
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 //!
 //! Redis is the one source of truth, so whatever a daemon knew is found again there.
 
-use crate::engine;
+mod common;
+mod engine;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //!
 //! One queue call from arrival to a bridged agent, plus a failed originate.
 
-use crate::support;
+mod support;
 
 use std::time::Duration;
 
