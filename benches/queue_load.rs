@@ -40,7 +40,7 @@ use callbackd::esl::{Client, ClientConfig, Delivery, Event};
 use callbackd::queue::{AgentState, Clock, QueueName, SystemClock};
 use callbackd::store::local::{free_port, LocalRedis};
 use callbackd::store::{EventKind, StateSource, Store};
-use callbackd::switch::signal::{VAR_AGENT, VAR_ENTRY, VAR_QUEUE};
+use callbackd::switch::tags;
 use callbackd::switch::FreeSwitch;
 use tokio::sync::{oneshot, watch};
 
@@ -425,7 +425,7 @@ impl Daemon {
         let (shutdown, stop) = watch::channel(false);
         let task = runtime.spawn(async move {
             let store = Store::connect(&config.redis).await.expect("daemon store");
-            let (client, deliveries) = Client::start(Engine::client_config(&config));
+            let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
             let options = EngineOptions {
                 daemon_id: "load".into(),
                 sounds: "/usr/share/freeswitch/sounds".into(),
@@ -514,10 +514,10 @@ impl Seen {
         let received = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let agent = ev.variable(VAR_AGENT).map(|a| a.into_owned());
+        let agent = ev.variable(tags::AGENT).map(|a| a.into_owned());
         match (name.as_ref(), agent) {
             ("CHANNEL_CREATE", Some(agent)) => {
-                let entry = ev.variable(VAR_ENTRY).unwrap_or_default().into_owned();
+                let entry = ev.variable(tags::ENTRY).unwrap_or_default().into_owned();
                 let live = self.agent_legs.entry(agent.clone()).or_default();
                 if *live > 0 {
                     self.double_bookings += 1;
@@ -542,7 +542,7 @@ impl Seen {
                     leg.answered = true;
                 }
             }
-            ("CHANNEL_PARK", None) if ev.variable(VAR_QUEUE).is_some() => {
+            ("CHANNEL_PARK", None) if ev.variable(tags::QUEUE).is_some() => {
                 self.callers.entry(uuid.into_owned()).or_default();
             }
             ("CHANNEL_BRIDGE", _) => {

@@ -11,8 +11,12 @@
 //!    │   └──▶ store ── Redis: one Lua file per transition (store/lua), typed replies, timers,
 //!    │                 event streams
 //!    ▼
-//!   switch ── typed PBX operations and outcomes (play, collect, record, originate, bridge…),
-//!    │        FreeSWITCH's events classified as signals, hangup causes in one table
+//!   switch ── the Pbx trait: typed operations and outcomes (play, collect, record,
+//!    │        originate, bridge…) on opaque CallIds, signals, callbackd's call tags,
+//!    │        hangup causes in one table; switch::fake, a PBX in memory for rule tests
+//!    ▼
+//!   switch::freeswitch ── the Pbx over ESL: dialplan apps, channel variables, the event
+//!    │                    subscription and its classification
 //!    ▼
 //!   esl ───── the event-socket wire codec and the supervised inbound client
 //!

@@ -78,19 +78,21 @@ macro_rules! validated {
 pub(crate) use validated;
 
 validated!(
-    /// A channel's Unique-ID: letters, digits and `-` (FreeSWITCH's UUIDs and the ones we choose).
-    ChannelId
+    /// A call's id on the PBX, opaque to everything but the PBX's own code: letters,
+    /// digits, `-`, `.` and `_`, so FreeSWITCH's UUIDs and Asterisk's `1700000000.42` both
+    /// fit, while no id can end an API command's argument or start another.
+    CallId
 );
 
-impl ChannelId {
+impl CallId {
     pub fn new(s: &str) -> Result<Self, InvalidInput> {
-        check("channel id", s, 64, |c| {
-            c.is_ascii_alphanumeric() || c == '-'
+        check("call id", s, 64, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
         })?;
         Ok(Self(s.to_owned()))
     }
 
-    /// A fresh random id, for `origination_uuid`.
+    /// A fresh random id (a UUID), for a call this daemon places.
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn channel_ids_are_uuid_like() {
-        assert!(ChannelId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").is_ok());
-        assert!(ChannelId::new("x y").is_err());
+        assert!(CallId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").is_ok());
+        assert!(CallId::new("x y").is_err());
     }
 }

@@ -11,12 +11,11 @@ mod engine;
 
 use std::time::Duration;
 
-use callbackd::engine::Engine;
 use callbackd::esl::{Client, Delivery};
 use callbackd::queue::AgentState;
 use callbackd::sim::{Caller, Party, SimConfig};
 use callbackd::store::EventKind;
-use callbackd::switch::{ChannelId, FreeSwitch, HangupCause};
+use callbackd::switch::{CallId, FreeSwitch, HangupCause, Pbx};
 use engine::{config_with, field, requesting, sim_secs, Rig};
 
 const OFFER: &str = "/sounds/offer.wav";
@@ -203,11 +202,11 @@ async fn a_caller_who_hangs_up_while_saying_their_name_keeps_the_callback() {
     let entry = rig.entry_of("+4930555001").await;
     rig.heard("+4930555001", &format!("callbackd-{entry}.wav"))
         .await;
-    let (client, mut events) = Client::start(Engine::client_config(&rig.config));
+    let (client, mut events) = Client::start(FreeSwitch::client_config(&rig.config));
     while !matches!(events.recv().await, Some(Delivery::Connected) | None) {}
     FreeSwitch::new(client.clone())
-        .kill(
-            &ChannelId::new(&entry).unwrap(),
+        .hang_up(
+            &CallId::new(&entry).unwrap(),
             &HangupCause::normal_clearing(),
         )
         .await

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use callbackd::sim::{Caller, Party, Scenario};
 use callbackd::switch::{
-    App, ChannelId, DialString, FreeSwitch, HangupCause, MediaSource, Originate, SwitchError,
-    VarName, VarValue,
+    DialString, FreeSwitch, HangupCause, MediaSource, Originate, Pbx, SwitchError, VarName,
+    VarValue,
 };
 use support::harness::Harness;
 
@@ -25,31 +25,24 @@ async fn a_queue_call_from_hold_music_to_a_bridged_agent() {
     let fs = FreeSwitch::new(h.client.clone());
     h.run(S).await;
 
-    let rows = fs.channels().await.unwrap();
+    let rows = fs.calls().await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        (rows[0].dest.as_str(), rows[0].callstate.as_str()),
-        ("cbq", "ACTIVE")
-    );
-    assert_eq!(rows[0].application, "park");
-    let caller = ChannelId::new(&rows[0].uuid).unwrap();
+    assert!(rows[0].parked);
+    assert_eq!(rows[0].caller_id_number.as_deref(), Some("+14155550123"));
+    let caller = rows[0].id.clone();
     let queue = VarName::new("callbackd_queue").unwrap();
     assert_eq!(
-        fs.get_var(&caller, &queue).await.unwrap().as_deref(),
+        fs.tag(&caller, &queue).await.unwrap().as_deref(),
         Some("support")
     );
 
     // Hold music with barge-in on 2: the caller's key ends it with FILE PLAYED.
-    let terminators = VarName::new("playback_terminators").unwrap();
-    fs.set_var(&caller, &terminators, &VarValue::new("2").unwrap())
+    fs.set_playback_terminators(&caller, &VarValue::new("2").unwrap())
         .await
         .unwrap();
     let moh = MediaSource::new("local_stream://moh").unwrap();
-    let hold = fs.start(&caller, &App::Playback(moh)).await.unwrap();
-    h.run(3 * S).await;
-    let done = hold.wait().await.unwrap();
-    assert_eq!(done.header("Application-Response").unwrap(), "FILE PLAYED");
-    assert_eq!(done.variable("playback_terminator_used").unwrap(), "2");
+    let (played, _) = tokio::join!(fs.play(&caller, &moh), h.run(3 * S));
+    assert_eq!(played.unwrap().ended_by, Some('2'));
 
     // Agent first, then the bridge; the caller goes when the agent hangs up.
     let mut call = Originate::new(DialString::new("user/1001").unwrap());
@@ -58,16 +51,15 @@ async fn a_queue_call_from_hold_music_to_a_bridged_agent() {
     let pending = fs.originate(&call).await.unwrap();
     h.run(3 * S).await;
     let agent = pending.wait().await.unwrap();
-    assert_eq!(agent, call.uuid);
+    assert_eq!(agent, call.id);
     fs.bridge(&caller, &agent).await.unwrap();
     let evs = h.run(S).await;
     assert!(evs.iter().any(|e| e.is("CHANNEL_BRIDGE")));
-    fs.kill(&agent, &HangupCause::new("NORMAL_CLEARING").unwrap())
+    fs.hang_up(&agent, &HangupCause::new("NORMAL_CLEARING").unwrap())
         .await
         .unwrap();
     h.run(S).await;
-    assert!(!fs.exists(&caller).await.unwrap());
-    assert!(fs.channels().await.unwrap().is_empty());
+    assert!(fs.calls().await.unwrap().is_empty());
 }
 
 #[tokio::test]

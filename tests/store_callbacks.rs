@@ -17,7 +17,7 @@ use callbackd::store::{
     CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind, KeptBy, MissRules,
     NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent, Timer, TimerScope,
 };
-use callbackd::switch::{ChannelId, PhoneNumber};
+use callbackd::switch::{CallId, PhoneNumber};
 use common::RedisServer;
 
 const RING: Duration = Duration::from_secs(20);
@@ -92,7 +92,7 @@ async fn caller(s: &Setup) -> Entry {
     let entry = Entry::live_caller(
         support(),
         LineName::new("main").unwrap(),
-        ChannelId::random(),
+        CallId::random(),
         None,
         &s.clock,
     );

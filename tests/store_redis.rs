@@ -18,7 +18,7 @@ use callbackd::store::{
     EventKind, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer,
     TimerScope,
 };
-use callbackd::switch::{ChannelId, PhoneNumber};
+use callbackd::switch::{CallId, PhoneNumber};
 use common::RedisServer;
 
 const RING: Duration = Duration::from_secs(20);
@@ -87,7 +87,7 @@ fn caller(queue: &str, clock: &ManualClock) -> Entry {
     let entry = Entry::live_caller(
         q(queue),
         LineName::new("main").unwrap(),
-        ChannelId::random(),
+        CallId::random(),
         None,
         clock,
     );

@@ -90,7 +90,7 @@ pub async fn serve(
     let store = Store::connect(&config.redis)
         .await
         .context("the store is needed before any call is taken")?;
-    let (client, deliveries) = Client::start(Engine::client_config(&config));
+    let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
     tracing::info!(esl = %config.esl.address, redis = %config.redis.redacted_url(),
         daemon = %options.daemon_id, "callbackd running");
     let engine = Engine::new(

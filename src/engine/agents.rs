@@ -6,8 +6,9 @@
 use super::Engine;
 use crate::queue::{Agent, AgentId, AgentState};
 use crate::store::{StateSource, StoreError};
+use crate::switch::Pbx;
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     pub(super) async fn set_state(
         &self,
         agent: &AgentId,

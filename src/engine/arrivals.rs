@@ -4,6 +4,7 @@
 //! Whether callbacks are open is kept here too, per queue, because it is what each caller's
 //! task watches to decide whether to make the offer.
 
+use crate::switch::Pbx;
 use std::time::Duration;
 
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
@@ -13,13 +14,13 @@ use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
-use crate::switch::signal::ParkedCaller;
+use crate::switch::ParkedCaller;
 use crate::switch::{MediaSource, VarValue};
 
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.
 pub(super) const EARLY_KEYS: Duration = Duration::from_secs(5);
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     pub(super) async fn on_caller_parked(
         &mut self,
         parked: ParkedCaller,

@@ -8,7 +8,7 @@ use super::AgentLeg;
 use crate::config::Config;
 use crate::queue::{AgentId, AgentState, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StateSource, Store, StoreError, Timer};
-use crate::switch::{ChannelId, PendingCall, SwitchError};
+use crate::switch::{CallId, PendingCall, SwitchError};
 
 /// What a routing round trip off the loop did: booking each of `offers` (`made`), and
 /// placing the agent legs of those booked (`rung`: leg, what it is for, the originate).
@@ -16,7 +16,7 @@ use crate::switch::{ChannelId, PendingCall, SwitchError};
 pub(super) struct Booked {
     pub offers: Vec<Offer>,
     pub made: Vec<Result<OfferOutcome, StoreError>>,
-    pub rung: Vec<(ChannelId, AgentLeg, Result<PendingCall, SwitchError>)>,
+    pub rung: Vec<(CallId, AgentLeg, Result<PendingCall, SwitchError>)>,
 }
 
 /// The wrap-up time of a queue's agents.

@@ -5,6 +5,7 @@
 //! no customer ever answers to nobody. Each step is written to Redis before the next
 //! command goes to FreeSWITCH.
 
+use crate::switch::Pbx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +15,11 @@ use crate::prompts::{sequence, PromptSet};
 use crate::queue::{AgentId, Clock, EntryId, QueueName};
 use crate::store::{Store, StoreError};
 use crate::switch::{
-    App, ChannelId, Collected, DialString, DigitCollect, FreeSwitch, HangupCause, MediaSource,
-    Originate, PhoneNumber, SwitchError, VarName, VarValue,
+    CallId, Collected, DialString, DigitCollect, HangupCause, MediaSource, Originate, PhoneNumber,
+    SwitchError, VarName, VarValue,
 };
 
-use super::dispatch::var;
-use crate::switch::signal;
+use crate::switch::tags;
 
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";
@@ -35,14 +35,14 @@ enum Decision {
 }
 
 /// One callback offer an agent answered.
-pub struct AgentCallback {
-    pub switch: FreeSwitch,
+pub struct AgentCallback<P: Pbx> {
+    pub switch: P,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub queue: QueueName,
     pub entry: EntryId,
     pub agent: AgentId,
-    pub agent_leg: ChannelId,
+    pub agent_leg: CallId,
     pub number: PhoneNumber,
     /// Attempts made before this one.
     pub attempts: u32,
@@ -59,7 +59,7 @@ pub struct AgentCallback {
     pub renew_every: Duration,
 }
 
-impl AgentCallback {
+impl<P: Pbx> AgentCallback<P> {
     /// Run the agent's side to its end. Errors are logged: the store's timers recover
     /// whatever a failure leaves half done.
     pub async fn run(self) {
@@ -198,12 +198,12 @@ impl AgentCallback {
             .as_ref()
             .and_then(|n| VarValue::new(n.as_str()).ok());
         call.timeout = Some(self.line.callback.timings.customer_ring);
-        call.variables = vec![
-            var(signal::VAR_ROLE, "customer"),
-            var(signal::VAR_DAEMON, &self.daemon_id),
-            var(signal::VAR_ENTRY_QUEUE, self.queue.as_str()),
-            var(signal::VAR_ENTRY, self.entry.as_str()),
-            var(signal::VAR_AGENT, self.agent.as_str()),
+        call.tags = vec![
+            tags::tag(tags::ROLE, "customer"),
+            tags::tag(tags::DAEMON, &self.daemon_id),
+            tags::tag(tags::ENTRY_QUEUE, self.queue.as_str()),
+            tags::tag(tags::ENTRY, self.entry.as_str()),
+            tags::tag(tags::AGENT, self.agent.as_str()),
         ];
         self.store
             .callback_dialing(&self.queue, &self.entry, &self.agent, self.clock.now())
@@ -211,10 +211,7 @@ impl AgentCallback {
         tracing::info!(entry = %self.entry, agent = %self.agent, number = %self.number,
             "agent accepted: dialing the customer");
         let ringback = MediaSource::new(RINGBACK).expect("constant");
-        let _ = self
-            .switch
-            .start(&self.agent_leg, &App::Playback(ringback))
-            .await;
+        let _ = self.switch.start_play(&self.agent_leg, &ringback).await;
         let answered = match self.switch.originate(&call).await {
             Ok(pending) => pending.wait().await,
             Err(e) => Err(e),
@@ -225,12 +222,12 @@ impl AgentCallback {
         }
     }
 
-    async fn connect(&self, customer: ChannelId) -> Result<(), crate::store::StoreError> {
+    async fn connect(&self, customer: CallId) -> Result<(), crate::store::StoreError> {
         self.store
             .callback_customer_answered(&self.queue, &self.entry, &self.agent, self.clock.now())
             .await?;
         let bridged = async {
-            self.switch.break_media(&self.agent_leg).await?;
+            self.switch.stop_media(&self.agent_leg).await?;
             self.switch.bridge(&self.agent_leg, &customer).await
         }
         .await;
@@ -238,7 +235,7 @@ impl AgentCallback {
             tracing::warn!(entry = %self.entry, error = %e, "bridging agent and customer failed");
             let _ = self
                 .switch
-                .kill(&customer, &HangupCause::normal_clearing())
+                .hang_up(&customer, &HangupCause::normal_clearing())
                 .await;
             self.hang_up_agent().await;
         } else {
@@ -270,7 +267,7 @@ impl AgentCallback {
     async fn hang_up_agent(&self) {
         let _ = self
             .switch
-            .kill(&self.agent_leg, &HangupCause::normal_clearing())
+            .hang_up(&self.agent_leg, &HangupCause::normal_clearing())
             .await;
     }
 }

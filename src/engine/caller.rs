@@ -13,6 +13,7 @@
 
 mod repeat;
 
+use crate::switch::Pbx;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,8 @@ use crate::prompts::{sequence, PromptSet};
 use crate::queue::{estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName};
 use crate::store::{CallbackRequested, Store};
 use crate::switch::{
-    App, ChannelId, Collected, DigitCollect, FreeSwitch, HangupCause, MediaSource, PhoneNumber,
-    SwitchError, VarName, VarValue,
+    CallId, Collected, DigitCollect, HangupCause, MediaSource, PhoneNumber, Recording, SwitchError,
+    VarName, VarValue,
 };
 
 /// The digit that opens the callback menu while waiting.
@@ -105,11 +106,11 @@ pub struct CallbackPlan {
 }
 
 /// Everything a caller's task needs, moved into it.
-pub struct CallerTask {
-    pub switch: FreeSwitch,
+pub struct CallerTask<P: Pbx> {
+    pub switch: P,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    pub channel: ChannelId,
+    pub channel: CallId,
     pub queue: QueueName,
     pub entry: EntryId,
     pub plan: Arc<MediaPlan>,
@@ -121,7 +122,7 @@ pub struct CallerTask {
 }
 
 /// Start the media for a caller, as one of the engine's `tasks`.
-pub fn start(tasks: &mut JoinSet<()>, task: CallerTask) -> CallerMedia {
+pub fn start<P: Pbx>(tasks: &mut JoinSet<()>, task: CallerTask<P>) -> CallerMedia {
     let (tx, rx) = watch::channel(CallerMode::Waiting);
     let keys = Arc::new(AtomicU32::new(0));
     let seen = keys.clone();
@@ -141,8 +142,8 @@ pub fn start(tasks: &mut JoinSet<()>, task: CallerTask) -> CallerMedia {
     CallerMedia { mode: tx, keys }
 }
 
-struct Media {
-    task: CallerTask,
+struct Media<P: Pbx> {
+    task: CallerTask<P>,
     mode: watch::Receiver<CallerMode>,
     keys: Arc<AtomicU32>,
     /// Callback keys already acted on (ended a playback, or pressed inside the menu).
@@ -176,12 +177,12 @@ enum MenuEnd {
     HungUp,
 }
 
-impl Media {
+impl<P: Pbx> Media<P> {
     fn leaving(&self) -> bool {
         *self.mode.borrow() == CallerMode::Leaving
     }
 
-    fn channel(&self) -> &ChannelId {
+    fn channel(&self) -> &CallId {
         &self.task.channel
     }
 
@@ -267,7 +268,7 @@ impl Media {
             _ = announcement => Due::Announcement,
             _ = self.callbacks_reopened() => Due::Offer,
         };
-        self.task.switch.break_media(self.channel()).await?;
+        self.task.switch.stop_media(self.channel()).await?;
         // The broken playback still completes; a 2 pressed just before counts.
         if music.await? == Heard::CallbackKey {
             return Ok(Heard::CallbackKey);
@@ -508,7 +509,15 @@ impl Media {
         let recorded = self
             .task
             .switch
-            .record(self.channel(), path, max, 200, Duration::from_secs(3))
+            .record(
+                self.channel(),
+                path,
+                Recording {
+                    max,
+                    silence_threshold: 200,
+                    silence_hits: Duration::from_secs(3),
+                },
+            )
             .await?;
         if recorded.length.is_zero() {
             return Ok(Input::NoInput);
@@ -600,7 +609,7 @@ impl Media {
         self.play(closing).await?;
         self.task
             .switch
-            .execute(self.channel(), &App::Hangup(HangupCause::normal_clearing()))
+            .hang_up(self.channel(), &HangupCause::normal_clearing())
             .await?;
         Ok(MenuEnd::HungUp)
     }

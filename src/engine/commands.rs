@@ -3,6 +3,7 @@
 //!
 //! Both come through the loop, because only it knows the legs and callers this daemon runs.
 
+use crate::switch::Pbx;
 use tokio::sync::broadcast;
 
 use super::handle::{Command, CommandError};
@@ -10,7 +11,7 @@ use super::Engine;
 use crate::queue::{AgentId, EntryId};
 use crate::store::{DomainEvent, EventKind, EventStream};
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     /// Carry out a command from an [`super::EngineHandle`] and answer it.
     pub(super) async fn on_command(&mut self, command: Command) {
         match command {

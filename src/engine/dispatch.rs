@@ -4,6 +4,7 @@
 //! The store's side of the same round trips (booking, ending calls) is in `booking`, so it
 //! can run off the loop.
 
+use crate::switch::Pbx;
 use std::future::Future;
 
 use super::booking::{self, Booked};
@@ -11,8 +12,8 @@ use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
 use crate::queue::{Agent, AgentId, Entry, EntryKind, EntryStatus, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
-use crate::switch::signal;
-use crate::switch::{ChannelId, Originate, PendingCall, SwitchError, VarName, VarValue};
+use crate::switch::tags;
+use crate::switch::{CallId, Originate, PendingCall, SwitchError};
 
 /// At most this many waiting entries per queue routing looks at: the oldest are always
 /// among them.
@@ -27,7 +28,7 @@ const ROUTING_SLACK: usize = 4;
 /// heads again (off the path of a freed agent, who is offered one of those known).
 const NEXT_IN_LINE_MIN: usize = 16;
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     /// Free the agents of the calls that ended, all at once (one round trip for a burst),
     /// and route them. When the last pass left nobody idle they are the only free agents
     /// worth routing: they are offered the callers known to be next in line, and freeing,
@@ -110,7 +111,7 @@ impl Engine {
                 let rung = calls
                     .into_iter()
                     .zip(placed)
-                    .map(|((call, leg), placed)| (call.uuid, leg, placed))
+                    .map(|((call, leg), placed)| (call.id, leg, placed))
                     .collect();
                 let _ = reports.send(Report::Booked(Booked { offers, made, rung }));
             });
@@ -309,7 +310,7 @@ impl Engine {
                 continue;
             };
             let switch = self.switch.clone();
-            let uuid = call.uuid.clone();
+            let uuid = call.id.clone();
             self.track_leg(uuid, leg, async move { switch.originate(&call).await });
         }
     }
@@ -317,7 +318,7 @@ impl Engine {
     /// Remember an agent leg being placed, and report how its originate ends.
     pub(super) fn track_leg(
         &mut self,
-        uuid: ChannelId,
+        uuid: CallId,
         leg: AgentLeg,
         placed: impl Future<Output = Result<PendingCall, SwitchError>> + Send + 'static,
     ) {
@@ -361,12 +362,12 @@ fn agent_call(
     let mut call = Originate::new(contact.clone());
     call.timeout = Some(config.queue(&entry.queue)?.ring_time);
     call.caller_id_number = entry.caller_id.clone();
-    call.variables = vec![
-        var(signal::VAR_ROLE, "agent"),
-        var(signal::VAR_DAEMON, daemon_id),
-        var(signal::VAR_ENTRY_QUEUE, entry.queue.as_str()),
-        var(signal::VAR_ENTRY, entry.id.as_str()),
-        var(signal::VAR_AGENT, agent.as_str()),
+    call.tags = vec![
+        tags::tag(tags::ROLE, "agent"),
+        tags::tag(tags::DAEMON, daemon_id),
+        tags::tag(tags::ENTRY_QUEUE, entry.queue.as_str()),
+        tags::tag(tags::ENTRY, entry.id.as_str()),
+        tags::tag(tags::AGENT, agent.as_str()),
     ];
     let leg = AgentLeg {
         queue: entry.queue.clone(),
@@ -379,12 +380,4 @@ fn agent_call(
         answered: false,
     };
     Some((call, leg))
-}
-
-/// An origination variable from a constant name and a validated id.
-pub(super) fn var(name: &str, value: &str) -> (VarName, VarValue) {
-    (
-        VarName::new(name).expect("constant variable name"),
-        VarValue::new(value).expect("validated id"),
-    )
 }

@@ -3,6 +3,7 @@
 //!
 //! Each outcome is written to the store first; only then are legs stopped or tasks started.
 
+use crate::switch::Pbx;
 use std::time::Duration;
 
 use super::callback::AgentCallback;
@@ -11,16 +12,16 @@ use crate::queue::{
     AgentId, AgentState, CloseReason, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
 };
 use crate::store::{MissRules, NoAnswerCause, StateSource, StoreError};
-use crate::switch::{ChannelId, HangupCause, SwitchError};
+use crate::switch::{CallId, HangupCause, SwitchError};
 
 /// How long a call ended by its agent leg's hangup is remembered, so that its caller's
 /// hangup (which follows) costs nothing.
 pub(super) const CALLER_HANGUP_WAIT: Duration = Duration::from_secs(60);
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     pub(super) async fn on_caller_hangup(
         &mut self,
-        channel: ChannelId,
+        channel: CallId,
         queue: &str,
     ) -> Result<(), StoreError> {
         if let Some(media) = self.callers.remove(&channel) {
@@ -77,7 +78,7 @@ impl Engine {
 
     pub(super) async fn on_leg_hangup(
         &mut self,
-        leg: ChannelId,
+        leg: CallId,
         cause: &str,
     ) -> Result<(), StoreError> {
         if let Some(dialed) = self.orphaned_customers.remove(&leg) {
@@ -138,8 +139,8 @@ impl Engine {
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
-        leg: ChannelId,
-        result: Result<ChannelId, SwitchError>,
+        leg: CallId,
+        result: Result<CallId, SwitchError>,
     ) -> Result<(), StoreError> {
         match result {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
@@ -156,7 +157,7 @@ impl Engine {
         queue: &QueueName,
         entry_id: &EntryId,
         agent: &AgentId,
-        leg: ChannelId,
+        leg: CallId,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let caller = self.legs.get(&leg).and_then(|l| l.caller.clone());
@@ -192,7 +193,7 @@ impl Engine {
         let (queue, entry, agent) = (queue.clone(), entry_id.clone(), agent.clone());
         self.tasks.spawn(async move {
             let bridged = async {
-                switch.break_media(&channel).await?;
+                switch.stop_media(&channel).await?;
                 switch.bridge(&channel, &leg).await
             }
             .await;
@@ -216,7 +217,7 @@ impl Engine {
         queue: &QueueName,
         entry_id: &EntryId,
         agent: &AgentId,
-        leg: ChannelId,
+        leg: CallId,
         error: &SwitchError,
     ) -> Result<(), StoreError> {
         tracing::warn!(entry = %entry_id, %agent, %error,
@@ -242,7 +243,7 @@ impl Engine {
         queue: &QueueName,
         entry_id: &EntryId,
         agent: &AgentId,
-        leg: ChannelId,
+        leg: CallId,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let found = self.store.entry(queue, entry_id).await?;
@@ -292,7 +293,7 @@ impl Engine {
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
-        leg: ChannelId,
+        leg: CallId,
         request: crate::queue::CallbackRequest,
         line: &crate::queue::LineName,
     ) -> Result<(), StoreError> {
@@ -374,7 +375,7 @@ impl Engine {
     /// once: their originates' failures and hangups then change nothing, and a second stop
     /// for the same entry (the bus after a local close) finds none.
     fn stop_legs(&mut self, entry: &EntryId, stops: impl Fn(&AgentId) -> bool) {
-        let legs: Vec<ChannelId> = self
+        let legs: Vec<CallId> = self
             .legs
             .iter()
             .filter(|(_, l)| &l.entry == entry && stops(&l.agent))
@@ -386,22 +387,24 @@ impl Engine {
         }
     }
 
-    pub(super) fn kill(&mut self, channel: ChannelId) {
+    pub(super) fn kill(&mut self, channel: CallId) {
         let switch = self.switch.clone();
         self.tasks.spawn(async move {
-            let _ = switch.kill(&channel, &HangupCause::normal_clearing()).await;
+            let _ = switch
+                .hang_up(&channel, &HangupCause::normal_clearing())
+                .await;
         });
     }
 
     pub(super) fn spawn_transfer(
         &mut self,
-        channel: ChannelId,
+        channel: CallId,
         extension: crate::switch::Extension,
         context: crate::switch::Extension,
     ) {
         let switch = self.switch.clone();
         self.tasks.spawn(async move {
-            let _ = switch.break_media(&channel).await;
+            let _ = switch.stop_media(&channel).await;
             if let Err(e) = switch.transfer(&channel, &extension, &context).await {
                 tracing::warn!(%channel, error = %e, "transfer failed");
             }

@@ -16,7 +16,8 @@
 //! - `recovery`: matching the store with the switch after a restart or an event gap.
 //! - `caller`, `callback`: the caller's and the agent's side of the call flow, as tasks.
 //!
-//! FreeSWITCH's events reach it classified as [`crate::switch::signal::Signal`]s.
+//! The switch is any [`Pbx`] (FreeSWITCH in production, a fake one in rule tests); its
+//! events reach the engine as [`Signal`]s.
 
 mod agents;
 mod arrivals;
@@ -40,11 +41,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::esl::{self, Delivery};
 use crate::queue::{AgentId, Clock, Entry, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, Store, StoreError};
-use crate::switch::signal::{self, Signal};
-use crate::switch::{ChannelId, FreeSwitch, SwitchError};
+use crate::switch::{CallId, FreeSwitch, Pbx, SwitchError};
+use crate::switch::{PbxEvent, Signal};
 use arrivals::media_plan;
 use booking::Booked;
 use caller::{CallerMedia, MediaPlan};
@@ -78,15 +78,15 @@ enum Report {
         queue: QueueName,
         entry: EntryId,
         agent: AgentId,
-        leg: ChannelId,
-        result: Result<ChannelId, SwitchError>,
+        leg: CallId,
+        result: Result<CallId, SwitchError>,
     },
     /// A caller could not be bridged to the agent who answered for them.
     BridgeFailed {
         queue: QueueName,
         entry: EntryId,
         agent: AgentId,
-        leg: ChannelId,
+        leg: CallId,
         error: SwitchError,
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
@@ -110,7 +110,7 @@ struct AgentLeg {
     entry: EntryId,
     agent: AgentId,
     /// The waiting caller's channel; `None` for a callback, whose customer is dialed later.
-    caller: Option<ChannelId>,
+    caller: Option<CallId>,
     answered: bool,
 }
 
@@ -134,24 +134,24 @@ pub struct EngineOptions {
 
 /// The daemon's brain. Build it with [`Engine::new`], take a [`Engine::handle`] for what
 /// runs beside it, and drive it with [`Engine::run`].
-pub struct Engine {
+pub struct Engine<P: Pbx = FreeSwitch> {
     config: Arc<Config>,
     options: EngineOptions,
     store: Store,
-    switch: FreeSwitch,
+    switch: P,
     clock: Arc<dyn Clock>,
     router: Router,
     /// The agents of the config: the only ones this daemon can ring, so the only ones it reads.
     agent_ids: Vec<AgentId>,
     /// Callers whose media this daemon runs.
-    callers: HashMap<ChannelId, CallerMedia>,
-    legs: HashMap<ChannelId, AgentLeg>,
+    callers: HashMap<CallId, CallerMedia>,
+    legs: HashMap<CallId, AgentLeg>,
     /// Keys pressed on channels not (yet) known as callers, with when: a caller's keys
     /// pressed before their CHANNEL_PARK was handled. Kept for [`EARLY_KEYS`].
-    early_keys: Vec<(ChannelId, char, std::time::Instant)>,
+    early_keys: Vec<(CallId, char, std::time::Instant)>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
-    orphaned_customers: HashMap<ChannelId, Dialed>,
+    orphaned_customers: HashMap<CallId, Dialed>,
     plans: HashMap<QueueName, Arc<MediaPlan>>,
     /// Per queue that offers callbacks, whether an agent serving it takes queue calls (see
     /// [`AgentState::takes_queue_calls`]): its callers are offered callbacks only then.
@@ -196,17 +196,17 @@ pub struct Engine {
     routes_under_way: usize,
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
-    callers_whose_call_ended: HashMap<ChannelId, std::time::Instant>,
+    callers_whose_call_ended: HashMap<CallId, std::time::Instant>,
     /// When the event streams were last trimmed.
     trimmed: std::time::Instant,
 }
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     pub fn new(
         config: Arc<Config>,
         options: EngineOptions,
         store: Store,
-        switch: FreeSwitch,
+        switch: P,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
@@ -259,18 +259,6 @@ impl Engine {
         }
     }
 
-    /// The event-socket subscription and filters this engine needs.
-    pub fn client_config(config: &Config) -> esl::ClientConfig {
-        let mut client = config.esl.client_config();
-        let (custom, events): (Vec<String>, Vec<String>) = signal::subscription()
-            .into_iter()
-            .partition(|e| e.contains("::"));
-        client.events = events;
-        client.custom_subclasses = custom;
-        client.filters = signal::filters(config.queues.iter().map(|q| q.name.as_str()));
-        client
-    }
-
     /// A handle for commands and domain events; it outlives the engine (its commands then
     /// fail with [`CommandError::EngineGone`]).
     pub fn handle(&self) -> EngineHandle {
@@ -280,7 +268,7 @@ impl Engine {
     /// Run until `shutdown` turns true or the client stops.
     pub async fn run(
         mut self,
-        mut deliveries: mpsc::Receiver<Delivery>,
+        mut deliveries: mpsc::Receiver<P::Event>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
         // The bus starts before anything this engine writes.
@@ -347,23 +335,22 @@ impl Engine {
         }
     }
 
-    async fn on_delivery(&mut self, delivery: Delivery) {
-        match delivery {
-            Delivery::Event(event) => {
-                if let Some(signal) = signal::classify(&event) {
-                    if let Err(e) = self.on_signal(signal).await {
-                        tracing::warn!(error = %e, "handling a switch event failed");
-                    }
+    async fn on_delivery(&mut self, delivery: P::Event) {
+        match P::read(delivery) {
+            Some(PbxEvent::Signal(signal)) => {
+                if let Err(e) = self.on_signal(signal).await {
+                    tracing::warn!(error = %e, "handling a switch event failed");
                 }
             }
-            Delivery::Connected | Delivery::Reconnected | Delivery::Gap { .. } => {
+            Some(PbxEvent::Resync) => {
                 if let Err(e) = self.resync().await {
-                    tracing::error!(error = %e, "resync with FreeSWITCH failed");
+                    tracing::error!(error = %e, "resync with the switch failed");
                 }
             }
-            Delivery::Disconnected(reason) => {
-                tracing::warn!(%reason, "FreeSWITCH connection lost; calls resync on reconnect");
+            Some(PbxEvent::Lost(reason)) => {
+                tracing::warn!(%reason, "switch connection lost; calls resync on reconnect");
             }
+            None => {}
         }
     }
 

@@ -4,13 +4,14 @@
 //! Only legs marked with this daemon's id are touched, so daemons sharing a switch never
 //! take each other's calls.
 
+use crate::switch::Pbx;
 use std::collections::{HashMap, HashSet};
 
 use super::{AgentLeg, Engine, EngineError};
-use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
+use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName};
 use crate::store::{MissRules, NoAnswerCause, StoreError};
-use crate::switch::signal::{self, ParkedCaller};
-use crate::switch::{ChannelId, ChannelRow, VarName};
+use crate::switch::{tags, ParkedCaller};
+use crate::switch::{CallId, CallRow};
 
 /// A callback being dialed: its entry, its agent and the agent's leg.
 #[derive(Debug, Clone)]
@@ -18,13 +19,13 @@ pub(super) struct Dialed {
     pub(super) queue: QueueName,
     pub(super) entry: EntryId,
     pub(super) agent: AgentId,
-    pub(super) agent_leg: ChannelId,
+    pub(super) agent_leg: CallId,
 }
 
 /// A leg callbackd placed, as found on the switch after a restart.
 #[derive(Debug, Clone)]
 struct FoundLeg {
-    leg: ChannelId,
+    leg: CallId,
     role: String,
     queue: QueueName,
     entry: EntryId,
@@ -46,21 +47,23 @@ impl FoundLeg {
     }
 }
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     /// After a (re)connect or an event gap: match the store's open entries with the
     /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
     /// who parked while nobody listened.
     pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
         self.forget_next_in_line();
-        let channels = match self.switch.channels().await {
+        let channels = match self.switch.calls().await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list channels; resync postponed");
                 return Ok(());
             }
         };
-        let live: HashMap<String, &ChannelRow> =
-            channels.iter().map(|c| (c.uuid.clone(), c)).collect();
+        let live: HashMap<String, &CallRow> = channels
+            .iter()
+            .map(|c| (c.id.as_str().to_owned(), c))
+            .collect();
         let now = self.clock.now();
         let mut known = HashSet::new();
         self.refresh_callbacks_open().await?;
@@ -95,23 +98,16 @@ impl Engine {
         self.recover_legs(found).await?;
         // Tagged callers parked while no daemon listened.
         for row in &channels {
-            if known.contains(&row.uuid)
-                || row.application != "park"
-                || ChannelId::new(&row.uuid).is_ok_and(|c| self.legs.contains_key(&c))
-            {
+            if known.contains(row.id.as_str()) || !row.parked || self.legs.contains_key(&row.id) {
                 continue;
             }
-            let Ok(channel) = ChannelId::new(&row.uuid) else {
-                continue;
-            };
-            let queue_var = VarName::new(signal::VAR_QUEUE).expect("constant");
-            let line_var = VarName::new(signal::VAR_LINE).expect("constant");
-            let Ok(Some(queue)) = self.switch.get_var(&channel, &queue_var).await else {
+            let channel = row.id.clone();
+            let Ok(Some(queue)) = self.switch.tag(&channel, &tags::name(tags::QUEUE)).await else {
                 continue;
             };
             let line = self
                 .switch
-                .get_var(&channel, &line_var)
+                .tag(&channel, &tags::name(tags::LINE))
                 .await
                 .ok()
                 .flatten()
@@ -120,13 +116,9 @@ impl Engine {
                 channel,
                 queue,
                 line,
-                caller_id_number: Some(row.cid_num.clone()).filter(|c| !c.is_empty()),
+                caller_id_number: row.caller_id_number.clone(),
                 sip_from_user: None,
-                arrived: row
-                    .created_epoch
-                    .parse::<u64>()
-                    .ok()
-                    .map(|secs| Timestamp::from_millis(secs * 1000)),
+                arrived: row.created,
             })
             .await?;
         }
@@ -136,17 +128,11 @@ impl Engine {
 
     /// The legs this daemon placed in an earlier life (same daemon id) that it does not
     /// drive now; legs of other daemons are theirs.
-    async fn find_our_legs(
-        &self,
-        channels: &[ChannelRow],
-        known: &HashSet<String>,
-    ) -> Vec<FoundLeg> {
+    async fn find_our_legs(&self, channels: &[CallRow], known: &HashSet<String>) -> Vec<FoundLeg> {
         let mut found = Vec::new();
         for row in channels {
-            let Ok(leg) = ChannelId::new(&row.uuid) else {
-                continue;
-            };
-            if known.contains(&row.uuid)
+            let leg = row.id.clone();
+            if known.contains(leg.as_str())
                 || self.legs.contains_key(&leg)
                 || self.orphaned_customers.contains_key(&leg)
             {
@@ -155,21 +141,18 @@ impl Engine {
             let get = |name: &'static str| {
                 let switch = self.switch.clone();
                 let leg = leg.clone();
-                async move {
-                    let name = VarName::new(name).expect("constant");
-                    switch.get_var(&leg, &name).await.ok().flatten()
-                }
+                async move { switch.tag(&leg, &tags::name(name)).await.ok().flatten() }
             };
-            let Some(role) = get(signal::VAR_ROLE).await else {
+            let Some(role) = get(tags::ROLE).await else {
                 continue;
             };
-            if get(signal::VAR_DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
+            if get(tags::DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
                 continue;
             }
             let (Some(queue), Some(entry), Some(agent)) = (
-                get(signal::VAR_ENTRY_QUEUE).await,
-                get(signal::VAR_ENTRY).await,
-                get(signal::VAR_AGENT).await,
+                get(tags::ENTRY_QUEUE).await,
+                get(tags::ENTRY).await,
+                get(tags::AGENT).await,
             ) else {
                 continue;
             };
@@ -186,7 +169,7 @@ impl Engine {
                 queue,
                 entry,
                 agent,
-                answered: row.application == "park",
+                answered: row.parked,
             });
         }
         found
@@ -285,7 +268,7 @@ impl Engine {
     pub(super) async fn connect_recovered(
         &mut self,
         dialed: &Dialed,
-        customer: ChannelId,
+        customer: CallId,
     ) -> Result<(), StoreError> {
         self.store
             .callback_customer_answered(
@@ -296,7 +279,7 @@ impl Engine {
             )
             .await?;
         let bridged = async {
-            self.switch.break_media(&dialed.agent_leg).await?;
+            self.switch.stop_media(&dialed.agent_leg).await?;
             self.switch.bridge(&dialed.agent_leg, &customer).await
         }
         .await;

@@ -3,6 +3,7 @@
 //!
 //! Timers live in Redis under a lease, so whichever daemon claims one first acts on it.
 
+use crate::switch::Pbx;
 use std::time::Duration;
 
 use super::arrivals::EARLY_KEYS;
@@ -18,7 +19,7 @@ const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// A claimed timer not completed within this time comes due again for any daemon.
 const TIMER_LEASE: Duration = Duration::from_secs(30);
 
-impl Engine {
+impl<P: Pbx> Engine<P> {
     pub(super) async fn on_tick(&mut self) {
         while let Some(ended) = self.tasks.try_join_next() {
             match ended {

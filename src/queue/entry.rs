@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{AgentId, Clock, EntryId, LineName, QueueName, Timestamp};
-use crate::values::{ChannelId, PhoneNumber, VarValue};
+use crate::values::{CallId, PhoneNumber, VarValue};
 
 /// A customer to be called back when their turn comes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct CallbackRequest {
 pub enum EntryKind {
     /// A parked caller on this channel.
     LiveCaller {
-        channel: ChannelId,
+        channel: CallId,
     },
     Callback(CallbackRequest),
 }
@@ -141,7 +141,7 @@ impl Entry {
     pub fn live_caller(
         queue: QueueName,
         line: LineName,
-        channel: ChannelId,
+        channel: CallId,
         caller_id: Option<VarValue>,
         clock: &dyn Clock,
     ) -> Self {
@@ -192,7 +192,7 @@ mod tests {
         Entry::live_caller(
             QueueName::new("support").unwrap(),
             LineName::new("main").unwrap(),
-            ChannelId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").unwrap(),
+            CallId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").unwrap(),
             VarValue::new("+4930111").ok(),
             clock,
         )

@@ -111,7 +111,7 @@ mod tests {
 
     use super::super::{AgentState, Clock, LineName, ManualClock, ServedQueue, Timestamp};
     use super::*;
-    use crate::values::ChannelId;
+    use crate::values::CallId;
 
     fn q(s: &str) -> QueueName {
         QueueName::new(s).unwrap()
@@ -121,7 +121,7 @@ mod tests {
         let e = Entry::live_caller(
             q(queue),
             LineName::new("main").unwrap(),
-            ChannelId::random(),
+            CallId::random(),
             None,
             clock,
         );

@@ -16,7 +16,7 @@ use crate::queue::{
     Agent, AgentId, AgentState, CallbackRequest, CloseReason, Entry, EntryId, EntryKind,
     EntryStatus, LineName, QueueName, ServedQueue, Timestamp,
 };
-use crate::switch::{ChannelId, PhoneNumber, VarValue};
+use crate::switch::{CallId, PhoneNumber, VarValue};
 
 use super::StoreError;
 
@@ -158,7 +158,7 @@ pub(crate) fn entry_from(key: &str, fields: &HashMap<String, String>) -> Result<
     let r = Record { key, fields };
     let kind = match r.get("kind")? {
         "live" => EntryKind::LiveCaller {
-            channel: validated!(r, ChannelId, "channel")?,
+            channel: validated!(r, CallId, "channel")?,
         },
         "callback" => EntryKind::Callback(CallbackRequest {
             number: validated!(r, PhoneNumber, "number")?,
@@ -516,7 +516,7 @@ mod tests {
         let mut entry = Entry::live_caller(
             QueueName::new("support").unwrap(),
             LineName::new("main").unwrap(),
-            ChannelId::random(),
+            CallId::random(),
             VarValue::new("+4930111").ok(),
             &clock,
         );
@@ -548,7 +548,7 @@ mod tests {
         let entry = Entry::live_caller(
             QueueName::new("support").unwrap(),
             LineName::new("main").unwrap(),
-            ChannelId::random(),
+            CallId::random(),
             None,
             &clock,
         );

@@ -5,7 +5,7 @@
 //! domain carries too: no value can add a leg, a variable or an app.
 
 use crate::values::{check, invalid, validated};
-pub use crate::values::{ChannelId, InvalidInput, PhoneNumber, VarValue};
+pub use crate::values::{CallId, InvalidInput, PhoneNumber, VarValue};
 
 validated!(
     /// A channel variable name: letters, digits, `_`.

@@ -1,25 +1,31 @@
-//! What the daemon asks of a PBX, as typed operations over the ESL client.
+//! The PBX seam: what the engine asks of a phone switch ([`Pbx`]), as typed operations with
+//! typed outcomes, and what it hears back ([`PbxEvent`], [`Signal`]).
 //!
-//! Every argument is a validated value from [`dial`] (or [`crate::values`]), so a string built
-//! here cannot carry a second leg, a variable block or an application that nobody meant to
-//! send. [`hangup`] says what FreeSWITCH's hangup causes mean.
+//! The engine knows calls only by opaque [`CallId`]s and callbackd's own [`tags`]; how a
+//! switch spells a playback, a hangup cause or an event is its implementation's business:
+//! [`FreeSwitch`] over the event socket, or [`fake::FakePbx`] for rule tests without
+//! sockets. Every argument is a validated value from [`dial`] (or [`crate::values`]), so no
+//! implementation can be made to send a second leg, a variable block or an application that
+//! nobody meant. [`hangup`] says what the Q.850 hangup causes mean.
 
 pub mod dial;
+pub mod fake;
+pub mod freeswitch;
 pub mod hangup;
-mod media;
-pub mod signal;
+pub mod tags;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::esl::{self, BackgroundJob, Event, Execution};
+use crate::esl;
+use crate::queue::Timestamp;
 pub use dial::{
-    ChannelId, DialString, DialTemplate, Extension, InvalidInput, MediaSource, PhoneNumber,
-    VarName, VarValue,
+    CallId, DialString, DialTemplate, Extension, InvalidInput, MediaSource, PhoneNumber, VarName,
+    VarValue,
 };
+pub use freeswitch::FreeSwitch;
 pub use hangup::{HangupCause, HangupClass};
-pub use media::{Collected, Played, Recorded};
 
 /// Why a switch operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,32 +34,176 @@ pub enum SwitchError {
     Esl(#[from] esl::Error),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
-    /// An originate that FreeSWITCH could not complete: `NO_ANSWER`, `USER_BUSY`, …
+    /// An originate that the switch could not complete: `NO_ANSWER`, `USER_BUSY`, …
     #[error("call failed: {0}")]
     CallFailed(String),
-    #[error("unexpected answer from FreeSWITCH: {0}")]
+    /// The call is gone (hung up) or was never there.
+    #[error("no such call: {0}")]
+    NoSuchCall(CallId),
+    #[error("unexpected answer from the switch: {0}")]
     Unexpected(String),
 }
 
 pub type Result<T, E = SwitchError> = std::result::Result<T, E>;
 
-/// A dialplan application with its arguments, ready for `sendmsg … execute`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum App {
-    Hangup(HangupCause),
-    /// Plays a file or stream; `local_stream://moh` plays until `uuid_break`.
-    Playback(MediaSource),
-    PlayAndGetDigits(DigitCollect),
-    /// Records up to `max` into `path`, stopping after `silence_hits` of silence.
-    Record {
-        path: MediaSource,
-        max: Duration,
-        silence_threshold: u32,
-        silence_hits: Duration,
+/// A phone switch as the engine uses it. Operations on a call end when the switch has done
+/// them (a playback when it stopped playing), so a task can simply await them in order.
+///
+/// Implementations are cheap handles (`Clone`), shared by the engine's tasks.
+pub trait Pbx: Clone + Send + Sync + 'static {
+    /// What the switch delivers, before [`Pbx::read`] makes a [`PbxEvent`] of it: the
+    /// engine reads these off a channel the switch's connection fills.
+    type Event: Send + 'static;
+
+    /// What `event` means to the engine, or `None` when it is nothing it acts on.
+    fn read(event: Self::Event) -> Option<PbxEvent>;
+
+    /// Play `media` to its end, or until one of the call's playback terminators.
+    fn play(
+        &self,
+        call: &CallId,
+        media: &MediaSource,
+    ) -> impl Future<Output = Result<Played>> + Send;
+
+    /// Start `media` and return at once; it plays until it ends or the call's media is
+    /// stopped or replaced (ringback while a second leg rings).
+    fn start_play(
+        &self,
+        call: &CallId,
+        media: &MediaSource,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Let `digits` cut every later playback on `call` short (see [`Played::ended_by`]).
+    fn set_playback_terminators(
+        &self,
+        call: &CallId,
+        digits: &VarValue,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Play a prompt and collect digits by `collect`'s rule.
+    fn collect(
+        &self,
+        call: &CallId,
+        collect: &DigitCollect,
+    ) -> impl Future<Output = Result<Collected>> + Send;
+
+    /// Record the caller into `path` (see [`Recording`]).
+    fn record(
+        &self,
+        call: &CallId,
+        path: &MediaSource,
+        recording: Recording,
+    ) -> impl Future<Output = Result<Recorded>> + Send;
+
+    /// Place a call. It returns once the switch took the request; the [`PendingCall`]
+    /// resolves when the call is answered (the switch then holds it, waiting for the
+    /// engine) or failed, with the switch's cause.
+    fn originate(&self, call: &Originate) -> impl Future<Output = Result<PendingCall>> + Send;
+
+    /// Join two answered calls that the switch holds.
+    fn bridge(&self, a: &CallId, b: &CallId) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stop whatever is playing to `call` (and anything queued after it).
+    fn stop_media(&self, call: &CallId) -> impl Future<Output = Result<()>> + Send;
+
+    /// End `call` now with `cause`.
+    fn hang_up(
+        &self,
+        call: &CallId,
+        cause: &HangupCause,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Send `call` to `extension` in the dialplan `context` (a queue's exit: voicemail, an
+    /// overflow queue), out of callbackd's hands.
+    fn transfer(
+        &self,
+        call: &CallId,
+        extension: &Extension,
+        context: &Extension,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The value of one of callbackd's [`tags`] (or a dialplan's) on `call`.
+    fn tag(
+        &self,
+        call: &CallId,
+        name: &VarName,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Every call the switch has now.
+    fn calls(&self) -> impl Future<Output = Result<Vec<CallRow>>> + Send;
+}
+
+/// What the engine hears from the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PbxEvent {
+    Signal(Signal),
+    /// The connection came up (again), or events were lost: what the engine holds must be
+    /// compared with the switch's calls.
+    Resync,
+    /// The connection dropped; [`PbxEvent::Resync`] follows when it is back.
+    Lost(String),
+}
+
+/// One thing that happened on the switch that the engine acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A call tagged by the dialplan is parked: a new caller, or one back from a bridge.
+    CallerParked(ParkedCaller),
+    /// A leg callbackd placed is parked (answered), with the entry and agent it was for.
+    LegParked {
+        leg: CallId,
+        queue: String,
+        entry: String,
+        agent: String,
+    },
+    /// A customer leg answered (parked).
+    CustomerParked {
+        leg: CallId,
+    },
+    Dtmf {
+        channel: CallId,
+        digit: char,
+    },
+    Bridged {
+        a: CallId,
+        b: CallId,
+    },
+    CallerHangup {
+        channel: CallId,
+        queue: String,
+        cause: String,
+    },
+    LegHangup {
+        leg: CallId,
+        cause: String,
+    },
+    /// `agent` is the id or extension the feature code reported; `action` the new state.
+    AgentAction {
+        agent: String,
+        action: String,
     },
 }
 
-/// The arguments of `play_and_get_digits`, which reports only through channel variables.
+/// A parked queue call as the switch describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedCaller {
+    pub channel: CallId,
+    pub queue: String,
+    pub line: String,
+    pub caller_id_number: Option<String>,
+    pub sip_from_user: Option<String>,
+    /// When the call arrived, if known better than "now" (a caller found after a restart).
+    pub arrived: Option<Timestamp>,
+}
+
+/// How a playback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Played {
+    /// The playback terminator digit that cut it short, if one did.
+    pub ended_by: Option<char>,
+}
+
+/// The rule of one digit collection: a prompt, how many digits, how long to wait.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigitCollect {
     pub min: u8,
@@ -64,309 +214,103 @@ pub struct DigitCollect {
     pub terminators: String,
     pub prompt: MediaSource,
     pub invalid: MediaSource,
+    /// Where the switch keeps the digits while collecting (a channel variable).
     pub variable: VarName,
     /// A regular expression over digits (`\d`, `^\d+$`); no spaces.
     pub regex: String,
     pub digit_timeout: Duration,
 }
 
-impl App {
-    /// `(application name, argument)` as FreeSWITCH receives them.
-    pub fn render(&self) -> Result<(&'static str, String), InvalidInput> {
-        Ok(match self {
-            Self::Hangup(cause) => ("hangup", cause.to_string()),
-            Self::Playback(media) => ("playback", media.to_string()),
-            Self::PlayAndGetDigits(c) => {
-                let term = if c.terminators.is_empty() {
-                    "none"
-                } else {
-                    &c.terminators
-                };
-                if !c.terminators.chars().all(|ch| "0123456789*#".contains(ch)) {
-                    return Err(InvalidInput {
-                        what: "terminators",
-                        value: c.terminators.clone(),
-                        reason: "only DTMF digits",
-                    });
-                }
-                if c.regex.is_empty() || c.regex.contains(char::is_whitespace) {
-                    return Err(InvalidInput {
-                        what: "digit regex",
-                        value: c.regex.clone(),
-                        reason: "must be non-empty without spaces",
-                    });
-                }
-                (
-                    "play_and_get_digits",
-                    format!(
-                        "{} {} {} {} {} {} {} {} {} {}",
-                        c.min,
-                        c.max,
-                        c.tries,
-                        c.timeout.as_millis(),
-                        term,
-                        c.prompt,
-                        c.invalid,
-                        c.variable,
-                        c.regex,
-                        c.digit_timeout.as_millis()
-                    ),
-                )
-            }
-            Self::Record {
-                path,
-                max,
-                silence_threshold,
-                silence_hits,
-            } => (
-                "record",
-                format!(
-                    "{path} {} {silence_threshold} {}",
-                    max.as_secs(),
-                    silence_hits.as_secs()
-                ),
-            ),
-        })
-    }
+/// What a digit collection got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Collected {
+    /// Digits that matched the collection's rule, ended by a terminator, the maximum
+    /// count or the pause after the last digit.
+    Digits(String),
+    /// Digits keyed that the rule refused: the caller did key something.
+    Refused(String),
+    /// Nothing keyed before the timeout (or the call stopped it).
+    Nothing,
 }
 
-/// One outbound leg: whom to call and with which variables. Once answered it is parked
-/// (`&park()`), and the daemon takes it from there (bridges it, plays to it).
+/// How long a recording may run: at most `max`, ending after `silence_hits` of silence
+/// below `silence_threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recording {
+    pub max: Duration,
+    pub silence_threshold: u32,
+    pub silence_hits: Duration,
+}
+
+/// What a recording captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// How long the recording is; zero when nothing was recorded.
+    pub length: Duration,
+}
+
+/// One outbound call: whom to call and with which tags. Once answered the switch holds
+/// it, and the engine takes it from there (bridges it, plays to it).
 #[derive(Debug, Clone)]
 pub struct Originate {
     pub endpoint: DialString,
-    /// Chosen here, so the leg's events can be matched before the job result arrives.
-    pub uuid: ChannelId,
+    /// Chosen here, so the call's events can be matched before the switch answers.
+    pub id: CallId,
     pub caller_id_number: Option<VarValue>,
     pub caller_id_name: Option<VarValue>,
-    /// FreeSWITCH's `originate_timeout` (it fires slightly early).
+    /// How long it may ring.
     pub timeout: Option<Duration>,
-    pub variables: Vec<(VarName, VarValue)>,
+    /// callbackd's [`tags`] for the call, which its events and listings carry.
+    pub tags: Vec<(VarName, VarValue)>,
 }
 
 impl Originate {
     pub fn new(endpoint: DialString) -> Self {
         Self {
             endpoint,
-            uuid: ChannelId::random(),
+            id: CallId::random(),
             caller_id_number: None,
             caller_id_name: None,
             timeout: None,
-            variables: Vec::new(),
+            tags: Vec::new(),
         }
-    }
-
-    /// The `originate` arguments: `{vars}endpoint &park()`.
-    pub fn command(&self) -> String {
-        let mut vars = vec![format!("origination_uuid={}", self.uuid)];
-        if let Some(n) = &self.caller_id_number {
-            vars.push(format!("origination_caller_id_number={}", n.quoted()));
-        }
-        if let Some(n) = &self.caller_id_name {
-            vars.push(format!("origination_caller_id_name={}", n.quoted()));
-        }
-        if let Some(t) = self.timeout {
-            vars.push(format!("originate_timeout={}", t.as_secs().max(1)));
-        }
-        vars.extend(
-            self.variables
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.quoted())),
-        );
-        format!("originate {{{}}}{} &park()", vars.join(","), self.endpoint)
     }
 }
 
-/// One row of `show channels as json`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ChannelRow {
-    pub uuid: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub callstate: String,
-    #[serde(default)]
-    pub cid_num: String,
-    #[serde(default)]
-    pub dest: String,
-    #[serde(default)]
-    pub application: String,
-    /// Creation time, seconds since the epoch (FreeSWITCH sends it as a string).
-    #[serde(default)]
-    pub created_epoch: String,
-}
-
-#[derive(Deserialize)]
-struct ChannelTable {
-    #[serde(default)]
-    rows: Vec<ChannelRow>,
-}
-
-/// FreeSWITCH, seen as the set of operations the daemon needs.
-#[derive(Clone)]
-pub struct FreeSwitch {
-    client: esl::Client,
-}
-
-impl FreeSwitch {
-    pub fn new(client: esl::Client) -> Self {
-        Self { client }
-    }
-
-    /// Start `app` on `channel`; the returned [`Execution`] resolves on its completion.
-    pub async fn start(&self, channel: &ChannelId, app: &App) -> Result<Execution> {
-        let (name, arg) = app.render()?;
-        Ok(self
-            .client
-            .execute(channel.as_str(), name, &arg, false)
-            .await?)
-    }
-
-    /// Run `app` on `channel` and wait for its CHANNEL_EXECUTE_COMPLETE.
-    pub async fn execute(&self, channel: &ChannelId, app: &App) -> Result<Event> {
-        Ok(self.start(channel, app).await?.wait().await?)
-    }
-
-    /// Place a call in the background. It resolves to the new leg's id once answered (or
-    /// parked), or to [`SwitchError::CallFailed`] with FreeSWITCH's cause.
-    pub async fn originate(&self, call: &Originate) -> Result<PendingCall> {
-        let job = self.client.bgapi(&call.command()).await?;
-        Ok(PendingCall {
-            uuid: call.uuid.clone(),
-            job,
-        })
-    }
-
-    /// `uuid_bridge a b`: join two parked legs.
-    pub async fn bridge(&self, a: &ChannelId, b: &ChannelId) -> Result<()> {
-        self.api(&format!("uuid_bridge {a} {b}")).await.map(drop)
-    }
-
-    /// `uuid_break <channel> all`: stop whatever is playing (and anything queued).
-    pub async fn break_media(&self, channel: &ChannelId) -> Result<()> {
-        self.api(&format!("uuid_break {channel} all"))
-            .await
-            .map(drop)
-    }
-
-    pub async fn kill(&self, channel: &ChannelId, cause: &HangupCause) -> Result<()> {
-        self.api(&format!("uuid_kill {channel} {cause}"))
-            .await
-            .map(drop)
-    }
-
-    /// `uuid_transfer <channel> <extension> XML <context>`.
-    pub async fn transfer(
-        &self,
-        channel: &ChannelId,
-        extension: &Extension,
-        context: &Extension,
-    ) -> Result<()> {
-        self.api(&format!(
-            "uuid_transfer {channel} {extension} XML {context}"
-        ))
-        .await
-        .map(drop)
-    }
-
-    pub async fn set_var(
-        &self,
-        channel: &ChannelId,
-        name: &VarName,
-        value: &VarValue,
-    ) -> Result<()> {
-        self.api(&format!("uuid_setvar {channel} {name} {value}"))
-            .await
-            .map(drop)
-    }
-
-    /// `uuid_getvar`: `None` for an unset variable (FreeSWITCH answers `_undef_`).
-    pub async fn get_var(&self, channel: &ChannelId, name: &VarName) -> Result<Option<String>> {
-        let value = self.api(&format!("uuid_getvar {channel} {name}")).await?;
-        Ok((value != "_undef_").then_some(value))
-    }
-
-    pub async fn exists(&self, channel: &ChannelId) -> Result<bool> {
-        match self.api(&format!("uuid_exists {channel}")).await?.trim() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            other => Err(SwitchError::Unexpected(other.to_owned())),
-        }
-    }
-
-    /// Every channel FreeSWITCH has now (`show channels as json`).
-    pub async fn channels(&self) -> Result<Vec<ChannelRow>> {
-        let body = self.api("show channels as json").await?;
-        let table: ChannelTable = serde_json::from_str(body.trim())
-            .map_err(|e| SwitchError::Unexpected(format!("show channels: {e}")))?;
-        Ok(table.rows)
-    }
-
-    async fn api(&self, cmd: &str) -> Result<String> {
-        Ok(self.client.api(cmd).await?)
-    }
-}
-
-/// An originate in flight.
-#[derive(Debug)]
+/// An originate in flight: it resolves to the answered call's id, or to
+/// [`SwitchError::CallFailed`] with the switch's cause.
 pub struct PendingCall {
-    pub uuid: ChannelId,
-    job: BackgroundJob,
+    pub id: CallId,
+    answer: Pin<Box<dyn Future<Output = Result<CallId>> + Send>>,
 }
 
 impl PendingCall {
-    pub async fn wait(self) -> Result<ChannelId> {
-        match self.job.wait().await {
-            Ok(body) => {
-                let id = body.trim().strip_prefix("+OK").unwrap_or_default().trim();
-                Ok(ChannelId::new(id).unwrap_or(self.uuid))
-            }
-            Err(esl::Error::CommandFailed { reply, .. }) => Err(SwitchError::CallFailed(
-                reply.trim_start_matches("-ERR").trim().to_owned(),
-            )),
-            Err(e) => Err(e.into()),
+    /// Made by a [`Pbx`] implementation from whatever future its switch answers through.
+    pub fn new(id: CallId, answer: impl Future<Output = Result<CallId>> + Send + 'static) -> Self {
+        Self {
+            id,
+            answer: Box::pin(answer),
         }
+    }
+
+    pub async fn wait(self) -> Result<CallId> {
+        self.answer.await
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn originate_command_matches_freeswitch_syntax() {
-        let mut call = Originate::new(DialString::new("loopback/agent_answer/default").unwrap());
-        call.uuid = ChannelId::new("cb000002-0000-4000-8000-0000a9e47001").unwrap();
-        call.caller_id_number = Some(VarValue::new("+14155550100").unwrap());
-        assert_eq!(
-            call.command(),
-            "originate {origination_uuid=cb000002-0000-4000-8000-0000a9e47001,\
-             origination_caller_id_number=+14155550100}loopback/agent_answer/default &park()"
-        );
+impl std::fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCall").field("id", &self.id).finish()
     }
+}
 
-    #[test]
-    fn play_and_get_digits_renders_like_the_recording() {
-        let app = App::PlayAndGetDigits(DigitCollect {
-            min: 1,
-            max: 1,
-            tries: 3,
-            timeout: Duration::from_millis(5000),
-            terminators: "#".into(),
-            prompt: MediaSource::new("digits/1.wav").unwrap(),
-            invalid: MediaSource::new("digits/2.wav").unwrap(),
-            variable: VarName::new("cb_choice").unwrap(),
-            regex: "\\d".into(),
-            digit_timeout: Duration::from_millis(3000),
-        });
-        assert_eq!(
-            app.render().unwrap(),
-            (
-                "play_and_get_digits",
-                "1 1 3 5000 # digits/1.wav digits/2.wav cb_choice \\d 3000".to_owned()
-            )
-        );
-    }
+/// One call in the switch's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRow {
+    pub id: CallId,
+    /// The switch holds the call for callbackd (answered, nothing else running on it).
+    pub parked: bool,
+    pub caller_id_number: Option<String>,
+    /// When the call started.
+    pub created: Option<Timestamp>,
 }

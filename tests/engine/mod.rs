@@ -372,7 +372,7 @@ pub struct Daemon {
 
 impl Daemon {
     fn start(config: Arc<Config>, clock: ScaledClock, id: &str) -> Self {
-        let (client, deliveries) = Client::start(Engine::client_config(&config));
+        let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
         let options = EngineOptions {
             daemon_id: id.to_owned(),
             sounds: "/sounds".into(),

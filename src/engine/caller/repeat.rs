@@ -12,9 +12,10 @@ use crate::callback::{RepeatChoice, RepeatMenu, RepeatStep};
 use crate::engine::Report;
 use crate::queue::{AgentId, EntryId, EntryStatus};
 use crate::store::{CallerCancel, KeptBy};
+use crate::switch::Pbx;
 use crate::switch::{PhoneNumber, SwitchError};
 
-impl Media {
+impl<P: Pbx> Media<P> {
     /// Ask a repeat caller and act on the answer. `BackToQueue` for anyone else, and for a
     /// caller who chose to wait.
     pub(super) async fn repeat_caller(&self) -> Result<MenuEnd, SwitchError> {

@@ -1,0 +1,319 @@
+//! The engine's call-flow rules on the fake PBX: no sockets, no simulator, no time scale.
+//! Redis is real; the switch is [`FakePbx`], and time is a [`ManualClock`] that moves only
+//! when a test moves it.
+//!
+//! Each test reacts to the operations the engine asks of the switch (the agent leg it
+//! places, the prompt it plays) and answers them, so nothing depends on how fast the
+//! machine is. Paused tokio time is not used: with a real Redis, tokio's auto-advance would
+//! fire the store's response timeouts while a reply is still on the wire. The durable
+//! timers (max wait, wrap-up, expiry) run on the injected clock, which is what matters.
+
+mod common;
+mod engine;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callbackd::config::Config;
+use callbackd::engine::{Engine, EngineError, EngineOptions};
+use callbackd::queue::{AgentId, AgentState, Clock, ManualClock, QueueName, Timestamp};
+use callbackd::store::{EventKind, StateSource, Store, StoredEvent};
+use callbackd::switch::fake::{FakePbx, Op};
+use callbackd::switch::{tags, CallId, Collected};
+use common::RedisServer;
+use engine::{base_config, config_with, until};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const OFFER: &str = "/sounds/offer.wav";
+
+/// One engine on a fake switch, a private Redis and a manual clock.
+struct Rules {
+    _redis: RedisServer,
+    fake: FakePbx,
+    clock: ManualClock,
+    store: Store,
+    shutdown: watch::Sender<bool>,
+    engine: JoinHandle<Result<(), EngineError>>,
+}
+
+impl Rules {
+    async fn start(config_text: &str) -> Self {
+        let redis = RedisServer::start();
+        let text = config_text
+            .replace("ESL", "127.0.0.1:1")
+            .replace("REDIS", &redis.url());
+        let config = Arc::new(Config::parse(Path::new("test.toml"), &text).unwrap());
+        let store = Store::connect(&config.redis).await.unwrap();
+        let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
+        let (fake, events) = FakePbx::new();
+        let options = EngineOptions {
+            daemon_id: "d1".into(),
+            sounds: "/sounds".into(),
+            languages: vec!["en".into()],
+            default_language: "en".into(),
+            recordings: std::env::temp_dir(),
+            time_scale: 1.0,
+        };
+        let engine = Engine::new(
+            config,
+            options,
+            store.clone(),
+            fake.clone(),
+            Arc::new(clock.clone()),
+        );
+        let (shutdown, stop) = watch::channel(false);
+        let engine = tokio::spawn(engine.run(events, stop));
+        Self {
+            _redis: redis,
+            fake,
+            clock,
+            store,
+            shutdown,
+            engine,
+        }
+    }
+
+    async fn set_agent(&self, agent: &str, state: AgentState) {
+        self.store
+            .set_agent_state(&agent_id(agent), state, self.clock.now(), StateSource::Cli)
+            .await
+            .unwrap();
+    }
+
+    async fn agent_state(&self, agent: &str) -> AgentState {
+        let agent = self.store.agent(&agent_id(agent), self.clock.now()).await;
+        agent.unwrap().unwrap().state
+    }
+
+    /// Answer the leg the engine places for `agent`, and return it.
+    async fn agent_answers(&self, agent: &str) -> CallId {
+        let leg = self.fake.placed(tags::AGENT, agent).await;
+        self.fake.answer(&leg).await;
+        leg
+    }
+
+    /// Wait for the bridge of `caller` with `leg`.
+    async fn bridged(&self, caller: &CallId, leg: &CallId) {
+        self.fake
+            .wait_for("the caller bridged to the agent", |ops| {
+                ops.iter()
+                    .any(|op| {
+                        *op == Op::Bridge {
+                            a: caller.clone(),
+                            b: leg.clone(),
+                        }
+                    })
+                    .then_some(())
+            })
+            .await;
+    }
+
+    /// Wait until `call` hears `media`.
+    async fn hears(&self, call: &CallId, media: &str) {
+        self.fake
+            .wait_for(&format!("{media} on the call"), |ops| {
+                ops.iter()
+                    .any(|op| call_of(op) == Some(call) && op.media() == Some(media))
+                    .then_some(())
+            })
+            .await;
+    }
+
+    async fn events_of(&self, kind: EventKind) -> Vec<StoredEvent> {
+        let queue = QueueName::new("support").unwrap();
+        let events = self.store.events(Some(&queue), None, 1000).await.unwrap();
+        events.into_iter().filter(|e| e.kind == kind).collect()
+    }
+
+    /// Wait for a digit collection on `call` whose prompt names `prompt`, and key `digits`.
+    async fn keys_in(&self, call: &CallId, prompt: &str, digits: &str) {
+        self.fake
+            .wait_for(&format!("a collection playing {prompt}"), |ops| {
+                ops.iter()
+                    .any(|op| {
+                        matches!(op, Op::Collect { call: c, prompt: p }
+                            if c == call && p.contains(prompt))
+                    })
+                    .then_some(())
+            })
+            .await;
+        self.fake.key_in(call, Collected::Digits(digits.into()));
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.engine.await.unwrap().unwrap();
+    }
+}
+
+fn agent_id(agent: &str) -> AgentId {
+    AgentId::new(agent).unwrap()
+}
+
+fn call_of(op: &Op) -> Option<&CallId> {
+    match op {
+        Op::Play { call, .. }
+        | Op::StartPlay { call, .. }
+        | Op::Collect { call, .. }
+        | Op::Transfer { call, .. }
+        | Op::HangUp { call, .. } => Some(call),
+        _ => None,
+    }
+}
+
+fn callback_config(queue_extra: &str) -> String {
+    config_with(
+        queue_extra,
+        &format!(
+            r#"
+[lines.callback]
+enabled = true
+offer_greeting = "{OFFER}"
+country = "DE"
+"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_free_agent_is_rung_at_once_and_the_caller_bridged_when_they_answer() {
+    let rules = Rules::start(&callback_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let caller = rules
+        .fake
+        .park_caller("support", "main", "+4930555001")
+        .await;
+    let leg = rules.agent_answers("alice").await;
+    rules.bridged(&caller, &leg).await;
+    assert_eq!(rules.agent_state("alice").await, AgentState::OnCall);
+    // Whatever the caller was hearing stopped before the bridge.
+    let ops = rules.fake.ops();
+    let stopped = ops.iter().position(|op| {
+        *op == Op::StopMedia {
+            call: caller.clone(),
+        }
+    });
+    let bridged = ops.iter().position(|op| matches!(op, Op::Bridge { .. }));
+    assert!(stopped.is_some() && stopped < bridged, "{ops:#?}");
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn the_callback_offer_is_made_while_every_agent_is_on_a_call() {
+    let rules = Rules::start(&callback_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let first = rules
+        .fake
+        .park_caller("support", "main", "+4930555001")
+        .await;
+    let leg = rules.agent_answers("alice").await;
+    rules.bridged(&first, &leg).await;
+    // The only agent is busy: the next caller hears the offer, and 2 requests a callback.
+    let second = rules
+        .fake
+        .park_caller("support", "main", "+4930555002")
+        .await;
+    rules.hears(&second, OFFER).await;
+    rules.hears(&second, "local_stream://moh").await;
+    rules.fake.press(&second, '2').await;
+    rules.keys_in(&second, "menu-own-number", "1").await;
+    rules.keys_in(&second, "confirm-options", "1").await;
+    until("the callback is requested", || async {
+        !rules.events_of(EventKind::Requested).await.is_empty()
+    })
+    .await;
+    let requested = rules.events_of(EventKind::Requested).await;
+    assert_eq!(requested[0].field("number"), Some("+4930555002"));
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_who_does_not_answer_is_passed_over_for_the_next() {
+    let rules = Rules::start(&base_config("no_answer_delay_secs = 60")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    rules.clock.advance(Duration::from_secs(1));
+    rules.set_agent("bob", AgentState::Available).await;
+    let caller = rules
+        .fake
+        .park_caller("support", "main", "+4930555001")
+        .await;
+    // Alice has been idle longest: she is rung first, and misses it.
+    let missed = rules.fake.placed(tags::AGENT, "alice").await;
+    rules.fake.fail(&missed, "NO_ANSWER");
+    let leg = rules.agent_answers("bob").await;
+    rules.bridged(&caller, &leg).await;
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn wrap_up_ends_on_the_clock_and_the_agent_takes_the_next_caller() {
+    let rules =
+        Rules::start(&base_config("").replace("wrap_up_secs = 0", "wrap_up_secs = 30")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let first = rules
+        .fake
+        .park_caller("support", "main", "+4930555001")
+        .await;
+    let leg = rules.agent_answers("alice").await;
+    rules.bridged(&first, &leg).await;
+    let second = rules
+        .fake
+        .park_caller("support", "main", "+4930555002")
+        .await;
+    rules.hears(&second, "local_stream://moh").await;
+    rules.fake.hang_up_party(&leg).await;
+    until("alice is in wrap-up", || async {
+        rules.agent_state("alice").await == AgentState::WrapUp
+    })
+    .await;
+    // Wrap-up lasts 30 s on the engine's clock, however long the test takes meanwhile.
+    rules.clock.advance(Duration::from_secs(29));
+    tokio::time::sleep(Duration::from_millis(500)).await; // grace for a ring that must not come
+    assert_eq!(
+        rules
+            .fake
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, Op::Originate { .. }))
+            .count(),
+        1
+    );
+    rules.clock.advance(Duration::from_secs(2));
+    let next = rules.agent_answers("alice").await;
+    rules.bridged(&second, &next).await;
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn max_wait_transfers_the_caller_to_the_exit_on_the_clock() {
+    let queue = r#"
+[queues.max_wait]
+after_secs = 60
+action = "transfer"
+extension = "voicemail"
+context = "default""#;
+    let rules = Rules::start(&base_config(queue)).await;
+    let caller = rules
+        .fake
+        .park_caller("support", "main", "+4930555001")
+        .await;
+    rules.hears(&caller, "local_stream://moh").await;
+    rules.clock.advance(Duration::from_secs(61));
+    rules
+        .fake
+        .wait_for("the transfer to voicemail", |ops| {
+            ops.iter()
+                .any(|op| {
+                    *op == Op::Transfer {
+                        call: caller.clone(),
+                        extension: "voicemail".into(),
+                    }
+                })
+                .then_some(())
+        })
+        .await;
+    assert_eq!(rules.events_of(EventKind::MaxWaitExit).await.len(), 1);
+    rules.stop().await;
+}
