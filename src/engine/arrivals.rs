@@ -82,7 +82,7 @@ impl Engine {
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
         self.adopt(&entry, true, parked.sip_from_user.as_deref());
-        self.dirty |= self.idle_agents_seen;
+        self.routing.caller_arrived();
         Ok(())
     }
 

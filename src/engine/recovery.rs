@@ -51,7 +51,7 @@ impl Engine {
     /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
     /// who parked while nobody listened.
     pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
-        self.forget_next_in_line();
+        self.routing.forget_next_in_line();
         let channels = match self.switch.channels().await {
             Ok(rows) => rows,
             Err(e) => {
@@ -130,7 +130,7 @@ impl Engine {
             })
             .await?;
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 
@@ -277,7 +277,7 @@ impl Engine {
                 self.kill(customer.leg.clone());
             }
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 
