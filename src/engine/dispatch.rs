@@ -54,7 +54,7 @@ impl Engine {
             let offers = self.routing.plan(&self.router, &next, &freed, now);
             let unplaced = freed.len() - placed(&offers);
             let entries = self.routing.next_in_line_planned(next, &offers, unplaced);
-            self.routing.round_trip_started(&offers);
+            let trip = self.routing.round_trip_started(&offers);
             // The booking frees the agents it books; the others' calls end on their own.
             let ended: Vec<(QueueName, AgentId)> = ended
                 .into_iter()
@@ -96,7 +96,12 @@ impl Engine {
                     .zip(placed)
                     .map(|((call, leg), placed)| (call.uuid, leg, placed))
                     .collect();
-                let _ = reports.send(Report::Booked(Booked { offers, made, rung }));
+                let _ = reports.send(Report::Booked(Booked {
+                    trip,
+                    offers,
+                    made,
+                    rung,
+                }));
             });
             return Ok(());
         }

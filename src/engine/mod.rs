@@ -428,7 +428,7 @@ impl Engine {
                 return;
             }
             Report::Booked(booked) => {
-                self.routing.round_trip_booked(&booked.offers);
+                self.routing.round_trip_booked(booked.trip);
                 self.settle(&booked.offers, booked.made);
                 for (uuid, leg, placed) in booked.rung {
                     self.track_leg(uuid, leg, std::future::ready(placed));

@@ -1,7 +1,7 @@
 //! What the engine loop remembers between routing passes, and the rules that keep it true,
 //! apart from the store and the switch so each rule holds in one place and is tested alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::queue::{
     Agent, AgentId, Entry, EntryId, EntryStatus, Offer, QueueName, Router, Timestamp,
@@ -36,13 +36,28 @@ pub(super) struct RoutingState {
     next_in_line: Option<Vec<Entry>>,
     /// Full routing passes put off in a row while signals were queued.
     passes_deferred: usize,
-    /// Entries being claimed by routing round trips under way, with their queue: no other
-    /// plan takes them, and claims behind them count them as known.
-    claiming: HashMap<EntryId, QueueName>,
+    /// Entries being claimed by routing round trips under way, with their queue and trip:
+    /// no other plan takes them, and claims behind them count them as known.
+    claiming: HashMap<EntryId, Claim>,
     /// Routing round trips under way off the loop. The full pass waits for them: what it
     /// reads could be a step behind what they write.
-    routes_under_way: usize,
+    under_way: HashSet<u64>,
+    /// Round trips are numbered, so one given up for lost is told from those after it.
+    next_trip: u64,
 }
+
+/// An entry's claim: its queue (for the claims behind it) and the round trip making it, so
+/// a trip given up for lost cannot release the claims of a later one when it reports.
+struct Claim {
+    queue: QueueName,
+    trip: u64,
+}
+
+/// A routing round trip under way off the loop, handed back when it reports. Neither
+/// `Clone` nor `Copy`: each trip ends once.
+#[derive(Debug)]
+#[must_use = "the full pass waits until the round trip is booked or lost"]
+pub(super) struct RoundTrip(u64);
 
 /// How the agents of the calls that just ended are routed.
 #[derive(Debug, PartialEq)]
@@ -68,7 +83,8 @@ impl RoutingState {
             next_in_line: None,
             passes_deferred: 0,
             claiming: HashMap::new(),
-            routes_under_way: 0,
+            under_way: HashSet::new(),
+            next_trip: 0,
         }
     }
 
@@ -179,7 +195,7 @@ impl RoutingState {
             offer.ahead.extend(
                 self.claiming
                     .iter()
-                    .filter(|(_, q)| **q == offer.queue)
+                    .filter(|(_, c)| c.queue == offer.queue)
                     .map(|(e, _)| e.clone()),
             );
         }
@@ -188,29 +204,33 @@ impl RoutingState {
 
     /// A round trip off the loop starts claiming `offers` (planned by [`Self::plan`], so
     /// none is claimed already): they are nobody else's until it is booked or lost.
-    pub(super) fn round_trip_started(&mut self, offers: &[Offer]) {
+    pub(super) fn round_trip_started(&mut self, offers: &[Offer]) -> RoundTrip {
+        let trip = self.next_trip;
+        self.next_trip += 1;
         for offer in offers {
-            let earlier = self
-                .claiming
-                .insert(offer.entry.clone(), offer.queue.clone());
+            let claim = Claim {
+                queue: offer.queue.clone(),
+                trip,
+            };
+            let earlier = self.claiming.insert(offer.entry.clone(), claim);
             debug_assert!(earlier.is_none(), "{} planned twice", offer.entry);
         }
-        self.routes_under_way += 1;
+        self.under_way.insert(trip);
+        RoundTrip(trip)
     }
 
-    /// A round trip reported booking `offers`: their claims are over. One given up for lost
-    /// meanwhile is no longer counted, so the count stays at zero.
-    pub(super) fn round_trip_booked(&mut self, offers: &[Offer]) {
-        self.routes_under_way = self.routes_under_way.saturating_sub(1);
-        for offer in offers {
-            self.claiming.remove(&offer.entry);
+    /// A round trip reported its bookings: its claims are over. One given up for lost
+    /// meanwhile changes nothing, so a later trip keeps its own claims.
+    pub(super) fn round_trip_booked(&mut self, trip: RoundTrip) {
+        if self.under_way.remove(&trip.0) {
+            self.claiming.retain(|_, c| c.trip != trip.0);
         }
     }
 
     /// A task panicked and may have been a round trip, whose report will never come: stop
     /// waiting for any, and release their claims.
     pub(super) fn round_trips_lost(&mut self) {
-        self.routes_under_way = 0;
+        self.under_way.clear();
         self.claiming.clear();
     }
 
@@ -218,7 +238,7 @@ impl RoutingState {
     /// since the last one, which it routes. It waits while round trips are under way, and
     /// while signals are queued (up to [`MAX_DEFERRED_PASSES`] times in a row).
     pub(super) fn start_pass(&mut self, signals_queued: bool) -> Option<usize> {
-        if self.routes_under_way > 0 {
+        if !self.under_way.is_empty() {
             return None;
         }
         if self.dirty && signals_queued && self.passes_deferred < MAX_DEFERRED_PASSES {
@@ -373,23 +393,23 @@ mod tests {
             &agents("support", &["ann", "bob"], clock.now()),
             clock.now(),
         );
-        routing.round_trip_started(&offers[..1]);
-        routing.round_trip_started(&offers[1..]);
+        let first = routing.round_trip_started(&offers[..1]);
+        let second = routing.round_trip_started(&offers[1..]);
         routing.changed();
         assert_eq!(routing.start_pass(false), None);
-        routing.round_trip_booked(&offers[..1]);
+        routing.round_trip_booked(first);
         assert_eq!(routing.start_pass(false), None, "one is still under way");
-        routing.round_trip_booked(&offers[1..]);
+        routing.round_trip_booked(second);
         assert_eq!(routing.start_pass(false), Some(0));
     }
 
     #[test]
     fn a_round_trip_without_offers_is_waited_for_too() {
         let mut routing = busy(Vec::new());
-        routing.round_trip_started(&[]);
+        let trip = routing.round_trip_started(&[]);
         routing.changed();
         assert_eq!(routing.start_pass(false), None);
-        routing.round_trip_booked(&[]);
+        routing.round_trip_booked(trip);
         assert_eq!(routing.start_pass(false), Some(0));
     }
 
@@ -403,7 +423,7 @@ mod tests {
         let now = clock.now();
         let claimed = routing.plan(&router, &support, &agents("support", &["ann"], now), now);
         assert_eq!(claimed[0].entry, support[0].id);
-        routing.round_trip_started(&claimed);
+        let trip = routing.round_trip_started(&claimed);
 
         let all: Vec<Entry> = support.iter().chain(&sales).cloned().collect();
         let mut free = agents("support", &["bob", "cy"], now);
@@ -418,7 +438,7 @@ mod tests {
             "a claim is ahead in its own queue only"
         );
 
-        routing.round_trip_booked(&claimed);
+        routing.round_trip_booked(trip);
         let offers = routing.plan(&router, &support, &agents("support", &["bob"], now), now);
         assert_eq!(offers[0].entry, support[0].id, "free again once booked");
     }
@@ -437,19 +457,18 @@ mod tests {
             &agents("support", &["ann"], now),
             now,
         );
-        routing.round_trip_started(&offers);
-        routing.round_trip_started(&offers);
+        let _first = routing.round_trip_started(&offers);
+        let _second = routing.round_trip_started(&offers);
     }
 
     #[test]
-    fn a_panic_releases_every_claim_and_a_late_report_never_counts_below_zero() {
+    fn a_panic_releases_every_claim_and_a_late_report_changes_nothing() {
         let clock = clock();
         let next = callers("support", 1, &clock);
         let mut routing = busy(Vec::new());
         let (router, now) = (Router::default(), clock.now());
         let ann = agents("support", &["ann"], now);
-        let claimed = routing.plan(&router, &next, &ann, now);
-        routing.round_trip_started(&claimed);
+        let lost = routing.round_trip_started(&routing.plan(&router, &next, &ann, now));
         routing.round_trips_lost();
         routing.changed();
         assert_eq!(
@@ -457,16 +476,19 @@ mod tests {
             Some(0),
             "nothing left to wait for"
         );
+
         let offers = routing.plan(&router, &next, &ann, now);
         assert_eq!(offers.len(), 1, "the lost trip's claim is released");
-
-        routing.round_trip_booked(&claimed);
-        routing.changed();
-        assert_eq!(
-            routing.start_pass(false),
-            Some(0),
-            "still nothing to wait for"
+        let later = routing.round_trip_started(&offers);
+        routing.round_trip_booked(lost);
+        assert!(
+            routing.plan(&router, &next, &ann, now).is_empty(),
+            "the later trip keeps its claim"
         );
+        routing.changed();
+        assert_eq!(routing.start_pass(false), None, "and is still waited for");
+        routing.round_trip_booked(later);
+        assert_eq!(routing.start_pass(false), Some(0));
     }
 
     #[test]
@@ -482,7 +504,7 @@ mod tests {
             &agents("support", &["ann"], now),
             now,
         );
-        routing.round_trip_started(&claimed);
+        let _trip = routing.round_trip_started(&claimed);
         let offers = routing.plan(
             &Router::default(),
             &read,
@@ -549,14 +571,14 @@ mod tests {
         };
         let now = clock.now();
         let freed = agents("support", &["ann", "bob", "cy"], now);
-        let first = routing.plan(&Router::default(), &known, &freed, now);
-        let offered = routing.next_in_line_planned(known, &first, 0);
+        let offers = routing.plan(&Router::default(), &known, &freed, now);
+        let offered = routing.next_in_line_planned(known, &offers, 0);
         assert_eq!(
             offered,
             next[..3].to_vec(),
             "the oldest, for the booking task"
         );
-        routing.round_trip_started(&first);
+        let trip = routing.round_trip_started(&offers);
         assert_eq!(
             routing.start_pass(false),
             None,
@@ -585,14 +607,14 @@ mod tests {
             "the claims under way are ahead of it"
         );
         routing.next_in_line_planned(known, &offers, 0);
-        routing.round_trip_started(&offers);
+        let second = routing.round_trip_started(&offers);
         assert_eq!(
             routing.start_pass(false),
             None,
             "few left, but trips are under way"
         );
-        routing.round_trip_booked(&first);
-        routing.round_trip_booked(&offers);
+        routing.round_trip_booked(trip);
+        routing.round_trip_booked(second);
         assert!(routing.next_in_line_short());
         assert_eq!(
             routing.start_pass(false),
@@ -617,8 +639,8 @@ mod tests {
         let offers = routing.plan(&Router::default(), &known, &freed, now);
         assert_eq!(offers.len(), 1, "nobody waits for sales");
         assert_eq!(routing.next_in_line_planned(known, &offers, 1).len(), 1);
-        routing.round_trip_started(&offers);
-        routing.round_trip_booked(&offers);
+        let trip = routing.round_trip_started(&offers);
+        routing.round_trip_booked(trip);
         assert!(
             routing.next_in_line_short(),
             "the pass reads the whole window"
@@ -643,9 +665,9 @@ mod tests {
             now,
         );
         routing.next_in_line_planned(known, &offers, 0);
-        routing.round_trip_started(&offers);
+        let trip = routing.round_trip_started(&offers);
         // The report: the claim found another entry ahead (a callback due again, say).
-        routing.round_trip_booked(&offers);
+        routing.round_trip_booked(trip);
         routing.queues_changed();
         assert!(routing.next_in_line_short());
         routing.call_ended(&q("support"), &a("bob"));
