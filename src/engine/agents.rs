@@ -66,7 +66,7 @@ impl<P: Pbx> Engine<P> {
     /// An agent's state changed on this daemon's doing: look for offers, and tell waiting
     /// callers at once whether callbacks are open, without waiting for the agents' stream.
     pub(super) async fn agent_state_changed(&mut self) -> Result<(), StoreError> {
-        self.dirty = true;
+        self.routing.changed();
         self.refresh_callbacks_open().await
     }
 

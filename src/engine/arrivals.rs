@@ -83,7 +83,7 @@ impl<P: Pbx> Engine<P> {
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");
         self.adopt(&entry, true, parked.sip_from_user.as_deref());
-        self.dirty |= self.idle_agents_seen;
+        self.routing.caller_arrived();
         Ok(())
     }
 

@@ -4,16 +4,18 @@
 
 use std::time::Duration;
 
+use super::routing_state::RoundTrip;
 use super::AgentLeg;
 use crate::config::Config;
 use crate::queue::{AgentId, AgentState, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StateSource, Store, StoreError, Timer};
 use crate::switch::{CallId, PendingCall, SwitchError};
 
-/// What a routing round trip off the loop did: booking each of `offers` (`made`), and
-/// placing the agent legs of those booked (`rung`: leg, what it is for, the originate).
+/// What a routing round trip off the loop (`trip`) did: booking each of `offers` (`made`),
+/// and placing the agent legs of those booked (`rung`: leg, what it is for, the originate).
 #[derive(Debug)]
 pub(super) struct Booked {
+    pub trip: RoundTrip,
     pub offers: Vec<Offer>,
     pub made: Vec<Result<OfferOutcome, StoreError>>,
     pub rung: Vec<(CallId, AgentLeg, Result<PendingCall, SwitchError>)>,

@@ -26,8 +26,7 @@ impl<P: Pbx> Engine<P> {
                     tracing::info!(%queue, %entry, "callback canceled by an operator");
                     // Its legs stop when the `canceled` event comes back on the bus, as
                     // they do on every other daemon.
-                    self.forget_next_in_line();
-                    self.dirty = true;
+                    self.routing.queues_changed();
                 }
                 let _ = reply.send(canceled.map(drop).map_err(CommandError::from));
             }

@@ -8,9 +8,10 @@ use crate::switch::Pbx;
 use std::future::Future;
 
 use super::booking::{self, Booked};
+use super::routing_state::AfterCalls;
 use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
-use crate::queue::{Agent, AgentId, Entry, EntryKind, EntryStatus, Offer, QueueName, Timestamp};
+use crate::queue::{Agent, AgentId, Entry, EntryKind, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
 use crate::switch::tags;
 use crate::switch::{CallId, Originate, PendingCall, SwitchError};
@@ -24,28 +25,25 @@ const ROUTING_WINDOW: usize = 64;
 /// offer does it read the whole window. Reading 64 entries per pass was most of its cost.
 const ROUTING_SLACK: usize = 4;
 
-/// Below this many callers known to be next in line, a routing pass reads the queues'
-/// heads again (off the path of a freed agent, who is offered one of those known).
-const NEXT_IN_LINE_MIN: usize = 16;
-
 impl<P: Pbx> Engine<P> {
-    /// Free the agents of the calls that ended, all at once (one round trip for a burst),
-    /// and route them. When the last pass left nobody idle they are the only free agents
-    /// worth routing: they are offered the callers known to be next in line, and freeing,
-    /// booking and claiming go out together, off the loop, so an agent waits one round
-    /// trip and the loop meanwhile takes the next hangups of a burst. Without callers
-    /// known, the queue heads are read in the round trip that frees them. When agents were
-    /// idle, a full pass routes these with them.
+    /// Free the agents of the calls that ended since last time, if any, all at once (one
+    /// round trip for a burst), and route them. When the last pass left nobody idle they
+    /// are the only free agents worth routing: they are offered the callers known to be
+    /// next in line, and freeing, booking and claiming go out together, off the loop, so an
+    /// agent waits one round trip and the loop meanwhile takes the next hangups of a burst.
+    /// Without callers known, the queue heads are read in the round trip that frees them.
+    /// When agents were idle, a full pass routes these with them.
     pub(super) async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
-        let ended = std::mem::take(&mut self.calls_ended);
+        let Some((ended, route)) = self.routing.take_calls_ended() else {
+            return Ok(());
+        };
         let now = self.clock.now();
-        if self.idle_agents_seen {
+        if route == AfterCalls::WithTheIdle {
             let freed = booking::end_calls(&self.store, &self.config, &ended, now).await;
-            self.agents_freed += freed.len();
-            self.dirty = true;
+            self.routing.agents_freed(freed.len());
             return Ok(());
         }
-        if let Some(next) = self.next_in_line.take().filter(|n| !n.is_empty()) {
+        if let AfterCalls::NextInLine(next) = route {
             // An agent who went away meanwhile is not booked, and the claim is withdrawn.
             let freed = self.free_now(
                 ended
@@ -54,29 +52,15 @@ impl<P: Pbx> Engine<P> {
                     .map(|(_, a)| a),
                 now,
             );
-            let offers = self.plan(&next, &freed, now);
+            let offers = self.routing.plan(&self.router, &next, &freed, now);
             let unplaced = freed.len() - placed(&offers);
-            let (entries, rest): (Vec<Entry>, Vec<Entry>) = next
-                .into_iter()
-                .partition(|e| offers.iter().any(|o| o.entry == e.id));
-            if unplaced == 0 {
-                // Few left: the next full pass reads more.
-                self.dirty |= rest.len() < NEXT_IN_LINE_MIN;
-                self.next_in_line = Some(rest);
-            } else {
-                self.agents_freed += unplaced;
-                self.dirty = true;
-            }
-            for offer in &offers {
-                self.claiming
-                    .insert(offer.entry.clone(), offer.queue.clone());
-            }
+            let entries = self.routing.next_in_line_planned(next, &offers, unplaced);
+            let trip = self.routing.round_trip_started(&offers);
             // The booking frees the agents it books; the others' calls end on their own.
             let ended: Vec<(QueueName, AgentId)> = ended
                 .into_iter()
                 .filter(|(_, a)| !offers.iter().any(|o| o.agents.contains(a)))
                 .collect();
-            self.routes_under_way += 1;
             let (store, config, switch, reports) = (
                 self.store.clone(),
                 self.config.clone(),
@@ -113,7 +97,12 @@ impl<P: Pbx> Engine<P> {
                     .zip(placed)
                     .map(|((call, leg), placed)| (call.id, leg, placed))
                     .collect();
-                let _ = reports.send(Report::Booked(Booked { offers, made, rung }));
+                let _ = reports.send(Report::Booked(Booked {
+                    trip,
+                    offers,
+                    made,
+                    rung,
+                }));
             });
             return Ok(());
         }
@@ -124,8 +113,10 @@ impl<P: Pbx> Engine<P> {
         );
         let freed = self.free_now(&freed, now);
         let entries = entries?;
-        let offers = self.plan(&entries, &freed, now);
-        self.dirty |= placed(&offers) < freed.len();
+        let offers = self.routing.plan(&self.router, &entries, &freed, now);
+        if placed(&offers) < freed.len() {
+            self.routing.changed();
+        }
         self.make_offers(&offers, entries, now).await;
         Ok(())
     }
@@ -141,30 +132,6 @@ impl<P: Pbx> Engine<P> {
             .filter_map(|id| self.config.agent(id))
             .map(|a| Agent::freed_now(a.id.clone(), a.queues.clone(), now))
             .collect()
-    }
-
-    /// The router's plan for `entries` and `agents` `now`, around the entries being claimed
-    /// by round trips under way: those are nobody else's, and are known to be ahead.
-    pub(super) fn plan(&self, entries: &[Entry], agents: &[Agent], now: Timestamp) -> Vec<Offer> {
-        let mut offers = if self.claiming.is_empty() {
-            self.router.plan(entries, agents, now)
-        } else {
-            let free: Vec<Entry> = entries
-                .iter()
-                .filter(|e| !self.claiming.contains_key(&e.id))
-                .cloned()
-                .collect();
-            self.router.plan(&free, agents, now)
-        };
-        for offer in &mut offers {
-            offer.ahead.extend(
-                self.claiming
-                    .iter()
-                    .filter(|(_, q)| **q == offer.queue)
-                    .map(|(e, _)| e.clone()),
-            );
-        }
-        offers
     }
 
     /// The first `window` waiting entries of every queue, read together: one round trip
@@ -188,10 +155,7 @@ impl<P: Pbx> Engine<P> {
     /// when few callers are known to be next in line.
     pub(super) async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let refill = self
-            .next_in_line
-            .as_ref()
-            .is_none_or(|n| n.len() < NEXT_IN_LINE_MIN);
+        let refill = self.routing.next_in_line_short();
         let free_agents = self.store.free_agents(&self.agent_ids, now);
         let (agents, mut entries, mut read) = if freed > 0 || refill {
             let read = if refill {
@@ -204,22 +168,22 @@ impl<P: Pbx> Engine<P> {
         } else {
             let agents = free_agents.await?;
             if agents.is_empty() {
-                self.idle_agents_seen = false;
+                self.routing.pass_finished(false);
                 return Ok(());
             }
             let read = routing_window(agents.len());
             (agents, self.waiting_heads(read).await?, read)
         };
-        let mut offers = self.plan(&entries, &agents, now);
+        let mut offers = self.routing.plan(&self.router, &entries, &agents, now);
         if placed(&offers) < agents.len()
             && read < ROUTING_WINDOW
             && self.some_queue_full(&entries, read)
         {
             read = ROUTING_WINDOW;
             entries = self.waiting_heads(read).await?;
-            offers = self.plan(&entries, &agents, now);
+            offers = self.routing.plan(&self.router, &entries, &agents, now);
         }
-        self.idle_agents_seen = placed(&offers) < agents.len();
+        self.routing.pass_finished(placed(&offers) < agents.len());
         self.make_offers(&offers, entries, now).await;
         Ok(())
     }
@@ -228,7 +192,7 @@ impl<P: Pbx> Engine<P> {
     async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
         let made = booking::book(&self.store, &self.config, offers, false, now).await;
         if self.ring_booked(offers, &entries, made) {
-            self.keep_next_in_line(entries, offers);
+            self.routing.keep_next_in_line(entries, offers);
         }
     }
 
@@ -273,25 +237,9 @@ impl<P: Pbx> Engine<P> {
                 // offer timer runs out.
                 Err(e) => tracing::warn!(entry = %offer.entry, error = %e, "offer failed"),
             }
-            self.dirty = true;
-            self.forget_next_in_line();
+            self.routing.queues_changed();
         }
         rung
-    }
-
-    /// Keep what a routing pass read and did not offer as the callers next in line.
-    fn keep_next_in_line(&mut self, mut entries: Vec<Entry>, offers: &[Offer]) {
-        entries.retain(|e| {
-            e.status == EntryStatus::Waiting
-                && !offers.iter().any(|o| o.entry == e.id)
-                && !self.claiming.contains_key(&e.id)
-        });
-        self.next_in_line = Some(entries);
-    }
-
-    /// Forget what is known of the callers next in line: an entry may have gone back ahead.
-    pub(super) fn forget_next_in_line(&mut self) {
-        self.next_in_line = None;
     }
 
     /// Whether some queue had `read` entries or more waiting: then more wait beyond them.

@@ -42,7 +42,7 @@ impl<P: Pbx> Engine<P> {
         if let Some((leg, agent)) = talking_to {
             self.legs.remove(&leg);
             self.kill(leg);
-            self.call_ended(&queue, &agent);
+            self.routing.call_ended(&queue, &agent);
             return Ok(());
         }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
@@ -59,20 +59,18 @@ impl<P: Pbx> Engine<P> {
                     Ok(ringing) => {
                         tracing::info!(%channel, %queue, "caller abandoned");
                         self.stop_ringing(&id, &ringing);
-                        if let Some(next) = &mut self.next_in_line {
-                            next.retain(|e| e.id != id);
-                        }
+                        self.routing.entry_abandoned(&id);
                     }
                     Err(StoreError::Rule(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
-            EntryStatus::Connected { agent, .. } => self.call_ended(&queue, &agent),
+            EntryStatus::Connected { agent, .. } => self.routing.call_ended(&queue, &agent),
             // A callback outlives its caller's channel.
             EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
             EntryStatus::Closed { .. } => {}
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 
@@ -94,7 +92,7 @@ impl<P: Pbx> Engine<P> {
                 )
                 .await?;
             self.kill(dialed.agent_leg);
-            self.dirty = true;
+            self.routing.changed();
             return Ok(());
         }
         let Some(info) = self.legs.remove(&leg) else {
@@ -105,7 +103,7 @@ impl<P: Pbx> Engine<P> {
             // It was bridged to a waiting caller: that call is over.
             self.callers_whose_call_ended
                 .insert(caller, std::time::Instant::now());
-            self.call_ended(&info.queue, &info.agent);
+            self.routing.call_ended(&info.queue, &info.agent);
         } else if info.answered {
             let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
                 return Ok(());
@@ -121,16 +119,10 @@ impl<P: Pbx> Engine<P> {
                         .callback_completed(&info.queue, &info.entry, &info.agent, now)
                         .await?;
                 }
-                self.call_ended(&info.queue, &info.agent);
+                self.routing.call_ended(&info.queue, &info.agent);
             }
         }
         Ok(())
-    }
-
-    /// A connected call ended: its agent is freed before the next routing pass, together
-    /// with every other agent whose call ended in the same burst of signals.
-    fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) {
-        self.calls_ended.push((queue.clone(), agent.clone()));
     }
 
     /// An agent leg's originate finished: answered, or not taken.
@@ -146,7 +138,7 @@ impl<P: Pbx> Engine<P> {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
             Err(e) => {
                 self.legs.remove(&leg);
-                self.forget_next_in_line();
+                self.routing.forget_next_in_line();
                 self.agent_missed(queue, entry, agent, &e).await
             }
         }
@@ -224,7 +216,7 @@ impl<P: Pbx> Engine<P> {
             "bridge failed; the caller waits again at their place");
         self.legs.remove(&leg);
         self.kill(leg);
-        self.forget_next_in_line();
+        self.routing.forget_next_in_line();
         let now = self.clock.now();
         self.store
             .bridge_failed(queue, entry_id, agent, now)

@@ -9,7 +9,8 @@
 //!
 //! Where each part lives:
 //! - `arrivals`: a caller enters the queue; their media task and what their line offers.
-//! - `dispatch` (with `booking`, its store side): who is offered which entry, and when.
+//! - `dispatch` (with `booking`, its store side): who is offered which entry, and when;
+//!   `routing_state`: what the loop remembers between routing passes, and its rules.
 //! - `legs`: agent legs answered or missed, bridges, callbacks answered, hangups.
 //! - `timers`: the tick and the durable timers (max wait, expiry, retries, wrap-up).
 //! - `agents`, `commands`: agent states; the [`EngineHandle`] commands and the event bus.
@@ -29,6 +30,7 @@ mod dispatch;
 mod handle;
 mod legs;
 mod recovery;
+mod routing_state;
 mod timers;
 
 use std::collections::HashMap;
@@ -41,7 +43,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::queue::{AgentId, Clock, Entry, EntryId, EntryStatus, QueueName, Router};
+use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, Pbx, SwitchError};
 use crate::switch::{PbxEvent, Signal};
@@ -51,10 +53,8 @@ use caller::{CallerMedia, MediaPlan};
 use handle::Command;
 pub use handle::{CommandError, EngineHandle};
 use recovery::Dialed;
+use routing_state::RoutingState;
 
-/// A full routing pass waits while signals are queued (they may free agents, whose offers
-/// come first), but only this many times in a row.
-const MAX_DEFERRED_PASSES: usize = 8;
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
 /// At most this many queued signals are handled between two routing passes, so a flood
@@ -170,30 +170,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     /// Every task the engine starts (media, originates, callbacks): they end with it, as
     /// they would if the process died, and never act on a switch after their engine.
     tasks: JoinSet<()>,
-    /// Something changed that may make an offer possible.
-    dirty: bool,
-    /// Agents this daemon made available since the last routing pass: that pass reads
-    /// the entries for them at once, without first asking Redis whether anyone is free.
-    agents_freed: usize,
-    /// The last routing pass left free agents without an offer (or none ran yet): only
-    /// then can a new caller be offered at once, so only then does an arrival route.
-    idle_agents_seen: bool,
-    /// Calls that ended since the last routing pass, by queue and agent: their agents are
-    /// freed together before it.
-    calls_ended: Vec<(QueueName, AgentId)>,
-    /// The waiting entries the last routing pass read and did not offer, oldest first per
-    /// queue: the callers next in line. An agent freed by the end of a call is offered one
-    /// of them in the very round trip that frees them. `None` once an entry may have gone
-    /// back ahead of them; a claim checks the order anyway (see [`Offer::ahead`]).
-    next_in_line: Option<Vec<Entry>>,
-    /// Full routing passes put off in a row while signals were queued.
-    passes_deferred: usize,
-    /// Entries being claimed by routing round trips under way, with their queue: no other
-    /// plan takes them, and claims behind them count them as known.
-    claiming: HashMap<EntryId, QueueName>,
-    /// Routing round trips under way off the loop. The full pass waits for them: what it
-    /// reads could be a step behind what they write.
-    routes_under_way: usize,
+    /// When routing passes run, and what they know of agents, callers and claims.
+    routing: RoutingState,
     /// Callers whose call this daemon saw end on the agent's side, with when: their own
     /// hangup follows and has nothing left to do. Kept for [`CALLER_HANGUP_WAIT`].
     callers_whose_call_ended: HashMap<CallId, std::time::Instant>,
@@ -246,15 +224,8 @@ impl<P: Pbx> Engine<P> {
             bus_events,
             agents_changed: true,
             tasks: JoinSet::new(),
-            dirty: true,
-            agents_freed: 0,
-            idle_agents_seen: true,
+            routing: RoutingState::new(),
             callers_whose_call_ended: HashMap::new(),
-            calls_ended: Vec::new(),
-            next_in_line: None,
-            passes_deferred: 0,
-            claiming: HashMap::new(),
-            routes_under_way: 0,
             trimmed: std::time::Instant::now(),
         }
     }
@@ -309,27 +280,16 @@ impl<P: Pbx> Engine<P> {
                     break;
                 }
             }
-            if !self.calls_ended.is_empty() {
-                if let Err(e) = self.route_freed_agents().await {
-                    tracing::warn!(error = %e, "routing freed agents failed; retrying");
-                    self.dirty = true;
-                }
+            if let Err(e) = self.route_freed_agents().await {
+                tracing::warn!(error = %e, "routing freed agents failed; retrying");
+                self.routing.changed();
             }
-            if self.routes_under_way > 0 {
-                continue;
-            }
-            // Signals that came in meanwhile may free agents: they go first.
-            if self.dirty && !deliveries.is_empty() && self.passes_deferred < MAX_DEFERRED_PASSES {
-                self.passes_deferred += 1;
-                continue;
-            }
-            self.passes_deferred = 0;
-            if self.dirty {
-                self.dirty = false;
-                let freed = std::mem::take(&mut self.agents_freed);
+            // Signals that came in meanwhile may free agents, and round trips under way may
+            // be writing what a pass would read: both go first.
+            if let Some(freed) = self.routing.start_pass(!deliveries.is_empty()) {
                 if let Err(e) = self.dispatch(freed).await {
                     tracing::warn!(error = %e, "dispatch failed; retrying on the next change");
-                    self.dirty = true;
+                    self.routing.changed();
                 }
             }
         }
@@ -446,21 +406,16 @@ impl<P: Pbx> Engine<P> {
                 agent,
             ),
             Report::StoreChanged => {
-                self.forget_next_in_line();
-                self.dirty = true;
+                self.routing.queues_changed();
                 return;
             }
             Report::EntryLeft { entry, ringing } => {
                 self.stop_ringing(&entry, &ringing);
-                self.forget_next_in_line();
-                self.dirty = true;
+                self.routing.queues_changed();
                 return;
             }
             Report::Booked(booked) => {
-                self.routes_under_way -= 1;
-                for offer in &booked.offers {
-                    self.claiming.remove(&offer.entry);
-                }
+                self.routing.round_trip_booked(booked.trip);
                 self.settle(&booked.offers, booked.made);
                 for (uuid, leg, placed) in booked.rung {
                     self.track_leg(uuid, leg, std::future::ready(placed));
@@ -471,6 +426,6 @@ impl<P: Pbx> Engine<P> {
         if let Err(e) = outcome {
             tracing::warn!(%entry, %agent, error = %e, "offer outcome could not be recorded");
         }
-        self.dirty = true;
+        self.routing.changed();
     }
 }

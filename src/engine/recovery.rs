@@ -52,7 +52,7 @@ impl<P: Pbx> Engine<P> {
     /// channels FreeSWITCH has now, close the vanished, adopt the orphaned, pick up callers
     /// who parked while nobody listened.
     pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
-        self.forget_next_in_line();
+        self.routing.forget_next_in_line();
         let channels = match self.switch.calls().await {
             Ok(rows) => rows,
             Err(e) => {
@@ -122,7 +122,7 @@ impl<P: Pbx> Engine<P> {
             })
             .await?;
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 
@@ -260,7 +260,7 @@ impl<P: Pbx> Engine<P> {
                 self.kill(customer.leg.clone());
             }
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 

@@ -26,8 +26,7 @@ impl<P: Pbx> Engine<P> {
                 Err(e) if e.is_panic() => {
                     // Maybe a routing round trip, whose report will never come: stop waiting.
                     tracing::error!(error = %e, "an engine task panicked");
-                    self.routes_under_way = 0;
-                    self.claiming.clear();
+                    self.routing.round_trips_lost();
                 }
                 _ => {}
             }
@@ -62,7 +61,7 @@ impl<P: Pbx> Engine<P> {
         }));
         let claims = claims.await;
         if std::mem::take(&mut self.agents_changed) {
-            self.dirty = true;
+            self.routing.changed();
             if let Err(e) = self.refresh_callbacks_open().await {
                 tracing::warn!(error = %e, "reading agent states failed");
                 self.agents_changed = true;
@@ -95,7 +94,7 @@ impl<P: Pbx> Engine<P> {
         // queue. A hold-off's end only makes an entry offerable again, which the routing
         // pass this ends with finds.
         if !matches!(timer, Timer::WrapUpEnd { .. } | Timer::HoldOffEnd { .. }) {
-            self.forget_next_in_line();
+            self.routing.forget_next_in_line();
         }
         match timer {
             Timer::MaxWait { queue, entry } => {
@@ -168,13 +167,13 @@ impl<P: Pbx> Engine<P> {
                     )
                     .await
                 {
-                    Ok(AgentState::WrapUp) => self.agents_freed += 1,
+                    Ok(AgentState::WrapUp) => self.routing.agents_freed(1),
                     Ok(_) | Err(StoreError::Rule(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
         }
-        self.dirty = true;
+        self.routing.changed();
         Ok(())
     }
 }
