@@ -1416,3 +1416,34 @@ async fn a_callback_created_for_later_waits_for_its_time_then_takes_the_back() {
     s.clock.advance(WINDOW);
     assert!(due_timers(&s).await.contains(&expiry));
 }
+
+#[tokio::test]
+async fn timers_a_daemon_hands_back_come_due_at_once_for_another() {
+    let s = setup(&[]).await;
+    let waiting = caller(&s).await;
+    s.clock.advance(Duration::from_secs(600));
+    let scope = TimerScope::Queue(support());
+    let claim = |owner: &'static str| {
+        let (store, scope, now) = (&s.store, &scope, s.clock.now());
+        async move {
+            store
+                .claim_due_timers(scope, owner, now, Duration::from_secs(30), 100)
+                .await
+                .unwrap()
+        }
+    };
+    let max_wait = Timer::MaxWait {
+        queue: support(),
+        entry: waiting.id.clone(),
+    };
+    assert_eq!(claim("d1").await, vec![max_wait.clone()]);
+    // Leased to d1: nobody else has it until the lease runs out…
+    assert!(claim("d2").await.is_empty());
+    let now = s.clock.now();
+    assert_eq!(s.store.release_timers(&scope, "d2", now).await.unwrap(), 0);
+    // …unless d1 hands it back.
+    assert_eq!(s.store.release_timers(&scope, "d1", now).await.unwrap(), 1);
+    assert_eq!(claim("d2").await, vec![max_wait.clone()]);
+    assert!(!s.store.complete_timer(&max_wait, "d1").await.unwrap());
+    assert!(s.store.complete_timer(&max_wait, "d2").await.unwrap());
+}
