@@ -266,6 +266,31 @@ impl Store {
         }
     }
 
+    /// Whether `agent` may answer the offer of callback `entry` now: it rings them or they
+    /// hear its whisper. A read only, refused with the rule the agent's own steps
+    /// ([`Store::callback_accepted`], [`Store::callback_declined`]) would be refused with,
+    /// for a caller that must know why before it can act.
+    pub async fn callback_offered_to(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<()> {
+        let found = self.entry(queue, entry).await?;
+        match offer_refusal(found.as_ref(), agent) {
+            None => Ok(()),
+            Some(refusal) => Err(Self::callback_rule(
+                queue,
+                entry,
+                Some(agent),
+                Refused {
+                    script: "callback_offered_to",
+                    refusal,
+                },
+            )),
+        }
+    }
+
     /// `agent` answered the offer of a callback, heard it and declined (event `declined`):
     /// they are free, and not offered it again for `hold_off`; the callback waits again at
     /// its position, or is closed (`declined_by_all`) once every agent of `eligible`
@@ -693,5 +718,61 @@ impl Store {
             total: count("total")?,
             average_wait: (answered > 0).then(|| Duration::from_millis(wait_ms / answered)),
         })
+    }
+}
+
+/// Why `agent` cannot answer the offer of `entry` as it is now, in the words of the callback
+/// scripts' refusals (`callback_decline`'s order); `None` when they can.
+fn offer_refusal(entry: Option<&Entry>, agent: &AgentId) -> Option<Refusal> {
+    let Some(entry) = entry else {
+        return Some(Refusal::UnknownEntry);
+    };
+    if !matches!(entry.kind, EntryKind::Callback(_)) {
+        return Some(Refusal::NotCallback);
+    }
+    match &entry.status {
+        EntryStatus::Offered { agents, .. } if agents.contains(agent) => None,
+        EntryStatus::Offered { .. } => Some(Refusal::NotOfferedTo),
+        _ => Some(Refusal::NotOffered),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Clock, LineName, ManualClock};
+
+    #[test]
+    fn only_an_agent_a_callback_is_offered_to_may_answer_it() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let (alice, bob) = (AgentId::new("alice").unwrap(), AgentId::new("bob").unwrap());
+        let mut callback = Entry::callback(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            PhoneNumber::new("+4930222").unwrap(),
+            clock.now(),
+            clock.now(),
+        );
+        assert_eq!(offer_refusal(None, &alice), Some(Refusal::UnknownEntry));
+        assert_eq!(
+            offer_refusal(Some(&callback), &alice),
+            Some(Refusal::NotOffered)
+        );
+        callback.status = EntryStatus::Offered {
+            agents: vec![alice.clone()],
+            since: clock.now(),
+        };
+        assert_eq!(offer_refusal(Some(&callback), &alice), None);
+        assert_eq!(
+            offer_refusal(Some(&callback), &bob),
+            Some(Refusal::NotOfferedTo)
+        );
+        callback.kind = EntryKind::LiveCaller {
+            channel: crate::switch::ChannelId::random(),
+        };
+        assert_eq!(
+            offer_refusal(Some(&callback), &alice),
+            Some(Refusal::NotCallback)
+        );
     }
 }
