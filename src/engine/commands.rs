@@ -49,8 +49,8 @@ impl Engine {
     }
 
     /// A domain event from the streams (this daemon's or another's). Agent changes are
-    /// taken at the next tick, together; a callback withdrawn anywhere stops the phones
-    /// this daemon rings for it.
+    /// taken at the next tick, together; a callback withdrawn or declined by all anywhere
+    /// stops the phones this daemon rings for it.
     pub(super) fn on_domain_event(
         &mut self,
         event: Result<DomainEvent, broadcast::error::RecvError>,
@@ -65,7 +65,10 @@ impl Engine {
         };
         match (&event.stream, event.event.kind) {
             (EventStream::Agents, _) => self.agents_changed = true,
-            (EventStream::Queue(_), EventKind::Canceled | EventKind::Expired) => {
+            (
+                EventStream::Queue(_),
+                EventKind::Canceled | EventKind::Expired | EventKind::DeclinedByAll,
+            ) => {
                 let Some(entry) = event
                     .event
                     .field("entry")
