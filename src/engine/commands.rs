@@ -5,10 +5,11 @@
 
 use tokio::sync::broadcast;
 
+use super::arrivals::number_rules;
 use super::handle::{Command, CommandError};
 use super::Engine;
-use crate::queue::{AgentId, EntryId};
-use crate::store::{DomainEvent, EventKind, EventStream};
+use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
+use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream};
 
 impl Engine {
     /// Carry out a command from an [`super::EngineHandle`] and answer it.
@@ -45,7 +46,69 @@ impl Engine {
                 }
                 let _ = reply.send(changed.map_err(CommandError::from));
             }
+            Command::CreateCallback {
+                queue,
+                line,
+                number,
+                earliest,
+                reply,
+            } => {
+                let created = self.create_callback(queue, line, number, earliest).await;
+                let _ = reply.send(created);
+            }
         }
+    }
+
+    /// Create a callback for an operator's tool ([`super::EngineHandle::create_callback`]).
+    /// Everything that can be refused without the store is, before it is asked.
+    async fn create_callback(
+        &mut self,
+        queue: QueueName,
+        line: LineName,
+        number: String,
+        earliest: Option<Timestamp>,
+    ) -> Result<EntryId, CommandError> {
+        let line_config = self
+            .config
+            .line(&line)
+            .ok_or_else(|| CommandError::UnknownLine(line.clone()))?;
+        if line_config.queue != queue {
+            return Err(CommandError::LineNotForQueue {
+                feeds: line_config.queue.clone(),
+                line,
+                queue,
+            });
+        }
+        let rules = line_config
+            .offers_callbacks()
+            .then(|| number_rules(line_config))
+            .flatten()
+            .ok_or_else(|| CommandError::NoCallbacks(line.clone()))?;
+        let number = rules
+            .presented(&number)
+            .map_err(|reason| CommandError::BadNumber { number, reason })?;
+        let now = self.clock.now();
+        // An earliest time already past is no reason to wait.
+        let not_before = earliest.filter(|t| *t > now);
+        let from = not_before.unwrap_or(now);
+        let expires_at = from.plus(line_config.callback.expiry);
+        let entry = Entry::callback(queue, line, number, now, from);
+        match self
+            .store
+            .create_callback(&entry, now, expires_at, not_before)
+            .await?
+        {
+            CallbackCreated::Created => {}
+            CallbackCreated::Duplicate { existing } => {
+                return Err(CommandError::Duplicate { entry: existing })
+            }
+        }
+        tracing::info!(queue = %entry.queue, entry = %entry.id, not_before = ?not_before,
+            "callback created by an operator");
+        // Offered as a new arrival is, by a routing pass; one that waits is looked at when
+        // its timer comes due.
+        self.dirty |= not_before.is_none();
+        Ok(entry.id)
     }
 
     /// A domain event from the streams (this daemon's or another's). Agent changes are

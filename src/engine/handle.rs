@@ -7,7 +7,8 @@
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::queue::{AgentId, AgentState, EntryId, QueueName};
+use crate::callback::NumberRejected;
+use crate::queue::{AgentId, AgentState, EntryId, LineName, QueueName, Timestamp};
 use crate::store::{DomainEvent, StateSource, StoreError};
 
 /// How many commands may wait for the loop before senders wait too.
@@ -24,6 +25,30 @@ pub enum CommandError {
     /// The store refused it: an unknown entry or agent, or a transition the rules forbid.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The config has no such line: a callback is called from its line's caller ID.
+    #[error("no line {0} in the config")]
+    UnknownLine(LineName),
+    /// A callback is routed in the queue its line feeds, and called from that line.
+    #[error("line {line} feeds queue {feeds}, not {queue}")]
+    LineNotForQueue {
+        line: LineName,
+        queue: QueueName,
+        feeds: QueueName,
+    },
+    /// Callbacks are off on the line, or it has no outbound caller ID to call from.
+    #[error("line {0} offers no callbacks")]
+    NoCallbacks(LineName),
+    /// The number is not one the line may call back (the reason is part of the message,
+    /// not a `source`, so error chains print it once).
+    #[error("{number:?} cannot be called back: {reason}")]
+    BadNumber {
+        number: String,
+        reason: NumberRejected,
+    },
+    /// The number already has a callback pending in the queue, `entry`: it keeps its place
+    /// and the customer is called once.
+    #[error("a callback for this number is pending already: entry {entry}")]
+    Duplicate { entry: EntryId },
 }
 
 /// What a command asks of the loop, with where its answer goes.
@@ -39,6 +64,13 @@ pub(super) enum Command {
         state: AgentState,
         source: StateSource,
         reply: oneshot::Sender<Result<AgentState, CommandError>>,
+    },
+    CreateCallback {
+        queue: QueueName,
+        line: LineName,
+        number: String,
+        earliest: Option<Timestamp>,
+        reply: oneshot::Sender<Result<EntryId, CommandError>>,
     },
 }
 
@@ -85,6 +117,32 @@ impl EngineHandle {
             agent,
             state,
             source,
+            reply,
+        })
+        .await?
+    }
+
+    /// Ask for a callback with no call in the queue (a CRM's, an API's): `number` is
+    /// judged by `line`'s rules as a number keyed on the phone is (its country for national
+    /// numbers, its dialing policy), before anything is written. The line must feed `queue`
+    /// and offer callbacks. The callback joins the queue at the back, as a caller arriving
+    /// now would, and is routed and dialed as one a caller asked for; with `earliest`, it
+    /// is not offered before then and takes its place at the back then. Its window (the
+    /// line's expiry) runs from that place. Returns the new entry's id; a number with a
+    /// callback pending in the queue already is [`CommandError::Duplicate`], decided in the
+    /// same atomic step as the creation, so daemons asked at once create it once.
+    pub async fn create_callback(
+        &self,
+        queue: QueueName,
+        line: LineName,
+        number: &str,
+        earliest: Option<Timestamp>,
+    ) -> Result<EntryId, CommandError> {
+        self.ask(|reply| Command::CreateCallback {
+            queue,
+            line,
+            number: number.to_owned(),
+            earliest,
             reply,
         })
         .await?
