@@ -3,9 +3,10 @@
 //!
 //! Both come through the loop, because only it knows the legs and callers this daemon runs.
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::arrivals::number_rules;
+use super::callback::{Answer, OutsideAnswer};
 use super::handle::{Command, CommandError};
 use super::Engine;
 use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
@@ -55,6 +56,16 @@ impl Engine {
             } => {
                 let created = self.create_callback(queue, line, number, earliest).await;
                 let _ = reply.send(created);
+            }
+            Command::AnswerCallback {
+                queue,
+                entry,
+                agent,
+                answer,
+                reply,
+            } => {
+                self.answer_callback(queue, entry, agent, answer, reply)
+                    .await
             }
         }
     }
@@ -109,6 +120,80 @@ impl Engine {
         // its timer comes due.
         self.dirty |= not_before.is_none();
         Ok(entry.id)
+    }
+
+    /// An operator answers the offer of callback `entry` for `agent`
+    /// ([`super::EngineHandle::accept_callback`]). Whoever holds the agent's leg answers:
+    /// their whisper task, once it is recorded; this loop, for a phone still ringing.
+    async fn answer_callback(
+        &mut self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    ) {
+        let leg = self
+            .legs
+            .iter()
+            .find(|(_, l)| l.queue == queue && l.entry == entry && l.agent == agent)
+            .map(|(_, l)| (l.answered, l.answers.clone()));
+        let answered = match leg {
+            // They hear the whisper: their task takes it as it takes a key.
+            Some((_, Some(answers))) => {
+                if let Err(e) = answers.try_send(OutsideAnswer { answer, reply }) {
+                    // They answered themselves (or another command did) just now.
+                    let _ = e
+                        .into_inner()
+                        .reply
+                        .send(Err(CommandError::AlreadyAnswered { entry, agent }));
+                }
+                return;
+            }
+            Some((false, None)) => match answer {
+                // The customer is dialed only with an agent on the line: accepting waits
+                // for them to pick up, and is theirs to do then.
+                Answer::Accept => Err(CommandError::NotAnswered { entry, agent }),
+                Answer::Decline => self.decline_ringing(&queue, &entry, &agent).await,
+            },
+            // Not a leg of this daemon's callbacks: the store tells why it cannot be
+            // answered here, or that it is another daemon's to answer.
+            _ => Err(
+                match self.store.callback_offered_to(&queue, &entry, &agent).await {
+                    Ok(()) => CommandError::OtherDaemon { entry, agent },
+                    Err(e) => e.into(),
+                },
+            ),
+        };
+        let _ = reply.send(answered);
+    }
+
+    /// Decline, for its agent, a callback whose phone still rings, as their whisper task
+    /// would once they heard it: recorded first, then the phone stops.
+    async fn decline_ringing(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<(), CommandError> {
+        let eligible = self.eligible(queue).await?;
+        let declined = self
+            .store
+            .callback_declined(
+                queue,
+                entry,
+                agent,
+                self.clock.now(),
+                self.decline_hold_off(queue),
+                &eligible,
+            )
+            .await?;
+        tracing::info!(%entry, %agent, declined_by_all = declined.declined_by_all,
+            "callback declined for a ringing agent");
+        self.stop_ringing(entry, std::slice::from_ref(agent));
+        self.forget_next_in_line();
+        self.dirty = true;
+        Ok(())
     }
 
     /// A domain event from the streams (this daemon's or another's). Agent changes are

@@ -377,6 +377,7 @@ fn agent_call(
             EntryKind::Callback(_) => None,
         },
         answered: false,
+        answers: None,
     };
     Some((call, leg))
 }

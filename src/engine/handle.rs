@@ -2,11 +2,13 @@
 //! commands the loop answers, and the bus of domain events.
 //!
 //! Commands go through the loop rather than to the store directly because only the loop
-//! knows the legs ringing for a callback, which a cancel must stop; the bus carries what
-//! the Redis streams get, so a subscriber sees every daemon's changes, in order.
+//! knows the legs ringing for a callback, which a cancel or a decline must stop, and the
+//! agents' whispers, which an accept must reach; the bus carries what the Redis streams
+//! get, so a subscriber sees every daemon's changes, in order.
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::callback::Answer;
 use crate::callback::NumberRejected;
 use crate::queue::{AgentId, AgentState, EntryId, LineName, QueueName, Timestamp};
 use crate::store::{DomainEvent, StateSource, StoreError};
@@ -49,6 +51,18 @@ pub enum CommandError {
     /// and the customer is called once.
     #[error("a callback for this number is pending already: entry {entry}")]
     Duplicate { entry: EntryId },
+    /// The agent's phone still rings for the offer: nobody has heard whom to call yet, and
+    /// the customer is dialed only once an agent is on the line.
+    #[error("agent {agent} has not answered the offer of {entry} yet")]
+    NotAnswered { entry: EntryId, agent: AgentId },
+    /// The agent answered the offer already (a key, silence through the whisper, a hangup,
+    /// or an earlier command): one answer per offer.
+    #[error("agent {agent} has answered the offer of {entry} already")]
+    AlreadyAnswered { entry: EntryId, agent: AgentId },
+    /// Another daemon sharing the store rings the agent for the offer: only it can stop
+    /// that phone or speak for the agent in its whisper, so ask its handle.
+    #[error("another daemon rings agent {agent} for {entry}")]
+    OtherDaemon { entry: EntryId, agent: AgentId },
 }
 
 /// What a command asks of the loop, with where its answer goes.
@@ -71,6 +85,13 @@ pub(super) enum Command {
         number: String,
         earliest: Option<Timestamp>,
         reply: oneshot::Sender<Result<EntryId, CommandError>>,
+    },
+    AnswerCallback {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+        reply: oneshot::Sender<Result<(), CommandError>>,
     },
 }
 
@@ -143,6 +164,50 @@ impl EngineHandle {
             line,
             number: number.to_owned(),
             earliest,
+            reply,
+        })
+        .await?
+    }
+
+    /// Accept the callback `entry` offered to `agent` for them, as if they had pressed 1 on
+    /// its whisper: their side goes on to dial the customer. Only while they hear the
+    /// whisper: a phone still ringing is [`CommandError::NotAnswered`] (nobody would be on
+    /// the line when the customer answers), and the answer is theirs to give once they
+    /// pick up. Answered once the acceptance is recorded.
+    pub async fn accept_callback(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<(), CommandError> {
+        self.answer(queue, entry, agent, Answer::Accept).await
+    }
+
+    /// Decline the callback `entry` offered to `agent` for them, as if they had pressed 2
+    /// on its whisper: it goes to the next agent, or is closed (`declined_by_all`) when
+    /// every agent has declined it. A phone still ringing for it stops. Answered once the
+    /// decline is recorded.
+    pub async fn decline_callback(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<(), CommandError> {
+        self.answer(queue, entry, agent, Answer::Decline).await
+    }
+
+    async fn answer(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+    ) -> Result<(), CommandError> {
+        self.ask(|reply| Command::AnswerCallback {
+            queue,
+            entry,
+            agent,
+            answer,
             reply,
         })
         .await?

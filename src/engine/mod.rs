@@ -112,6 +112,9 @@ struct AgentLeg {
     /// The waiting caller's channel; `None` for a callback, whose customer is dialed later.
     caller: Option<ChannelId>,
     answered: bool,
+    /// While the agent hears a callback's whisper: its task's door for an answer given for
+    /// them from outside ([`EngineHandle::accept_callback`]), closed once they answered.
+    answers: Option<mpsc::Sender<callback::OutsideAnswer>>,
 }
 
 /// Settings that are not in the config file: who this daemon is and where prompts live.
