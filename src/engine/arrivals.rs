@@ -39,6 +39,11 @@ impl Engine {
         if self.callers.contains_key(&parked.channel) {
             return Ok(());
         }
+        if self.is_draining() {
+            // The daemons staying take them, or this one's successor when it starts.
+            tracing::info!(channel = %parked.channel, %queue, "draining: leaving a new caller");
+            return Ok(());
+        }
         let Ok(id) = EntryId::new(parked.channel.as_str()) else {
             return Ok(());
         };

@@ -10,7 +10,7 @@ use super::callback::{Answer, OutsideAnswer};
 use super::handle::{Command, CommandError};
 use super::Engine;
 use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
-use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream};
+use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream, StoreError};
 
 impl Engine {
     /// Carry out a command from an [`super::EngineHandle`] and answer it.
@@ -67,7 +67,45 @@ impl Engine {
                 self.answer_callback(queue, entry, agent, answer, reply)
                     .await
             }
+            Command::Drain { reply } => {
+                if !self.is_draining() {
+                    tracing::info!("draining: no new callers, callbacks, offers or timers");
+                    self.drain.send_replace(true);
+                }
+                // Answered once no routing round trip is under way (see `finish_drain`).
+                self.drains.push(reply);
+            }
         }
+    }
+
+    /// Whether this daemon was asked to drain: then it takes no new callers or callbacks,
+    /// makes no new offers and claims no timers.
+    pub(super) fn is_draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+
+    /// Answer the drains asked for, once the loop has no routing round trip under way (it
+    /// calls this only then): the offers those made are rung, and no other is made. The
+    /// timers this daemon holds are handed back first, due at once for the daemons staying.
+    pub(super) async fn finish_drain(&mut self) {
+        // Each drain asked for hands back what is left: after a failure, the next one tries
+        // again, and answers with how its own attempt went.
+        for reply in std::mem::take(&mut self.drains) {
+            let _ = reply.send(self.hand_back_timers().await.map_err(CommandError::from));
+        }
+    }
+
+    /// Hand back the timers this daemon holds, in every scope it claims from.
+    async fn hand_back_timers(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let (store, daemon) = (&self.store, &self.options.daemon_id);
+        let handed = futures_util::future::try_join_all(
+            self.timer_scopes()
+                .map(|scope| async move { store.release_timers(&scope, daemon, now).await }),
+        )
+        .await?;
+        tracing::info!(timers_handed_back = handed.iter().sum::<usize>(), "drained");
+        Ok(())
     }
 
     /// Create a callback for an operator's tool ([`super::EngineHandle::create_callback`]).
@@ -79,6 +117,9 @@ impl Engine {
         number: String,
         earliest: Option<Timestamp>,
     ) -> Result<EntryId, CommandError> {
+        if self.is_draining() {
+            return Err(CommandError::Draining);
+        }
         let line_config = self
             .config
             .line(&line)

@@ -38,7 +38,8 @@ impl Engine {
     pub(super) async fn route_freed_agents(&mut self) -> Result<(), StoreError> {
         let ended = std::mem::take(&mut self.calls_ended);
         let now = self.clock.now();
-        if self.idle_agents_seen {
+        // Draining, the agents are only freed: the pass that would offer them makes none.
+        if self.idle_agents_seen || self.is_draining() {
             let freed = booking::end_calls(&self.store, &self.config, &ended, now).await;
             self.agents_freed += freed.len();
             self.dirty = true;
@@ -186,6 +187,10 @@ impl Engine {
     /// only once an agent turns out to be free, which is the common case under load, or
     /// when few callers are known to be next in line.
     pub(super) async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
+        // A draining daemon makes no new offers: the daemons staying do.
+        if self.is_draining() {
+            return Ok(());
+        }
         let now = self.clock.now();
         let refill = self
             .next_in_line

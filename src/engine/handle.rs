@@ -2,11 +2,12 @@
 //! commands the loop answers, and the bus of domain events.
 //!
 //! Commands go through the loop rather than to the store directly because only the loop
-//! knows the legs ringing for a callback, which a cancel or a decline must stop, and the
-//! agents' whispers, which an accept must reach; the bus carries what the Redis streams
-//! get, so a subscriber sees every daemon's changes, in order.
+//! knows the legs ringing for a callback, which a cancel or a decline must stop, the agents'
+//! whispers, which an accept must reach, and the routing under way, which a drain waits
+//! for; the bus carries what the Redis streams get, so a subscriber sees every daemon's
+//! changes, in order.
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::callback::Answer;
 use crate::callback::NumberRejected;
@@ -27,6 +28,10 @@ pub enum CommandError {
     /// The store refused it: an unknown entry or agent, or a transition the rules forbid.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The daemon is draining ([`EngineHandle::drain`]): it takes no new callbacks, which
+    /// the daemons staying take instead.
+    #[error("this daemon is draining and takes no new callbacks")]
+    Draining,
     /// The config has no such line: a callback is called from its line's caller ID.
     #[error("no line {0} in the config")]
     UnknownLine(LineName),
@@ -93,6 +98,9 @@ pub(super) enum Command {
         answer: Answer,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    Drain {
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
 }
 
 /// A cheap, cloneable handle on a running engine. Its commands are answered once the
@@ -101,14 +109,20 @@ pub(super) enum Command {
 pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     bus: broadcast::Sender<DomainEvent>,
+    draining: watch::Receiver<bool>,
 }
 
 impl EngineHandle {
     pub(super) fn new(
         commands: mpsc::Sender<Command>,
         bus: broadcast::Sender<DomainEvent>,
+        draining: watch::Receiver<bool>,
     ) -> Self {
-        Self { commands, bus }
+        Self {
+            commands,
+            bus,
+            draining,
+        }
     }
 
     /// Withdraw a callback that is not being dialed yet (event `canceled`); every agent
@@ -211,6 +225,22 @@ impl EngineHandle {
             reply,
         })
         .await?
+    }
+
+    /// Let the daemon go quietly (before a shutdown or an upgrade): from now on it takes no
+    /// new callers (they park for the daemons staying, or for the next start, which picks
+    /// them up) and no new callbacks, makes no new offers and claims no more timers. Once
+    /// the routing round trips under way have finished, the timers it holds are handed
+    /// back, due at once for the others, and the drain is answered. Calls already ringing
+    /// or bridged, and the whispers agents hear, go on to their end. There is no undrain:
+    /// a drained daemon is stopped and started again.
+    pub async fn drain(&self) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Drain { reply }).await?
+    }
+
+    /// Whether the daemon was asked to drain (even if not answered yet).
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
     }
 
     /// Every domain event from now on, this daemon's and the others' (from the Redis

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -164,6 +164,11 @@ pub struct Engine {
     reports: mpsc::UnboundedReceiver<Report>,
     handle: EngineHandle,
     commands: mpsc::Receiver<Command>,
+    /// Whether this daemon drains ([`EngineHandle::drain`]); the handles read it.
+    drain: watch::Sender<bool>,
+    /// Drains asked for and not answered yet: answered once no routing round trip is
+    /// under way.
+    drains: Vec<oneshot::Sender<Result<(), CommandError>>>,
     /// The engine's own place on the domain event bus, taken at once so it misses nothing.
     bus: broadcast::Sender<DomainEvent>,
     bus_events: broadcast::Receiver<DomainEvent>,
@@ -215,6 +220,7 @@ impl Engine {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::channel(handle::COMMAND_QUEUE);
         let (bus, bus_events) = broadcast::channel(handle::BUS_CAPACITY);
+        let drain = watch::Sender::new(false);
         let plans = config
             .queues
             .iter()
@@ -243,8 +249,10 @@ impl Engine {
             plans,
             reports_tx,
             reports,
-            handle: EngineHandle::new(commands_tx, bus.clone()),
+            handle: EngineHandle::new(commands_tx, bus.clone(), drain.subscribe()),
             commands,
+            drain,
+            drains: Vec::new(),
             bus,
             bus_events,
             agents_changed: true,
@@ -333,6 +341,7 @@ impl Engine {
             if self.routes_under_way > 0 {
                 continue;
             }
+            self.finish_drain().await;
             // Signals that came in meanwhile may free agents: they go first.
             if self.dirty && !deliveries.is_empty() && self.passes_deferred < MAX_DEFERRED_PASSES {
                 self.passes_deferred += 1;
