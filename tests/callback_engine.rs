@@ -16,7 +16,8 @@ use callbackd::queue::AgentState;
 use callbackd::sim::{Caller, Outcome, Party, SimConfig};
 use callbackd::store::{EventKind, StoredEvent};
 use engine::{
-    config_with, field, own_number_confirmed, requesting, sim_secs, until, until_some, Rig,
+    agent_pressing, config_with, customer_answers, field, own_number_confirmed, requesting,
+    sim_secs, until, until_some, Rig,
 };
 
 const OFFER: &str = "/sounds/offer.wav";
@@ -47,18 +48,6 @@ fn sim_timing(sim: &mut SimConfig) {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
-}
-
-/// An agent who answers after 1 s and presses `key` during the whisper (which names the
-/// options first thing, in one playback).
-fn agent_pressing(key: &str) -> Party {
-    Party::answers_after(secs(1.0))
-        .press_when("agent-options", secs(0.5), key)
-        .hang_up_after(secs(60.0))
-}
-
-fn customer_answers() -> Party {
-    Party::answers_after(secs(1.0)).hang_up_after(secs(20.0))
 }
 
 async fn start(line_extra: &str, parties: &[(&str, Party)]) -> Rig {

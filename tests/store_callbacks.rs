@@ -1,7 +1,8 @@
 //! Callbacks in the Redis store against a real `redis-server`: a caller becomes a
 //! callback in their place, one number is queued once, agents decline or accept, the
 //! customer leg answers or fails and is retried, requests expire, a caller calling again
-//! keeps or cancels their pending callback, and every step is recorded with its timings.
+//! keeps or cancels their pending callback, an operator's tool asks for one, and every step
+//! is recorded with its timings.
 
 mod common;
 
@@ -14,8 +15,9 @@ use callbackd::queue::{
     EntryStatus, LineName, ManualClock, Offer, QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
-    CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind, KeptBy, MissRules,
-    NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent, Timer, TimerScope,
+    CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind, KeptBy,
+    MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent, Timer,
+    TimerScope,
 };
 use callbackd::switch::{CallId, PhoneNumber};
 use common::RedisServer;
@@ -1293,4 +1295,155 @@ async fn a_callback_being_dialed_or_a_caller_gone_cannot_be_canceled() {
         cancel(&s, &gone.id, &waiting.id).await,
         Err(StoreError::Rule(QueueError::EntryStatus { .. }))
     ));
+}
+
+/// A callback an operator's tool asks for now at `n`, to be offered from `from` on.
+fn api_callback(s: &Setup, n: &str, from: Timestamp) -> Entry {
+    Entry::callback(
+        support(),
+        LineName::new("main").unwrap(),
+        number(n),
+        s.clock.now(),
+        from,
+    )
+}
+
+async fn create(s: &Setup, cb: &Entry, not_before: Option<Timestamp>) -> CallbackCreated {
+    let expires = cb.position.plus(WINDOW);
+    s.store
+        .create_callback(cb, s.clock.now(), expires, not_before)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_created_callback_joins_the_back_once_however_many_ask_at_once() {
+    let s = setup(&[]).await;
+    let first = caller(&s).await;
+    let now = s.clock.now();
+    // Two daemons asked at the same moment: one creates it, the other is told of it.
+    let (a, b) = (
+        api_callback(&s, "+4930222", now),
+        api_callback(&s, "+4930222", now),
+    );
+    let (ra, rb) = tokio::join!(create(&s, &a, None), create(&s, &b, None));
+    let (made, other) = match (&ra, &rb) {
+        (CallbackCreated::Created, _) => (&a, rb),
+        (_, CallbackCreated::Created) => (&b, ra),
+        _ => panic!("neither was created: {ra:?} {rb:?}"),
+    };
+    assert_eq!(
+        other,
+        CallbackCreated::Duplicate {
+            existing: made.id.clone()
+        }
+    );
+    assert_eq!(
+        waiting_ids(&s).await,
+        vec![first.id.clone(), made.id.clone()]
+    );
+    assert_eq!(entry(&s, &made.id).await, *made);
+    assert_eq!(pending(&s, "+4930222").await, Some(made.id.clone()));
+    let events = events_of(&s, &made.id).await;
+    assert_eq!(kinds(&events), [EventKind::Requested]);
+    assert_eq!(events[0].field("source"), Some("api"));
+    assert_eq!(events[0].field("waited_ms"), Some("0"));
+    let stats = s.store.callback_stats(&support()).await.unwrap();
+    assert_eq!((stats.total, stats.in_queue), (1, 1));
+    // A caller asking for the same number is the duplicate now.
+    let dup = caller(&s).await;
+    assert_eq!(
+        request(&s, &dup.id, "+4930222").await,
+        CallbackRequested::Duplicate {
+            existing: made.id.clone()
+        }
+    );
+    // Once it expires, the number is free for a new one.
+    let expiry = Timer::CallbackExpiry {
+        queue: support(),
+        entry: made.id.clone(),
+    };
+    s.clock.advance(WINDOW);
+    assert!(due_timers(&s).await.contains(&expiry));
+    s.store
+        .callback_expire(&support(), &made.id, s.clock.now())
+        .await
+        .unwrap();
+    let again = api_callback(&s, "+4930222", s.clock.now());
+    assert_eq!(create(&s, &again, None).await, CallbackCreated::Created);
+}
+
+#[tokio::test]
+async fn a_callback_created_for_later_waits_for_its_time_then_takes_the_back() {
+    let s = setup(&[]).await;
+    let from = s.clock.now().plus(Duration::from_secs(300));
+    let cb = api_callback(&s, "+4930222", from);
+    assert_eq!(create(&s, &cb, Some(from)).await, CallbackCreated::Created);
+    assert_eq!(
+        entry(&s, &cb.id).await.status,
+        EntryStatus::RetryWait { due: from }
+    );
+    assert!(waiting_ids(&s).await.is_empty());
+    let requested = events_of(&s, &cb.id).await;
+    assert_eq!(
+        requested[0].field("not_before"),
+        Some(from.as_millis().to_string().as_str())
+    );
+    assert_eq!(requested[0].field("waited_ms"), Some("0"));
+    // Pending meanwhile, and behind a caller who arrives before its time.
+    assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
+    let before = caller(&s).await;
+    let retry = Timer::CallbackRetry {
+        queue: support(),
+        entry: cb.id.clone(),
+    };
+    assert!(!due_timers(&s).await.contains(&retry));
+    s.clock.advance(Duration::from_secs(290));
+    assert!(due_timers(&s).await.contains(&retry));
+    assert!(s
+        .store
+        .callback_retry_due(&support(), &cb.id, s.clock.now())
+        .await
+        .unwrap());
+    assert_eq!(
+        waiting_ids(&s).await,
+        vec![before.id.clone(), cb.id.clone()]
+    );
+    let expiry = Timer::CallbackExpiry {
+        queue: support(),
+        entry: cb.id.clone(),
+    };
+    s.clock.advance(WINDOW);
+    assert!(due_timers(&s).await.contains(&expiry));
+}
+
+#[tokio::test]
+async fn timers_a_daemon_hands_back_come_due_at_once_for_another() {
+    let s = setup(&[]).await;
+    let waiting = caller(&s).await;
+    s.clock.advance(Duration::from_secs(600));
+    let scope = TimerScope::Queue(support());
+    let claim = |owner: &'static str| {
+        let (store, scope, now) = (&s.store, &scope, s.clock.now());
+        async move {
+            store
+                .claim_due_timers(scope, owner, now, Duration::from_secs(30), 100)
+                .await
+                .unwrap()
+        }
+    };
+    let max_wait = Timer::MaxWait {
+        queue: support(),
+        entry: waiting.id.clone(),
+    };
+    assert_eq!(claim("d1").await, vec![max_wait.clone()]);
+    // Leased to d1: nobody else has it until the lease runs out…
+    assert!(claim("d2").await.is_empty());
+    let now = s.clock.now();
+    assert_eq!(s.store.release_timers(&scope, "d2", now).await.unwrap(), 0);
+    // …unless d1 hands it back.
+    assert_eq!(s.store.release_timers(&scope, "d1", now).await.unwrap(), 1);
+    assert_eq!(claim("d2").await, vec![max_wait.clone()]);
+    assert!(!s.store.complete_timer(&max_wait, "d1").await.unwrap());
+    assert!(s.store.complete_timer(&max_wait, "d2").await.unwrap());
 }

@@ -160,9 +160,10 @@ impl NumberRules {
             .find_map(|raw| self.presented(raw).ok())
     }
 
-    /// A presented number as a switch sends it: `+4930…`, `004930…`, `4930…` or national.
-    /// A `*` is a keypad stand-in only, never part of a presented number.
-    fn presented(&self, raw: &str) -> Result<PhoneNumber, NumberRejected> {
+    /// A number written out, as a switch presents it or an operator's tool gives it:
+    /// `+4930…`, `004930…`, `4930…` or national, judged by the same policy as one keyed in.
+    /// A `*` is a keypad stand-in only, never part of a written number.
+    pub fn presented(&self, raw: &str) -> Result<PhoneNumber, NumberRejected> {
         let raw = raw.trim();
         match raw.strip_prefix('+') {
             Some(rest) => self.check(self.international(all_digits(rest)?)?),
@@ -413,6 +414,26 @@ mod tests {
             open.keyed("00499001234567").unwrap().as_str(),
             "+499001234567"
         );
+    }
+
+    #[test]
+    fn a_written_number_is_read_as_presented_and_judged_by_the_policy() {
+        let r = rules(Some("DE"));
+        for written in ["+4930123456", "004930123456", "030123456", " 4930123456 "] {
+            assert_eq!(r.presented(written).unwrap().as_str(), "+4930123456");
+        }
+        assert_eq!(
+            r.presented("*4930123456").unwrap_err(),
+            NumberRejected::NotDigits
+        );
+        assert_eq!(
+            r.presented("+49 30 123456").unwrap_err(),
+            NumberRejected::NotDigits
+        );
+        assert!(matches!(
+            r.presented("+499001234567").unwrap_err(),
+            NumberRejected::TypeRefused(Type::PremiumRate)
+        ));
     }
 
     #[test]

@@ -40,6 +40,11 @@ impl<P: Pbx> Engine<P> {
         if self.callers.contains_key(&parked.channel) {
             return Ok(());
         }
+        if self.is_draining() {
+            // The daemons staying take them, or this one's successor when it starts.
+            tracing::info!(channel = %parked.channel, %queue, "draining: leaving a new caller");
+            return Ok(());
+        }
         let Ok(id) = EntryId::new(parked.channel.as_str()) else {
             return Ok(());
         };
@@ -125,16 +130,7 @@ impl<P: Pbx> Engine<P> {
     fn callback_plan(&self, entry: &Entry, sip_from_user: Option<&str>) -> Option<CallbackPlan> {
         let line = self.callback_line(&entry.line)?;
         let settings = &line.callback;
-        let rules = match NumberRules::new(
-            settings.country.as_deref(),
-            settings.dialing_policy.clone(),
-        ) {
-            Ok(rules) => rules,
-            Err(e) => {
-                tracing::warn!(line = %line.name, error = %e, "callbacks off: bad number rules");
-                return None;
-            }
-        };
+        let rules = number_rules(line)?;
         let prompts = self.prompts_for(line);
         let own_number =
             rules.caller_number(entry.caller_id.as_ref().map(|c| c.as_str()), sip_from_user);
@@ -211,6 +207,18 @@ impl<P: Pbx> Engine<P> {
             &self.options.languages,
         )
     }
+}
+
+/// The rules a number to call back on `line` must meet, whoever gives it (the caller's
+/// phone, an operator's tool); `None`, with a warning, when the line's own are bad: then it
+/// offers no callbacks.
+pub(super) fn number_rules(line: &LineConfig) -> Option<NumberRules> {
+    let settings = &line.callback;
+    NumberRules::new(settings.country.as_deref(), settings.dialing_policy.clone())
+        .inspect_err(|e| {
+            tracing::warn!(line = %line.name, error = %e, "callbacks off: bad number rules");
+        })
+        .ok()
 }
 
 pub(super) fn media_plan(

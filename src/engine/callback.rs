@@ -9,6 +9,9 @@ use crate::switch::Pbx;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{mpsc, oneshot};
+
+use super::handle::CommandError;
 use crate::callback::CHOICE;
 use crate::config::LineConfig;
 use crate::prompts::{sequence, PromptSet};
@@ -24,14 +27,42 @@ use crate::switch::tags;
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";
 
-/// What the agent made of the whisper.
+/// An agent's answer to a callback offered to them: 1 or 2 on the whisper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    Accept,
+    Decline,
+}
+
+/// Where an operator who answered for the agent hears how recording it went.
+pub(super) type AnswerReply = oneshot::Sender<Result<(), CommandError>>;
+
+/// An answer given for the agent from outside their call (an operator's tool), which their
+/// task takes as it takes a key: the task alone decides, so a key pressed at the same
+/// moment cannot make a second decision.
+#[derive(Debug)]
+pub(super) struct OutsideAnswer {
+    pub answer: Answer,
+    pub reply: AnswerReply,
+}
+
+/// What the agent made of the whisper; `Some` reply when an operator answered for them.
 enum Decision {
     /// Pressed 1.
-    Accepted,
+    Accepted(Option<AnswerReply>),
     /// Pressed 2, or nothing through every hearing, or hung up.
-    Declined,
+    Declined(Option<AnswerReply>),
     /// The offer was taken back meanwhile (expired, canceled): nothing to decide.
     Withdrawn,
+}
+
+impl From<OutsideAnswer> for Decision {
+    fn from(given: OutsideAnswer) -> Self {
+        match given.answer {
+            Answer::Accept => Self::Accepted(Some(given.reply)),
+            Answer::Decline => Self::Declined(Some(given.reply)),
+        }
+    }
 }
 
 /// One callback offer an agent answered.
@@ -57,23 +88,30 @@ pub struct AgentCallback<P: Pbx> {
     /// How often the offer's decision window is renewed while the whisper plays (in real
     /// time: a third of the line's `agent_decision`, under the engine's time scale).
     pub renew_every: Duration,
+    /// Answers given for the agent while they hear the whisper; the engine holds the
+    /// sender in the leg's record.
+    pub answers: mpsc::Receiver<OutsideAnswer>,
 }
 
 impl<P: Pbx> AgentCallback<P> {
     /// Run the agent's side to its end. Errors are logged: the store's timers recover
     /// whatever a failure leaves half done.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let decision = match self.whisper().await {
             Ok(decision) => decision,
             Err(e) => {
                 tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,
                     "agent left during the callback whisper");
-                Decision::Declined
+                Decision::Declined(None)
             }
         };
+        self.refuse_later_answers();
         let outcome = match decision {
-            Decision::Accepted => self.dial_customer().await,
-            Decision::Declined => self.decline().await,
+            Decision::Accepted(reply) => self.dial_customer(reply).await,
+            Decision::Declined(reply) => {
+                let declined = self.decline().await;
+                told(reply, declined).map(drop)
+            }
             Decision::Withdrawn => {
                 self.hang_up_agent().await;
                 Ok(())
@@ -88,8 +126,9 @@ impl<P: Pbx> AgentCallback<P> {
     /// they recorded one), up to the line's `whisper_tries` times, until they press 1 or 2.
     /// While it plays, the offer's decision window is renewed, so a whisper of any length
     /// (a long number, a recorded name, slow prompts) never outlasts it; the window runs
-    /// out only when this task stops renewing it (its daemon died).
-    async fn whisper(&self) -> Result<Decision, SwitchError> {
+    /// out only when this task stops renewing it (its daemon died). An answer given for the
+    /// agent from outside ends it as a key would, the rest of the whisper cut off.
+    async fn whisper(&mut self) -> Result<Decision, SwitchError> {
         let timings = self.line.callback.timings;
         let mut files = vec![self.prompts.file("agent-callback-for")];
         files.extend(self.prompts.digits(self.number.as_str()));
@@ -120,6 +159,13 @@ impl<P: Pbx> AgentCallback<P> {
             let heard = loop {
                 tokio::select! {
                     heard = &mut hearing => break heard?,
+                    Some(given) = self.answers.recv() => {
+                        // Otherwise the whisper plays on under the ringback or the hangup.
+                        let _ = self.switch.stop_media(&self.agent_leg).await;
+                        tracing::info!(entry = %self.entry, agent = %self.agent,
+                            answer = ?given.answer, "answered for the agent from outside");
+                        return Ok(given.into());
+                    }
                     _ = tokio::time::sleep(self.renew_every) => {
                         if !self.keep_offer().await {
                             return Ok(Decision::Withdrawn);
@@ -128,12 +174,24 @@ impl<P: Pbx> AgentCallback<P> {
                 }
             };
             match heard {
-                Collected::Digits(d) if d == "1" => return Ok(Decision::Accepted),
-                Collected::Digits(d) if d == "2" => return Ok(Decision::Declined),
+                Collected::Digits(d) if d == "1" => return Ok(Decision::Accepted(None)),
+                Collected::Digits(d) if d == "2" => return Ok(Decision::Declined(None)),
                 _ => continue,
             }
         }
-        Ok(Decision::Declined)
+        Ok(Decision::Declined(None))
+    }
+
+    /// The agent's answer is given: any other given for them from now on is refused, as
+    /// is one that came in the same instant as theirs.
+    fn refuse_later_answers(&mut self) {
+        self.answers.close();
+        while let Ok(late) = self.answers.try_recv() {
+            let _ = late.reply.send(Err(CommandError::AlreadyAnswered {
+                entry: self.entry.clone(),
+                agent: self.agent.clone(),
+            }));
+        }
     }
 
     /// Renew the offer's decision window; false once the offer is gone (expired, canceled
@@ -165,7 +223,7 @@ impl<P: Pbx> AgentCallback<P> {
         }
     }
 
-    async fn decline(&self) -> Result<(), crate::store::StoreError> {
+    async fn decline(&self) -> Result<(), StoreError> {
         let declined = self
             .store
             .callback_declined(
@@ -183,11 +241,15 @@ impl<P: Pbx> AgentCallback<P> {
         Ok(())
     }
 
-    async fn dial_customer(&self) -> Result<(), crate::store::StoreError> {
+    async fn dial_customer(&self, reply: Option<AnswerReply>) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.store
+        let accepted = self
+            .store
             .callback_accepted(&self.queue, &self.entry, &self.agent, now)
-            .await?;
+            .await;
+        if !told(reply, accepted)? {
+            return Ok(());
+        }
         let mut call = Originate::new(DialString::from_template(
             &self.line.dial_template,
             &self.number,
@@ -269,5 +331,19 @@ impl<P: Pbx> AgentCallback<P> {
             .switch
             .hang_up(&self.agent_leg, &HangupCause::normal_clearing())
             .await;
+    }
+}
+
+/// Tell the operator who answered for the agent, if one did, how recording the answer went:
+/// whether it was recorded, so the task goes on. A failure told to them is theirs to handle;
+/// one nobody asked about is the task's error, which it logs.
+fn told(reply: Option<AnswerReply>, recorded: Result<(), StoreError>) -> Result<bool, StoreError> {
+    let done = recorded.is_ok();
+    match reply {
+        Some(reply) => {
+            let _ = reply.send(recorded.map_err(CommandError::from));
+            Ok(done)
+        }
+        None => recorded.map(|()| true),
     }
 }

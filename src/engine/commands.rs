@@ -4,12 +4,14 @@
 //! Both come through the loop, because only it knows the legs and callers this daemon runs.
 
 use crate::switch::Pbx;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
+use super::arrivals::number_rules;
+use super::callback::{Answer, OutsideAnswer};
 use super::handle::{Command, CommandError};
 use super::Engine;
-use crate::queue::{AgentId, EntryId};
-use crate::store::{DomainEvent, EventKind, EventStream};
+use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
+use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream, StoreError};
 
 impl<P: Pbx> Engine<P> {
     /// Carry out a command from an [`super::EngineHandle`] and answer it.
@@ -45,12 +47,200 @@ impl<P: Pbx> Engine<P> {
                 }
                 let _ = reply.send(changed.map_err(CommandError::from));
             }
+            Command::CreateCallback {
+                queue,
+                line,
+                number,
+                earliest,
+                reply,
+            } => {
+                let created = self.create_callback(queue, line, number, earliest).await;
+                let _ = reply.send(created);
+            }
+            Command::AnswerCallback {
+                queue,
+                entry,
+                agent,
+                answer,
+                reply,
+            } => {
+                self.answer_callback(queue, entry, agent, answer, reply)
+                    .await
+            }
+            Command::Drain { reply } => {
+                if !self.is_draining() {
+                    tracing::info!("draining: no new callers, callbacks, offers or timers");
+                    self.drain.send_replace(true);
+                }
+                // Answered once no routing round trip is under way (see `finish_drain`).
+                self.drains.push(reply);
+            }
         }
     }
 
+    /// Whether this daemon was asked to drain: then it takes no new callers or callbacks,
+    /// makes no new offers and claims no timers.
+    pub(super) fn is_draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+
+    /// Answer the drains asked for, once the loop has no routing round trip under way (it
+    /// calls this only then): the offers those made are rung, and no other is made. The
+    /// timers this daemon holds are handed back first, due at once for the daemons staying.
+    pub(super) async fn finish_drain(&mut self) {
+        // Each drain asked for hands back what is left: after a failure, the next one tries
+        // again, and answers with how its own attempt went.
+        for reply in std::mem::take(&mut self.drains) {
+            let _ = reply.send(self.hand_back_timers().await.map_err(CommandError::from));
+        }
+    }
+
+    /// Hand back the timers this daemon holds, in every scope it claims from.
+    async fn hand_back_timers(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let (store, daemon) = (&self.store, &self.options.daemon_id);
+        let handed = futures_util::future::try_join_all(
+            self.timer_scopes()
+                .map(|scope| async move { store.release_timers(&scope, daemon, now).await }),
+        )
+        .await?;
+        tracing::info!(timers_handed_back = handed.iter().sum::<usize>(), "drained");
+        Ok(())
+    }
+
+    /// Create a callback for an operator's tool ([`super::EngineHandle::create_callback`]).
+    /// Everything that can be refused without the store is, before it is asked.
+    async fn create_callback(
+        &mut self,
+        queue: QueueName,
+        line: LineName,
+        number: String,
+        earliest: Option<Timestamp>,
+    ) -> Result<EntryId, CommandError> {
+        if self.is_draining() {
+            return Err(CommandError::Draining);
+        }
+        let line_config = self
+            .config
+            .line(&line)
+            .ok_or_else(|| CommandError::UnknownLine(line.clone()))?;
+        if line_config.queue != queue {
+            return Err(CommandError::LineNotForQueue {
+                feeds: line_config.queue.clone(),
+                line,
+                queue,
+            });
+        }
+        let rules = line_config
+            .offers_callbacks()
+            .then(|| number_rules(line_config))
+            .flatten()
+            .ok_or_else(|| CommandError::NoCallbacks(line.clone()))?;
+        let number = rules
+            .presented(&number)
+            .map_err(|reason| CommandError::BadNumber { number, reason })?;
+        let now = self.clock.now();
+        // An earliest time already past is no reason to wait.
+        let not_before = earliest.filter(|t| *t > now);
+        let from = not_before.unwrap_or(now);
+        let expires_at = from.plus(line_config.callback.expiry);
+        let entry = Entry::callback(queue, line, number, now, from);
+        match self
+            .store
+            .create_callback(&entry, now, expires_at, not_before)
+            .await?
+        {
+            CallbackCreated::Created => {}
+            CallbackCreated::Duplicate { existing } => {
+                return Err(CommandError::Duplicate { entry: existing })
+            }
+        }
+        tracing::info!(queue = %entry.queue, entry = %entry.id, not_before = ?not_before,
+            "callback created by an operator");
+        // Offered as a new arrival is, by a routing pass; one that waits is looked at when
+        // its timer comes due.
+        if not_before.is_none() {
+            self.routing.changed();
+        }
+        Ok(entry.id)
+    }
+
+    /// An operator answers the offer of callback `entry` for `agent`
+    /// ([`super::EngineHandle::accept_callback`]). Whoever holds the agent's leg answers:
+    /// their whisper task, once it is recorded; this loop, for a phone still ringing.
+    async fn answer_callback(
+        &mut self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    ) {
+        let leg = self
+            .legs
+            .iter()
+            .find(|(_, l)| l.queue == queue && l.entry == entry && l.agent == agent)
+            .map(|(_, l)| (l.answered, l.answers.clone()));
+        let answered = match leg {
+            // They hear the whisper: their task takes it as it takes a key.
+            Some((_, Some(answers))) => {
+                if let Err(e) = answers.try_send(OutsideAnswer { answer, reply }) {
+                    // They answered themselves (or another command did) just now.
+                    let _ = e
+                        .into_inner()
+                        .reply
+                        .send(Err(CommandError::AlreadyAnswered { entry, agent }));
+                }
+                return;
+            }
+            Some((false, None)) => match answer {
+                // The customer is dialed only with an agent on the line: accepting waits
+                // for them to pick up, and is theirs to do then.
+                Answer::Accept => Err(CommandError::NotAnswered { entry, agent }),
+                Answer::Decline => self.decline_ringing(&queue, &entry, &agent).await,
+            },
+            // Not a leg of this daemon's callbacks: the store tells why it cannot be
+            // answered here, or that it is another daemon's to answer.
+            _ => Err(
+                match self.store.callback_offered_to(&queue, &entry, &agent).await {
+                    Ok(()) => CommandError::OtherDaemon { entry, agent },
+                    Err(e) => e.into(),
+                },
+            ),
+        };
+        let _ = reply.send(answered);
+    }
+
+    /// Decline, for its agent, a callback whose phone still rings, as their whisper task
+    /// would once they heard it: recorded first, then the phone stops.
+    async fn decline_ringing(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<(), CommandError> {
+        let eligible = self.eligible(queue).await?;
+        let declined = self
+            .store
+            .callback_declined(
+                queue,
+                entry,
+                agent,
+                self.clock.now(),
+                self.decline_hold_off(queue),
+                &eligible,
+            )
+            .await?;
+        tracing::info!(%entry, %agent, declined_by_all = declined.declined_by_all,
+            "callback declined for a ringing agent");
+        self.stop_ringing(entry, std::slice::from_ref(agent));
+        self.routing.queues_changed();
+        Ok(())
+    }
+
     /// A domain event from the streams (this daemon's or another's). Agent changes are
-    /// taken at the next tick, together; a callback withdrawn anywhere stops the phones
-    /// this daemon rings for it.
+    /// taken at the next tick, together; a callback withdrawn or declined by all anywhere
+    /// stops the phones this daemon rings for it.
     pub(super) fn on_domain_event(
         &mut self,
         event: Result<DomainEvent, broadcast::error::RecvError>,
@@ -65,7 +255,10 @@ impl<P: Pbx> Engine<P> {
         };
         match (&event.stream, event.event.kind) {
             (EventStream::Agents, _) => self.agents_changed = true,
-            (EventStream::Queue(_), EventKind::Canceled | EventKind::Expired) => {
+            (
+                EventStream::Queue(_),
+                EventKind::Canceled | EventKind::Expired | EventKind::DeclinedByAll,
+            ) => {
                 let Some(entry) = event
                     .event
                     .field("entry")

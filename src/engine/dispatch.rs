@@ -38,7 +38,8 @@ impl<P: Pbx> Engine<P> {
             return Ok(());
         };
         let now = self.clock.now();
-        if route == AfterCalls::WithTheIdle {
+        // Draining, the agents are only freed: the pass that would offer them makes none.
+        if route == AfterCalls::WithTheIdle || self.is_draining() {
             let freed = booking::end_calls(&self.store, &self.config, &ended, now).await;
             self.routing.agents_freed(freed.len());
             return Ok(());
@@ -154,6 +155,10 @@ impl<P: Pbx> Engine<P> {
     /// only once an agent turns out to be free, which is the common case under load, or
     /// when few callers are known to be next in line.
     pub(super) async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
+        // A draining daemon makes no new offers: the daemons staying do.
+        if self.is_draining() {
+            return Ok(());
+        }
         let now = self.clock.now();
         let refill = self.routing.next_in_line_short();
         let free_agents = self.store.free_agents(&self.agent_ids, now);
@@ -326,6 +331,7 @@ fn agent_call(
             EntryKind::Callback(_) => None,
         },
         answered: false,
+        answers: None,
     };
     Some((call, leg))
 }

@@ -2,12 +2,16 @@
 //! commands the loop answers, and the bus of domain events.
 //!
 //! Commands go through the loop rather than to the store directly because only the loop
-//! knows the legs ringing for a callback, which a cancel must stop; the bus carries what
-//! the Redis streams get, so a subscriber sees every daemon's changes, in order.
+//! knows the legs ringing for a callback, which a cancel or a decline must stop, the agents'
+//! whispers, which an accept must reach, and the routing under way, which a drain waits
+//! for; the bus carries what the Redis streams get, so a subscriber sees every daemon's
+//! changes, in order.
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::queue::{AgentId, AgentState, EntryId, QueueName};
+use super::callback::Answer;
+use crate::callback::NumberRejected;
+use crate::queue::{AgentId, AgentState, EntryId, LineName, QueueName, Timestamp};
 use crate::store::{DomainEvent, StateSource, StoreError};
 
 /// How many commands may wait for the loop before senders wait too.
@@ -24,6 +28,46 @@ pub enum CommandError {
     /// The store refused it: an unknown entry or agent, or a transition the rules forbid.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The daemon is draining ([`EngineHandle::drain`]): it takes no new callbacks, which
+    /// the daemons staying take instead.
+    #[error("this daemon is draining and takes no new callbacks")]
+    Draining,
+    /// The config has no such line: a callback is called from its line's caller ID.
+    #[error("no line {0} in the config")]
+    UnknownLine(LineName),
+    /// A callback is routed in the queue its line feeds, and called from that line.
+    #[error("line {line} feeds queue {feeds}, not {queue}")]
+    LineNotForQueue {
+        line: LineName,
+        queue: QueueName,
+        feeds: QueueName,
+    },
+    /// Callbacks are off on the line, or it has no outbound caller ID to call from.
+    #[error("line {0} offers no callbacks")]
+    NoCallbacks(LineName),
+    /// The number is not one the line may call back (the reason is part of the message,
+    /// not a `source`, so error chains print it once).
+    #[error("{number:?} cannot be called back: {reason}")]
+    BadNumber {
+        number: String,
+        reason: NumberRejected,
+    },
+    /// The number already has a callback pending in the queue, `entry`: it keeps its place
+    /// and the customer is called once.
+    #[error("a callback for this number is pending already: entry {entry}")]
+    Duplicate { entry: EntryId },
+    /// The agent's phone still rings for the offer: nobody has heard whom to call yet, and
+    /// the customer is dialed only once an agent is on the line.
+    #[error("agent {agent} has not answered the offer of {entry} yet")]
+    NotAnswered { entry: EntryId, agent: AgentId },
+    /// The agent answered the offer already (a key, silence through the whisper, a hangup,
+    /// or an earlier command): one answer per offer.
+    #[error("agent {agent} has answered the offer of {entry} already")]
+    AlreadyAnswered { entry: EntryId, agent: AgentId },
+    /// Another daemon sharing the store rings the agent for the offer: only it can stop
+    /// that phone or speak for the agent in its whisper, so ask its handle.
+    #[error("another daemon rings agent {agent} for {entry}")]
+    OtherDaemon { entry: EntryId, agent: AgentId },
 }
 
 /// What a command asks of the loop, with where its answer goes.
@@ -40,6 +84,23 @@ pub(super) enum Command {
         source: StateSource,
         reply: oneshot::Sender<Result<AgentState, CommandError>>,
     },
+    CreateCallback {
+        queue: QueueName,
+        line: LineName,
+        number: String,
+        earliest: Option<Timestamp>,
+        reply: oneshot::Sender<Result<EntryId, CommandError>>,
+    },
+    AnswerCallback {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Drain {
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
 }
 
 /// A cheap, cloneable handle on a running engine. Its commands are answered once the
@@ -48,14 +109,20 @@ pub(super) enum Command {
 pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     bus: broadcast::Sender<DomainEvent>,
+    draining: watch::Receiver<bool>,
 }
 
 impl EngineHandle {
     pub(super) fn new(
         commands: mpsc::Sender<Command>,
         bus: broadcast::Sender<DomainEvent>,
+        draining: watch::Receiver<bool>,
     ) -> Self {
-        Self { commands, bus }
+        Self {
+            commands,
+            bus,
+            draining,
+        }
     }
 
     /// Withdraw a callback that is not being dialed yet (event `canceled`); every agent
@@ -88,6 +155,92 @@ impl EngineHandle {
             reply,
         })
         .await?
+    }
+
+    /// Ask for a callback with no call in the queue (a CRM's, an API's): `number` is
+    /// judged by `line`'s rules as a number keyed on the phone is (its country for national
+    /// numbers, its dialing policy), before anything is written. The line must feed `queue`
+    /// and offer callbacks. The callback joins the queue at the back, as a caller arriving
+    /// now would, and is routed and dialed as one a caller asked for; with `earliest`, it
+    /// is not offered before then and takes its place at the back then. Its window (the
+    /// line's expiry) runs from that place. Returns the new entry's id; a number with a
+    /// callback pending in the queue already is [`CommandError::Duplicate`], decided in the
+    /// same atomic step as the creation, so daemons asked at once create it once.
+    pub async fn create_callback(
+        &self,
+        queue: QueueName,
+        line: LineName,
+        number: &str,
+        earliest: Option<Timestamp>,
+    ) -> Result<EntryId, CommandError> {
+        self.ask(|reply| Command::CreateCallback {
+            queue,
+            line,
+            number: number.to_owned(),
+            earliest,
+            reply,
+        })
+        .await?
+    }
+
+    /// Accept the callback `entry` offered to `agent` for them, as if they had pressed 1 on
+    /// its whisper: their side goes on to dial the customer. Only while they hear the
+    /// whisper: a phone still ringing is [`CommandError::NotAnswered`] (nobody would be on
+    /// the line when the customer answers), and the answer is theirs to give once they
+    /// pick up. Answered once the acceptance is recorded.
+    pub async fn accept_callback(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<(), CommandError> {
+        self.answer(queue, entry, agent, Answer::Accept).await
+    }
+
+    /// Decline the callback `entry` offered to `agent` for them, as if they had pressed 2
+    /// on its whisper: it goes to the next agent, or is closed (`declined_by_all`) when
+    /// every agent has declined it. A phone still ringing for it stops. Answered once the
+    /// decline is recorded.
+    pub async fn decline_callback(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<(), CommandError> {
+        self.answer(queue, entry, agent, Answer::Decline).await
+    }
+
+    async fn answer(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        answer: Answer,
+    ) -> Result<(), CommandError> {
+        self.ask(|reply| Command::AnswerCallback {
+            queue,
+            entry,
+            agent,
+            answer,
+            reply,
+        })
+        .await?
+    }
+
+    /// Let the daemon go quietly (before a shutdown or an upgrade): from now on it takes no
+    /// new callers (they park for the daemons staying, or for the next start, which picks
+    /// them up) and no new callbacks, makes no new offers and claims no more timers. Once
+    /// the routing round trips under way have finished, the timers it holds are handed
+    /// back, due at once for the others, and the drain is answered. Calls already ringing
+    /// or bridged, and the whispers agents hear, go on to their end. There is no undrain:
+    /// a drained daemon is stopped and started again.
+    pub async fn drain(&self) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Drain { reply }).await?
+    }
+
+    /// Whether the daemon was asked to drain (even if not answered yet).
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
     }
 
     /// Every domain event from now on, this daemon's and the others' (from the Redis

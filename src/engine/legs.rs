@@ -6,6 +6,8 @@
 use crate::switch::Pbx;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use super::callback::AgentCallback;
 use super::{Engine, Report};
 use crate::queue::{
@@ -293,14 +295,11 @@ impl<P: Pbx> Engine<P> {
             self.kill(leg);
             return Ok(());
         };
-        // Agents logged out or taking transfers only count as having declined.
-        let eligible = self
-            .agents()
-            .await?
-            .into_iter()
-            .filter(|a| a.takes_calls_for(queue))
-            .map(|a| a.id)
-            .collect();
+        let eligible = self.eligible(queue).await?;
+        let (answers_tx, answers) = mpsc::channel(1);
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.answers = Some(answers_tx);
+        }
         let task = AgentCallback {
             switch: self.switch.clone(),
             store: self.store.clone(),
@@ -317,10 +316,8 @@ impl<P: Pbx> Engine<P> {
                 .div_f64(self.options.time_scale.max(1e-3)),
             line,
             eligible,
-            decline_hold_off: self
-                .config
-                .queue(queue)
-                .map_or(Duration::ZERO, |q| q.hold_off.decline),
+            decline_hold_off: self.decline_hold_off(queue),
+            answers,
         };
         let reports = self.reports_tx.clone();
         self.tasks.spawn(async move {
@@ -328,6 +325,25 @@ impl<P: Pbx> Engine<P> {
             let _ = reports.send(Report::StoreChanged);
         });
         Ok(())
+    }
+
+    /// The agents who could still take a callback of `queue`: once all of them declined
+    /// it, nobody will. Agents logged out or taking transfers only count as having declined.
+    pub(super) async fn eligible(&self, queue: &QueueName) -> Result<Vec<AgentId>, StoreError> {
+        Ok(self
+            .agents()
+            .await?
+            .into_iter()
+            .filter(|a| a.takes_calls_for(queue))
+            .map(|a| a.id)
+            .collect())
+    }
+
+    /// How long a decline holds its agent off a callback of `queue`.
+    pub(super) fn decline_hold_off(&self, queue: &QueueName) -> Duration {
+        self.config
+            .queue(queue)
+            .map_or(Duration::ZERO, |q| q.hold_off.decline)
     }
 
     async fn agent_missed(

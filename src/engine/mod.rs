@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -112,6 +112,9 @@ struct AgentLeg {
     /// The waiting caller's channel; `None` for a callback, whose customer is dialed later.
     caller: Option<CallId>,
     answered: bool,
+    /// While the agent hears a callback's whisper: its task's door for an answer given for
+    /// them from outside ([`EngineHandle::accept_callback`]), closed once they answered.
+    answers: Option<mpsc::Sender<callback::OutsideAnswer>>,
 }
 
 /// Settings that are not in the config file: who this daemon is and where prompts live.
@@ -161,6 +164,11 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     reports: mpsc::UnboundedReceiver<Report>,
     handle: EngineHandle,
     commands: mpsc::Receiver<Command>,
+    /// Whether this daemon drains ([`EngineHandle::drain`]); the handles read it.
+    drain: watch::Sender<bool>,
+    /// Drains asked for and not answered yet: answered once no routing round trip is
+    /// under way.
+    drains: Vec<oneshot::Sender<Result<(), CommandError>>>,
     /// The engine's own place on the domain event bus, taken at once so it misses nothing.
     bus: broadcast::Sender<DomainEvent>,
     bus_events: broadcast::Receiver<DomainEvent>,
@@ -190,6 +198,7 @@ impl<P: Pbx> Engine<P> {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::channel(handle::COMMAND_QUEUE);
         let (bus, bus_events) = broadcast::channel(handle::BUS_CAPACITY);
+        let drain = watch::Sender::new(false);
         let plans = config
             .queues
             .iter()
@@ -218,8 +227,10 @@ impl<P: Pbx> Engine<P> {
             plans,
             reports_tx,
             reports,
-            handle: EngineHandle::new(commands_tx, bus.clone()),
+            handle: EngineHandle::new(commands_tx, bus.clone(), drain.subscribe()),
             commands,
+            drain,
+            drains: Vec::new(),
             bus,
             bus_events,
             agents_changed: true,
@@ -283,6 +294,10 @@ impl<P: Pbx> Engine<P> {
             if let Err(e) = self.route_freed_agents().await {
                 tracing::warn!(error = %e, "routing freed agents failed; retrying");
                 self.routing.changed();
+            }
+            // A drain is answered once no round trip is under way: none can still book.
+            if self.routing.round_trips_done() {
+                self.finish_drain().await;
             }
             // Signals that came in meanwhile may free agents, and round trips under way may
             // be writing what a pass would read: both go first.

@@ -43,6 +43,7 @@ impl FoundLeg {
             // Not known here; the leg's hangup reads the entry to end the call.
             caller: None,
             answered: true,
+            answers: None,
         }
     }
 }

@@ -253,6 +253,11 @@ impl RoutingState {
         Some(std::mem::take(&mut self.agents_freed))
     }
 
+    /// No routing round trip is under way: nothing this daemon started can still book.
+    pub(super) fn round_trips_done(&self) -> bool {
+        self.under_way.is_empty()
+    }
+
     /// Few callers or none are known to be next in line: the pass reads the whole window.
     pub(super) fn next_in_line_short(&self) -> bool {
         self.next_in_line

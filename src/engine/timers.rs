@@ -45,12 +45,8 @@ impl<P: Pbx> Engine<P> {
             }
         }
         let now = self.clock.now();
-        let scopes = self
-            .config
-            .queues
-            .iter()
-            .map(|q| TimerScope::Queue(q.name.clone()))
-            .chain([TimerScope::Agents]);
+        // A draining daemon leaves its timers to the daemons staying.
+        let scopes = self.timer_scopes().filter(|_| !self.is_draining());
         // One round trip for the whole tick: the loop is not taking signals meanwhile.
         let (store, daemon) = (&self.store, &self.options.daemon_id);
         let claims = futures_util::future::join_all(scopes.map(|scope| async move {
@@ -86,6 +82,15 @@ impl<P: Pbx> Engine<P> {
                     .await;
             }
         }
+    }
+
+    /// Every timer set this daemon claims from: its queues', and the agents'.
+    pub(super) fn timer_scopes(&self) -> impl Iterator<Item = TimerScope> + '_ {
+        self.config
+            .queues
+            .iter()
+            .map(|q| TimerScope::Queue(q.name.clone()))
+            .chain([TimerScope::Agents])
     }
 
     async fn on_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {

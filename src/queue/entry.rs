@@ -104,7 +104,8 @@ pub enum EntryStatus {
         agent: AgentId,
         since: Timestamp,
     },
-    /// A callback whose customer leg failed: it waits again at its position from `due` on.
+    /// A callback not offered before `due`, then waiting again at its position: its
+    /// customer leg failed and it waits for the retry, or it was asked for a later time.
     RetryWait {
         due: Timestamp,
     },
@@ -152,6 +153,33 @@ impl Entry {
             position: clock.now(),
             caller_id,
             kind: EntryKind::LiveCaller { channel },
+            status: EntryStatus::Waiting,
+            held_off: BTreeMap::new(),
+        }
+    }
+
+    /// A callback asked for at `requested_at` with no call in the queue (an operator's
+    /// tool): a new entry whose place is `from`, that time or the later one it is not
+    /// offered before, so it joins the queue behind everyone there by then, as a caller
+    /// arriving then would. The agent's phone shows the number it is for.
+    pub fn callback(
+        queue: QueueName,
+        line: LineName,
+        number: PhoneNumber,
+        requested_at: Timestamp,
+        from: Timestamp,
+    ) -> Self {
+        Self {
+            id: EntryId::random(),
+            queue,
+            line,
+            position: from,
+            caller_id: VarValue::new(number.as_str()).ok(),
+            kind: EntryKind::Callback(CallbackRequest {
+                number,
+                requested_at,
+                attempts: 0,
+            }),
             status: EntryStatus::Waiting,
             held_off: BTreeMap::new(),
         }

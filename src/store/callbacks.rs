@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::replies::{self, Refusal, Refused, Reply};
 use super::scripts::Lua;
-use super::{Result, Store, StoreError, CLOSED_RETENTION_SECS, OFFER_GRACE};
+use super::{records, Result, Store, StoreError, CLOSED_RETENTION_SECS, OFFER_GRACE};
 use crate::queue::{
     AgentId, CloseReason, Entry, EntryId, EntryKind, EntryStatus, QueueError, QueueName, Timestamp,
 };
@@ -18,6 +18,16 @@ pub enum CallbackRequested {
     Requested,
     /// The number already has an open callback in this queue: the caller's entry was
     /// closed (`duplicate_ignored`) and `existing` keeps its place.
+    Duplicate { existing: EntryId },
+}
+
+/// What became of an operator's request for a callback ([`Store::create_callback`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackCreated {
+    /// The new entry is in the queue.
+    Created,
+    /// The number already has an open callback in this queue, `existing`: nothing was
+    /// created, so it keeps its place and the customer is called once.
     Duplicate { existing: EntryId },
 }
 
@@ -204,6 +214,80 @@ impl Store {
             replies::CallbackRequest::Refused(refused) => {
                 Err(Self::callback_rule(queue, entry, None, refused))
             }
+        }
+    }
+
+    /// An operator's tool asked for the callback `entry` (built with [`Entry::callback`]),
+    /// with no call in the queue (event `requested`, `source` `api`): it joins the queue at
+    /// its position and expires at `expires_at` unless accepted first. With `not_before` it
+    /// is not offered before then: it waits as a failed attempt waits for its retry
+    /// ([`EntryStatus::RetryWait`]), and [`Store::callback_retry_due`] puts it in the
+    /// waiting set at that time. When the number already has an open callback in this
+    /// queue (what [`Store::pending_callback`] reads), nothing is created; the check and the
+    /// creation are one step, so daemons asked at once create one callback between them.
+    pub async fn create_callback(
+        &self,
+        entry: &Entry,
+        now: Timestamp,
+        expires_at: Timestamp,
+        not_before: Option<Timestamp>,
+    ) -> Result<CallbackCreated> {
+        let EntryKind::Callback(request) = &entry.kind else {
+            return Err(QueueError::EntryStatus {
+                entry: entry.id.clone(),
+                expected: "a callback",
+            }
+            .into());
+        };
+        let expires = expires_at.as_millis().to_string();
+        let not_before = not_before.map_or_else(String::new, |t| t.as_millis().to_string());
+        let fields = records::entry_fields(entry);
+        let mut args = vec![expires.as_str(), not_before.as_str()];
+        for (field, value) in &fields {
+            args.push(field);
+            args.push(value);
+        }
+        let reply = self
+            .callback_script(
+                &self.scripts.callback_create,
+                &entry.queue,
+                &entry.id,
+                Some(&request.number),
+                now,
+                &args,
+            )
+            .await?;
+        match reply {
+            replies::CallbackCreate::Created => Ok(CallbackCreated::Created),
+            replies::CallbackCreate::Duplicate(existing) => {
+                Ok(CallbackCreated::Duplicate { existing })
+            }
+            replies::CallbackCreate::Exists => Err(StoreError::EntryExists(entry.id.clone())),
+        }
+    }
+
+    /// Whether `agent` may answer the offer of callback `entry` now: it rings them or they
+    /// hear its whisper. A read only, refused with the rule the agent's own steps
+    /// ([`Store::callback_accepted`], [`Store::callback_declined`]) would be refused with,
+    /// for a caller that must know why before it can act.
+    pub async fn callback_offered_to(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<()> {
+        let found = self.entry(queue, entry).await?;
+        match offer_refusal(found.as_ref(), agent) {
+            None => Ok(()),
+            Some(refusal) => Err(Self::callback_rule(
+                queue,
+                entry,
+                Some(agent),
+                Refused {
+                    script: "callback_offered_to",
+                    refusal,
+                },
+            )),
         }
     }
 
@@ -398,9 +482,10 @@ impl Store {
         }
     }
 
-    /// A failed callback's retry time came: it waits again at its position (`true`), or,
-    /// when its window from the request has passed meanwhile, it is closed (`expired`) and
-    /// this answers `false`, as it does for an entry no longer waiting for a retry.
+    /// A failed callback's retry time came, or a created one's earliest time: it waits at
+    /// its position (`true`), or, when its window has passed meanwhile, it is closed
+    /// (`expired`) and this answers `false`, as it does for an entry no longer waiting for
+    /// a retry.
     pub async fn callback_retry_due(
         &self,
         queue: &QueueName,
@@ -633,5 +718,61 @@ impl Store {
             total: count("total")?,
             average_wait: (answered > 0).then(|| Duration::from_millis(wait_ms / answered)),
         })
+    }
+}
+
+/// Why `agent` cannot answer the offer of `entry` as it is now, in the words of the callback
+/// scripts' refusals (`callback_decline`'s order); `None` when they can.
+fn offer_refusal(entry: Option<&Entry>, agent: &AgentId) -> Option<Refusal> {
+    let Some(entry) = entry else {
+        return Some(Refusal::UnknownEntry);
+    };
+    if !matches!(entry.kind, EntryKind::Callback(_)) {
+        return Some(Refusal::NotCallback);
+    }
+    match &entry.status {
+        EntryStatus::Offered { agents, .. } if agents.contains(agent) => None,
+        EntryStatus::Offered { .. } => Some(Refusal::NotOfferedTo),
+        _ => Some(Refusal::NotOffered),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Clock, LineName, ManualClock};
+
+    #[test]
+    fn only_an_agent_a_callback_is_offered_to_may_answer_it() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let (alice, bob) = (AgentId::new("alice").unwrap(), AgentId::new("bob").unwrap());
+        let mut callback = Entry::callback(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            PhoneNumber::new("+4930222").unwrap(),
+            clock.now(),
+            clock.now(),
+        );
+        assert_eq!(offer_refusal(None, &alice), Some(Refusal::UnknownEntry));
+        assert_eq!(
+            offer_refusal(Some(&callback), &alice),
+            Some(Refusal::NotOffered)
+        );
+        callback.status = EntryStatus::Offered {
+            agents: vec![alice.clone()],
+            since: clock.now(),
+        };
+        assert_eq!(offer_refusal(Some(&callback), &alice), None);
+        assert_eq!(
+            offer_refusal(Some(&callback), &bob),
+            Some(Refusal::NotOfferedTo)
+        );
+        callback.kind = EntryKind::LiveCaller {
+            channel: crate::switch::CallId::random(),
+        };
+        assert_eq!(
+            offer_refusal(Some(&callback), &alice),
+            Some(Refusal::NotCallback)
+        );
     }
 }

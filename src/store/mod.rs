@@ -33,7 +33,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::config::RedisSettings;
 use crate::queue::{AgentId, EntryId, QueueError, QueueName};
 pub use agents::StateSource;
-pub use callbacks::{CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy};
+pub use callbacks::{
+    CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
+};
 pub use feed::{DomainEvent, EventFeed, EventStream};
 use keys::Keys;
 pub use offers::{MissRules, NoAnswerCause, OfferFailed, OfferOutcome};

@@ -359,6 +359,29 @@ impl Reply for CallbackRequest {
     }
 }
 
+/// `callback_create`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CallbackCreate {
+    Created,
+    /// The number has this callback open in the queue already.
+    Duplicate(EntryId),
+    /// An entry with the new one's id exists.
+    Exists,
+}
+
+impl Reply for CallbackCreate {
+    fn parse(_: &'static str, words: &[String]) -> Option<Self> {
+        match words {
+            [ok] if ok == "ok" => Some(Self::Created),
+            [exists] if exists == "exists" => Some(Self::Exists),
+            [dup, existing] if dup == "duplicate" => {
+                EntryId::new(existing).ok().map(Self::Duplicate)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `callback_decline`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum CallbackDecline {

@@ -62,6 +62,26 @@ impl Store {
             .collect()
     }
 
+    /// Hand back every timer of `scope` leased to `owner`, for a daemon that claims no
+    /// more (draining): each comes due at once (`now`) for any daemon, instead of when its
+    /// lease runs out. Returns how many there were.
+    pub async fn release_timers(
+        &self,
+        scope: &TimerScope,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<usize> {
+        let (timers, leases) = self.timer_keys(scope);
+        self.scripts
+            .release_timers
+            .key(timers)
+            .key(leases)
+            .arg(owner)
+            .arg(now.as_millis())
+            .data(&mut self.conn())
+            .await
+    }
+
     /// Remove a handled timer; `false` when `owner` no longer holds its lease (it expired
     /// and another daemon claimed it).
     pub async fn complete_timer(&self, timer: &Timer, owner: &str) -> Result<bool> {

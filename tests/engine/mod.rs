@@ -157,12 +157,17 @@ impl Rig {
         }
     }
 
+    /// Now on the clock the daemons and the simulator share.
+    pub fn now(&self) -> callbackd::queue::Timestamp {
+        callbackd::queue::Clock::now(&self.clock)
+    }
+
     pub async fn set_agent(&self, agent: &str, state: AgentState) {
         self.store
             .set_agent_state(
                 &AgentId::new(agent).unwrap(),
                 state,
-                callbackd::queue::Clock::now(&self.clock),
+                self.now(),
                 StateSource::Cli,
             )
             .await
@@ -171,10 +176,7 @@ impl Rig {
 
     pub async fn agent_state(&self, agent: &str) -> AgentState {
         self.store
-            .agent(
-                &AgentId::new(agent).unwrap(),
-                callbackd::queue::Clock::now(&self.clock),
-            )
+            .agent(&AgentId::new(agent).unwrap(), self.now())
             .await
             .unwrap()
             .unwrap()
@@ -431,6 +433,19 @@ pub fn own_number_confirmed(caller: Caller) -> Caller {
     caller
         .press_when("menu-own-number", Duration::from_millis(500), "1")
         .press_when("confirm-options", Duration::from_secs(1), "1")
+}
+
+/// An agent who answers after 1 s and presses `key` during the whisper (which names the
+/// options first thing, in one playback).
+pub fn agent_pressing(key: &str) -> Party {
+    Party::answers_after(Duration::from_secs(1))
+        .press_when("agent-options", Duration::from_millis(500), key)
+        .hang_up_after(Duration::from_secs(60))
+}
+
+/// A customer who answers the callback after 1 s and talks for 20.
+pub fn customer_answers() -> Party {
+    Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(20))
 }
 
 pub fn field<'a>(e: &'a StoredEvent, name: &str) -> &'a str {

@@ -20,8 +20,5 @@ redis.call('HSET', KEYS[1], 'kind', 'callback', 'number', ARGV[4], 'requested_at
   'attempts', '0', 'expires_at', ARGV[5])
 redis.call('ZREM', KEYS[4], TIMER.max_wait .. id)
 redis.call('ZADD', KEYS[4], ARGV[5], TIMER.callback_expiry .. id)
-redis.call('SET', KEYS[7], id)
-redis.call('HINCRBY', KEYS[6], 'total', 1)
-redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
-event('requested', 'expires_at', ARGV[5])
+requested('phone', ARGV[5])
 return {'ok'}

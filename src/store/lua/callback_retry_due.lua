@@ -1,5 +1,5 @@
--- A failed callback's retry time came: it waits again at its position until its original
--- expiry, or expires now when that has passed.
+-- A failed callback's retry time came (or a created one's earliest time): it waits at its
+-- position until its expiry, or expires now when that has passed.
 -- KEYS, ARGV: the callback layout (prelude/callback.lua).
 -- Replies: 'waiting' | 'expired' | 'not_retry_wait'.
 if e.status ~= 'retry_wait' or e.kind ~= 'callback' then return 'not_retry_wait' end

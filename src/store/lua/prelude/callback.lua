@@ -7,9 +7,15 @@ local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to'
   'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
   'connected_at', 'connected_agent'}
 local e = {}
-local raw = redis.call('HMGET', KEYS[1], unpack(f))
-for i, name in ipairs(f) do e[name] = raw[i] or '' end
-local function waited() return ms(tonumber(now) - tonumber(e.position)) end
+-- Reads the entry into `e`; a script that writes a new entry whole reads it again after.
+local function read_entry()
+  local raw = redis.call('HMGET', KEYS[1], unpack(f))
+  for i, name in ipairs(f) do e[name] = raw[i] or '' end
+end
+read_entry()
+-- Never below 0: a callback not offered before a later time takes that time as its place,
+-- and its `requested` (or a cancel before then) comes earlier.
+local function waited() return ms(math.max(0, tonumber(now) - tonumber(e.position))) end
 local function event(kind, ...)
   local args = {'XADD', KEYS[5], '*', 'event', kind, 'entry', id, 'queue', e.queue,
     'line', e.line, 'number', e.number, 'at', now, 'waited_ms', waited(), ...}
@@ -39,6 +45,14 @@ local function close(reason, ...)
   local out = {'ok'}
   for _, a in ipairs(ringing) do out[#out + 1] = a end
   return out
+end
+-- The entry now holds its number's place as an open callback and counts in the queue's
+-- figures (event `requested`, saying whose request it was: `phone` or `api`).
+local function requested(source, expires_at, ...)
+  redis.call('SET', KEYS[7], id)
+  redis.call('HINCRBY', KEYS[6], 'total', 1)
+  redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
+  event('requested', 'source', source, 'expires_at', expires_at, ...)
 end
 -- The open callback holding this number's place in the queue, if any.
 local function open_callback()
