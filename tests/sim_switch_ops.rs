@@ -41,7 +41,14 @@ async fn a_queue_call_from_hold_music_to_a_bridged_agent() {
         .await
         .unwrap();
     let moh = MediaSource::new("local_stream://moh").unwrap();
-    let (played, _) = tokio::join!(fs.play(&caller, &moh), h.run(3 * S));
+    let playing = tokio::spawn({
+        let (fs, caller) = (fs.clone(), caller.clone());
+        async move { fs.play(&caller, &moh).await }
+    });
+    // Time moves only once the music plays, or the key would come before it.
+    while !h.events().await.iter().any(|e| e.is("CHANNEL_EXECUTE")) {}
+    h.run(3 * S).await;
+    let played = playing.await.unwrap();
     assert_eq!(played.unwrap().ended_by, Some('2'));
 
     // Agent first, then the bridge; the caller goes when the agent hangs up.

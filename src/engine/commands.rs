@@ -239,8 +239,8 @@ impl<P: Pbx> Engine<P> {
     }
 
     /// A domain event from the streams (this daemon's or another's). Agent changes are
-    /// taken at the next tick, together; a callback withdrawn or declined by all anywhere
-    /// stops the phones this daemon rings for it.
+    /// taken at the next tick, together; an offer that ended anywhere while phones rang for
+    /// it (a queue's withdrawals) stops the phones this daemon rings for it.
     pub(super) fn on_domain_event(
         &mut self,
         event: Result<DomainEvent, broadcast::error::RecvError>,
@@ -255,10 +255,7 @@ impl<P: Pbx> Engine<P> {
         };
         match (&event.stream, event.event.kind) {
             (EventStream::Agents, _) => self.agents_changed = true,
-            (
-                EventStream::Queue(_),
-                EventKind::Canceled | EventKind::Expired | EventKind::DeclinedByAll,
-            ) => {
+            (EventStream::Withdrawals(_), EventKind::OfferWithdrawn) => {
                 let Some(entry) = event
                     .event
                     .field("entry")

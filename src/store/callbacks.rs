@@ -99,7 +99,7 @@ impl Store {
     }
 
     /// [`Store::callback_script`] for a script that also touches `also`, another entry of
-    /// the same queue (its KEYS[8]).
+    /// the same queue (its KEYS[9]).
     #[allow(clippy::too_many_arguments)]
     async fn callback_script_also<R: Reply>(
         &self,
@@ -130,7 +130,8 @@ impl Store {
             .key(timers)
             .key(self.keys.events(queue))
             .key(self.keys.callback_stats(queue))
-            .key(self.keys.callback_number(queue, number.or(stored.as_ref())));
+            .key(self.keys.callback_number(queue, number.or(stored.as_ref())))
+            .key(self.keys.withdrawals(queue));
         if let Some(also) = also {
             inv.key(self.keys.entry(queue, also));
         }

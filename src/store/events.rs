@@ -68,8 +68,13 @@ impl Store {
     /// The id of the newest event of a queue's stream (the agents' when `queue` is None):
     /// where a reader that wants only what comes next starts.
     pub async fn last_event_id(&self, queue: Option<&QueueName>) -> Result<Option<String>> {
+        self.newest_id(&self.events_key(queue)).await
+    }
+
+    /// The id of the newest entry of the stream at `key`, if it has any.
+    pub(super) async fn newest_id(&self, key: &str) -> Result<Option<String>> {
         let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(self.events_key(queue))
+            .arg(key)
             .arg("+")
             .arg("-")
             .arg("COUNT")

@@ -4,6 +4,9 @@
 //! The streams are the one record of what happened, so reading them back (rather than
 //! publishing from the code that called a script) gives every subscriber the same events
 //! with the same ids, whichever daemon wrote them; an id doubles as a resume point.
+//! The engine itself needs only the agents' stream and the queues' withdrawals (offers that
+//! ended while phones rang), which are few; the queues' own streams, several events per
+//! call, are read only while somebody else subscribes.
 
 use std::time::Duration;
 
@@ -14,8 +17,13 @@ use tokio::sync::broadcast;
 use super::{records, Result, Store, StoreError};
 use crate::queue::QueueName;
 
-/// How long one `XREAD` waits for new events before it asks again.
+/// How long one `XREAD` waits for new events before it asks again, and so how long a new
+/// subscriber may wait before the queues' streams are read for them.
 const BLOCK: Duration = Duration::from_secs(2);
+/// When the queues' streams start being read for a new subscriber, they are read from this
+/// long ago, so that what was written since it subscribed is in its feed (with perhaps a
+/// little from just before).
+const CATCH_UP: Duration = Duration::from_secs(5);
 /// At most this many events per stream per read.
 const READ_COUNT: usize = 512;
 /// After a read that found events, the next waits this long, so that a busy switch's
@@ -34,6 +42,11 @@ pub enum EventStream {
     Queue(QueueName),
     /// The agents': their state changes.
     Agents,
+    /// A queue's withdrawals: `offer_withdrawn` with the `entry` and the `agents` still
+    /// ringing when its offer ended (closed, or connected to another agent), so that every
+    /// daemon stops the phones it rings for it. Not a happening of its own: the queue's
+    /// stream has the event that ended the offer.
+    Withdrawals(QueueName),
 }
 
 /// One event of the streams, as every subscriber sees it.
@@ -43,42 +56,60 @@ pub struct DomainEvent {
     pub event: records::StoredEvent,
 }
 
-/// Reads the streams of some queues and the agents' from a given point, on a connection
-/// of its own (a blocking read would hold up every command sharing one).
+/// Reads the agents' stream and the queues' withdrawals, and their own streams while
+/// somebody other than the engine listens, on a connection of its own (a blocking read
+/// would hold up every command sharing one).
 pub struct EventFeed {
     client: redis::Client,
-    streams: Vec<(String, EventStream)>,
-    /// Each stream's last id read: where the next read starts.
-    after: Vec<String>,
+    /// Always read: the agents' stream and each queue's withdrawals.
+    always: Vec<Followed>,
+    /// The queues' own streams, read only while other subscribers listen.
+    queues: Vec<Followed>,
+    /// Whether the queues' streams are being read (their `after` is current).
+    wide: bool,
+}
+
+/// One stream followed, with the last id read: where the next read starts.
+struct Followed {
+    key: String,
+    stream: EventStream,
+    after: String,
 }
 
 impl Store {
-    /// A feed of the events of `queues` and of the agents that come after the newest
+    /// A feed of the agents' events and of `queues`' withdrawals that come after the newest
     /// each stream holds now: whatever is written once this returns is in it.
     pub async fn feed(&self, queues: &[QueueName]) -> Result<EventFeed> {
-        let streams: Vec<(String, EventStream)> = queues
-            .iter()
-            .map(|q| (self.keys.events(q), EventStream::Queue(q.clone())))
-            .chain([(self.keys.agent_events(), EventStream::Agents)])
-            .collect();
-        // The newest id of each stream, in the order of `streams` (the agents' last).
-        let newest = futures_util::future::try_join_all(
-            queues
-                .iter()
-                .map(Some)
-                .chain([None])
-                .map(|q| self.last_event_id(q)),
-        )
-        .await?;
-        let after = newest
+        let streams = [(self.keys.agent_events(), EventStream::Agents)]
             .into_iter()
+            .chain(queues.iter().map(|q| {
+                (
+                    self.keys.withdrawals(q),
+                    EventStream::Withdrawals(q.clone()),
+                )
+            }));
+        let mut always = Vec::new();
+        for (key, stream) in streams {
             // An empty or missing stream: everything it will get is new.
-            .map(|id| id.unwrap_or_else(|| "0-0".to_owned()))
+            let after = self
+                .newest_id(&key)
+                .await?
+                .unwrap_or_else(|| "0-0".to_owned());
+            always.push(Followed { key, stream, after });
+        }
+        let queues = queues
+            .iter()
+            .map(|q| Followed {
+                key: self.keys.events(q),
+                stream: EventStream::Queue(q.clone()),
+                after: String::new(),
+            })
             .collect();
         Ok(EventFeed {
             client: self.client.clone(),
-            streams,
-            after,
+            always,
+            queues,
+            wide: false,
         })
     }
 }
@@ -115,30 +146,50 @@ impl EventFeed {
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         *retry = FIRST_RETRY;
-        let keys: Vec<&str> = self.streams.iter().map(|(k, _)| k.as_str()).collect();
         let options = StreamReadOptions::default()
             .block(BLOCK.as_millis() as usize)
             .count(READ_COUNT);
         while bus.receiver_count() > 0 {
+            // The engine holds one receiver; any other is a subscriber of the whole bus.
+            let wide = bus.receiver_count() > 1;
+            if wide && !self.wide {
+                let since = catch_up_from(&mut conn).await?;
+                for q in &mut self.queues {
+                    q.after.clone_from(&since);
+                }
+            }
+            self.wide = wide;
+            let read: Vec<&Followed> = if wide {
+                self.always.iter().chain(&self.queues).collect()
+            } else {
+                self.always.iter().collect()
+            };
+            let keys: Vec<&str> = read.iter().map(|f| f.key.as_str()).collect();
+            let after: Vec<&str> = read.iter().map(|f| f.after.as_str()).collect();
             let reply: Option<StreamReadReply> = redis::cmd("XREAD")
                 .arg(&options)
                 .arg("STREAMS")
                 .arg(&keys)
-                .arg(&self.after)
+                .arg(&after)
                 .query_async(&mut conn)
                 .await?;
             let reads = reply.map(|r| r.keys).unwrap_or_default();
             let found = !reads.is_empty();
             for read in reads {
-                let Some(i) = keys.iter().position(|k| *k == read.key) else {
+                let Some(followed) = self
+                    .always
+                    .iter_mut()
+                    .chain(&mut self.queues)
+                    .find(|f| f.key == read.key)
+                else {
                     continue;
                 };
                 for sid in read.ids {
-                    self.after[i].clone_from(&sid.id);
+                    followed.after.clone_from(&sid.id);
                     match stored_event(&read.key, &sid) {
                         Ok(event) => {
                             let _ = bus.send(DomainEvent {
-                                stream: self.streams[i].1.clone(),
+                                stream: followed.stream.clone(),
                                 event,
                             });
                         }
@@ -153,6 +204,13 @@ impl EventFeed {
         }
         Ok(())
     }
+}
+
+/// The stream id [`CATCH_UP`] before Redis's own clock (stream ids are its milliseconds).
+async fn catch_up_from(conn: &mut redis::aio::MultiplexedConnection) -> Result<String> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    let ms = (secs * 1000 + micros / 1000).saturating_sub(CATCH_UP.as_millis() as u64);
+    Ok(format!("{ms}-0"))
 }
 
 /// One stream entry as a typed event; an entry that is not one is `Corrupt`.

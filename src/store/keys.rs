@@ -35,6 +35,12 @@ impl Keys {
         self.queue_key(queue, "open")
     }
 
+    /// Stream of offers that ended while agents still rang for them (closed, connected to
+    /// another agent): every daemon follows it to stop the phones it rings.
+    pub(crate) fn withdrawals(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "withdrawn")
+    }
+
     /// Hash of one entry.
     pub(crate) fn entry(&self, queue: &QueueName, id: &EntryId) -> String {
         format!("{}{id}", self.entry_prefix(queue))

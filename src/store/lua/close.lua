@@ -1,7 +1,7 @@
 -- The entry leaves the queue unconnected (abandoned, max wait); never a callback.
 -- Repeating it with the same reason changes nothing and answers 'ok' (a hangup seen twice
 -- across a reconnect).
--- KEYS: entry, waiting, open, timers, events.
+-- KEYS: entry, waiting, open, timers, events, withdrawals.
 -- ARGV: id, reason, now, offer timer, max-wait timer, retention (s).
 -- Replies: {'ok', agents still ringing for it…} | {'callback'} (a callback: not cut) |
 -- {'not_open'}.
@@ -20,6 +20,7 @@ redis.call('ZREM', KEYS[4], ARGV[4], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('XADD', KEYS[5], '*', 'event', ARGV[2], 'entry', ARGV[1], 'queue', e[3],
   'line', e[4], 'at', ARGV[3], 'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])))
+withdrawn(KEYS[6], ARGV[1], e[2], ARGV[2])
 local out = {'ok'}
 for _, a in ipairs(split(e[2])) do out[#out + 1] = a end
 return out

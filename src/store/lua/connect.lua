@@ -1,6 +1,7 @@
 -- The agent answered: the entry is connected and leaves the queue. Repeating it for the
 -- same agent changes nothing and answers 'ok', so a caller may retry after a lost reply.
--- KEYS: entry, waiting (unused: the layout `close` shares), open, timers, events.
+-- KEYS: entry, waiting (unused: the layout `close` shares), open, timers, events,
+-- withdrawals.
 -- ARGV: id, agent, now, offer timer, max-wait timer, retention (s).
 -- Replies: {'ok', other agents of a ring-all offer…} | {'not_live'} (a callback connects
 -- through its own script) | {'not_offered'} | {'not_offered_to'}.
@@ -27,6 +28,7 @@ redis.call('XADD', KEYS[5], '*', 'event', 'connected', 'entry', ARGV[1], 'queue'
   'line', e[4], 'agent', ARGV[2], 'at', ARGV[3],
   'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])),
   'rang_ms', ms(tonumber(ARGV[3]) - tonumber(e[6])))
+withdrawn(KEYS[6], ARGV[1], table.concat(others, ','), 'connected')
 local out = {'ok'}
 for _, a in ipairs(others) do out[#out + 1] = a end
 return out

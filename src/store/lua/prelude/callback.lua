@@ -1,6 +1,6 @@
 -- Helpers for the callback scripts, which share one key layout.
--- KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key, then
--- each script's own. ARGV: id, now, retention (s), then each script's own.
+-- KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key,
+-- withdrawals, then each script's own. ARGV: id, now, retention (s), then each script's own.
 -- Comes after the names prelude Rust writes (`TIMER`, `OPENS_TICKET`, see `scripts.rs`).
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
@@ -33,6 +33,7 @@ end
 -- or has timers. Returns the agents still ringing for it.
 local function close(reason, ...)
   local ringing = split(e.offered_to)
+  withdrawn(KEYS[8], id, e.offered_to, reason)
   redis.call('HSET', KEYS[1], 'status', 'closed', 'offered_to', '', 'closed_reason', reason,
     'closed_at', now)
   redis.call('ZREM', KEYS[2], id)

@@ -6,6 +6,14 @@ local function split(s)
   return out
 end
 local function ms(n) return string.format('%d', n) end
+-- An offer ended while the agents in `ringing` (the entry's `offered_to`) still rang for
+-- it: every daemon follows `stream` (the queue's withdrawals) and stops the phones it
+-- rings for `entry`. Nothing is written when nobody rang.
+local function withdrawn(stream, entry, ringing, reason)
+  if ringing == '' then return end
+  redis.call('XADD', stream, 'MAXLEN', '~', '1000', '*', 'event', 'offer_withdrawn',
+    'entry', entry, 'agents', ringing, 'reason', reason)
+end
 -- Whether `agent` may not be offered the entry with these hold-offs yet at `now`.
 local function held_off(list, agent, now)
   for _, item in ipairs(split(list)) do
