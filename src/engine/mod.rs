@@ -1,5 +1,5 @@
 //! The engine: turns switch signals, due timers and operators' commands into queue
-//! transitions, writes each one to Redis, then commands FreeSWITCH.
+//! transitions, writes each one to Redis, then commands the switch.
 //!
 //! One loop owns the routing decisions and every leg this daemon places; anything slow on
 //! the switch (originates, bridges, playbacks) runs in tasks that report back through a

@@ -80,4 +80,25 @@ mod tests {
         }
         assert!(EntryId::new(EntryId::random().as_str()).is_ok());
     }
+
+    /// A live caller's entry is named by their call's id, so every id a PBX may give a call
+    /// (FreeSWITCH's UUIDs, Asterisk's `1700000000.42`) must be a valid entry id.
+    #[test]
+    fn every_call_id_names_an_entry() {
+        use crate::values::CallId;
+        let ids = [
+            "6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7",
+            "1700000000.42",
+            "a_b-c.d",
+        ];
+        for id in ids
+            .iter()
+            .map(|s| CallId::new(s).unwrap())
+            .chain([CallId::random()])
+        {
+            assert!(EntryId::new(id.as_str()).is_ok(), "{id}");
+        }
+        let longest = CallId::new(&"x".repeat(64)).unwrap();
+        assert!(EntryId::new(longest.as_str()).is_ok());
+    }
 }
