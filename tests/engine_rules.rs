@@ -87,6 +87,20 @@ impl Rules {
         agent.unwrap().unwrap().state
     }
 
+    /// A caller dialed line `main`, whose dialplan parks them in queue `support`.
+    async fn caller(&self, number: &str) -> CallId {
+        self.fake.park_caller("support", "main", number).await
+    }
+
+    /// A caller from `number` who is bridged to `agent` (free, and answering at once):
+    /// the caller's call and the agent's leg.
+    async fn connected(&self, number: &str, agent: &str) -> (CallId, CallId) {
+        let caller = self.caller(number).await;
+        let leg = self.agent_answers(agent).await;
+        self.bridged(&caller, &leg).await;
+        (caller, leg)
+    }
+
     /// Answer the leg the engine places for `agent`, and return it.
     async fn agent_answers(&self, agent: &str) -> CallId {
         let leg = self.fake.placed(tags::AGENT, agent).await;
@@ -181,10 +195,7 @@ country = "DE"
 async fn a_free_agent_is_rung_at_once_and_the_caller_bridged_when_they_answer() {
     let rules = Rules::start(&callback_config("")).await;
     rules.set_agent("alice", AgentState::Available).await;
-    let caller = rules
-        .fake
-        .park_caller("support", "main", "+4930555001")
-        .await;
+    let caller = rules.caller("+4930555001").await;
     let leg = rules.agent_answers("alice").await;
     rules.bridged(&caller, &leg).await;
     assert_eq!(rules.agent_state("alice").await, AgentState::OnCall);
@@ -204,17 +215,9 @@ async fn a_free_agent_is_rung_at_once_and_the_caller_bridged_when_they_answer() 
 async fn the_callback_offer_is_made_while_every_agent_is_on_a_call() {
     let rules = Rules::start(&callback_config("")).await;
     rules.set_agent("alice", AgentState::Available).await;
-    let first = rules
-        .fake
-        .park_caller("support", "main", "+4930555001")
-        .await;
-    let leg = rules.agent_answers("alice").await;
-    rules.bridged(&first, &leg).await;
+    rules.connected("+4930555001", "alice").await;
     // The only agent is busy: the next caller hears the offer, and 2 requests a callback.
-    let second = rules
-        .fake
-        .park_caller("support", "main", "+4930555002")
-        .await;
+    let second = rules.caller("+4930555002").await;
     rules.hears(&second, OFFER).await;
     rules.hears(&second, "local_stream://moh").await;
     rules.fake.press(&second, '2').await;
@@ -235,10 +238,7 @@ async fn an_agent_who_does_not_answer_is_passed_over_for_the_next() {
     rules.set_agent("alice", AgentState::Available).await;
     rules.clock.advance(Duration::from_secs(1));
     rules.set_agent("bob", AgentState::Available).await;
-    let caller = rules
-        .fake
-        .park_caller("support", "main", "+4930555001")
-        .await;
+    let caller = rules.caller("+4930555001").await;
     // Alice has been idle longest: she is rung first, and misses it.
     let missed = rules.fake.placed(tags::AGENT, "alice").await;
     rules.fake.fail(&missed, "NO_ANSWER");
@@ -252,16 +252,8 @@ async fn wrap_up_ends_on_the_clock_and_the_agent_takes_the_next_caller() {
     let rules =
         Rules::start(&base_config("").replace("wrap_up_secs = 0", "wrap_up_secs = 30")).await;
     rules.set_agent("alice", AgentState::Available).await;
-    let first = rules
-        .fake
-        .park_caller("support", "main", "+4930555001")
-        .await;
-    let leg = rules.agent_answers("alice").await;
-    rules.bridged(&first, &leg).await;
-    let second = rules
-        .fake
-        .park_caller("support", "main", "+4930555002")
-        .await;
+    let (_, leg) = rules.connected("+4930555001", "alice").await;
+    let second = rules.caller("+4930555002").await;
     rules.hears(&second, "local_stream://moh").await;
     rules.fake.hang_up_party(&leg).await;
     until("alice is in wrap-up", || async {
@@ -295,10 +287,7 @@ action = "transfer"
 extension = "voicemail"
 context = "default""#;
     let rules = Rules::start(&base_config(queue)).await;
-    let caller = rules
-        .fake
-        .park_caller("support", "main", "+4930555001")
-        .await;
+    let caller = rules.caller("+4930555001").await;
     rules.hears(&caller, "local_stream://moh").await;
     rules.clock.advance(Duration::from_secs(61));
     rules

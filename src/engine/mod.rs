@@ -270,7 +270,13 @@ impl<P: Pbx> Engine<P> {
                 },
                 Some(report) = self.reports.recv() => self.on_report(report).await,
                 Some(command) = self.commands.recv() => self.on_command(command).await,
-                event = self.bus_events.recv() => self.on_domain_event(event),
+                event = self.bus_events.recv() => {
+                    self.on_domain_event(event);
+                    // The feed sends what one read found at once: take it all in one turn.
+                    while let Ok(event) = self.bus_events.try_recv() {
+                        self.on_domain_event(Ok(event));
+                    }
+                }
                 _ = tick.tick() => self.on_tick().await,
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {

@@ -27,10 +27,11 @@ const CATCH_UP: Duration = Duration::from_secs(5);
 /// At most this many events per stream per read.
 const READ_COUNT: usize = 512;
 /// After a read that found events, the next waits this long, so that a busy switch's
-/// events come in batches: a read per event would cost Redis and the daemon a round trip
-/// each. Subscribers (an API, metrics, the engine's own agent changes) hear of an event
-/// at most this much later.
-const GATHER: Duration = Duration::from_millis(50);
+/// events come in batches: every call changes its agent's state twice, and a read per
+/// event would cost Redis and the daemon a round trip each. Subscribers (an API, metrics,
+/// the engine's own agent changes and withdrawals) hear of an event at most this much
+/// later; the engine used to poll the agents' stream at the same pace.
+const GATHER: Duration = Duration::from_millis(200);
 /// The first wait after a failed read; it doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);

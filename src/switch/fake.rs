@@ -87,6 +87,15 @@ struct FakeCall {
     bridged_to: Option<CallId>,
 }
 
+impl FakeCall {
+    /// End the stream playing, as its natural end would.
+    fn stop_playing(&mut self) {
+        if let Some(playing) = self.playing.take() {
+            let _ = playing.send(None);
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     calls: HashMap<CallId, FakeCall>,
@@ -277,6 +286,16 @@ impl FakePbx {
             .expect("no test panics while holding the fake's lock")
     }
 
+    /// Run `f` on `call`, or fail as the switch does for a call it does not have.
+    fn on_call<T>(&self, call: &CallId, f: impl FnOnce(&mut FakeCall) -> T) -> Result<T> {
+        let mut state = self.lock();
+        let c = state
+            .calls
+            .get_mut(call)
+            .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
+        Ok(f(c))
+    }
+
     fn log(&self, op: Op) {
         self.lock().ops.push(op);
         self.logged.send_modify(|n| *n += 1);
@@ -322,18 +341,15 @@ impl FakePbx {
         media: &MediaSource,
     ) -> Result<oneshot::Receiver<Option<char>>> {
         let (tx, rx) = oneshot::channel();
-        let mut state = self.lock();
-        let c = state
-            .calls
-            .get_mut(call)
-            .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
-        if is_stream(media) {
-            // A new playback replaces what was playing, as FreeSWITCH's queue would not:
-            // the engine always stops media first, so this only matters for a bug.
-            c.playing = Some(tx);
-        } else {
-            let _ = tx.send(None);
-        }
+        self.on_call(call, |c| {
+            if is_stream(media) {
+                // A new playback replaces what was playing, as FreeSWITCH's queue would
+                // not: the engine always stops media first, so this only matters for a bug.
+                c.playing = Some(tx);
+            } else {
+                let _ = tx.send(None);
+            }
+        })?;
         Ok(rx)
     }
 }
@@ -377,25 +393,12 @@ impl Pbx for FakePbx {
             call: call.clone(),
             digits: digits.to_string(),
         });
-        let mut state = self.lock();
-        let c = state
-            .calls
-            .get_mut(call)
-            .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
-        c.terminators = digits.to_string();
-        Ok(())
+        self.on_call(call, |c| c.terminators = digits.to_string())
     }
 
     async fn collect(&self, call: &CallId, collect: &DigitCollect) -> Result<Collected> {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.lock();
-            let c = state
-                .calls
-                .get_mut(call)
-                .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
-            c.collecting = Some(tx);
-        }
+        self.on_call(call, |c| c.collecting = Some(tx))?;
         self.log(Op::Collect {
             call: call.clone(),
             prompt: collect.prompt.to_string(),
@@ -441,18 +444,11 @@ impl Pbx for FakePbx {
             a: a.clone(),
             b: b.clone(),
         });
-        {
-            let mut state = self.lock();
-            for (one, other) in [(a, b), (b, a)] {
-                let c = state
-                    .calls
-                    .get_mut(one)
-                    .ok_or_else(|| SwitchError::NoSuchCall(one.clone()))?;
+        for (one, other) in [(a, b), (b, a)] {
+            self.on_call(one, |c| {
                 c.bridged_to = Some(other.clone());
-                if let Some(playing) = c.playing.take() {
-                    let _ = playing.send(None);
-                }
-            }
+                c.stop_playing();
+            })?;
         }
         self.emit(Signal::Bridged {
             a: a.clone(),
@@ -464,15 +460,7 @@ impl Pbx for FakePbx {
 
     async fn stop_media(&self, call: &CallId) -> Result<()> {
         self.log(Op::StopMedia { call: call.clone() });
-        let mut state = self.lock();
-        let c = state
-            .calls
-            .get_mut(call)
-            .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
-        if let Some(playing) = c.playing.take() {
-            let _ = playing.send(None);
-        }
-        Ok(())
+        self.on_call(call, FakeCall::stop_playing)
     }
 
     async fn hang_up(&self, call: &CallId, cause: &HangupCause) -> Result<()> {
@@ -508,12 +496,7 @@ impl Pbx for FakePbx {
     }
 
     async fn tag(&self, call: &CallId, name: &VarName) -> Result<Option<String>> {
-        let state = self.lock();
-        let c = state
-            .calls
-            .get(call)
-            .ok_or_else(|| SwitchError::NoSuchCall(call.clone()))?;
-        Ok(c.tags.get(name.as_str()).cloned())
+        self.on_call(call, |c| c.tags.get(name.as_str()).cloned())
     }
 
     async fn calls(&self) -> Result<Vec<CallRow>> {
