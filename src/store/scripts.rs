@@ -284,6 +284,42 @@ mod tests {
         }
     }
 
+    /// The agent scripts compare and write agent states as literals: each must be a state
+    /// Rust knows, or an agent could be stuck in a state no rule leaves.
+    #[test]
+    fn the_agent_states_the_scripts_name_are_rust_agent_states() {
+        let mut named = BTreeSet::new();
+        for (file, text) in sources() {
+            let name = Path::new(&file).file_name().unwrap().to_string_lossy();
+            if !(name.contains("agent") || name.contains("booking")) {
+                continue;
+            }
+            // Field lists (`HMGET … 'state', 'booked'`) name fields, not states.
+            let code: String = code(&text)
+                .lines()
+                .filter(|l| !l.contains("HMGET"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            // Where the agent scripts hold a state: the `state` field read into `a[1]` or
+            // `a[2]`, and the state asked for (`ARGV[1]` of `set_agent_state`).
+            let markers = ["'state', ", "'from', ", "'to', ", "a[1] == ", "a[2] == "];
+            let markers = markers.into_iter().chain(["a[2] ~= ", "ARGV[1] == "]);
+            for marker in markers {
+                for state in quoted_after(&code, marker)
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                {
+                    assert!(
+                        state.parse::<crate::queue::AgentState>().is_ok(),
+                        "{file} names agent state {state:?}, which Rust does not know"
+                    );
+                    named.insert(state);
+                }
+            }
+        }
+        assert!(named.len() >= 3, "found only {named:?}");
+    }
+
     #[test]
     fn the_names_prelude_is_lua_for_every_ticket_event() {
         let names = names();
