@@ -246,8 +246,10 @@ impl EngineHandle {
     }
 
     /// Every domain event from now on, this daemon's and the others' (from the Redis
-    /// streams). A subscriber that falls more than the bus's capacity behind gets
-    /// `Lagged` and can read what it missed from the streams by id.
+    /// streams), perhaps with a few from just before: the queues' streams are read only
+    /// while someone subscribes, starting a few seconds back (see `store::feed`), so a
+    /// subscriber skips what it has by stream id. One that falls more than the bus's
+    /// capacity behind gets `Lagged` and can read what it missed from the streams by id.
     pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
         self.bus.subscribe()
     }
