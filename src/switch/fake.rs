@@ -137,7 +137,7 @@ impl FakePbx {
     /// Wait until `found` picks something out of the operations logged so far.
     ///
     /// # Panics
-    /// After [`PATIENCE`] without it, naming `what`.
+    /// After 30 s without it, naming `what`.
     pub async fn wait_for<T>(&self, what: &str, mut found: impl FnMut(&[Op]) -> Option<T>) -> T {
         let mut logged = self.logged.subscribe();
         let wait = async {
