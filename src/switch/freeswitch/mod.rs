@@ -21,8 +21,7 @@ use crate::switch::Pbx;
 
 /// A dialplan application with its arguments, ready for `sendmsg … execute`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum App {
-    Hangup(HangupCause),
+enum App {
     /// Plays a file or stream; `local_stream://moh` plays until `uuid_break`.
     Playback(MediaSource),
     PlayAndGetDigits(DigitCollect),
@@ -35,9 +34,8 @@ pub enum App {
 
 impl App {
     /// `(application name, argument)` as FreeSWITCH receives them.
-    pub fn render(&self) -> Result<(&'static str, String), super::InvalidInput> {
+    fn render(&self) -> Result<(&'static str, String), super::InvalidInput> {
         Ok(match self {
-            Self::Hangup(cause) => ("hangup", cause.to_string()),
             Self::Playback(media) => ("playback", media.to_string()),
             Self::PlayAndGetDigits(c) => {
                 let term = if c.terminators.is_empty() {
@@ -168,7 +166,7 @@ impl FreeSwitch {
     }
 
     /// Start `app` on `channel`; the returned [`Execution`] resolves on its completion.
-    pub async fn start(&self, channel: &CallId, app: &App) -> Result<Execution> {
+    async fn start(&self, channel: &CallId, app: &App) -> Result<Execution> {
         let (name, arg) = app.render()?;
         Ok(self
             .client
@@ -177,7 +175,7 @@ impl FreeSwitch {
     }
 
     /// Run `app` on `channel` and wait for its CHANNEL_EXECUTE_COMPLETE.
-    pub async fn execute(&self, channel: &CallId, app: &App) -> Result<Event> {
+    async fn execute(&self, channel: &CallId, app: &App) -> Result<Event> {
         Ok(self.start(channel, app).await?.wait().await?)
     }
 
