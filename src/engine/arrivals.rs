@@ -4,7 +4,6 @@
 //! Whether callbacks are open is kept here too, per queue, because it is what each caller's
 //! task watches to decide whether to make the offer.
 
-use crate::switch::Pbx;
 use std::time::Duration;
 
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
@@ -14,8 +13,7 @@ use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
-use crate::switch::ParkedCaller;
-use crate::switch::{MediaSource, VarValue};
+use crate::switch::{MediaSource, ParkedCaller, Pbx, VarValue};
 
 /// How long a key pressed on an unknown channel waits for that channel to become a caller.
 pub(super) const EARLY_KEYS: Duration = Duration::from_secs(5);

@@ -5,7 +5,6 @@
 //! no customer ever answers to nobody. Each step is written to Redis before the next
 //! command goes to FreeSWITCH.
 
-use crate::switch::Pbx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +17,9 @@ use crate::prompts::{sequence, PromptSet};
 use crate::queue::{AgentId, Clock, EntryId, QueueName};
 use crate::store::{Store, StoreError};
 use crate::switch::{
-    CallId, Collected, DialString, DigitCollect, HangupCause, MediaSource, Originate, PhoneNumber,
-    SwitchError, VarName, VarValue,
+    tags, CallId, Collected, DialString, DigitCollect, HangupCause, MediaSource, Originate, Pbx,
+    PhoneNumber, SwitchError, VarName, VarValue,
 };
-
-use crate::switch::tags;
 
 /// North American ringback, which agents everywhere recognise as "ringing".
 const RINGBACK: &str = "tone_stream://%(2000,4000,440,480);loops=-1";

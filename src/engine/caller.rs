@@ -13,7 +13,6 @@
 
 mod repeat;
 
-use crate::switch::Pbx;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +28,8 @@ use crate::prompts::{sequence, PromptSet};
 use crate::queue::{estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName};
 use crate::store::{CallbackRequested, Store};
 use crate::switch::{
-    CallId, Collected, DigitCollect, HangupCause, MediaSource, PhoneNumber, Recording, SwitchError,
-    VarName, VarValue,
+    CallId, Collected, DigitCollect, HangupCause, MediaSource, Pbx, PhoneNumber, Recording,
+    SwitchError, VarName, VarValue,
 };
 
 /// The digit that opens the callback menu while waiting.

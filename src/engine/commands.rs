@@ -3,7 +3,6 @@
 //!
 //! Both come through the loop, because only it knows the legs and callers this daemon runs.
 
-use crate::switch::Pbx;
 use tokio::sync::{broadcast, oneshot};
 
 use super::arrivals::number_rules;
@@ -12,6 +11,7 @@ use super::handle::{Command, CommandError};
 use super::Engine;
 use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
 use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream, StoreError};
+use crate::switch::Pbx;
 
 impl<P: Pbx> Engine<P> {
     /// Carry out a command from an [`super::EngineHandle`] and answer it.

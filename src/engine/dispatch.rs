@@ -4,7 +4,6 @@
 //! The store's side of the same round trips (booking, ending calls) is in `booking`, so it
 //! can run off the loop.
 
-use crate::switch::Pbx;
 use std::future::Future;
 
 use super::booking::{self, Booked};
@@ -13,8 +12,7 @@ use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
 use crate::queue::{Agent, AgentId, Entry, EntryKind, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
-use crate::switch::tags;
-use crate::switch::{CallId, Originate, PendingCall, SwitchError};
+use crate::switch::{tags, CallId, Originate, Pbx, PendingCall, SwitchError};
 
 /// At most this many waiting entries per queue routing looks at: the oldest are always
 /// among them.

@@ -3,7 +3,6 @@
 //!
 //! Each outcome is written to the store first; only then are legs stopped or tasks started.
 
-use crate::switch::Pbx;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,7 +13,7 @@ use crate::queue::{
     AgentId, AgentState, CloseReason, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
 };
 use crate::store::{MissRules, NoAnswerCause, StateSource, StoreError};
-use crate::switch::{CallId, HangupCause, SwitchError};
+use crate::switch::{CallId, HangupCause, Pbx, SwitchError};
 
 /// How long a call ended by its agent leg's hangup is remembered, so that its caller's
 /// hangup (which follows) costs nothing.

@@ -4,14 +4,12 @@
 //! Only legs marked with this daemon's id are touched, so daemons sharing a switch never
 //! take each other's calls.
 
-use crate::switch::Pbx;
 use std::collections::{HashMap, HashSet};
 
 use super::{AgentLeg, Engine, EngineError};
 use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName};
 use crate::store::{MissRules, NoAnswerCause, StoreError};
-use crate::switch::{tags, ParkedCaller};
-use crate::switch::{CallId, CallRow};
+use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 
 /// A callback being dialed: its entry, its agent and the agent's leg.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //!
 //! Timers live in Redis under a lease, so whichever daemon claims one first acts on it.
 
-use crate::switch::Pbx;
 use std::time::Duration;
 
 use super::arrivals::EARLY_KEYS;
@@ -12,6 +11,7 @@ use super::Engine;
 use crate::config::ExitAction;
 use crate::queue::{AgentState, CloseReason, EntryKind, EntryStatus, QueueName};
 use crate::store::{MissRules, NoAnswerCause, StateSource, StoreError, Timer, TimerScope};
+use crate::switch::Pbx;
 
 /// How often the event streams are trimmed to the configured length.
 const TRIM_EVERY: Duration = Duration::from_secs(60);

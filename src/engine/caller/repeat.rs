@@ -12,8 +12,7 @@ use crate::callback::{RepeatChoice, RepeatMenu, RepeatStep};
 use crate::engine::Report;
 use crate::queue::{AgentId, EntryId, EntryStatus};
 use crate::store::{CallerCancel, KeptBy};
-use crate::switch::Pbx;
-use crate::switch::{PhoneNumber, SwitchError};
+use crate::switch::{Pbx, PhoneNumber, SwitchError};
 
 impl<P: Pbx> Media<P> {
     /// Ask a repeat caller and act on the answer. `BackToQueue` for anyone else, and for a
