@@ -89,15 +89,13 @@ impl Store {
                     EventStream::Withdrawals(q.clone()),
                 )
             }));
-        let mut always = Vec::new();
-        for (key, stream) in streams {
+        let always = futures_util::future::try_join_all(streams.map(|(key, stream)| async {
             // An empty or missing stream: everything it will get is new.
-            let after = self
-                .newest_id(&key)
-                .await?
-                .unwrap_or_else(|| "0-0".to_owned());
-            always.push(Followed { key, stream, after });
-        }
+            let newest = self.newest_id(&key).await?;
+            let after = newest.unwrap_or_else(|| "0-0".to_owned());
+            Ok::<_, StoreError>(Followed { key, stream, after })
+        }))
+        .await?;
         let queues = queues
             .iter()
             .map(|q| Followed {
