@@ -135,6 +135,15 @@ async fn a_cancel_through_one_daemon_stops_the_phone_another_daemon_rings() {
 }
 
 /// The next event of `kind` on the bus, within a generous deadline.
+/// A callback for `number` created through `handle`, due at once, in queue `support` from
+/// line `main`.
+async fn created(handle: &EngineHandle, number: &str) -> EntryId {
+    handle
+        .create_callback(support(), main_line(), number, None)
+        .await
+        .unwrap()
+}
+
 async fn next_of(bus: &mut broadcast::Receiver<DomainEvent>, kind: EventKind) -> DomainEvent {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -419,10 +428,7 @@ async fn an_accept_through_the_handle_during_the_whisper_dials_the_customer() {
     .await;
     rig.set_agent("alice", AgentState::Available).await;
     let (d1, handle) = daemon(&rig, "d1").await;
-    let entry = handle
-        .create_callback(support(), main_line(), "+4930555777", None)
-        .await
-        .unwrap();
+    let entry = created(&handle, "+4930555777").await;
     hears_whisper(&rig, "1001").await;
     handle
         .accept_callback(support(), entry.clone(), alice())
@@ -460,10 +466,7 @@ async fn declines_through_the_handle_pass_the_callback_on_until_the_last_closes_
     rig.set_agent("alice", AgentState::Available).await;
     rig.set_agent("bob", AgentState::Away).await;
     let (d1, handle) = daemon(&rig, "d1").await;
-    let entry = handle
-        .create_callback(support(), main_line(), "+4930555777", None)
-        .await
-        .unwrap();
+    let entry = created(&handle, "+4930555777").await;
 
     // Alice hears whom to call, and declines through the handle.
     hears_whisper(&rig, "1001").await;
@@ -538,16 +541,10 @@ async fn a_drained_daemon_makes_no_new_offers_and_leaves_its_ringing_phones_alon
     rig.set_agent("bob", AgentState::Away).await;
     let (d1, handle) = daemon(&rig, "d1").await;
     // One callback rings alice; a second waits, nobody else being free.
-    let ringing = handle
-        .create_callback(support(), main_line(), "+4930555777", None)
-        .await
-        .unwrap();
+    let ringing = created(&handle, "+4930555777").await;
     rig.wait_for(EventKind::Offered, 1).await;
     until_some("alice's phone rings", || leg_to(&rig, "1001")).await;
-    let waiting = handle
-        .create_callback(support(), main_line(), "+4930555778", None)
-        .await
-        .unwrap();
+    let waiting = created(&handle, "+4930555778").await;
 
     assert!(!handle.is_draining());
     handle.drain().await.unwrap();

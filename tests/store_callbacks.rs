@@ -173,6 +173,23 @@ async fn agent_state(s: &Setup, agent: &str) -> (AgentState, Option<EntryId>) {
     (a.state, a.booked)
 }
 
+/// `entry`'s retry timer is not due yet, comes due `after` from now, and its first run
+/// puts the callback back in the queue.
+async fn retry_comes_due(s: &Setup, entry: &EntryId, after: Duration) {
+    let retry = Timer::CallbackRetry {
+        queue: support(),
+        entry: entry.clone(),
+    };
+    assert!(!due_timers(s).await.contains(&retry));
+    s.clock.advance(after);
+    assert!(due_timers(s).await.contains(&retry));
+    assert!(s
+        .store
+        .callback_retry_due(&support(), entry, s.clock.now())
+        .await
+        .unwrap());
+}
+
 async fn due_timers(s: &Setup) -> Vec<Timer> {
     s.store
         .claim_due_timers(
@@ -773,18 +790,7 @@ async fn a_failed_attempt_with_retry_waits_until_due_then_takes_its_place_again(
         CallbackRequested::Duplicate { .. }
     ));
 
-    let retry = Timer::CallbackRetry {
-        queue: support(),
-        entry: cb.id.clone(),
-    };
-    assert!(!due_timers(&s).await.contains(&retry));
-    s.clock.advance(Duration::from_secs(300));
-    assert!(due_timers(&s).await.contains(&retry));
-    assert!(s
-        .store
-        .callback_retry_due(&support(), &cb.id, s.clock.now())
-        .await
-        .unwrap());
+    retry_comes_due(&s, &cb.id, Duration::from_secs(300)).await;
     assert!(!s
         .store
         .callback_retry_due(&support(), &cb.id, s.clock.now())
@@ -1393,18 +1399,7 @@ async fn a_callback_created_for_later_waits_for_its_time_then_takes_the_back() {
     // Pending meanwhile, and behind a caller who arrives before its time.
     assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
     let before = caller(&s).await;
-    let retry = Timer::CallbackRetry {
-        queue: support(),
-        entry: cb.id.clone(),
-    };
-    assert!(!due_timers(&s).await.contains(&retry));
-    s.clock.advance(Duration::from_secs(290));
-    assert!(due_timers(&s).await.contains(&retry));
-    assert!(s
-        .store
-        .callback_retry_due(&support(), &cb.id, s.clock.now())
-        .await
-        .unwrap());
+    retry_comes_due(&s, &cb.id, Duration::from_secs(290)).await;
     assert_eq!(
         waiting_ids(&s).await,
         vec![before.id.clone(), cb.id.clone()]
