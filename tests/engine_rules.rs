@@ -220,7 +220,7 @@ async fn the_callback_offer_is_made_while_every_agent_is_on_a_call() {
     let second = rules.caller("+4930555002").await;
     rules.hears(&second, OFFER).await;
     rules.hears(&second, "local_stream://moh").await;
-    rules.fake.press(&second, '2').await;
+    rules.fake.press(&second, '2');
     rules.keys_in(&second, "menu-own-number", "1").await;
     rules.keys_in(&second, "confirm-options", "1").await;
     until("the callback is requested", || async {
@@ -229,6 +229,29 @@ async fn the_callback_offer_is_made_while_every_agent_is_on_a_call() {
     .await;
     let requested = rules.events_of(EventKind::Requested).await;
     assert_eq!(requested[0].field("number"), Some("+4930555002"));
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn a_2_pressed_before_anything_plays_opens_the_menu_at_the_first_prompt() {
+    let rules = Rules::start(&callback_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    rules.connected("+4930555001", "alice").await;
+    // Pressed while the daemon is still enqueuing the caller: no playback to end yet.
+    let second = rules.caller("+4930555002").await;
+    rules.fake.press(&second, '2');
+    rules.keys_in(&second, "menu-own-number", "3").await;
+    let ops = rules.fake.ops();
+    let menu = ops
+        .iter()
+        .position(|op| matches!(op, Op::Collect { call, .. } if *call == second));
+    let music = ops
+        .iter()
+        .position(|op| call_of(op) == Some(&second) && op.media() == Some("local_stream://moh"));
+    assert!(
+        menu.is_some() && (music.is_none() || music > menu),
+        "{ops:#?}"
+    );
     rules.stop().await;
 }
 

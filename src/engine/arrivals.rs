@@ -4,8 +4,6 @@
 //! Whether callbacks are open is kept here too, per queue, because it is what each caller's
 //! task watches to decide whether to make the offer.
 
-use std::time::Duration;
-
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
 use super::{Engine, EngineOptions};
 use crate::callback::{MenuSettings, NumberRules};
@@ -14,9 +12,6 @@ use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
 use crate::switch::{MediaSource, ParkedCaller, Pbx, VarValue};
-
-/// How long a key pressed on an unknown channel waits for that channel to become a caller.
-pub(super) const EARLY_KEYS: Duration = Duration::from_secs(5);
 
 impl<P: Pbx> Engine<P> {
     pub(super) async fn on_caller_parked(
@@ -115,10 +110,6 @@ impl<P: Pbx> Engine<P> {
                 reports: self.reports_tx.clone(),
             },
         );
-        for (_, digit, _) in self.early_keys.iter().filter(|(c, _, _)| c == channel) {
-            media.pressed(*digit);
-        }
-        self.early_keys.retain(|(c, _, _)| c != channel);
         self.callers.insert(channel.clone(), media);
     }
 

@@ -3,9 +3,10 @@
 //! callback pending, whether to keep it (see `repeat`).
 //!
 //! One task per caller keeps the media going; the engine steers it through a watch channel
-//! and `uuid_break`, so the engine's own loop never waits on a playback. The digit 2 is a
-//! `playback_terminators` digit on callback lines: FreeSWITCH ends the playback itself and
-//! reports it in `playback_terminator_used`, so a 2 pressed during any prompt is never lost.
+//! and by stopping the call's media, so the engine's own loop never waits on a playback.
+//! The digit 2 is a playback terminator on callback lines: the switch ends the playback
+//! itself and says so in [`Played::ended_by`](crate::switch::Played), which also reports
+//! a 2 pressed between two playbacks, so a 2 pressed at any moment is never lost.
 //!
 //! Whether callbacks are offered is decided while the caller waits, not once at arrival:
 //! the engine tells the task when the queue's agents log in or out, and the wait threshold
@@ -50,20 +51,9 @@ pub enum CallerMode {
 #[derive(Debug)]
 pub struct CallerMedia {
     mode: watch::Sender<CallerMode>,
-    /// Callback keys the engine saw in DTMF events: a key pressed while no playback ran
-    /// (before the first one started, between two) has no playback to end, so the task
-    /// looks here before each playback.
-    keys: Arc<AtomicU32>,
 }
 
 impl CallerMedia {
-    /// The caller pressed `digit` (from a DTMF event).
-    pub fn pressed(&self, digit: char) {
-        if digit == CALLBACK_KEY {
-            self.keys.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     /// Stop the media for good: the task ends at the next completion, which the caller
     /// of this method forces with `uuid_break`.
     pub fn leave(&self) {
@@ -123,30 +113,23 @@ pub struct CallerTask<P: Pbx> {
 /// Start the media for a caller, as one of the engine's `tasks`.
 pub fn start<P: Pbx>(tasks: &mut JoinSet<()>, task: CallerTask<P>) -> CallerMedia {
     let (tx, rx) = watch::channel(CallerMode::Waiting);
-    let keys = Arc::new(AtomicU32::new(0));
-    let seen = keys.clone();
     tasks.spawn(async move {
         let greet = task.greet;
         let media = Media {
             task,
             mode: rx,
-            keys: seen,
-            consumed: AtomicU32::new(0),
             rounds: AtomicU32::new(0),
         };
         if let Err(e) = media.run(greet).await {
             tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
         }
     });
-    CallerMedia { mode: tx, keys }
+    CallerMedia { mode: tx }
 }
 
 struct Media<P: Pbx> {
     task: CallerTask<P>,
     mode: watch::Receiver<CallerMode>,
-    keys: Arc<AtomicU32>,
-    /// Callback keys already acted on (ended a playback, or pressed inside the menu).
-    consumed: AtomicU32,
     /// Digit collections so far: each reads a variable of its own.
     rounds: AtomicU32,
 }
@@ -187,15 +170,8 @@ impl<P: Pbx> Media<P> {
 
     /// Play `media`; report whether the callback key ended it (or came before it started).
     async fn play(&self, media: &MediaSource) -> Result<Heard, SwitchError> {
-        if self.task.callback.is_some()
-            && self.keys.load(Ordering::SeqCst) > self.consumed.load(Ordering::SeqCst)
-        {
-            self.consumed.fetch_add(1, Ordering::SeqCst);
-            return Ok(Heard::CallbackKey);
-        }
         let played = self.task.switch.play(self.channel(), media).await?;
         if self.task.callback.is_some() && played.ended_by == Some(CALLBACK_KEY) {
-            self.consumed.fetch_add(1, Ordering::SeqCst);
             Ok(Heard::CallbackKey)
         } else {
             Ok(Heard::Done)
@@ -400,8 +376,7 @@ impl<P: Pbx> Media<P> {
         tracing::info!(channel = %self.channel(), "callback key pressed while callbacks are not available");
         self.play(&callback.prompts.file("callbacks-unavailable"))
             .await?;
-        self.consumed
-            .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.task.switch.discard_keys(self.channel());
         Ok(MenuEnd::BackToQueue)
     }
 
@@ -409,8 +384,7 @@ impl<P: Pbx> Media<P> {
     /// inside it were the menu's, so none of them reopens it.
     async fn menu(&self) -> Result<MenuEnd, SwitchError> {
         let end = self.run_menu().await;
-        self.consumed
-            .fetch_max(self.keys.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.task.switch.discard_keys(self.channel());
         end
     }
 
@@ -480,18 +454,7 @@ impl<P: Pbx> Media<P> {
             Collected::Digits(digits) | Collected::Refused(digits) => Some(digits),
             Collected::Nothing => None,
         };
-        Ok(match keyed {
-            Some(digits) => {
-                // The engine counts every 2 keyed, often only after this completion reaches
-                // us: counting these as acted on now keeps them from cutting the next
-                // prompt short, whenever the engine sees them.
-                let answers = digits.matches(CALLBACK_KEY).count();
-                self.consumed
-                    .fetch_add(u32::try_from(answers).unwrap_or(u32::MAX), Ordering::SeqCst);
-                Input::Digits(digits)
-            }
-            _ => Input::NoInput,
-        })
+        Ok(keyed.map_or(Input::NoInput, Input::Digits))
     }
 
     /// "After the tone, say your name", then record it; the agent hears it in the whisper.

@@ -149,9 +149,6 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     /// Callers whose media this daemon runs.
     callers: HashMap<CallId, CallerMedia>,
     legs: HashMap<CallId, AgentLeg>,
-    /// Keys pressed on channels not (yet) known as callers, with when: a caller's keys
-    /// pressed before their CHANNEL_PARK was handled. Kept for [`EARLY_KEYS`].
-    early_keys: Vec<(CallId, char, std::time::Instant)>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
     orphaned_customers: HashMap<CallId, Dialed>,
@@ -223,7 +220,6 @@ impl<P: Pbx> Engine<P> {
             callers: HashMap::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
-            early_keys: Vec::new(),
             plans,
             reports_tx,
             reports,
@@ -317,7 +313,7 @@ impl<P: Pbx> Engine<P> {
     }
 
     async fn on_delivery(&mut self, delivery: P::Event) {
-        match P::read(delivery) {
+        match self.switch.read(delivery) {
             Some(PbxEvent::Signal(signal)) => {
                 if let Err(e) = self.on_signal(signal).await {
                     tracing::warn!(error = %e, "handling a switch event failed");
@@ -368,20 +364,6 @@ impl<P: Pbx> Engine<P> {
             Signal::CustomerParked { leg } => {
                 if let Some(dialed) = self.orphaned_customers.remove(&leg) {
                     self.connect_recovered(&dialed, leg).await?;
-                }
-                Ok(())
-            }
-            Signal::Dtmf { channel, digit } => {
-                match self.callers.get(&channel) {
-                    Some(media) => {
-                        tracing::debug!(%channel, %digit, "caller pressed a key while waiting");
-                        media.pressed(digit);
-                    }
-                    // A caller may press before the daemon has enqueued them (DTMF carries
-                    // no variables to tell): keep the key briefly for their media task.
-                    None => self
-                        .early_keys
-                        .push((channel, digit, std::time::Instant::now())),
                 }
                 Ok(())
             }

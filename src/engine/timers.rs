@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use super::arrivals::EARLY_KEYS;
 use super::legs::CALLER_HANGUP_WAIT;
 use super::Engine;
 use crate::config::ExitAction;
@@ -31,8 +30,6 @@ impl<P: Pbx> Engine<P> {
                 _ => {}
             }
         }
-        self.early_keys
-            .retain(|(_, _, at)| at.elapsed() < EARLY_KEYS);
         self.callers_whose_call_ended
             .retain(|_, at| at.elapsed() < CALLER_HANGUP_WAIT);
         if self.trimmed.elapsed() >= TRIM_EVERY {

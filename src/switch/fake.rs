@@ -81,6 +81,8 @@ struct FakeCall {
     tags: HashMap<String, String>,
     caller_id_number: Option<String>,
     terminators: String,
+    /// Keys pressed while nothing played, which the next playback takes.
+    untaken: Vec<char>,
     /// The stream playing now, ended with the digit that cut it (or none).
     playing: Option<oneshot::Sender<Option<char>>>,
     collecting: Option<oneshot::Sender<Collected>>,
@@ -195,23 +197,22 @@ impl FakePbx {
         id
     }
 
-    /// The party on `call` pressed `digit`: a stream playing with it as a terminator ends.
-    pub async fn press(&self, call: &CallId, digit: char) {
-        {
-            let mut state = self.lock();
-            if let Some(c) = state.calls.get_mut(call) {
-                if c.terminators.contains(digit) {
-                    if let Some(playing) = c.playing.take() {
-                        let _ = playing.send(Some(digit));
-                    }
-                }
+    /// The party on `call` pressed `digit`: a stream playing with it as a terminator ends;
+    /// while nothing plays the next playback takes it.
+    pub fn press(&self, call: &CallId, digit: char) {
+        let mut state = self.lock();
+        let Some(c) = state.calls.get_mut(call) else {
+            return;
+        };
+        match c.playing.take() {
+            Some(playing) if c.terminators.contains(digit) => {
+                let _ = playing.send(Some(digit));
+            }
+            playing => {
+                c.playing = playing;
+                c.untaken.push(digit);
             }
         }
-        self.emit(Signal::Dtmf {
-            channel: call.clone(),
-            digit,
-        })
-        .await;
     }
 
     /// Answer the digit collection running on `call`.
@@ -363,7 +364,7 @@ fn is_stream(media: &MediaSource) -> bool {
 impl Pbx for FakePbx {
     type Event = PbxEvent;
 
-    fn read(event: PbxEvent) -> Option<PbxEvent> {
+    fn read(&self, event: PbxEvent) -> Option<PbxEvent> {
         Some(event)
     }
 
@@ -372,6 +373,14 @@ impl Pbx for FakePbx {
             call: call.clone(),
             media: media.to_string(),
         });
+        let mut before = None;
+        self.on_call(call, |c| {
+            let untaken = std::mem::take(&mut c.untaken);
+            before = untaken.into_iter().find(|&d| c.terminators.contains(d));
+        })?;
+        if before.is_some() {
+            return Ok(Played { ended_by: before });
+        }
         let ended = self.start_media(call, media)?;
         // The sender dropped: the call hung up, or other media replaced this.
         let ended_by = ended
@@ -394,6 +403,10 @@ impl Pbx for FakePbx {
             digits: digits.to_string(),
         });
         self.on_call(call, |c| c.terminators = digits.to_string())
+    }
+
+    fn discard_keys(&self, call: &CallId) {
+        let _ = self.on_call(call, |c| c.untaken.clear());
     }
 
     async fn collect(&self, call: &CallId, collect: &DigitCollect) -> Result<Collected> {

@@ -56,9 +56,12 @@ pub trait Pbx: Clone + Send + Sync + 'static {
     type Event: Send + 'static;
 
     /// What `event` means to the engine, or `None` when it is nothing it acts on.
-    fn read(event: Self::Event) -> Option<PbxEvent>;
+    fn read(&self, event: Self::Event) -> Option<PbxEvent>;
 
-    /// Play `media` to its end, or until one of the call's playback terminators.
+    /// Play `media` to its end, or until one of the call's playback terminators. A
+    /// terminator the caller pressed since the last media operation, while nothing took
+    /// it, ends it at once (see [`Played::ended_by`]): a key is never lost between two
+    /// playbacks.
     fn play(
         &self,
         call: &CallId,
@@ -79,6 +82,10 @@ pub trait Pbx: Clone + Send + Sync + 'static {
         call: &CallId,
         digits: &VarValue,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Forget the keys the caller pressed on `call` that no media took, so they end no
+    /// later playback (keys meant for a menu that has ended).
+    fn discard_keys(&self, call: &CallId);
 
     /// Play a prompt and collect digits by `collect`'s rule.
     fn collect(
@@ -160,10 +167,6 @@ pub enum Signal {
     CustomerParked {
         leg: CallId,
     },
-    Dtmf {
-        channel: CallId,
-        digit: char,
-    },
     Bridged {
         a: CallId,
         b: CallId,
@@ -199,7 +202,7 @@ pub struct ParkedCaller {
 /// How a playback ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Played {
-    /// The playback terminator digit that cut it short, if one did.
+    /// The playback terminator digit that cut it short (or came before it), if one did.
     pub ended_by: Option<char>,
 }
 

@@ -53,6 +53,14 @@ fn channel(event: &Event) -> Option<CallId> {
     CallId::new(&event.unique_id()?).ok()
 }
 
+/// The call and digit of a DTMF event (which [`classify`] leaves to the key ledger).
+pub fn dtmf(event: &Event) -> Option<(CallId, char)> {
+    if event.name()? != "DTMF" {
+        return None;
+    }
+    Some((channel(event)?, event.header("DTMF-Digit")?.chars().next()?))
+}
+
 /// Read `event` as a [`Signal`], or `None` when it is nothing the engine acts on.
 pub fn classify(event: &Event) -> Option<Signal> {
     let name = event.name()?;
@@ -82,13 +90,6 @@ pub fn classify(event: &Event) -> Option<Signal> {
                 sip_from_user: event.variable("sip_from_user").map(|c| c.into_owned()),
                 arrived: None,
             }))
-        }
-        "DTMF" => {
-            let digit = event.header("DTMF-Digit")?.chars().next()?;
-            Some(Signal::Dtmf {
-                channel: channel(event)?,
-                digit,
-            })
         }
         "CHANNEL_BRIDGE" => Some(Signal::Bridged {
             a: CallId::new(&event.header("Bridge-A-Unique-ID")?).ok()?,

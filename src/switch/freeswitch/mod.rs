@@ -6,13 +6,15 @@
 //! channel variables, `show channels` rows, the event subscription and its classification.
 
 pub mod events;
+mod keys;
 mod media;
 
 use serde::Deserialize;
 
 use super::{
     CallId, CallRow, Collected, DigitCollect, Extension, HangupCause, MediaSource, Originate,
-    PbxEvent, PendingCall, Played, Recorded, Recording, Result, SwitchError, VarName, VarValue,
+    PbxEvent, PendingCall, Played, Recorded, Recording, Result, Signal, SwitchError, VarName,
+    VarValue,
 };
 use crate::config::Config;
 use crate::esl::{self, Delivery, Event, Execution};
@@ -149,11 +151,15 @@ fn channel_rows(body: &str) -> Result<Vec<CallRow>> {
 #[derive(Clone)]
 pub struct FreeSwitch {
     client: esl::Client,
+    keys: keys::KeyLedger,
 }
 
 impl FreeSwitch {
     pub fn new(client: esl::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            keys: keys::KeyLedger::default(),
+        }
     }
 
     /// The event socket client's settings for `config`: its `[esl]` section with the
@@ -193,18 +199,42 @@ impl FreeSwitch {
 impl Pbx for FreeSwitch {
     type Event = Delivery;
 
-    fn read(delivery: Delivery) -> Option<PbxEvent> {
+    fn read(&self, delivery: Delivery) -> Option<PbxEvent> {
         match delivery {
-            Delivery::Event(event) => events::classify(&event).map(PbxEvent::Signal),
+            Delivery::Event(event) => {
+                if let Some((call, digit)) = events::dtmf(&event) {
+                    self.keys.pressed(&call, digit);
+                    return None;
+                }
+                let signal = events::classify(&event)?;
+                if let Signal::CallerHangup { channel: call, .. }
+                | Signal::LegHangup { leg: call, .. } = &signal
+                {
+                    self.keys.hung_up(call);
+                }
+                Some(PbxEvent::Signal(signal))
+            }
             Delivery::Connected | Delivery::Reconnected | Delivery::Gap { .. } => {
                 Some(PbxEvent::Resync)
             }
-            Delivery::Disconnected(reason) => Some(PbxEvent::Lost(reason.to_string())),
+            Delivery::Disconnected(reason) => {
+                self.keys.clear();
+                Some(PbxEvent::Lost(reason.to_string()))
+            }
         }
     }
 
     async fn play(&self, call: &CallId, media: &MediaSource) -> Result<Played> {
-        media::play(self, call, media).await
+        if let Some(digit) = self.keys.take_terminator(call) {
+            return Ok(Played {
+                ended_by: Some(digit),
+            });
+        }
+        let played = media::play(self, call, media).await?;
+        if let Some(digit) = played.ended_by {
+            self.keys.took(call, &digit.to_string());
+        }
+        Ok(played)
     }
 
     async fn start_play(&self, call: &CallId, media: &MediaSource) -> Result<()> {
@@ -215,11 +245,21 @@ impl Pbx for FreeSwitch {
 
     async fn set_playback_terminators(&self, call: &CallId, digits: &VarValue) -> Result<()> {
         let name = VarName::new("playback_terminators").expect("constant");
-        self.set_var(call, &name, digits).await
+        self.set_var(call, &name, digits).await?;
+        self.keys.set_terminators(call, digits.as_str());
+        Ok(())
+    }
+
+    fn discard_keys(&self, call: &CallId) {
+        self.keys.discard(call);
     }
 
     async fn collect(&self, call: &CallId, collect: &DigitCollect) -> Result<Collected> {
-        media::collect(self, call, collect).await
+        let collected = media::collect(self, call, collect).await?;
+        if let Collected::Digits(digits) | Collected::Refused(digits) = &collected {
+            self.keys.took(call, digits);
+        }
+        Ok(collected)
     }
 
     async fn record(
