@@ -15,9 +15,9 @@ use callbackd::queue::{
     EntryStatus, LineName, ManualClock, Offer, QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
-    CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind, KeptBy,
-    MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent, Timer,
-    TimerScope,
+    Answered, CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind,
+    KeptBy, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent,
+    Timer, TimerScope,
 };
 use callbackd::switch::{CallId, PhoneNumber};
 use common::RedisServer;
@@ -1063,13 +1063,15 @@ async fn an_agent_hearing_a_callback_keeps_it_and_their_booking_until_they_decid
         s.store.offer(&busy, s.clock.now(), RING).await.unwrap(),
         OfferOutcome::AgentNotFree(id("alice"))
     );
-    // The engine connects a callback when its customer answers, never on the agent's answer.
-    assert!(matches!(
+    // The engine connects a callback when its customer answers, never on the agent's
+    // answer: that answer changes nothing but says to call the customer.
+    assert_eq!(
         s.store
             .connected(&support(), &e.id, &id("alice"), s.clock.now())
-            .await,
-        Err(StoreError::Rule(QueueError::NowACallback(_)))
-    ));
+            .await
+            .unwrap(),
+        Answered::NowACallback
+    );
     s.clock.advance(Duration::from_secs(30));
     assert!(due_timers(&s).await.contains(&timeout));
 }

@@ -12,7 +12,7 @@ use super::{Engine, Report};
 use crate::queue::{
     AgentId, AgentState, CloseReason, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
 };
-use crate::store::{MissRules, NoAnswerCause, StateSource, StoreError};
+use crate::store::{Answered, MissRules, NoAnswerCause, StateSource, StoreError};
 use crate::switch::{CallId, HangupCause, Pbx, SwitchError};
 
 /// How long a call ended by its agent leg's hangup is remembered, so that its caller's
@@ -158,8 +158,8 @@ impl<P: Pbx> Engine<P> {
             return self.callback_answered(queue, entry_id, agent, leg).await;
         };
         match self.store.connected(queue, entry_id, agent, now).await {
-            Ok(()) => {}
-            Err(StoreError::Rule(QueueError::NowACallback(_))) => {
+            Ok(Answered::Connected) => {}
+            Ok(Answered::NowACallback) => {
                 return self.callback_answered(queue, entry_id, agent, leg).await;
             }
             Err(StoreError::Rule(

@@ -38,7 +38,7 @@ pub use callbacks::{
 };
 pub use feed::{DomainEvent, EventFeed, EventStream};
 use keys::Keys;
-pub use offers::{MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
+pub use offers::{Answered, MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
 use scripts::Scripts;
 

@@ -11,6 +11,16 @@ use crate::config::{HoldOffs, QueueConfig};
 use crate::queue::{AgentId, EntryId, Offer, QueueError, QueueName, Timestamp};
 use crate::switch::HangupClass;
 
+/// What an agent's answer to a live caller's offer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// The caller is the agent's: bridge them.
+    Connected,
+    /// The caller asked for a callback while the agent's phone rang: the agent calls the
+    /// customer back now, as for any callback they answer.
+    NowACallback,
+}
+
 /// What became of an attempt to make an offer. Losing a race is normal between daemons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferOutcome {
@@ -341,9 +351,9 @@ impl Store {
         }
     }
 
-    /// `agent` answered the offer of `entry` (event `connected`): the entry leaves the
-    /// queue, the agent is `on_call`, and other agents of a ring-all offer are released.
-    /// Of two agents answering a ring-all offer together, the second gets
+    /// `agent` answered the offer of the live caller `entry` (event `connected`): the entry
+    /// leaves the queue, the agent is `on_call`, and other agents of a ring-all offer are
+    /// released. Of two agents answering a ring-all offer together, the second gets
     /// [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call for the same
     /// agent is harmless, so it may be retried after a Redis error.
     pub async fn connected(
@@ -352,15 +362,20 @@ impl Store {
         entry: &EntryId,
         agent: &AgentId,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<Answered> {
         let others = match self
             .leave(&self.scripts.connect, queue, entry, agent.as_str(), now)
             .await?
         {
             Ok(others) => others,
+            Err(refused) if refused.refusal == replies::Refusal::NotLive => {
+                return Ok(Answered::NowACallback)
+            }
             Err(refused) => return Err(self.entry_rule(queue, entry, Some(agent), refused).await),
         };
-        self.agent_answered(queue, entry, agent, &others, now).await
+        self.agent_answered(queue, entry, agent, &others, now)
+            .await
+            .map(|()| Answered::Connected)
     }
 
     /// The caller could not be bridged to the agent who answered (their leg vanished): the
