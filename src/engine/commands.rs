@@ -3,7 +3,7 @@
 //!
 //! Both come through the loop, because only it knows the legs and callers this daemon runs.
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::arrivals::number_rules;
 use super::callback::{Answer, OutsideAnswer};
@@ -241,18 +241,7 @@ impl<P: Pbx> Engine<P> {
     /// A domain event from the streams (this daemon's or another's). Agent changes are
     /// taken at the next tick, together; an offer that ended anywhere while phones rang for
     /// it (a queue's withdrawals) stops the phones this daemon rings for it.
-    pub(super) fn on_domain_event(
-        &mut self,
-        event: Result<DomainEvent, broadcast::error::RecvError>,
-    ) {
-        let event = match event {
-            Ok(event) => event,
-            // Events were missed: whatever they said about agents is read afresh.
-            Err(_) => {
-                self.agents_changed = true;
-                return;
-            }
-        };
+    pub(super) fn on_domain_event(&mut self, event: DomainEvent) {
         match (&event.stream, event.event.kind) {
             (EventStream::Agents, _) => self.agents_changed = true,
             (EventStream::Withdrawals(_), EventKind::OfferWithdrawn) => {

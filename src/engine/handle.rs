@@ -17,8 +17,9 @@ use crate::store::{DomainEvent, StateSource, StoreError};
 /// How many commands may wait for the loop before senders wait too.
 pub(super) const COMMAND_QUEUE: usize = 256;
 /// How many domain events a slow subscriber may fall behind before it is told it lagged
-/// (and reads what it missed from the streams by id). The bus keeps this many events in
-/// memory whether anyone lags or not, about 0.7 KiB each: 4,096 cost the daemon 3 MiB.
+/// (and reads what it missed from the streams by id). While anyone subscribes, the bus
+/// keeps this many events in memory whether anyone lags or not, about 0.7 KiB each:
+/// 4,096 cost the daemon 3 MiB.
 pub(super) const BUS_CAPACITY: usize = 1024;
 
 /// Why a command was not carried out.

@@ -44,7 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
-use crate::store::{DomainEvent, Store, StoreError};
+use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, Pbx, SwitchError};
 use crate::switch::{PbxEvent, Signal};
 use arrivals::media_plan;
@@ -57,6 +57,9 @@ use routing_state::RoutingState;
 
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
+/// How many of the feed's events may wait for the loop before the feed waits too: more
+/// than one read of the agents' stream and the withdrawals brings at a busy switch's pace.
+const FEED_QUEUE: usize = 4096;
 /// At most this many queued signals are handled between two routing passes, so a flood
 /// cannot hold back offers for long.
 const BATCH: usize = 64;
@@ -166,9 +169,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     /// Drains asked for and not answered yet: answered once no routing round trip is
     /// under way.
     drains: Vec<oneshot::Sender<Result<(), CommandError>>>,
-    /// The engine's own place on the domain event bus, taken at once so it misses nothing.
+    /// The domain event bus, for subscribers beside the engine.
     bus: broadcast::Sender<DomainEvent>,
-    bus_events: broadcast::Receiver<DomainEvent>,
     /// An agent's state changed (here, elsewhere, or events were missed) since the last
     /// tick: whether callbacks are open is read again then, at most once per tick.
     agents_changed: bool,
@@ -194,7 +196,7 @@ impl<P: Pbx> Engine<P> {
     ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::channel(handle::COMMAND_QUEUE);
-        let (bus, bus_events) = broadcast::channel(handle::BUS_CAPACITY);
+        let (bus, _) = broadcast::channel(handle::BUS_CAPACITY);
         let drain = watch::Sender::new(false);
         let plans = config
             .queues
@@ -228,7 +230,6 @@ impl<P: Pbx> Engine<P> {
             drain,
             drains: Vec::new(),
             bus,
-            bus_events,
             agents_changed: true,
             tasks: JoinSet::new(),
             routing: RoutingState::new(),
@@ -249,10 +250,14 @@ impl<P: Pbx> Engine<P> {
         mut deliveries: mpsc::Receiver<P::Event>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
-        // The bus starts before anything this engine writes.
+        // The feed starts before anything this engine writes.
         let queues: Vec<QueueName> = self.config.queues.iter().map(|q| q.name.clone()).collect();
         let feed = self.store.feed(&queues).await?;
-        self.tasks.spawn(feed.run(self.bus.clone()));
+        let (engine, mut feed_events) = mpsc::channel(FEED_QUEUE);
+        self.tasks.spawn(feed.run(FeedSinks {
+            engine,
+            bus: self.bus.clone(),
+        }));
         self.store
             .register_agents(&self.config.agents, self.clock.now())
             .await?;
@@ -266,11 +271,11 @@ impl<P: Pbx> Engine<P> {
                 },
                 Some(report) = self.reports.recv() => self.on_report(report).await,
                 Some(command) = self.commands.recv() => self.on_command(command).await,
-                event = self.bus_events.recv() => {
+                Some(event) = feed_events.recv() => {
                     self.on_domain_event(event);
                     // The feed sends what one read found at once: take it all in one turn.
-                    while let Ok(event) = self.bus_events.try_recv() {
-                        self.on_domain_event(Ok(event));
+                    while let Ok(event) = feed_events.try_recv() {
+                        self.on_domain_event(event);
                     }
                 }
                 _ = tick.tick() => self.on_tick().await,

@@ -6,13 +6,15 @@
 //! with the same ids, whichever daemon wrote them; an id doubles as a resume point.
 //! The engine itself needs only the agents' stream and the queues' withdrawals (offers that
 //! ended while phones rang), which are few; the queues' own streams, several events per
-//! call, are read only while somebody else subscribes.
+//! call, are read only while the bus has subscribers. The engine gets its events on a
+//! channel of its own that holds the feed back when full, so it never lags and misses
+//! one, and the bus (which keeps its last events in memory) costs nothing while unheard.
 
 use std::time::Duration;
 
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncConnectionConfig;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{records, Result, Store, StoreError};
 use crate::queue::QueueName;
@@ -62,12 +64,21 @@ pub struct DomainEvent {
 /// would hold up every command sharing one).
 pub struct EventFeed {
     client: redis::Client,
-    /// Always read: the agents' stream and each queue's withdrawals.
+    /// Always read, for the engine and the bus: the agents' stream and each queue's
+    /// withdrawals.
     always: Vec<Followed>,
-    /// The queues' own streams, read only while other subscribers listen.
+    /// The queues' own streams, read only while the bus has subscribers.
     queues: Vec<Followed>,
     /// Whether the queues' streams are being read (their `after` is current).
     wide: bool,
+}
+
+/// Where the feed sends what it reads.
+pub struct FeedSinks {
+    /// The engine: the always-read streams' events.
+    pub engine: mpsc::Sender<DomainEvent>,
+    /// Everyone else: every event, while anyone subscribes.
+    pub bus: broadcast::Sender<DomainEvent>,
 }
 
 /// One stream followed, with the last id read: where the next read starts.
@@ -114,13 +125,13 @@ impl Store {
 }
 
 impl EventFeed {
-    /// Send every new event to `bus` until nobody listens any more. A lost connection is
-    /// retried with backoff and resumes after the last event sent, so subscribers miss
-    /// only what was trimmed from a stream meanwhile.
-    pub async fn run(mut self, bus: broadcast::Sender<DomainEvent>) {
+    /// Send every new event on until the engine is gone. A lost connection is retried
+    /// with backoff and resumes after the last event sent, so subscribers miss only what
+    /// was trimmed from a stream meanwhile.
+    pub async fn run(mut self, sinks: FeedSinks) {
         let mut retry = FIRST_RETRY;
-        while bus.receiver_count() > 0 {
-            match self.follow(&bus, &mut retry).await {
+        while !sinks.engine.is_closed() {
+            match self.follow(&sinks, &mut retry).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the event streams failed; retrying");
@@ -131,12 +142,9 @@ impl EventFeed {
         }
     }
 
-    /// Read until nobody listens (`Ok`) or Redis fails. A connection made resets `retry`.
-    async fn follow(
-        &mut self,
-        bus: &broadcast::Sender<DomainEvent>,
-        retry: &mut Duration,
-    ) -> Result<()> {
+    /// Read until the engine is gone (`Ok`) or Redis fails. A connection made resets
+    /// `retry`.
+    async fn follow(&mut self, sinks: &FeedSinks, retry: &mut Duration) -> Result<()> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
@@ -148,9 +156,8 @@ impl EventFeed {
         let options = StreamReadOptions::default()
             .block(BLOCK.as_millis() as usize)
             .count(READ_COUNT);
-        while bus.receiver_count() > 0 {
-            // The engine holds one receiver; any other is a subscriber of the whole bus.
-            let wide = bus.receiver_count() > 1;
+        while !sinks.engine.is_closed() {
+            let wide = sinks.bus.receiver_count() > 0;
             if wide && !self.wide {
                 let since = catch_up_from(&mut conn).await?;
                 for q in &mut self.queues {
@@ -175,22 +182,28 @@ impl EventFeed {
             let reads = reply.map(|r| r.keys).unwrap_or_default();
             let found = !reads.is_empty();
             for read in reads {
-                let Some(followed) = self
-                    .always
-                    .iter_mut()
-                    .chain(&mut self.queues)
-                    .find(|f| f.key == read.key)
-                else {
-                    continue;
-                };
+                let (followed, for_engine) =
+                    match self.always.iter_mut().find(|f| f.key == read.key) {
+                        Some(f) => (f, true),
+                        None => match self.queues.iter_mut().find(|f| f.key == read.key) {
+                            Some(f) => (f, false),
+                            None => continue,
+                        },
+                    };
                 for sid in read.ids {
                     followed.after.clone_from(&sid.id);
                     match stored_event(&read.key, &sid) {
                         Ok(event) => {
-                            let _ = bus.send(DomainEvent {
+                            let event = DomainEvent {
                                 stream: followed.stream.clone(),
                                 event,
-                            });
+                            };
+                            if sinks.bus.receiver_count() > 0 {
+                                let _ = sinks.bus.send(event.clone());
+                            }
+                            if for_engine && sinks.engine.send(event).await.is_err() {
+                                return Ok(());
+                            }
                         }
                         // One bad record must not stop the feed: it is skipped, and said.
                         Err(e) => tracing::warn!(error = %e, "skipping an unreadable event"),

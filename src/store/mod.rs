@@ -36,7 +36,7 @@ pub use agents::StateSource;
 pub use callbacks::{
     CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
 };
-pub use feed::{DomainEvent, EventFeed, EventStream};
+pub use feed::{DomainEvent, EventFeed, EventStream, FeedSinks};
 use keys::Keys;
 pub use offers::{Answered, MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
