@@ -198,10 +198,14 @@ impl EventFeed {
                                 stream: followed.stream.clone(),
                                 event,
                             };
+                            if !for_engine {
+                                let _ = sinks.bus.send(event);
+                                continue;
+                            }
                             if sinks.bus.receiver_count() > 0 {
                                 let _ = sinks.bus.send(event.clone());
                             }
-                            if for_engine && sinks.engine.send(event).await.is_err() {
+                            if sinks.engine.send(event).await.is_err() {
                                 return Ok(());
                             }
                         }

@@ -373,10 +373,9 @@ impl Pbx for FakePbx {
             call: call.clone(),
             media: media.to_string(),
         });
-        let mut before = None;
-        self.on_call(call, |c| {
+        let before = self.on_call(call, |c| {
             let untaken = std::mem::take(&mut c.untaken);
-            before = untaken.into_iter().find(|&d| c.terminators.contains(d));
+            untaken.into_iter().find(|&d| c.terminators.contains(d))
         })?;
         if before.is_some() {
             return Ok(Played { ended_by: before });

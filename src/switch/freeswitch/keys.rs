@@ -113,11 +113,12 @@ impl KeyLedger {
         if keys.untaken_expired(now) {
             keys.drop_untaken();
         }
-        let digit = keys
+        let (digit, i) = keys
             .terminators
             .chars()
-            .find(|&d| DIGITS.find(d).is_some_and(|i| keys.balance[i] > 0))?;
-        keys.balance[DIGITS.find(digit).expect("a DTMF digit")] -= 1;
+            .filter_map(|d| Some((d, DIGITS.find(d)?)))
+            .find(|&(_, i)| keys.balance[i] > 0)?;
+        keys.balance[i] -= 1;
         Some(digit)
     }
 
