@@ -427,11 +427,14 @@ impl Daemon {
             let store = Store::connect(&config.redis).await.expect("daemon store");
             let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
             let options = EngineOptions {
-                daemon_id: "load".into(),
-                sounds: "/usr/share/freeswitch/sounds".into(),
+                daemon_id: callbackd::values::DaemonId::new("load").unwrap(),
+                sounds: callbackd::switch::MediaDir::new(std::path::Path::new(
+                    "/usr/share/freeswitch/sounds",
+                ))
+                .unwrap(),
                 languages: vec!["en".into()],
                 default_language: "en".into(),
-                recordings: std::env::temp_dir(),
+                recordings: callbackd::switch::MediaDir::new(&std::env::temp_dir()).unwrap(),
                 time_scale: 1.0,
             };
             let engine = Engine::new(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::callback::Prompt;
-use crate::switch::{InvalidInput, MediaSource};
+use crate::switch::{InvalidInput, MediaDir, MediaSource};
 
 /// Languages the default set ships in: those of the reference documents.
 pub const LANGUAGES: &[&str] = &["en", "es", "fr", "de", "ja"];
@@ -230,7 +230,7 @@ pub enum PromptError {
 /// by the engine instead of these).
 #[derive(Debug, Clone)]
 pub struct PromptSet {
-    dir: PathBuf,
+    dir: MediaDir,
     language: String,
 }
 
@@ -238,7 +238,7 @@ impl PromptSet {
     /// `root` is the sounds directory as FreeSWITCH sees it. `wanted` is tried in order
     /// (the line's language, then the daemon's default); a language is usable when
     /// `available` lists it, and English is the last resort.
-    pub fn choose(root: &Path, wanted: &[&str], available: &[String]) -> Self {
+    pub fn choose(root: &MediaDir, wanted: &[&str], available: &[String]) -> Self {
         let language = wanted
             .iter()
             .find(|l| available.iter().any(|a| a == *l))
@@ -266,9 +266,7 @@ impl PromptSet {
 
     /// The file for prompt `name`.
     pub fn file(&self, name: &str) -> MediaSource {
-        let path = self.dir.join(format!("{name}.wav"));
-        // Sound roots are validated when the config is loaded and names are ours.
-        MediaSource::new(&path.to_string_lossy()).expect("validated sound root")
+        self.dir.file(&format!("{name}.wav"))
     }
 
     /// The files that say `prompt`, in order.
@@ -403,7 +401,7 @@ mod tests {
 
     #[test]
     fn language_falls_back_to_english() {
-        let root = Path::new("/usr/share/freeswitch/sounds");
+        let root = &MediaDir::new(Path::new("/usr/share/freeswitch/sounds")).unwrap();
         let available = vec!["en".to_owned(), "de".to_owned()];
         assert_eq!(
             PromptSet::choose(root, &["de", "en"], &available).language(),
@@ -421,7 +419,8 @@ mod tests {
 
     #[test]
     fn read_back_is_digit_by_digit() {
-        let set = PromptSet::choose(Path::new("/s"), &["fr"], &["fr".to_owned()]);
+        let root = MediaDir::new(Path::new("/s")).unwrap();
+        let set = PromptSet::choose(&root, &["fr"], &["fr".to_owned()]);
         let files = set.files(&Prompt::ReadBack(PhoneNumber::new("+331").unwrap()));
         let names: Vec<&str> = files.iter().map(MediaSource::as_str).collect();
         assert_eq!(

@@ -126,6 +126,24 @@ impl PhoneNumber {
     pub fn digits(&self) -> &str {
         &self.0[1..]
     }
+
+    /// The number for a log line: only its last 3 digits show (`+********456`), enough to
+    /// tell calls apart without putting customers' numbers in the logs.
+    pub fn masked(&self) -> Masked<'_> {
+        Masked(self)
+    }
+}
+
+/// A [`PhoneNumber`] displayed with all but its last 3 digits hidden.
+pub struct Masked<'a>(&'a PhoneNumber);
+
+impl std::fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.digits();
+        let shown = digits.len().min(3);
+        let hidden = digits.len() - shown;
+        write!(f, "+{}{}", "*".repeat(hidden), &digits[hidden..])
+    }
 }
 
 validated!(
@@ -159,6 +177,22 @@ impl VarValue {
     }
 }
 
+validated!(
+    /// A daemon's name among those sharing one switch and Redis: it marks the legs and
+    /// leases it holds, so it travels as a channel variable and in Redis values. Letters,
+    /// digits, `-`, `_` and `.`.
+    DaemonId
+);
+
+impl DaemonId {
+    pub fn new(s: &str) -> Result<Self, InvalidInput> {
+        check("daemon id", s, 64, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
+        })?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
 #[cfg(test)]
 pub(crate) const HOSTILE: &[&str] = &[",", "{", "}", "[", "]", "|", "^", "'", " ", "\n", "&", "\r"];
 
@@ -179,6 +213,13 @@ mod tests {
     }
 
     #[test]
+    fn masked_numbers_keep_their_last_three_digits() {
+        let number = PhoneNumber::new("+4930123456").unwrap();
+        assert_eq!(number.masked().to_string(), "+*******456");
+        assert_eq!(PhoneNumber::new("+12").unwrap().masked().to_string(), "+12");
+    }
+
+    #[test]
     fn variable_values_cannot_open_blocks() {
         assert_eq!(
             VarValue::new("ESL Capture").unwrap().quoted(),
@@ -194,5 +235,14 @@ mod tests {
     fn channel_ids_are_uuid_like() {
         assert!(CallId::new("6b3cb03e-8dfd-433b-a2a4-a5be4ece97a7").is_ok());
         assert!(CallId::new("x y").is_err());
+    }
+
+    #[test]
+    fn daemon_ids_are_plain_names() {
+        assert!(DaemonId::new("pbx-1.example_com").is_ok());
+        for bad in HOSTILE {
+            let s = format!("d{bad}1");
+            assert!(DaemonId::new(&s).is_err(), "accepted {s:?}");
+        }
     }
 }

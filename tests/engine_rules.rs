@@ -49,11 +49,11 @@ impl Rules {
         let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
         let (fake, events) = FakePbx::new();
         let options = EngineOptions {
-            daemon_id: "d1".into(),
-            sounds: "/sounds".into(),
+            daemon_id: callbackd::values::DaemonId::new("d1").unwrap(),
+            sounds: callbackd::switch::MediaDir::new(std::path::Path::new("/sounds")).unwrap(),
             languages: vec!["en".into()],
             default_language: "en".into(),
-            recordings: std::env::temp_dir(),
+            recordings: callbackd::switch::MediaDir::new(&std::env::temp_dir()).unwrap(),
             time_scale: 1.0,
         };
         let engine = Engine::new(

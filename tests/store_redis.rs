@@ -1305,3 +1305,81 @@ async fn event_streams_are_trimmed_to_about_the_kept_length() {
     // What is kept is the newest.
     assert_eq!(agents.last().and_then(|e| e.field("to")), Some("away"));
 }
+
+#[tokio::test]
+async fn an_unreadable_record_is_skipped_and_counted_never_stalling_the_others() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    let good = caller("support", &s.clock);
+    s.store.enqueue(&good, None).await.unwrap();
+    let client = redis::Client::open(s._redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    // An entry ahead of the good one that some other tool wrote, and a timer nobody knows.
+    redis::pipe()
+        .zadd("test:{support}:waiting", "junk", 1)
+        .hset("test:{support}:entry:junk", "kind", "parcel")
+        .zadd("test:{@agents}:timers", "no-such-timer:x", 1)
+        .sadd("test:{@agents}:ids", "bad id")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.waiting_entries(&q("support"), 10).await.unwrap(),
+        vec![good]
+    );
+    let timer = Timer::WrapUpEnd { agent: id("alice") };
+    s.store.schedule(&timer, s.clock.now()).await.unwrap();
+    let claim = || {
+        s.store
+            .claim_due_timers(&TimerScope::Agents, "d1", s.clock.now(), RING, 10)
+    };
+    assert_eq!(claim().await.unwrap(), vec![timer.clone()]);
+    let agents = s.store.agents(s.clock.now()).await.unwrap();
+    assert_eq!(
+        agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["alice"]
+    );
+    assert_eq!(s.store.poison_records(), 3);
+    // Dropped, not leased again every lease to be said once more.
+    s.clock.advance(RING * 2);
+    assert!(claim().await.unwrap().iter().all(|t| *t == timer));
+    assert_eq!(s.store.poison_records(), 3);
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg("test:{@agents}:timers")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!ids.iter().any(|m| m.starts_with("no-such")), "{ids:?}");
+}
+
+#[tokio::test]
+async fn the_lease_of_a_timer_removed_while_its_daemon_was_dead_is_swept() {
+    let s = setup(&[]).await;
+    let (stays, goes) = (
+        Timer::WrapUpEnd { agent: id("alice") },
+        Timer::WrapUpEnd { agent: id("bob") },
+    );
+    for t in [&stays, &goes] {
+        s.store.schedule(t, s.clock.now()).await.unwrap();
+    }
+    let scope = TimerScope::Agents;
+    let claimed = s
+        .store
+        .claim_due_timers(&scope, "d1", s.clock.now(), RING, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    // d1 dies; meanwhile a transition removes one of its timers.
+    let client = redis::Client::open(s._redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("ZREM")
+        .arg("test:{@agents}:timers")
+        .arg("wrap_up:bob")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(s.store.sweep_timer_leases(&scope).await.unwrap(), 1);
+    assert_eq!(s.store.sweep_timer_leases(&scope).await.unwrap(), 0);
+    assert!(s.store.complete_timer(&stays, "d1").await.unwrap());
+}

@@ -7,7 +7,8 @@ use clap::Args;
 
 use crate::config::{Config, ExitAction, LineConfig, NoAgentPolicy};
 use crate::prompts::{PromptSet, FALLBACK_LANGUAGE};
-use crate::switch::{MediaSource, PhoneNumber};
+use crate::switch::{MediaDir, MediaSource, PhoneNumber};
+use anyhow::Context;
 
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
@@ -42,13 +43,15 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.file)?;
     print!("{}", summary(&config));
     let mut warnings = toll_free_caller_ids(&config);
-    if let Some(sounds) = &args.sounds {
+    if let Some(path) = &args.sounds {
+        // The daemon refuses such a directory (`run --sounds`): so does the check.
+        let sounds = &MediaDir::new(path).context("--sounds")?;
         // Vanilla's vars.xml sets sound_prefix=$${sounds_dir}/en/us/callie as a global
         // variable, which every channel reads when a path is relative.
         let prefix = args
             .sound_prefix
             .clone()
-            .unwrap_or_else(|| sounds.join("en/us/callie"));
+            .unwrap_or_else(|| path.join("en/us/callie"));
         warnings.extend(missing_prompts(&config, sounds, &prefix));
     }
     let mut missing = 0;
@@ -93,8 +96,8 @@ fn is_toll_free(number: &PhoneNumber) -> bool {
 
 /// Prompt files callers would hear that are not under `sounds`, where the daemon's prompts
 /// are, or `prefix`, where FreeSWITCH resolves a relative playback path.
-fn missing_prompts(c: &Config, sounds: &Path, prefix: &Path) -> Vec<Warning> {
-    let installed = PromptSet::installed(sounds);
+fn missing_prompts(c: &Config, sounds: &MediaDir, prefix: &Path) -> Vec<Warning> {
+    let installed = PromptSet::installed(sounds.as_path());
     let mut out = Vec::new();
     for q in &c.queues {
         for g in &q.greetings {
@@ -120,8 +123,8 @@ fn missing_prompts(c: &Config, sounds: &Path, prefix: &Path) -> Vec<Warning> {
 
 /// The line's own prompt files, chosen as the daemon chooses them (the line's language if
 /// installed, else English), less those its greetings replace.
-fn missing_line_prompts(l: &LineConfig, sounds: &Path, installed: &[String]) -> Vec<String> {
-    let root = l.sounds.as_deref().unwrap_or(sounds);
+fn missing_line_prompts(l: &LineConfig, sounds: &MediaDir, installed: &[String]) -> Vec<String> {
+    let root = l.sounds.as_ref().unwrap_or(sounds);
     let set = PromptSet::choose(root, &[l.language.as_str(), FALLBACK_LANGUAGE], installed);
     let mut out = Vec::new();
     if set.language() != l.language.as_str() {
@@ -129,7 +132,7 @@ fn missing_line_prompts(l: &LineConfig, sounds: &Path, installed: &[String]) -> 
             "line {}: no {} prompts under {} (callers hear {})",
             l.name,
             l.language,
-            root.display(),
+            root.as_path().display(),
             set.language()
         ));
     }

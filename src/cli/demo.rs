@@ -18,6 +18,8 @@ use crate::queue::{AgentId, AgentState, Clock, EntryId, QueueName, ScaledClock};
 use crate::sim::{self, Caller, ClockMode, Outcome, Party, Scenario, SimConfig};
 use crate::store::local::LocalRedis;
 use crate::store::{EventKind, StateSource, Store, StoredEvent};
+use crate::switch::MediaDir;
+use crate::values::DaemonId;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -206,11 +208,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let later = tokio::spawn(login("carol", AgentState::Available, 12.0));
     let (stop, stopped) = watch::channel(false);
     let options = EngineOptions {
-        daemon_id: "demo".into(),
-        sounds: "/usr/share/freeswitch/sounds".into(),
+        daemon_id: DaemonId::new("demo")?,
+        sounds: MediaDir::new(Path::new("/usr/share/freeswitch/sounds"))?,
         languages: vec!["en".into()],
         default_language: "en".into(),
-        recordings: std::env::temp_dir(),
+        recordings: MediaDir::new(&std::env::temp_dir()).context("the temporary directory")?,
         time_scale: args.speed,
     };
     let daemon = tokio::spawn(super::run::serve(

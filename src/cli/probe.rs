@@ -27,7 +27,7 @@ pub struct ProbeArgs {
 }
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
-    let mut config = ClientConfig::new(&args.esl, &args.password);
+    let mut config = ClientConfig::new(&args.esl, args.password.as_str());
     let (events, custom): (Vec<_>, Vec<_>) =
         args.events.iter().cloned().partition(|e| !e.contains("::"));
     config.events = events;

@@ -16,7 +16,8 @@ use crate::esl::Client;
 use crate::prompts::{PromptSet, LANGUAGES};
 use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
-use crate::switch::{FreeSwitch, VarValue};
+use crate::switch::{FreeSwitch, MediaDir};
+use crate::values::DaemonId;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -62,12 +63,14 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
             .unwrap_or_else(|| "callbackd".to_owned()),
     };
     // It travels as a channel variable on every leg the daemon places.
-    if VarValue::new(&daemon_id).is_err() || daemon_id.contains(' ') {
-        anyhow::bail!("--daemon-id {daemon_id:?}: use letters, digits, '-', '_' or '.'");
-    }
+    let daemon_id =
+        DaemonId::new(&daemon_id).context("--daemon-id: use letters, digits, '-', '_' or '.'")?;
+    // Prompt and recording paths travel as app arguments, which spaces and quotes would split.
+    let sounds = MediaDir::new(&args.sounds).context("--sounds")?;
+    let recordings = MediaDir::new(&args.recordings).context("--recordings")?;
     Ok(EngineOptions {
         daemon_id,
-        sounds: args.sounds.clone(),
+        sounds,
         // When the sounds live on another host, assume the shipped set was installed there.
         languages: if installed.is_empty() {
             LANGUAGES.iter().map(|l| l.to_string()).collect()
@@ -75,7 +78,7 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
             installed
         },
         default_language: args.language.clone(),
-        recordings: args.recordings.clone(),
+        recordings,
         time_scale: 1.0,
     })
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::callback::DialingPolicy;
-use crate::esl::{Backoff, ClientConfig};
+use crate::esl::{Backoff, ClientConfig, Password};
 use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy, Timestamp};
 use crate::switch::{DialString, DialTemplate, Extension, HangupClass, MediaSource, PhoneNumber};
 
@@ -34,14 +34,14 @@ pub struct Config {
 pub struct EslSettings {
     /// `host:port` of FreeSWITCH's event socket.
     pub address: String,
-    pub password: String,
+    pub password: Password,
     pub reconnect: Backoff,
 }
 
 impl EslSettings {
     /// The ESL client settings for this switch, with the configured reconnect policy.
     pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new(&self.address, &self.password);
+        let mut config = ClientConfig::new(&self.address, self.password.clone());
         config.backoff = self.reconnect.clone();
         config
     }
@@ -66,7 +66,8 @@ impl RedisSettings {
         let Some((scheme, rest)) = self.url.split_once("://") else {
             return self.url.clone();
         };
-        match rest.split_once('@') {
+        // The host follows the last `@`: a password may hold one.
+        match rest.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let user = userinfo.split_once(':').map_or("", |(u, _)| u);
                 format!("{scheme}://{user}:***@{host}")
@@ -277,7 +278,7 @@ pub struct LineConfig {
     pub language: Extension,
     /// A sounds directory of this line's own (`<dir>/<lang>/callbackd/*.wav`), instead of
     /// the daemon's `--sounds`: a brand's own voice on one line.
-    pub sounds: Option<std::path::PathBuf>,
+    pub sounds: Option<crate::switch::MediaDir>,
     /// Without one, callbacks are never offered on this line.
     pub outbound_caller_id: Option<PhoneNumber>,
     pub dial_template: DialTemplate,
@@ -397,6 +398,24 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
     pub(in crate::config) const EXAMPLE: &str = include_str!("../../callbackd.example.toml");
 
     #[test]
+    fn redis_passwords_never_reach_a_log_line() {
+        let redacted = |url: &str| {
+            RedisSettings {
+                url: url.into(),
+                key_prefix: "cbd".into(),
+                events_kept: DEFAULT_EVENTS_KEPT,
+            }
+            .redacted_url()
+        };
+        assert_eq!(
+            redacted("redis://:p@ss@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
+        assert_eq!(redacted("rediss://app:s3cr:et@db"), "rediss://app:***@db");
+        assert_eq!(redacted("redis://db:6379"), "redis://db:6379");
+    }
+
+    #[test]
     fn good_config_parses_with_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.queues.len(), 2);
@@ -423,6 +442,10 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         assert_eq!(alice.display_name, "alice");
         assert_eq!(alice.queues[1].priority, 2);
         assert_eq!(c.redis.redacted_url(), "redis://:***@127.0.0.1:6379/0");
+        assert!(
+            !format!("{c:?}").contains("ClueCon"),
+            "the ESL password in Debug"
+        );
         assert_eq!(c.esl.client_config().backoff.max, Duration::from_secs(30));
         let support_name = QueueName::new("support").unwrap();
         assert_eq!(c.queue(&support_name).unwrap().name, support_name);

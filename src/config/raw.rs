@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::{LogFormat, RetryCause};
 use crate::queue::{AgentId, LineName, QueueName, Strategy};
-use crate::switch::{DialString, DialTemplate, Extension, MediaSource, PhoneNumber};
+use crate::switch::{DialString, DialTemplate, Extension, MediaDir, MediaSource, PhoneNumber};
 
 /// Validated types read straight from TOML strings, so a bad value is reported by the
 /// parser itself at its line.
@@ -32,6 +32,13 @@ deserialize_with_new!(
     LineName,
     AgentId
 );
+
+impl<'de> Deserialize<'de> for MediaDir {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MediaDir::new(std::path::Path::new(&s)).map_err(D::Error::custom)
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,7 +146,7 @@ pub(super) struct RawLine {
     pub(super) did: Spanned<Extension>,
     pub(super) queue: Spanned<QueueName>,
     pub(super) language: Option<Extension>,
-    pub(super) sounds: Option<MediaSource>,
+    pub(super) sounds: Option<MediaDir>,
     pub(super) outbound_caller_id: Option<PhoneNumber>,
     pub(super) dial_template: DialTemplate,
     #[serde(default)]

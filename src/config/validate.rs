@@ -317,7 +317,7 @@ impl RawEsl {
         }
         Ok(EslSettings {
             address: self.address.into_inner(),
-            password: self.password.into_inner(),
+            password: crate::esl::Password::new(self.password.into_inner()),
             reconnect: Backoff { initial, max },
         })
     }
@@ -517,7 +517,7 @@ impl RawLine {
             language: self
                 .language
                 .unwrap_or_else(|| Extension::new("en").expect("valid literal")),
-            sounds: self.sounds.map(|s| std::path::PathBuf::from(s.as_str())),
+            sounds: self.sounds,
             outbound_caller_id: self.outbound_caller_id,
             dial_template: self.dial_template,
             callback: CallbackSettings {

@@ -11,7 +11,7 @@ use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
-use crate::switch::{MediaSource, ParkedCaller, Pbx, VarValue};
+use crate::switch::{ParkedCaller, Pbx, VarValue};
 
 impl<P: Pbx> Engine<P> {
     pub(super) async fn on_caller_parked(
@@ -139,16 +139,11 @@ impl<P: Pbx> Engine<P> {
                 input_timeout: settings.timings.input_timeout,
                 ..MenuSettings::default()
             },
-            name_recording: settings
-                .record_name
-                .then(|| {
-                    let path = self
-                        .options
-                        .recordings
-                        .join(format!("callbackd-{}.wav", entry.id));
-                    MediaSource::new(&path.to_string_lossy())
-                })
-                .and_then(Result::ok),
+            name_recording: settings.record_name.then(|| {
+                self.options
+                    .recordings
+                    .file(&format!("callbackd-{}.wav", entry.id))
+            }),
             rules,
             own_number,
             confirmation: settings
@@ -191,7 +186,7 @@ impl<P: Pbx> Engine<P> {
     /// else the daemon's default, else English.
     pub(super) fn prompts_for(&self, line: &LineConfig) -> PromptSet {
         PromptSet::choose(
-            line.sounds.as_deref().unwrap_or(&self.options.sounds),
+            line.sounds.as_ref().unwrap_or(&self.options.sounds),
             &[line.language.as_str(), &self.options.default_language],
             &self.options.languages,
         )

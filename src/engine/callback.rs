@@ -81,7 +81,7 @@ pub struct AgentCallback<P: Pbx> {
     /// How long a decline holds this agent off the callback (the queue's reject delay).
     pub decline_hold_off: Duration,
     /// Marks the customer leg as this daemon's, for a restart to find.
-    pub daemon_id: String,
+    pub daemon_id: crate::values::DaemonId,
     /// How often the offer's decision window is renewed while the whisper plays (in real
     /// time: a third of the line's `agent_decision`, under the engine's time scale).
     pub renew_every: Duration,
@@ -259,7 +259,7 @@ impl<P: Pbx> AgentCallback<P> {
         call.timeout = Some(self.line.callback.timings.customer_ring);
         call.tags = vec![
             tags::tag(tags::ROLE, "customer"),
-            tags::tag(tags::DAEMON, &self.daemon_id),
+            tags::tag(tags::DAEMON, self.daemon_id.as_str()),
             tags::tag(tags::ENTRY_QUEUE, self.queue.as_str()),
             tags::tag(tags::ENTRY, self.entry.as_str()),
             tags::tag(tags::AGENT, self.agent.as_str()),
@@ -267,7 +267,7 @@ impl<P: Pbx> AgentCallback<P> {
         self.store
             .callback_dialing(&self.queue, &self.entry, &self.agent, self.clock.now())
             .await?;
-        tracing::info!(entry = %self.entry, agent = %self.agent, number = %self.number,
+        tracing::info!(entry = %self.entry, agent = %self.agent, number = %self.number.masked(),
             "agent accepted: dialing the customer");
         let ringback = MediaSource::new(RINGBACK).expect("constant");
         let _ = self.switch.start_play(&self.agent_leg, &ringback).await;

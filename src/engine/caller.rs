@@ -523,11 +523,11 @@ impl<P: Pbx> Media<P> {
             .await;
         match requested {
             Ok(CallbackRequested::Requested) => {
-                tracing::info!(channel = %self.channel(), %number, "callback requested");
+                tracing::info!(channel = %self.channel(), number = %number.masked(), "callback requested");
                 RequestResult::Saved
             }
             Ok(CallbackRequested::Duplicate { existing }) => {
-                tracing::info!(channel = %self.channel(), %number, %existing,
+                tracing::info!(channel = %self.channel(), number = %number.masked(), %existing,
                     "callback already pending for this number");
                 RequestResult::AlreadyPending
             }

@@ -98,7 +98,7 @@ impl<P: Pbx> Engine<P> {
     /// Hand back the timers this daemon holds, in every scope it claims from.
     async fn hand_back_timers(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let (store, daemon) = (&self.store, &self.options.daemon_id);
+        let (store, daemon) = (&self.store, self.options.daemon_id.as_str());
         let handed = futures_util::future::try_join_all(
             self.timer_scopes()
                 .map(|scope| async move { store.release_timers(&scope, daemon, now).await }),

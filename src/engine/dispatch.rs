@@ -256,7 +256,8 @@ impl<P: Pbx> Engine<P> {
     /// Ring the offer's agents, each on a leg of its own.
     pub(super) fn ring(&mut self, entry: &Entry, offer: &Offer) {
         for agent in &offer.agents {
-            let Some((call, leg)) = agent_call(&self.config, &self.options.daemon_id, entry, agent)
+            let Some((call, leg)) =
+                agent_call(&self.config, self.options.daemon_id.as_str(), entry, agent)
             else {
                 continue;
             };

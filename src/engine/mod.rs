@@ -35,7 +35,6 @@ mod timers;
 
 use std::collections::HashMap;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +44,9 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
-use crate::switch::{CallId, FreeSwitch, Pbx, SwitchError};
+use crate::switch::{CallId, FreeSwitch, MediaDir, Pbx, SwitchError};
 use crate::switch::{PbxEvent, Signal};
+use crate::values::DaemonId;
 use arrivals::media_plan;
 use booking::Booked;
 use caller::{CallerMedia, MediaPlan};
@@ -124,15 +124,15 @@ struct AgentLeg {
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Unique per daemon sharing a Redis: owns timer leases and callers' media.
-    pub daemon_id: String,
+    pub daemon_id: DaemonId,
     /// The sounds directory as FreeSWITCH sees it.
-    pub sounds: PathBuf,
+    pub sounds: MediaDir,
     /// Languages with prompts under `sounds`.
     pub languages: Vec<String>,
     /// The language for lines whose own has no prompts (before the English fallback).
     pub default_language: String,
     /// Where callers' name recordings go, as FreeSWITCH sees it.
-    pub recordings: PathBuf,
+    pub recordings: MediaDir,
     /// How many times faster than real time the clock runs (1 in production; tests pair
     /// a [`crate::queue::ScaledClock`] with the simulator's scaled clock).
     pub time_scale: f64,
@@ -261,6 +261,9 @@ impl<P: Pbx> Engine<P> {
         self.store
             .register_agents(&self.config.agents, self.clock.now())
             .await?;
+        // A dropped sender can never ask for a stop: the engine then runs until the client
+        // stops, rather than wake on the closed channel forever.
+        let mut can_stop = true;
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -279,8 +282,10 @@ impl<P: Pbx> Engine<P> {
                     }
                 }
                 _ = tick.tick() => self.on_tick().await,
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() {
+                changed = shutdown.changed(), if can_stop => {
+                    if changed.is_err() {
+                        can_stop = false;
+                    } else if *shutdown.borrow() {
                         return Ok(());
                     }
                 }

@@ -1,5 +1,6 @@
 //! The tick: due timers claimed and acted on (max wait, offer timeouts, callback expiry and
-//! retries, the ends of wrap-ups and hold-offs), finished tasks reaped, streams trimmed.
+//! retries, the ends of wrap-ups and hold-offs), finished tasks reaped, streams trimmed,
+//! leases of vanished timers swept.
 //!
 //! Timers live in Redis under a lease, so whichever daemon claims one first acts on it.
 
@@ -40,12 +41,17 @@ impl<P: Pbx> Engine<P> {
             if let Err(e) = self.store.trim_events(&queues, keep).await {
                 tracing::warn!(error = %e, "trimming the event streams failed");
             }
+            for scope in self.timer_scopes().collect::<Vec<_>>() {
+                if let Err(e) = self.store.sweep_timer_leases(&scope).await {
+                    tracing::warn!(?scope, error = %e, "sweeping timer leases failed");
+                }
+            }
         }
         let now = self.clock.now();
         // A draining daemon leaves its timers to the daemons staying.
         let scopes = self.timer_scopes().filter(|_| !self.is_draining());
         // One round trip for the whole tick: the loop is not taking signals meanwhile.
-        let (store, daemon) = (&self.store, &self.options.daemon_id);
+        let (store, daemon) = (&self.store, self.options.daemon_id.as_str());
         let claims = futures_util::future::join_all(scopes.map(|scope| async move {
             let due = store
                 .claim_due_timers(&scope, daemon, now, TIMER_LEASE, 100)
@@ -75,7 +81,7 @@ impl<P: Pbx> Engine<P> {
                 }
                 let _ = self
                     .store
-                    .complete_timer(&timer, &self.options.daemon_id)
+                    .complete_timer(&timer, self.options.daemon_id.as_str())
                     .await;
             }
         }

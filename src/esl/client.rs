@@ -98,12 +98,46 @@ impl Backoff {
     }
 }
 
+/// The event socket's password: it reaches the socket and nothing else, so no `Debug` of a
+/// config (in a log line, a panic, an error chain) can show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+
+    /// The password itself, for the `auth` line.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Password {
+    fn from(password: &str) -> Self {
+        Self::new(password)
+    }
+}
+
+impl From<String> for Password {
+    fn from(password: String) -> Self {
+        Self(password)
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
 /// How to reach FreeSWITCH and what to ask of it.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// `host:port` of the event socket.
     pub address: String,
-    pub password: String,
+    pub password: Password,
     /// With a user, `userauth user@domain:password` is sent instead of `auth password`.
     pub user: Option<String>,
     pub format: EventFormat,
@@ -127,7 +161,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(address: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn new(address: impl Into<String>, password: impl Into<Password>) -> Self {
         Self {
             address: address.into(),
             password: password.into(),
@@ -583,11 +617,11 @@ impl Client {
         }
         let mut out = FrameWriter::new();
         match &config.user {
-            Some(user) => out.line(&format!("userauth {user}:{}", config.password)),
-            None => out.line(&format!("auth {}", config.password)),
+            Some(user) => out.line(&format!("userauth {user}:{}", config.password.expose())),
+            None => out.line(&format!("auth {}", config.password.expose())),
         };
         out.end();
-        check_line(&config.password)?;
+        check_line(config.password.expose())?;
         writer.write_all(out.as_bytes()).await?;
         let reply = read_frame(&mut reader, &mut decoder, &mut buf).await?;
         let text = reply.reply_text().unwrap_or_default().into_owned();

@@ -10,7 +10,7 @@ pub mod percent;
 
 pub use client::{
     BackgroundJob, Backoff, Client, ClientConfig, ClientStats, Delivery, Error, EventFormat,
-    Execution, Reply, Result,
+    Execution, Password, Reply, Result,
 };
 pub use codec::{DecodeError, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
 pub use event::{Event, EventError};

@@ -175,15 +175,18 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         ids.sort();
-        let ids = ids
+        let ids: Vec<AgentId> = ids
             .iter()
-            .map(|id| {
-                AgentId::new(id).map_err(|e| StoreError::Corrupt {
-                    key: self.keys.agent_ids(),
-                    reason: e.to_string(),
-                })
+            .filter_map(|id| {
+                AgentId::new(id)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: self.keys.agent_ids(),
+                        reason: e.to_string(),
+                    })
+                    .inspect_err(|e| self.skip_poison(e))
+                    .ok()
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         self.agents_named(&ids, now).await
     }
 
@@ -196,9 +199,12 @@ impl Store {
         }
         inv.arg(now.as_millis());
         let replies: Vec<Vec<String>> = inv.data(&mut self.conn()).await?;
-        records::from_hashes(replies, &self.keys.agent_prefix(), |key, fields| {
-            records::agent_from(key, fields, now)
-        })
+        Ok(records::from_hashes(
+            replies,
+            &self.keys.agent_prefix(),
+            |key, fields| records::agent_from(key, fields, now),
+            |e| self.skip_poison(e),
+        ))
     }
 
     /// The named agents that are registered, in one round trip: a daemon reads the agents
@@ -216,11 +222,16 @@ impl Store {
             keys.push(key);
         }
         let all: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
-        keys.iter()
+        Ok(keys
+            .iter()
             .zip(&all)
             .filter(|(_, fields)| !fields.is_empty())
-            .map(|(key, fields)| records::agent_from(key, fields, now))
-            .collect()
+            .filter_map(|(key, fields)| {
+                records::agent_from(key, fields, now)
+                    .inspect_err(|e| self.skip_poison(e))
+                    .ok()
+            })
+            .collect())
     }
 
     /// The state of each named agent (`None` for one not registered), in one round trip
@@ -234,19 +245,21 @@ impl Store {
             pipe.hget(self.keys.agent(id), "state");
         }
         let states: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
-        ids.iter()
+        // An unreadable state reads as none: that agent takes no calls until it is set.
+        Ok(ids
+            .iter()
             .zip(states)
             .map(|(id, state)| {
-                state
-                    .map(|s| {
-                        s.parse::<AgentState>().map_err(|e| StoreError::Corrupt {
-                            key: self.keys.agent(id),
-                            reason: e.to_string(),
-                        })
+                let s = state?;
+                s.parse::<AgentState>()
+                    .map_err(|e| StoreError::Corrupt {
+                        key: self.keys.agent(id),
+                        reason: e.to_string(),
                     })
-                    .transpose()
+                    .inspect_err(|e| self.skip_poison(e))
+                    .ok()
             })
-            .collect()
+            .collect())
     }
 
     pub async fn agent(&self, id: &AgentId, now: Timestamp) -> Result<Option<Agent>> {

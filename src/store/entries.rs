@@ -211,6 +211,11 @@ impl Store {
             .await?;
         // An id whose hash expired is a leftover, not an entry.
         let replies = replies.into_iter().filter(|flat| !flat.is_empty());
-        records::from_hashes(replies, &prefix, records::entry_from)
+        Ok(records::from_hashes(
+            replies,
+            &prefix,
+            records::entry_from,
+            |e| self.skip_poison(e),
+        ))
     }
 }

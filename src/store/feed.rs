@@ -10,6 +10,8 @@
 //! channel of its own that holds the feed back when full, so it never lags and misses
 //! one, and the bus (which keeps its last events in memory) costs nothing while unheard.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
@@ -64,6 +66,8 @@ pub struct DomainEvent {
 /// would hold up every command sharing one).
 pub struct EventFeed {
     client: redis::Client,
+    /// The store's count of unreadable records.
+    poisoned: Arc<AtomicU64>,
     /// Always read, for the engine and the bus: the agents' stream and each queue's
     /// withdrawals.
     always: Vec<Followed>,
@@ -117,6 +121,7 @@ impl Store {
             .collect();
         Ok(EventFeed {
             client: self.client.clone(),
+            poisoned: self.poisoned.clone(),
             always,
             queues,
             wide: false,
@@ -210,7 +215,10 @@ impl EventFeed {
                             }
                         }
                         // One bad record must not stop the feed: it is skipped, and said.
-                        Err(e) => tracing::warn!(error = %e, "skipping an unreadable event"),
+                        Err(e) => {
+                            self.poisoned.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(error = %e, "skipping an unreadable event");
+                        }
                     }
                 }
             }

@@ -25,6 +25,7 @@ mod scripts;
 mod timers;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +85,8 @@ pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
     scripts: Arc<Scripts>,
+    /// Records skipped because they could not be read, since this store was connected.
+    poisoned: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -116,7 +119,21 @@ impl Store {
             conn,
             keys: Keys::new(&settings.key_prefix),
             scripts: Arc::new(Scripts::new()),
+            poisoned: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many unreadable records (an entry, agent, timer or event that does not parse:
+    /// written by hand, by another version, or damaged) were skipped so far.
+    pub fn poison_records(&self) -> u64 {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    /// Skip one unreadable record: it is said, with its key, and counted, so that it never
+    /// stalls the records read with it.
+    fn skip_poison(&self, error: &StoreError) {
+        self.poisoned.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(%error, "skipping an unreadable record");
     }
 
     fn conn(&self) -> ConnectionManager {

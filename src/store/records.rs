@@ -135,21 +135,23 @@ macro_rules! validated {
 
 /// Records from a script's HGETALL replies, each one flat list of fields and values, of
 /// keys named `prefix` + the record's `id` field (the key only names a record in errors).
+/// A record that does not parse goes to `skip` instead: one bad record never hides the rest.
 pub(crate) fn from_hashes<T>(
     replies: impl IntoIterator<Item = Vec<String>>,
     prefix: &str,
     parse: impl Fn(&str, &HashMap<String, String>) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+    skip: impl Fn(&StoreError),
+) -> Vec<T> {
     replies
         .into_iter()
-        .map(|flat| {
+        .filter_map(|flat| {
             let mut items = flat.into_iter();
             let mut fields = HashMap::new();
             while let (Some(field), Some(value)) = (items.next(), items.next()) {
                 fields.insert(field, value);
             }
             let key = format!("{prefix}{}", fields.get("id").map_or("", String::as_str));
-            parse(&key, &fields)
+            parse(&key, &fields).inspect_err(&skip).ok()
         })
         .collect()
 }

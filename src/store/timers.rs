@@ -44,22 +44,39 @@ impl Store {
             .scripts
             .claim_timers
             .key(&timers)
-            .key(leases)
+            .key(&leases)
             .arg(now.as_millis())
             .arg(now.plus(lease).as_millis())
             .arg(owner)
             .arg(limit)
             .data(&mut self.conn())
             .await?;
-        members
-            .iter()
-            .map(|m| {
-                Timer::from_member(scope, m).ok_or_else(|| StoreError::Corrupt {
-                    key: timers.clone(),
-                    reason: format!("timer {m:?}"),
-                })
-            })
-            .collect()
+        let mut due = Vec::with_capacity(members.len());
+        let mut poison = Vec::new();
+        for m in members {
+            match Timer::from_member(scope, &m) {
+                Some(timer) => due.push(timer),
+                None => {
+                    self.skip_poison(&StoreError::Corrupt {
+                        key: timers.clone(),
+                        reason: format!("timer {m:?}"),
+                    });
+                    poison.push(m);
+                }
+            }
+        }
+        // Nothing can ever act on it: leased again every lease, it would be said forever.
+        if !poison.is_empty() {
+            redis::pipe()
+                .atomic()
+                .zrem(&timers, &poison)
+                .ignore()
+                .hdel(&leases, &poison)
+                .ignore()
+                .query_async::<()>(&mut self.conn())
+                .await?;
+        }
+        Ok(due)
     }
 
     /// Hand back every timer of `scope` leased to `owner`, for a daemon that claims no
@@ -78,6 +95,18 @@ impl Store {
             .key(leases)
             .arg(owner)
             .arg(now.as_millis())
+            .data(&mut self.conn())
+            .await
+    }
+
+    /// Drop the leases of `scope` whose timer is gone (removed while a daemon that had
+    /// claimed it died); returns how many.
+    pub async fn sweep_timer_leases(&self, scope: &TimerScope) -> Result<usize> {
+        let (timers, leases) = self.timer_keys(scope);
+        self.scripts
+            .sweep_leases
+            .key(timers)
+            .key(leases)
             .data(&mut self.conn())
             .await
     }

@@ -96,6 +96,49 @@ impl MediaSource {
     }
 }
 
+/// A directory whose files can be played or recorded to (a sounds root, the recordings
+/// directory): checked once, as a [`MediaSource`] is, so that every file under it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDir(String);
+
+impl MediaDir {
+    pub fn new(path: &std::path::Path) -> Result<Self, InvalidInput> {
+        let s = path
+            .to_str()
+            .ok_or_else(|| invalid("media directory", &path.to_string_lossy(), "not UTF-8"))?;
+        // Room for `<lang>/callbackd/<name>.wav` under it.
+        check("media directory", s, 900, |c| {
+            !c.is_control() && !" '\"".contains(c)
+        })?;
+        Ok(Self(s.trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_path(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
+    }
+
+    /// The directory `name` under this one; `name` is one of callbackd's own (a language,
+    /// `callbackd`), so it keeps the directory valid.
+    pub fn join(&self, name: &str) -> Self {
+        debug_assert!(is_file_name(name), "{name:?}");
+        Self(format!("{}/{name}", self.0))
+    }
+
+    /// The file `name` in this directory: a prompt's or a recording's, whose names are
+    /// callbackd's own or made of ids (letters, digits, `-`, `_`, `.`).
+    pub fn file(&self, name: &str) -> MediaSource {
+        debug_assert!(is_file_name(name), "{name:?}");
+        MediaSource(format!("{}/{name}", self.0))
+    }
+}
+
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 validated!(
     /// A dialplan extension or context name: letters, digits and `_ . + - * #`.
     Extension
@@ -138,6 +181,21 @@ mod tests {
         );
         assert!(DialTemplate::new("sofia/gateway/carrier1/").is_err());
         assert!(DialTemplate::new("{x=1}sofia/gateway/c/{number}").is_err());
+    }
+
+    #[test]
+    fn media_dirs_keep_their_files_playable() {
+        let dir = MediaDir::new(std::path::Path::new("/usr/share/sounds/")).unwrap();
+        assert_eq!(
+            dir.join("en").file("menu.wav").as_str(),
+            "/usr/share/sounds/en/menu.wav"
+        );
+        for bad in ["/my sounds", "/it's", "/a\"b", "/a\nb"] {
+            assert!(
+                MediaDir::new(std::path::Path::new(bad)).is_err(),
+                "accepted {bad:?}"
+            );
+        }
     }
 
     #[test]

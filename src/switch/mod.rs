@@ -21,8 +21,8 @@ use std::time::Duration;
 use crate::esl;
 use crate::queue::Timestamp;
 pub use dial::{
-    CallId, DialString, DialTemplate, Extension, InvalidInput, MediaSource, PhoneNumber, VarName,
-    VarValue,
+    CallId, DialString, DialTemplate, Extension, InvalidInput, MediaDir, MediaSource, PhoneNumber,
+    VarName, VarValue,
 };
 pub use freeswitch::FreeSwitch;
 pub use hangup::{HangupCause, HangupClass};

@@ -376,11 +376,11 @@ impl Daemon {
     fn start(config: Arc<Config>, clock: ScaledClock, id: &str) -> Self {
         let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
         let options = EngineOptions {
-            daemon_id: id.to_owned(),
-            sounds: "/sounds".into(),
+            daemon_id: callbackd::values::DaemonId::new(id).unwrap(),
+            sounds: callbackd::switch::MediaDir::new(std::path::Path::new("/sounds")).unwrap(),
             languages: vec!["en".into()],
             default_language: "en".into(),
-            recordings: std::env::temp_dir(),
+            recordings: callbackd::switch::MediaDir::new(&std::env::temp_dir()).unwrap(),
             time_scale: SCALE,
         };
         let switch = FreeSwitch::new(client.clone());

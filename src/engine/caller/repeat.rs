@@ -38,7 +38,7 @@ impl<P: Pbx> Media<P> {
                 return Ok(MenuEnd::BackToQueue);
             }
         };
-        tracing::info!(channel = %self.channel(), %number, callback = %pending.id,
+        tracing::info!(channel = %self.channel(), number = %number.masked(), callback = %pending.id,
             "a caller with a callback pending calls again");
         // Its customer is being called right now: nothing to ask, their line is needed.
         if matches!(pending.status, EntryStatus::Dialing { .. }) {
@@ -96,7 +96,7 @@ impl<P: Pbx> Media<P> {
                 return Ok(MenuEnd::BackToQueue);
             }
         }
-        tracing::info!(channel = %self.channel(), %number, ?how, "pending callback kept");
+        tracing::info!(channel = %self.channel(), number = %number.masked(), ?how, "pending callback kept");
         let closing = match how {
             KeptBy::BeingDialed => callback.prompts.file("callback-in-progress"),
             KeptBy::Choice | KeptBy::NoChoice => callback.confirmation.clone(),
@@ -120,7 +120,7 @@ impl<P: Pbx> Media<P> {
             .await;
         match canceled {
             Ok(CallerCancel::Canceled { ringing }) => {
-                tracing::info!(channel = %self.channel(), %number, callback = %pending,
+                tracing::info!(channel = %self.channel(), number = %number.masked(), callback = %pending,
                     "pending callback canceled; the caller waits in its place");
                 self.entry_left(pending.clone(), ringing);
                 self.play(&callback.prompts.file("callback-canceled"))
