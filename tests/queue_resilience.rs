@@ -183,3 +183,60 @@ async fn two_daemons_on_one_redis_serve_200_calls_without_double_offers() {
     a.stop().await;
     b.stop().await;
 }
+
+/// How many times the caller with `number` has had hold music started.
+async fn hold_music_starts(rig: &Rig, number: &str) -> usize {
+    rig.callers().await.get(number).map_or(0, |r| {
+        r.media
+            .iter()
+            .filter(|m| *m == "local_stream://moh")
+            .count()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_daemon_plays_to_a_caller_and_another_takes_over_when_it_dies() {
+    let answers =
+        Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(2));
+    let rig = Rig::start(&base_config(""), &[("user/1001", answers)]).await;
+    let first = rig.daemon("d1");
+    rig.call(Caller::number("+4930100001"));
+    rig.heard("+4930100001", "local_stream://moh").await;
+    // A daemon that starts later resyncs with the switch: the caller stays d1's.
+    let second = rig.daemon("d2");
+    until("both daemons listen", || async {
+        rig.sim.listeners_for("callbackd::agent").await.unwrap() == 2
+    })
+    .await;
+    // Absence takes a while to show: two leases and more, in which d2 checks often.
+    tokio::time::sleep(engine::sim_secs(25.0)).await;
+    assert_eq!(
+        hold_music_starts(&rig, "+4930100001").await,
+        1,
+        "d2 played too"
+    );
+    first.kill().await;
+    until("d2 takes the caller over", || async {
+        hold_music_starts(&rig, "+4930100001").await == 2
+    })
+    .await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::Connected, 1).await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_daemon_hands_its_callers_to_the_daemon_staying() {
+    let rig = Rig::start(&base_config(""), &[]).await;
+    let mut first = rig.daemon("d1");
+    rig.call(Caller::number("+4930100001"));
+    rig.heard("+4930100001", "local_stream://moh").await;
+    let second = rig.daemon("d2");
+    first.handle().await.drain().await.unwrap();
+    until("d2 takes the caller over", || async {
+        hold_music_starts(&rig, "+4930100001").await == 2
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+}

@@ -1383,3 +1383,84 @@ async fn the_lease_of_a_timer_removed_while_its_daemon_was_dead_is_swept() {
     assert_eq!(s.store.sweep_timer_leases(&scope).await.unwrap(), 0);
     assert!(s.store.complete_timer(&stays, "d1").await.unwrap());
 }
+
+#[tokio::test]
+async fn a_callers_media_has_one_owner_until_its_lease_runs_out() {
+    let s = setup(&[]).await;
+    let support = q("support");
+    let entry = caller("support", &s.clock);
+    let lease = Duration::from_secs(9);
+    let max_wait = s.clock.now();
+    s.store
+        .enqueue_caller(&entry, Some(max_wait), "d1", s.clock.now().plus(lease))
+        .await
+        .unwrap();
+    let ids = [entry.id.clone()];
+    let (now, until) = (s.clock.now(), s.clock.now().plus(lease));
+    assert!(s
+        .store
+        .take_media(&support, "d2", now, until, &ids)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .store
+        .unowned_callers(&support, now, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Only the owner may send the caller elsewhere while its lease holds.
+    let scope = TimerScope::Queue(support.clone());
+    let claim = |owner: &'static str, now| {
+        s.store
+            .claim_due_timers(&scope, owner, now, Duration::from_secs(1), 10)
+    };
+    assert!(claim("d2", now).await.unwrap().is_empty());
+    assert!(s
+        .store
+        .renew_media(&support, "d1", s.clock.now().plus(lease), &ids)
+        .await
+        .unwrap()
+        .is_empty());
+    // d1 dies: once its lease has run out, d2 may take the caller and their max wait.
+    s.clock.advance(lease + Duration::from_secs(1));
+    let now = s.clock.now();
+    assert_eq!(
+        s.store.unowned_callers(&support, now, 10).await.unwrap(),
+        ids
+    );
+    assert_eq!(claim("d2", now).await.unwrap().len(), 1);
+    assert_eq!(
+        s.store
+            .take_media(&support, "d2", now, now.plus(lease), &ids)
+            .await
+            .unwrap(),
+        ids
+    );
+    // d1 comes back to find it has lost the caller.
+    assert_eq!(
+        s.store
+            .renew_media(&support, "d1", now.plus(lease), &ids)
+            .await
+            .unwrap(),
+        ids
+    );
+    // A caller who is no longer waiting needs no lease, and nobody takes them.
+    s.store
+        .close(&support, &entry.id, CloseReason::Abandoned, now)
+        .await
+        .unwrap();
+    assert!(s
+        .store
+        .renew_media(&support, "d2", now.plus(lease), &ids)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = now.plus(lease * 2);
+    assert!(s
+        .store
+        .unowned_callers(&support, later, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -83,7 +84,11 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
     })
 }
 
-/// Connect to Redis and FreeSWITCH and run one engine until `shutdown`.
+/// How long a stopping daemon waits for its drain before it exits anyway.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Connect to Redis and FreeSWITCH and run one engine until `shutdown`: it drains first
+/// (see [`crate::engine::EngineHandle::drain`]), so the daemons staying take over at once.
 pub async fn serve(
     config: Arc<Config>,
     options: EngineOptions,
@@ -103,7 +108,22 @@ pub async fn serve(
         FreeSwitch::new(client.clone()),
         clock,
     );
-    let result = engine.run(deliveries, shutdown).await;
+    let handle = engine.handle();
+    let (stop, stopped) = watch::channel(false);
+    let mut shutdown = shutdown;
+    let drain = tokio::spawn(async move {
+        if shutdown.wait_for(|stop| *stop).await.is_err() {
+            return;
+        }
+        match tokio::time::timeout(DRAIN_DEADLINE, handle.drain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "drain failed; stopping anyway"),
+            Err(_) => tracing::warn!("drain took too long; stopping anyway"),
+        }
+        let _ = stop.send(true);
+    });
+    let result = engine.run(deliveries, stopped).await;
+    drain.abort();
     client.shutdown().await;
     result.context("engine stopped")
 }

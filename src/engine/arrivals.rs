@@ -63,8 +63,12 @@ impl<P: Pbx> Engine<P> {
                 .any(|a| a.takes_calls_for(&queue));
             // A caller back from a bridge is not new: the rule is for arrivals only.
             if !logged_in && self.store.entry(&queue, &entry.id).await?.is_none() {
-                tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
-                self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
+                // Every daemon on the switch saw them arrive: one sends them on.
+                let owner = self.options.daemon_id.as_str();
+                if self.store.claim_overflow(&queue, &entry.id, owner).await? {
+                    tracing::info!(channel = %parked.channel, %queue, %extension, "no agent logged in: overflow");
+                    self.spawn_transfer(parked.channel.clone(), extension.clone(), context.clone());
+                }
                 return Ok(());
             }
         }
@@ -72,7 +76,12 @@ impl<P: Pbx> Engine<P> {
             .max_wait
             .as_ref()
             .map(|m| entry.position.plus(m.after));
-        match self.store.enqueue(&entry, max_wait_due).await {
+        let (owner, until) = (self.options.daemon_id.as_str(), self.media_until());
+        match self
+            .store
+            .enqueue_caller(&entry, max_wait_due, owner, until)
+            .await
+        {
             Ok(()) => {}
             // Known already: back from a bridge, or enqueued by another daemon on the same
             // switch that won the race for this caller.

@@ -51,6 +51,8 @@ pub enum CallerMode {
 #[derive(Debug)]
 pub struct CallerMedia {
     mode: watch::Sender<CallerMode>,
+    /// The caller's queue, whose media leases this daemon renews.
+    pub queue: QueueName,
 }
 
 impl CallerMedia {
@@ -113,18 +115,20 @@ pub struct CallerTask<P: Pbx> {
 /// Start the media for a caller, as one of the engine's `tasks`.
 pub fn start<P: Pbx>(tasks: &mut JoinSet<()>, task: CallerTask<P>) -> CallerMedia {
     let (tx, rx) = watch::channel(CallerMode::Waiting);
+    let queue = task.queue.clone();
+    // Built before the task, so that its future holds the task's state once, not twice.
+    let greet = task.greet;
+    let media = Media {
+        task,
+        mode: rx,
+        rounds: AtomicU32::new(0),
+    };
     tasks.spawn(async move {
-        let greet = task.greet;
-        let media = Media {
-            task,
-            mode: rx,
-            rounds: AtomicU32::new(0),
-        };
         if let Err(e) = media.run(greet).await {
             tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
         }
     });
-    CallerMedia { mode: tx }
+    CallerMedia { mode: tx, queue }
 }
 
 struct Media<P: Pbx> {
@@ -179,6 +183,11 @@ impl<P: Pbx> Media<P> {
     }
 
     async fn run(&self, greet: bool) -> Result<(), SwitchError> {
+        // A caller found again (after a failed bridge, a restart, or from a daemon that
+        // died or drained) may still hear what was playing then: it ends before ours.
+        if !greet {
+            self.task.switch.stop_media(self.channel()).await?;
+        }
         if self.task.callback.is_some() {
             let digit = VarValue::new(&CALLBACK_KEY.to_string()).expect("constant");
             self.task

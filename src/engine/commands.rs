@@ -86,12 +86,20 @@ impl<P: Pbx> Engine<P> {
 
     /// Answer the drains asked for, once the loop has no routing round trip under way (it
     /// calls this only then): the offers those made are rung, and no other is made. The
-    /// timers this daemon holds are handed back first, due at once for the daemons staying.
+    /// timers this daemon holds and its callers' media are handed back first, due at once
+    /// for the daemons staying.
     pub(super) async fn finish_drain(&mut self) {
         // Each drain asked for hands back what is left: after a failure, the next one tries
         // again, and answers with how its own attempt went.
         for reply in std::mem::take(&mut self.drains) {
-            let _ = reply.send(self.hand_back_timers().await.map_err(CommandError::from));
+            let handed = async {
+                self.hand_back_timers().await?;
+                let callers = self.hand_back_media().await?;
+                tracing::info!(callers_handed_back = callers, "drained");
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            let _ = reply.send(handed.map_err(CommandError::from));
         }
     }
 
@@ -104,7 +112,10 @@ impl<P: Pbx> Engine<P> {
                 .map(|scope| async move { store.release_timers(&scope, daemon, now).await }),
         )
         .await?;
-        tracing::info!(timers_handed_back = handed.iter().sum::<usize>(), "drained");
+        tracing::info!(
+            timers_handed_back = handed.iter().sum::<usize>(),
+            "timers handed back"
+        );
         Ok(())
     }
 

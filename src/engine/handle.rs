@@ -233,8 +233,9 @@ impl EngineHandle {
     /// Let the daemon go quietly (before a shutdown or an upgrade): from now on it takes no
     /// new callers (they park for the daemons staying, or for the next start, which picks
     /// them up) and no new callbacks, makes no new offers and claims no more timers. Once
-    /// the routing round trips under way have finished, the timers it holds are handed
-    /// back, due at once for the others, and the drain is answered. Calls already ringing
+    /// the routing round trips under way have finished, the timers it holds and the leases
+    /// on its callers' media are handed back, due at once for the others (a caller hears
+    /// what plays until one takes them over), and the drain is answered. Calls already ringing
     /// or bridged, and the whispers agents hear, go on to their end. There is no undrain:
     /// a drained daemon is stopped and started again.
     pub async fn drain(&self) -> Result<(), CommandError> {

@@ -225,7 +225,7 @@ impl<P: Pbx> Engine<P> {
         self.set_state(agent, AgentState::Available, StateSource::Daemon)
             .await?;
         if let Some(entry) = self.store.entry(queue, entry_id).await? {
-            self.adopt(&entry, false, None);
+            self.take_over(queue, vec![entry]).await?;
         }
         Ok(())
     }

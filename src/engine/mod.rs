@@ -14,6 +14,8 @@
 //! - `legs`: agent legs answered or missed, bridges, callbacks answered, hangups.
 //! - `timers`: the tick and the durable timers (max wait, expiry, retries, wrap-up).
 //! - `agents`, `commands`: agent states; the [`EngineHandle`] commands and the event bus.
+//! - `ownership`: the leases on callers' media, so one daemon plays to each caller and a
+//!   dead daemon's callers are taken over.
 //! - `recovery`: matching the store with the switch after a restart or an event gap.
 //! - `caller`, `callback`: the caller's and the agent's side of the call flow, as tasks.
 //!
@@ -29,6 +31,7 @@ mod commands;
 mod dispatch;
 mod handle;
 mod legs;
+mod ownership;
 mod recovery;
 mod routing_state;
 mod timers;
@@ -184,6 +187,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     callers_whose_call_ended: HashMap<CallId, std::time::Instant>,
     /// When the event streams were last trimmed.
     trimmed: std::time::Instant,
+    /// When the callers' media leases were last renewed.
+    media_tended: std::time::Instant,
 }
 
 impl<P: Pbx> Engine<P> {
@@ -235,6 +240,7 @@ impl<P: Pbx> Engine<P> {
             routing: RoutingState::new(),
             callers_whose_call_ended: HashMap::new(),
             trimmed: std::time::Instant::now(),
+            media_tended: std::time::Instant::now(),
         }
     }
 

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{AgentLeg, Engine, EngineError};
-use crate::queue::{AgentId, CloseReason, EntryId, EntryKind, EntryStatus, QueueName};
+use crate::queue::{AgentId, EntryId, EntryKind, EntryStatus, QueueName};
 use crate::store::{MissRules, NoAnswerCause, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 
@@ -63,35 +63,23 @@ impl<P: Pbx> Engine<P> {
             .iter()
             .map(|c| (c.id.as_str().to_owned(), c))
             .collect();
-        let now = self.clock.now();
         let mut known = HashSet::new();
         self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {
+            let mut waiting = Vec::new();
             for entry in self.store.open_entries(&queue.name).await? {
                 let EntryKind::LiveCaller { channel } = &entry.kind else {
                     continue;
                 };
                 known.insert(channel.to_string());
                 if !live.contains_key(channel.as_str()) {
-                    if matches!(
-                        entry.status,
-                        EntryStatus::Waiting | EntryStatus::Offered { .. }
-                    ) {
-                        tracing::info!(%channel, queue = %queue.name, "caller vanished while we were away");
-                        if let Ok(ringing) = self
-                            .store
-                            .close(&queue.name, &entry.id, CloseReason::Abandoned, now)
-                            .await
-                        {
-                            self.stop_ringing(&entry.id, &ringing);
-                        }
-                    }
-                    continue;
-                }
-                if entry.status == EntryStatus::Waiting && !self.callers.contains_key(channel) {
-                    self.adopt(&entry, false, None);
+                    self.caller_vanished(&entry).await;
+                } else if entry.status == EntryStatus::Waiting {
+                    waiting.push(entry);
                 }
             }
+            // Only the callers nobody else plays to: another daemon's stay theirs.
+            self.take_over(&queue.name, waiting).await?;
         }
         let found = self.find_our_legs(&channels, &known).await;
         self.recover_legs(found).await?;

@@ -47,6 +47,12 @@ impl<P: Pbx> Engine<P> {
                 }
             }
         }
+        if !self.is_draining() && self.media_tended.elapsed() >= self.media_renewal() {
+            self.media_tended = std::time::Instant::now();
+            if let Err(e) = self.tend_media().await {
+                tracing::warn!(error = %e, "renewing callers' media leases failed");
+            }
+        }
         let now = self.clock.now();
         // A draining daemon leaves its timers to the daemons staying.
         let scopes = self.timer_scopes().filter(|_| !self.is_draining());

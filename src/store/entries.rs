@@ -8,7 +8,18 @@ use crate::queue::{AgentId, CloseReason, Entry, EntryId, QueueError, QueueName, 
 
 impl Store {
     /// Put a new entry in its queue (event `entered`), with its max-wait timer when due.
+    /// Nobody runs media for it yet: see [`Store::enqueue_caller`] for a caller on the line.
     pub async fn enqueue(&self, entry: &Entry, max_wait_due: Option<Timestamp>) -> Result<()> {
+        self.enqueue_with(entry, max_wait_due, None).await
+    }
+
+    /// [`Store::enqueue`], with `media` (its owner and lease end) written in the same step.
+    pub(super) async fn enqueue_with(
+        &self,
+        entry: &Entry,
+        max_wait_due: Option<Timestamp>,
+        media: Option<(&str, Timestamp)>,
+    ) -> Result<()> {
         let q = &entry.queue;
         let (timers, _) = self.keys.timers(q);
         let max_wait = max_wait_due.filter(|_| entry.max_wait_applies());
@@ -18,12 +29,17 @@ impl Store {
             .key(self.keys.open(q))
             .key(timers)
             .key(self.keys.events(q))
+            .key(self.keys.media(q))
             .arg(entry.id.as_str())
             .arg(entry.position.as_millis());
         match max_wait {
             Some(due) => inv
                 .arg(self.max_wait_timer(entry).member())
                 .arg(due.as_millis()),
+            None => inv.arg("").arg(0),
+        };
+        match media {
+            Some((owner, until)) => inv.arg(owner).arg(until.as_millis()),
             None => inv.arg("").arg(0),
         };
         for (field, value) in records::entry_fields(entry) {
@@ -33,6 +49,25 @@ impl Store {
             replies::Enqueue::Added => Ok(()),
             replies::Enqueue::Exists => Err(StoreError::EntryExists(entry.id.clone())),
         }
+    }
+
+    /// Whether `owner` is the one daemon to send the new caller `id` to `queue`'s no-agent
+    /// exit: every daemon on the switch sees them arrive, the first to ask wins.
+    pub async fn claim_overflow(
+        &self,
+        queue: &QueueName,
+        id: &EntryId,
+        owner: &str,
+    ) -> Result<bool> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.overflow(queue, id))
+            .arg(owner)
+            .arg("NX")
+            .arg("EX")
+            .arg(CLOSED_RETENTION_SECS)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
     }
 
     fn max_wait_timer(&self, entry: &Entry) -> Timer {

@@ -120,7 +120,7 @@ impl Store {
             })
             .collect();
         Ok(EventFeed {
-            client: self.client.clone(),
+            client: (*self.client).clone(),
             poisoned: self.poisoned.clone(),
             always,
             queues,

@@ -35,6 +35,18 @@ impl Keys {
         self.queue_key(queue, "open")
     }
 
+    /// Set once by the daemon that sends a new caller to the queue's no-agent exit, so that
+    /// of the daemons that all saw the caller arrive only one does.
+    pub(crate) fn overflow(&self, queue: &QueueName, id: &EntryId) -> String {
+        self.queue_key(queue, &format!("overflow:{id}"))
+    }
+
+    /// Sorted set of the live callers whose media a daemon runs, scored by when its lease
+    /// ends; the entry's `media_owner` names the daemon.
+    pub(crate) fn media(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "media")
+    }
+
     /// Stream of offers that ended while agents still rang for them (closed, connected to
     /// another agent): every daemon follows it to stop the phones it rings.
     pub(crate) fn withdrawals(&self, queue: &QueueName) -> String {

@@ -18,6 +18,7 @@ mod events;
 mod feed;
 mod keys;
 pub mod local;
+mod media;
 mod offers;
 mod records;
 mod replies;
@@ -80,8 +81,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A handle on the store; clones share one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct Store {
-    /// For connections of their own (the event feed's blocking reads).
-    client: redis::Client,
+    /// For connections of their own (the event feed's blocking reads). Behind an `Arc`,
+    /// as everything big here: every caller's task holds a clone of the store.
+    client: Arc<redis::Client>,
     conn: ConnectionManager,
     keys: Keys,
     scripts: Arc<Scripts>,
@@ -115,7 +117,7 @@ impl Store {
             .await
             .map_err(connect_error)?;
         Ok(Self {
-            client,
+            client: Arc::new(client),
             conn,
             keys: Keys::new(&settings.key_prefix),
             scripts: Arc::new(Scripts::new()),

@@ -443,6 +443,11 @@ impl Timer {
         }
     }
 
+    /// What every max-wait timer's member starts with.
+    pub(crate) fn max_wait_start() -> String {
+        format!("{MAX_WAIT}:")
+    }
+
     pub(crate) fn from_member(scope: &TimerScope, member: &str) -> Option<Self> {
         let (kind, id) = member.split_once(':')?;
         match (scope, kind) {

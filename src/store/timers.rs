@@ -40,15 +40,27 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Timer>> {
         let (timers, leases) = self.timer_keys(scope);
+        // A caller's max wait is their media owner's to act on (see the script).
+        let (media, max_wait, entries) = match scope {
+            TimerScope::Queue(q) => (
+                self.keys.media(q),
+                Timer::max_wait_start(),
+                self.keys.entry_prefix(q),
+            ),
+            TimerScope::Agents => (timers.clone(), String::new(), String::new()),
+        };
         let members: Vec<String> = self
             .scripts
             .claim_timers
             .key(&timers)
             .key(&leases)
+            .key(media)
             .arg(now.as_millis())
             .arg(now.plus(lease).as_millis())
             .arg(owner)
             .arg(limit)
+            .arg(max_wait)
+            .arg(entries)
             .data(&mut self.conn())
             .await?;
         let mut due = Vec::with_capacity(members.len());

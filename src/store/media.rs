@@ -1,0 +1,95 @@
+//! Who runs a waiting caller's media: one daemon at a time, under a lease it renews, so two
+//! daemons never play to one caller and a dead daemon's callers are taken over.
+//!
+//! Only the owner plays, collects digits and sends a caller elsewhere (max wait). A lease
+//! that runs out (its daemon died, drained or lost Redis) lets any daemon take the caller.
+
+use super::{Result, Store};
+use crate::queue::{Entry, EntryId, QueueName, Timestamp};
+
+impl Store {
+    /// [`Store::enqueue`] for a caller on the line whose media `owner` runs from now until
+    /// `until`, unless it renews the lease ([`Store::renew_media`]).
+    pub async fn enqueue_caller(
+        &self,
+        entry: &Entry,
+        max_wait_due: Option<Timestamp>,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<()> {
+        self.enqueue_with(entry, max_wait_due, Some((owner, until)))
+            .await
+    }
+
+    /// Renew `owner`'s leases on the media of `callers` (of `queue`) until `until`; a past
+    /// `until` hands them back at once. Returns those another daemon took over. Callers
+    /// who no longer wait (connected, a callback now, gone) just lose their lease.
+    pub async fn renew_media(
+        &self,
+        queue: &QueueName,
+        owner: &str,
+        until: Timestamp,
+        callers: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
+        if callers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.media_renew.key(self.keys.media(queue));
+        inv.arg(self.keys.entry_prefix(queue))
+            .arg(owner)
+            .arg(until.as_millis());
+        for id in callers {
+            inv.arg(id.as_str());
+        }
+        let lost: Vec<String> = inv.data(&mut self.conn()).await?;
+        Ok(lost.iter().filter_map(|id| EntryId::new(id).ok()).collect())
+    }
+
+    /// Take the media of those of `callers` that are `owner`'s already, nobody's, or whose
+    /// lease ran out before `now`, until `until`. Returns the callers taken.
+    pub async fn take_media(
+        &self,
+        queue: &QueueName,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        callers: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
+        if callers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.media_take.key(self.keys.media(queue));
+        inv.arg(self.keys.entry_prefix(queue))
+            .arg(owner)
+            .arg(now.as_millis())
+            .arg(until.as_millis());
+        for id in callers {
+            inv.arg(id.as_str());
+        }
+        let taken: Vec<String> = inv.data(&mut self.conn()).await?;
+        Ok(taken
+            .iter()
+            .filter_map(|id| EntryId::new(id).ok())
+            .collect())
+    }
+
+    /// Up to `limit` callers of `queue` whose media lease ran out before `now`: their daemon
+    /// died or drained, and another should take them over.
+    pub async fn unowned_callers(
+        &self,
+        queue: &QueueName,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<EntryId>> {
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.media(queue))
+            .arg("-inf")
+            .arg(format!("({}", now.as_millis()))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(ids.iter().filter_map(|id| EntryId::new(id).ok()).collect())
+    }
+}
