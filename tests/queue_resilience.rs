@@ -240,3 +240,19 @@ async fn a_drained_daemon_hands_its_callers_to_the_daemon_staying() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_ends_while_the_switch_is_out_of_reach_frees_its_agent() {
+    let talks = Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(3));
+    let rig = Rig::start(&base_config(""), &[("user/1001", talks)]).await;
+    let daemon = rig.daemon("d1");
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.call(Caller::number("+4930100001"));
+    rig.wait_for(EventKind::Connected, 1).await;
+    // The event socket is cut; the call ends before the daemon is back.
+    rig.sim.outage(Duration::from_secs(10)).await.unwrap();
+    rig.hung_up("+4930100001").await;
+    rig.call(Caller::number("+4930100002"));
+    rig.wait_for(EventKind::Connected, 2).await;
+    daemon.stop().await;
+}

@@ -63,6 +63,7 @@ impl<P: Pbx> Engine<P> {
             .iter()
             .map(|c| (c.id.as_str().to_owned(), c))
             .collect();
+        self.end_vanished_calls(&live).await?;
         let mut known = HashSet::new();
         self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {
@@ -110,6 +111,47 @@ impl<P: Pbx> Engine<P> {
             .await?;
         }
         self.routing.changed();
+        Ok(())
+    }
+
+    /// End what this daemon holds in memory that the switch no longer has: calls that
+    /// ended while the socket was down, whose hangups nobody heard. Left alone, a bridged
+    /// agent would stay on a call forever.
+    async fn end_vanished_calls(
+        &mut self,
+        live: &HashMap<String, &CallRow>,
+    ) -> Result<(), StoreError> {
+        let gone = |id: &CallId| !live.contains_key(id.as_str());
+        // A leg not answered yet may not be on the switch yet: its originate reports it.
+        let legs: Vec<CallId> = self
+            .legs
+            .iter()
+            .filter(|(leg, info)| info.answered && gone(leg))
+            .map(|(leg, _)| leg.clone())
+            .collect();
+        for leg in legs {
+            tracing::info!(%leg, "an agent's call ended while the switch was out of reach");
+            self.on_leg_hangup(leg, "NORMAL_CLEARING").await?;
+        }
+        let customers: Vec<CallId> = self
+            .orphaned_customers
+            .keys()
+            .filter(|c| gone(c))
+            .cloned()
+            .collect();
+        for customer in customers {
+            self.on_leg_hangup(customer, "DAEMON_RESTART").await?;
+        }
+        let callers: Vec<(CallId, String)> = self
+            .callers
+            .iter()
+            .filter(|(channel, _)| gone(channel))
+            .map(|(channel, media)| (channel.clone(), media.queue.to_string()))
+            .collect();
+        for (channel, queue) in callers {
+            tracing::info!(%channel, %queue, "a caller hung up while the switch was out of reach");
+            self.on_caller_hangup(channel, &queue).await?;
+        }
         Ok(())
     }
 

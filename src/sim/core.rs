@@ -50,6 +50,8 @@ pub enum CoreMsg {
     Listeners(String, oneshot::Sender<usize>),
     AddCaller(Box<Caller>),
     AddParty(String, Party),
+    /// Drop every event-socket connection and refuse new ones for this long (simulated).
+    Outage(Duration, oneshot::Sender<()>),
 }
 
 /// Something scheduled at a simulated time.
@@ -86,6 +88,8 @@ pub struct Core {
     pub originating: HashMap<String, Originating>,
     pub next_frame_id: u64,
     pub sessions_since_start: u64,
+    /// While the clock is before this (µs), connections are closed as they come.
+    pub outage_until: u64,
     plain_scratch: FrameWriter,
     text_scratch: Vec<u8>,
 }
@@ -108,6 +112,7 @@ impl Core {
             originating: HashMap::new(),
             next_frame_id: 1,
             sessions_since_start: 0,
+            outage_until: 0,
             plain_scratch: FrameWriter::new(),
             text_scratch: Vec::new(),
         }
@@ -169,6 +174,14 @@ impl Core {
                     .filter(|s| s.subscribes_to(&ev))
                     .count();
                 let _ = tx.send(n);
+            }
+            CoreMsg::Outage(length, done) => {
+                // Dropping a session's sender ends its writer, which closes the socket;
+                // the channels stay, as a switch's do when its event socket is cut.
+                self.sessions.clear();
+                let length = u64::try_from(length.as_micros()).unwrap_or(u64::MAX);
+                self.outage_until = self.now_us().saturating_add(length);
+                let _ = done.send(());
             }
             CoreMsg::AddCaller(c) => {
                 let at = c.at;

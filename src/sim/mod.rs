@@ -253,6 +253,12 @@ impl Switch {
         rx.await.map_err(|_| SimError::Stopped)
     }
 
+    /// Cut every event-socket connection, as a network fault would, and refuse new ones
+    /// for `length` of simulated time; calls go on meanwhile.
+    pub async fn outage(&self, length: Duration) -> Result<(), SimError> {
+        self.ask(|tx| CoreMsg::Outage(length, tx)).await
+    }
+
     /// Script a caller; `caller.at` counts from now.
     pub fn add_caller(&self, caller: Caller) -> Result<(), SimError> {
         self.core

@@ -160,6 +160,9 @@ async fn connection(
 
 impl Core {
     pub fn accept(&mut self, sid: u64, tx: mpsc::Sender<Out>) {
+        if self.now_us() < self.outage_until {
+            return;
+        }
         let session = Session {
             tx,
             lost: Cell::new(0),
