@@ -30,7 +30,7 @@ const OFFER: &str = "/sounds/offer.wav";
 
 /// One engine on a fake switch, a private Redis and a manual clock.
 struct Rules {
-    _redis: RedisServer,
+    redis: RedisServer,
     fake: FakePbx,
     clock: ManualClock,
     store: Store,
@@ -40,7 +40,10 @@ struct Rules {
 
 impl Rules {
     async fn start(config_text: &str) -> Self {
-        let redis = RedisServer::start();
+        Self::start_on(RedisServer::start(), config_text).await
+    }
+
+    async fn start_on(redis: RedisServer, config_text: &str) -> Self {
         let text = config_text
             .replace("ESL", "127.0.0.1:1")
             .replace("REDIS", &redis.url());
@@ -66,7 +69,7 @@ impl Rules {
         let (shutdown, stop) = watch::channel(false);
         let engine = tokio::spawn(engine.run(events, stop));
         Self {
-            _redis: redis,
+            redis,
             fake,
             clock,
             store,
@@ -327,5 +330,45 @@ context = "default""#;
         })
         .await;
     assert_eq!(rules.events_of(EventKind::MaxWaitExit).await.len(), 1);
+    rules.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_who_parks_while_redis_is_down_hears_music_and_joins_once_it_is_back() {
+    let mut rules = Rules::start_on(RedisServer::start_durable(), &base_config("")).await;
+    until("the engine registered its agents", || async {
+        rules
+            .store
+            .agent(&agent_id("alice"), rules.clock.now())
+            .await
+            .is_ok_and(|a| a.is_some())
+    })
+    .await;
+    rules.redis.kill();
+    let caller = rules.caller("+4930555001").await;
+    rules.hears(&caller, "local_stream://moh").await;
+    rules.redis.restart();
+    until("the caller entered the queue", || async {
+        rules
+            .store
+            .waiting_count(&QueueName::new("support").unwrap())
+            .await
+            .ok()
+            == Some(1)
+    })
+    .await;
+    // The music played meanwhile stops for the queue's own media.
+    rules
+        .fake
+        .wait_for("the stand-in music stopped", |ops| {
+            ops.iter()
+                .any(|op| {
+                    *op == Op::StopMedia {
+                        call: caller.clone(),
+                    }
+                })
+                .then_some(())
+        })
+        .await;
     rules.stop().await;
 }

@@ -12,8 +12,65 @@ use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
 use crate::switch::{ParkedCaller, Pbx, VarValue};
+use std::time::Duration;
+
+/// How long after a failed attempt a caller the store could not take in is tried again:
+/// doubling from 100 ms to 2 s, so a short Redis hiccup costs a caller a moment of music
+/// and a long outage costs Redis little.
+fn park_retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2))
+}
 
 impl<P: Pbx> Engine<P> {
+    /// Take in a parked caller; while the store cannot, they hear the queue's hold music
+    /// and are tried again, for as long as they stay on the line.
+    pub(super) async fn park(
+        &mut self,
+        parked: ParkedCaller,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        match self.on_caller_parked(parked.clone()).await {
+            Err(StoreError::Redis(e)) => {
+                if self.held.insert(parked.channel.clone()) {
+                    tracing::warn!(channel = %parked.channel, error = %e,
+                        "the store is unreachable: the caller hears hold music until it is back");
+                    self.hold_while_store_is_away(&parked);
+                }
+                let reports = self.reports_tx.clone();
+                let delay = park_retry_delay(attempt);
+                self.tasks.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let attempt = attempt + 1;
+                    let _ = reports.send(super::Report::ParkAgain { parked, attempt });
+                });
+                Ok(())
+            }
+            Ok(()) => {
+                self.held.remove(&parked.channel);
+                Ok(())
+            }
+            Err(e) => {
+                self.held.remove(&parked.channel);
+                Err(e)
+            }
+        }
+    }
+
+    /// Hold music for a caller the store has not taken in, so that nobody waits in silence.
+    fn hold_while_store_is_away(&mut self, parked: &ParkedCaller) {
+        let music = QueueName::new(&parked.queue)
+            .ok()
+            .and_then(|q| self.plans.get(&q))
+            .map(|plan| plan.hold_music.clone());
+        let Some(music) = music else {
+            return;
+        };
+        let (switch, channel) = (self.switch.clone(), parked.channel.clone());
+        self.tasks.spawn(async move {
+            let _ = switch.play(&channel, &music).await;
+        });
+    }
+
     pub(super) async fn on_caller_parked(
         &mut self,
         parked: ParkedCaller,
@@ -116,6 +173,7 @@ impl<P: Pbx> Engine<P> {
                 plan,
                 callback,
                 greet,
+                interrupt: !greet || self.held.remove(channel),
                 reports: self.reports_tx.clone(),
             },
         );

@@ -108,6 +108,10 @@ pub struct CallerTask<P: Pbx> {
     pub callback: Option<CallbackPlan>,
     /// Play the greetings (a caller found again after a restart does not hear them twice).
     pub greet: bool,
+    /// Stop what the caller hears first: a caller found again (after a failed bridge, a
+    /// restart, from a daemon that died or drained), or given hold music while the store
+    /// was away, may still hear it, and ours would only start after it.
+    pub interrupt: bool,
     /// What the task tells the engine loop (agents to stop ringing for an entry it closed).
     pub reports: mpsc::UnboundedSender<super::Report>,
 }
@@ -183,9 +187,7 @@ impl<P: Pbx> Media<P> {
     }
 
     async fn run(&self, greet: bool) -> Result<(), SwitchError> {
-        // A caller found again (after a failed bridge, a restart, or from a daemon that
-        // died or drained) may still hear what was playing then: it ends before ours.
-        if !greet {
+        if self.task.interrupt {
             self.task.switch.stop_media(self.channel()).await?;
         }
         if self.task.callback.is_some() {

@@ -28,6 +28,7 @@ impl<P: Pbx> Engine<P> {
         if let Some(media) = self.callers.remove(&channel) {
             media.leave();
         }
+        self.held.remove(&channel);
         let (Ok(queue), Ok(id)) = (QueueName::new(queue), EntryId::new(channel.as_str())) else {
             return Ok(());
         };

@@ -36,7 +36,7 @@ mod recovery;
 mod routing_state;
 mod timers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ use crate::config::Config;
 use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, MediaDir, Pbx, SwitchError};
-use crate::switch::{PbxEvent, Signal};
+use crate::switch::{ParkedCaller, PbxEvent, Signal};
 use crate::values::DaemonId;
 use arrivals::media_plan;
 use booking::Booked;
@@ -107,6 +107,10 @@ enum Report {
     /// A routing round trip that ran off the loop is done: track the legs it placed, and
     /// look again for the offers it could not make.
     Booked(Booked),
+    /// Try again to take in a caller whom the store could not take when they parked.
+    ParkAgain { parked: ParkedCaller, attempt: u32 },
+    /// A round of media lease renewals is done.
+    MediaTended(ownership::MediaTended),
 }
 
 /// An agent leg placed by this daemon, by its channel id.
@@ -154,6 +158,9 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     agent_ids: Vec<AgentId>,
     /// Callers whose media this daemon runs.
     callers: HashMap<CallId, CallerMedia>,
+    /// Callers who parked while the store was unreachable: they hear the queue's hold
+    /// music until it takes them in (see `arrivals`).
+    held: HashSet<CallId>,
     legs: HashMap<CallId, AgentLeg>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
@@ -189,6 +196,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     trimmed: std::time::Instant,
     /// When the callers' media leases were last renewed.
     media_tended: std::time::Instant,
+    /// A round of renewals is under way (see `ownership`).
+    tending_media: bool,
 }
 
 impl<P: Pbx> Engine<P> {
@@ -225,6 +234,7 @@ impl<P: Pbx> Engine<P> {
             switch,
             clock,
             callers: HashMap::new(),
+            held: HashSet::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
             plans,
@@ -241,6 +251,7 @@ impl<P: Pbx> Engine<P> {
             callers_whose_call_ended: HashMap::new(),
             trimmed: std::time::Instant::now(),
             media_tended: std::time::Instant::now(),
+            tending_media: false,
         }
     }
 
@@ -349,7 +360,7 @@ impl<P: Pbx> Engine<P> {
 
     async fn on_signal(&mut self, signal: Signal) -> Result<(), StoreError> {
         match signal {
-            Signal::CallerParked(parked) => self.on_caller_parked(parked).await,
+            Signal::CallerParked(parked) => self.park(parked, 0).await,
             Signal::LegParked {
                 leg,
                 queue,
@@ -426,6 +437,21 @@ impl<P: Pbx> Engine<P> {
             ),
             Report::StoreChanged => {
                 self.routing.queues_changed();
+                return;
+            }
+            Report::MediaTended(tended) => {
+                if let Err(e) = self.on_media_tended(tended).await {
+                    tracing::warn!(error = %e, "taking over callers failed");
+                }
+                return;
+            }
+            Report::ParkAgain { parked, attempt } => {
+                // Not if they hung up meanwhile.
+                if self.held.contains(&parked.channel) {
+                    if let Err(e) = self.park(parked, attempt).await {
+                        tracing::warn!(error = %e, "taking in a caller failed");
+                    }
+                }
                 return;
             }
             Report::EntryLeft { entry, ringing } => {

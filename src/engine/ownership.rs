@@ -20,6 +20,15 @@ pub(super) const MEDIA_LEASE: Duration = Duration::from_secs(9);
 /// How many callers whose lease ran out one pass takes over, per queue.
 const TAKEOVER_BATCH: usize = 500;
 
+/// What a round of lease renewals found.
+#[derive(Debug, Default)]
+pub(super) struct MediaTended {
+    /// Callers another daemon took over.
+    lost: Vec<EntryId>,
+    /// Per queue, waiting callers whose lease ran out.
+    orphaned: Vec<(QueueName, Vec<EntryId>)>,
+}
+
 impl<P: Pbx> Engine<P> {
     /// The end of a lease taken or renewed now.
     pub(super) fn media_until(&self) -> Timestamp {
@@ -31,26 +40,46 @@ impl<P: Pbx> Engine<P> {
         (MEDIA_LEASE / 3).div_f64(self.options.time_scale.max(1e-3))
     }
 
-    /// Renew the leases of the callers this daemon plays to and let go of those it lost,
-    /// then take over callers whose lease ran out.
-    pub(super) async fn tend_media(&mut self) -> Result<(), StoreError> {
-        let until = self.media_until();
-        for (queue, ids) in self.callers_by_queue() {
-            let lost = self
-                .store
-                .renew_media(&queue, self.options.daemon_id.as_str(), until, &ids)
-                .await?;
-            for id in lost {
-                self.let_go(&id);
-            }
+    /// Renew the leases of the callers this daemon plays to, and find the callers whose
+    /// lease ran out, in a task (the round trips grow with the callers): its report comes
+    /// back to [`Engine::on_media_tended`]. One at a time.
+    pub(super) fn tend_media(&mut self) {
+        if std::mem::replace(&mut self.tending_media, true) {
+            return;
         }
-        let now = self.clock.now();
+        let callers = self.callers_by_queue();
+        let queues: Vec<QueueName> = self.config.queues.iter().map(|q| q.name.clone()).collect();
+        let (store, reports) = (self.store.clone(), self.reports_tx.clone());
+        let owner = self.options.daemon_id.clone();
+        let (now, until) = (self.clock.now(), self.media_until());
+        self.tasks.spawn(async move {
+            let mut tended = MediaTended::default();
+            for (queue, ids) in callers {
+                match store.renew_media(&queue, owner.as_str(), until, &ids).await {
+                    Ok(lost) => tended.lost.extend(lost),
+                    Err(e) => tracing::warn!(%queue, error = %e, "renewing media leases failed"),
+                }
+            }
+            for queue in queues {
+                match store.unowned_callers(&queue, now, TAKEOVER_BATCH).await {
+                    Ok(ids) if !ids.is_empty() => tended.orphaned.push((queue, ids)),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%queue, error = %e, "reading media leases failed"),
+                }
+            }
+            let _ = reports.send(super::Report::MediaTended(tended));
+        });
+    }
+
+    /// Let go of the callers another daemon took over, and take over those whose lease
+    /// ran out.
+    pub(super) async fn on_media_tended(&mut self, tended: MediaTended) -> Result<(), StoreError> {
+        self.tending_media = false;
+        for id in &tended.lost {
+            self.let_go(id);
+        }
         let mut orphaned = Vec::new();
-        for queue in self.config.queues.iter().map(|q| q.name.clone()) {
-            let ids = self
-                .store
-                .unowned_callers(&queue, now, TAKEOVER_BATCH)
-                .await?;
+        for (queue, ids) in tended.orphaned {
             let ids: Vec<EntryId> = ids.into_iter().filter(|id| !self.plays_to(id)).collect();
             if !ids.is_empty() {
                 orphaned.push((queue, ids));

@@ -27,6 +27,8 @@ impl<P: Pbx> Engine<P> {
                     // Maybe a routing round trip, whose report will never come: stop waiting.
                     tracing::error!(error = %e, "an engine task panicked");
                     self.routing.round_trips_lost();
+                    // Or a round of lease renewals, whose report will never come either.
+                    self.tending_media = false;
                 }
                 _ => {}
             }
@@ -49,9 +51,7 @@ impl<P: Pbx> Engine<P> {
         }
         if !self.is_draining() && self.media_tended.elapsed() >= self.media_renewal() {
             self.media_tended = std::time::Instant::now();
-            if let Err(e) = self.tend_media().await {
-                tracing::warn!(error = %e, "renewing callers' media leases failed");
-            }
+            self.tend_media();
         }
         let now = self.clock.now();
         // A draining daemon leaves its timers to the daemons staying.

@@ -1,6 +1,7 @@
 //! A private `redis-server` on a free loopback port, for `callbackd demo` and the tests.
 //!
-//! Persistence is off and the process is killed when the handle drops, so nothing outlives it.
+//! Persistence is off (or, for tests that restart it, an append-only file in a directory of
+//! its own) and the process is killed when the handle drops, so nothing outlives it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,8 @@ pub enum LocalRedisError {
 pub struct LocalRedis {
     child: Child,
     port: u16,
+    /// Where a durable server keeps its append-only file, removed on drop.
+    dir: Option<std::path::PathBuf>,
 }
 
 /// A loopback port nobody listens on right now.
@@ -55,30 +58,48 @@ fn answers_as(port: u16, pid: u32) -> bool {
 
 impl LocalRedis {
     pub fn start() -> Result<Self, LocalRedisError> {
+        Self::start_in(None)
+    }
+
+    /// A server that keeps what it was told across [`LocalRedis::restart`]: every write
+    /// is in its append-only file before it is answered (`appendfsync always`).
+    pub fn start_durable() -> Result<Self, LocalRedisError> {
+        let dir = std::env::temp_dir().join(format!("callbackd-redis-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(LocalRedisError::Spawn)?;
+        Self::start_in(Some(dir))
+    }
+
+    fn start_in(dir: Option<std::path::PathBuf>) -> Result<Self, LocalRedisError> {
         // Another process may take the port between probing and binding; try a few.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(LocalRedisError::Spawn)?;
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if answers_as(port, child.id()) {
-                    return Ok(Self { child, port });
-                }
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn(port, dir.as_deref())? {
+                return Ok(Self { child, port, dir });
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         Err(LocalRedisError::NotReady)
+    }
+
+    /// Kill the server as a crash would (`SIGKILL`), then start it again on its port.
+    pub fn restart(&mut self) -> Result<(), LocalRedisError> {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            // The old socket may linger a moment.
+            if let Some(child) = spawn(self.port, self.dir.as_deref())? {
+                self.child = child;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(LocalRedisError::NotReady);
+            }
+        }
+    }
+
+    /// Kill the server and leave it down, until [`LocalRedis::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self) -> String {
@@ -86,9 +107,48 @@ impl LocalRedis {
     }
 }
 
+/// A `redis-server` on `port`, once it answers; `None` when it did not (the port was taken).
+fn spawn(port: u16, dir: Option<&std::path::Path>) -> Result<Option<Child>, LocalRedisError> {
+    let mut command = Command::new("redis-server");
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ]);
+    match dir {
+        Some(dir) => command
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir),
+        None => command.args(["--appendonly", "no"]),
+    };
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(LocalRedisError::Spawn)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if answers_as(port, child.id()) {
+            return Ok(Some(child));
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(None)
+}
+
 impl Drop for LocalRedis {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -73,22 +73,23 @@ impl Store {
             .collect())
     }
 
-    /// Up to `limit` callers of `queue` whose media lease ran out before `now`: their daemon
-    /// died or drained, and another should take them over.
+    /// Up to `limit` waiting callers of `queue` whose media lease ran out before `now`:
+    /// their daemon died or drained, and another should take them over. The leases of
+    /// callers who stopped waiting are dropped meanwhile.
     pub async fn unowned_callers(
         &self,
         queue: &QueueName,
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<EntryId>> {
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.media(queue))
-            .arg("-inf")
-            .arg(format!("({}", now.as_millis()))
-            .arg("LIMIT")
-            .arg(0)
+        let ids: Vec<String> = self
+            .scripts
+            .media_unowned
+            .key(self.keys.media(queue))
+            .arg(self.keys.entry_prefix(queue))
+            .arg(now.as_millis())
             .arg(limit)
-            .query_async(&mut self.conn())
+            .data(&mut self.conn())
             .await?;
         Ok(ids.iter().filter_map(|id| EntryId::new(id).ok()).collect())
     }

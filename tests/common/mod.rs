@@ -17,8 +17,25 @@ impl RedisServer {
         Self(callbackd::store::local::LocalRedis::start().expect("redis-server must be installed"))
     }
 
+    /// One that keeps its data across [`RedisServer::restart`] (an append-only file).
+    pub fn start_durable() -> Self {
+        Self(
+            callbackd::store::local::LocalRedis::start_durable()
+                .expect("redis-server must be installed"),
+        )
+    }
+
     pub fn url(&self) -> String {
         self.0.url()
+    }
+
+    /// Kill it as a crash would; it stays down until [`RedisServer::restart`].
+    pub fn kill(&mut self) {
+        self.0.kill();
+    }
+
+    pub fn restart(&mut self) {
+        self.0.restart().expect("redis-server restarts on its port");
     }
 }
 
