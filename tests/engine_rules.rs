@@ -372,3 +372,17 @@ async fn a_caller_who_parks_while_redis_is_down_hears_music_and_joins_once_it_is
         .await;
     rules.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_given_while_redis_is_down_is_recorded_once_it_is_back() {
+    let mut rules = Rules::start_on(RedisServer::start_durable(), &base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let caller = rules.caller("+4930555001").await;
+    let leg = rules.fake.placed(tags::AGENT, "alice").await;
+    rules.redis.kill();
+    rules.fake.answer(&leg).await;
+    rules.redis.restart();
+    rules.bridged(&caller, &leg).await;
+    assert_eq!(rules.events_of(EventKind::Connected).await.len(), 1);
+    rules.stop().await;
+}

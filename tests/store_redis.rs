@@ -1464,3 +1464,68 @@ async fn a_callers_media_has_one_owner_until_its_lease_runs_out() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_call_that_ends_schedules_its_wrap_up_end_in_the_same_step() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let e = caller("support", &s.clock);
+    s.store.enqueue(&e, None).await.unwrap();
+    let now = s.clock.now();
+    s.store
+        .offer(&offer(&e, &["alice"]), now, RING)
+        .await
+        .unwrap();
+    s.store
+        .connected(&q("support"), &e.id, &id("alice"), now)
+        .await
+        .unwrap();
+    let wrap_up = Duration::from_secs(30);
+    assert!(s
+        .store
+        .call_ended(&id("alice"), wrap_up, now)
+        .await
+        .unwrap());
+    // The second hangup of the call finds nothing left to do.
+    assert!(!s
+        .store
+        .call_ended(&id("alice"), wrap_up, now)
+        .await
+        .unwrap());
+    let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
+    assert_eq!(alice.state, AgentState::WrapUp);
+    let due = now.plus(wrap_up);
+    let timers = s
+        .store
+        .claim_due_timers(&TimerScope::Agents, "d1", due, RING, 10)
+        .await
+        .unwrap();
+    assert_eq!(timers, vec![Timer::WrapUpEnd { agent: id("alice") }]);
+}
+
+#[tokio::test]
+async fn a_name_is_never_kept_for_an_entry_that_is_gone() {
+    let s = setup(&[]).await;
+    let e = caller("support", &s.clock);
+    let support = q("support");
+    assert!(matches!(
+        s.store
+            .set_caller_name(&support, &e.id, "/r/name.wav")
+            .await,
+        Err(StoreError::UnknownEntry { .. })
+    ));
+    assert!(s.store.entry(&support, &e.id).await.unwrap().is_none());
+    s.store.enqueue(&e, None).await.unwrap();
+    s.store
+        .set_caller_name(&support, &e.id, "/r/name.wav")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store
+            .caller_name(&support, &e.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("/r/name.wav")
+    );
+}

@@ -12,14 +12,6 @@ use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
 use crate::switch::{ParkedCaller, Pbx, VarValue};
-use std::time::Duration;
-
-/// How long after a failed attempt a caller the store could not take in is tried again:
-/// doubling from 100 ms to 2 s, so a short Redis hiccup costs a caller a moment of music
-/// and a long outage costs Redis little.
-fn park_retry_delay(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2))
-}
 
 impl<P: Pbx> Engine<P> {
     /// Take in a parked caller; while the store cannot, they hear the queue's hold music
@@ -37,7 +29,7 @@ impl<P: Pbx> Engine<P> {
                     self.hold_while_store_is_away(&parked);
                 }
                 let reports = self.reports_tx.clone();
-                let delay = park_retry_delay(attempt);
+                let delay = super::store_retry_delay(attempt);
                 self.tasks.spawn(async move {
                     tokio::time::sleep(delay).await;
                     let attempt = attempt + 1;

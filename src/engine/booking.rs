@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::routing_state::RoundTrip;
 use super::AgentLeg;
 use crate::config::Config;
-use crate::queue::{AgentId, AgentState, Offer, QueueName, Timestamp};
-use crate::store::{OfferOutcome, StateSource, Store, StoreError, Timer};
+use crate::queue::{AgentId, Offer, QueueName, Timestamp};
+use crate::store::{OfferOutcome, Store, StoreError};
 use crate::switch::{CallId, PendingCall, SwitchError};
 
 /// What a routing round trip off the loop (`trip`) did: booking each of `offers` (`made`),
@@ -60,28 +60,8 @@ async fn end_call(
     wrap_up: Duration,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let to = if wrap_up.is_zero() {
-        AgentState::Available
-    } else {
-        AgentState::WrapUp
-    };
-    // Only from on_call: an agent who went away meanwhile stays away, and the second of the
-    // two hangups ending a call finds nothing left to do.
-    let changed = match store
-        .set_agent_state_from(agent, &[AgentState::OnCall], to, now, StateSource::Daemon)
-        .await
-    {
-        Ok(previous) => previous == AgentState::OnCall,
-        Err(StoreError::Rule(_)) => false,
-        Err(e) => return Err(e),
-    };
-    if changed && to == AgentState::WrapUp {
-        let timer = Timer::WrapUpEnd {
-            agent: agent.clone(),
-        };
-        store.schedule(&timer, now.plus(wrap_up)).await?;
-    }
-    Ok(changed && to == AgentState::Available)
+    let ended = store.call_ended(agent, wrap_up, now).await?;
+    Ok(ended && wrap_up.is_zero())
 }
 
 /// Book `offers`, each for its queue's ring time; with `after_call`, to agents whose call

@@ -146,7 +146,7 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
-    async fn agent_answered(
+    pub(super) async fn agent_answered(
         &mut self,
         queue: &QueueName,
         entry_id: &EntryId,

@@ -111,6 +111,24 @@ enum Report {
     ParkAgain { parked: ParkedCaller, attempt: u32 },
     /// A round of media lease renewals is done.
     MediaTended(ownership::MediaTended),
+    /// An agent answered, and the store could not record it: try again (`attempt` so far).
+    AnsweredAgain {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        leg: CallId,
+        attempt: u32,
+    },
+}
+
+/// How many times an agent's answer is recorded again after a Redis error (see
+/// [`store_retry_delay`]): about half a minute, which outlasts a Redis restart or failover.
+const ANSWER_ATTEMPTS: u32 = 18;
+
+/// How long after a Redis error a step is tried again: doubling from 100 ms to 2 s, so a
+/// hiccup costs a caller a moment and a long outage costs Redis little.
+fn store_retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2))
 }
 
 /// An agent leg placed by this daemon, by its channel id.
@@ -410,6 +428,38 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
+    /// Record an agent's answer again after a Redis error, while the agent's leg waits
+    /// (the caller hears hold music meanwhile); in the end, give the leg up, and the entry
+    /// waits again once the store is back.
+    fn answer_again(
+        &mut self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        leg: CallId,
+        attempt: u32,
+    ) {
+        if attempt >= ANSWER_ATTEMPTS || !self.legs.contains_key(&leg) {
+            tracing::error!(%entry, %agent, "an agent's answer could not be recorded; ending their leg");
+            self.legs.remove(&leg);
+            self.kill(leg);
+            return;
+        }
+        tracing::warn!(%entry, %agent, attempt, "recording an agent's answer failed; trying again");
+        let reports = self.reports_tx.clone();
+        let delay = store_retry_delay(attempt);
+        self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = reports.send(Report::AnsweredAgain {
+                queue,
+                entry,
+                agent,
+                leg,
+                attempt,
+            });
+        });
+    }
+
     async fn on_report(&mut self, report: Report) {
         let (outcome, entry, agent) = match report {
             Report::AgentLeg {
@@ -418,11 +468,33 @@ impl<P: Pbx> Engine<P> {
                 agent,
                 leg,
                 result,
-            } => (
-                self.on_agent_leg(&queue, &entry, &agent, leg, result).await,
+            } => {
+                let answered = result.is_ok();
+                let outcome = self
+                    .on_agent_leg(&queue, &entry, &agent, leg.clone(), result)
+                    .await;
+                if answered && matches!(outcome, Err(StoreError::Redis(_))) {
+                    self.answer_again(queue, entry, agent, leg, 0);
+                    return;
+                }
+                (outcome, entry, agent)
+            }
+            Report::AnsweredAgain {
+                queue,
                 entry,
                 agent,
-            ),
+                leg,
+                attempt,
+            } => {
+                let outcome = self
+                    .agent_answered(&queue, &entry, &agent, leg.clone())
+                    .await;
+                if matches!(outcome, Err(StoreError::Redis(_))) {
+                    self.answer_again(queue, entry, agent, leg, attempt + 1);
+                    return;
+                }
+                (outcome, entry, agent)
+            }
             Report::BridgeFailed {
                 queue,
                 entry,

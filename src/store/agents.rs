@@ -2,9 +2,10 @@
 //! Agents serve several queues, so their keys share a slot of their own.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::replies;
-use super::{records, Result, Store, StoreError};
+use super::{records, Result, Store, StoreError, Timer};
 use crate::config::AgentConfig;
 use crate::queue::{Agent, AgentId, AgentState, EntryId, QueueError, QueueName, Timestamp};
 
@@ -145,12 +146,61 @@ impl Store {
         now: Timestamp,
         source: StateSource,
     ) -> Result<AgentState> {
+        self.change_agent_state(agent, from, to, now, source, None)
+            .await
+    }
+
+    /// An agent's call ended: from `on_call` only (an agent who went away meanwhile stays
+    /// away, and the second of a call's two hangups finds nothing to do), they are
+    /// available, or wrap up with the end of it scheduled in the same step, so no crash
+    /// leaves them in `wrap_up` for good. Returns whether they were on the call.
+    pub async fn call_ended(
+        &self,
+        agent: &AgentId,
+        wrap_up: Duration,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (to, end) = if wrap_up.is_zero() {
+            (AgentState::Available, None)
+        } else {
+            let timer = Timer::WrapUpEnd {
+                agent: agent.clone(),
+            };
+            (AgentState::WrapUp, Some((timer, now.plus(wrap_up))))
+        };
+        let from = [AgentState::OnCall];
+        match self
+            .change_agent_state(agent, &from, to, now, StateSource::Daemon, end)
+            .await
+        {
+            Ok(previous) => Ok(previous == AgentState::OnCall),
+            Err(StoreError::Rule(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn change_agent_state(
+        &self,
+        agent: &AgentId,
+        from: &[AgentState],
+        to: AgentState,
+        now: Timestamp,
+        source: StateSource,
+        then: Option<(Timer, Timestamp)>,
+    ) -> Result<AgentState> {
+        let (timers, leases) = self.keys.agent_timers();
         let mut inv = self.scripts.set_agent_state.prepare_invoke();
         inv.key(self.keys.agent(agent))
             .key(self.keys.agent_events())
+            .key(timers)
+            .key(leases)
             .arg(to.as_str())
             .arg(now.as_millis())
             .arg(source.as_str());
+        match then {
+            Some((timer, due)) => inv.arg(timer.member()).arg(due.as_millis()),
+            None => inv.arg("").arg(0),
+        };
         for from in from.iter().filter(|f| f.can_change_to(to)) {
             inv.arg(from.as_str());
         }

@@ -182,19 +182,27 @@ impl Store {
             .await?)
     }
 
-    /// Remember the recording of the caller saying their name, for the agent's whisper.
+    /// Remember the recording of the caller saying their name, for the agent's whisper;
+    /// an entry that is gone stays gone ([`StoreError::UnknownEntry`]).
     pub async fn set_caller_name(
         &self,
         queue: &QueueName,
         entry: &EntryId,
         recording: &str,
     ) -> Result<()> {
-        redis::cmd("HSET")
-            .arg(self.keys.entry(queue, entry))
-            .arg("name_recording")
+        let set: i64 = self
+            .scripts
+            .caller_name
+            .key(self.keys.entry(queue, entry))
             .arg(recording)
-            .query_async::<()>(&mut self.conn())
+            .data(&mut self.conn())
             .await?;
+        if set == 0 {
+            return Err(StoreError::UnknownEntry {
+                queue: queue.clone(),
+                entry: entry.clone(),
+            });
+        }
         Ok(())
     }
 
