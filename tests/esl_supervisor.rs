@@ -373,3 +373,46 @@ async fn a_dropped_receiver_stops_the_client() {
         "client still running after its receiver was dropped"
     );
 }
+
+#[tokio::test]
+async fn a_command_given_up_on_mid_write_never_leaves_half_a_frame_on_the_link() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // The first peer answers the handshake, then stops reading: a big write blocks.
+    let stalled = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        sock.write_all(b"Content-Type: auth/request\n\n")
+            .await
+            .unwrap();
+        let mut dec = FrameDecoder::for_commands(1 << 20);
+        let mut buf = BytesMut::new();
+        next_command(&mut sock, &mut dec, &mut buf).await.unwrap();
+        sock.write_all(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(sock);
+    });
+    let mut config = fast_config(addr);
+    config.events.clear();
+    config.custom_subclasses.clear();
+    config.filters.clear();
+    config.idle_probe = Duration::from_secs(60);
+    let (client, mut rx) = Client::start(config);
+    assert!(matches!(next(&mut rx).await, Delivery::Connected));
+    let body = vec![b'x'; 64 << 20];
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        client.command("sendevent CUSTOM", &[], Some(&body)),
+    )
+    .await;
+    assert!(given_up.is_err(), "the write should have blocked");
+    // The next command finds the link torn: it is closed, not written after half a frame.
+    assert!(matches!(
+        client.api("status").await,
+        Err(callbackd::esl::Error::ConnectionLost)
+    ));
+    assert!(matches!(next(&mut rx).await, Delivery::Disconnected(_)));
+    stalled.abort();
+    client.shutdown().await;
+}

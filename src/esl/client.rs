@@ -242,6 +242,8 @@ pub struct BackgroundJob {
 
 impl BackgroundJob {
     /// The job's result body (`+OK …`); an `-ERR …` body is returned as [`Error::CommandFailed`].
+    /// It ends when the job's BACKGROUND_JOB comes or the connection is lost (the job is
+    /// lost with it); give a job that may run long a deadline with [`BackgroundJob::wait_for`].
     pub async fn wait(self) -> Result<String> {
         let event = self.rx.await.map_err(|_| Error::ConnectionLost)?;
         let body = event.body().into_owned();
@@ -255,7 +257,20 @@ impl BackgroundJob {
     }
 }
 
+impl BackgroundJob {
+    /// [`BackgroundJob::wait`], giving up with [`Error::Timeout`] after `limit`: a job
+    /// whose result FreeSWITCH never sends must not hold its waiter forever.
+    pub async fn wait_for(self, limit: Duration) -> Result<String> {
+        tokio::time::timeout(limit, self.wait())
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+}
+
 /// A `sendmsg … execute` in flight; [`Execution::wait`] returns its CHANNEL_EXECUTE_COMPLETE.
+/// The completion is handed over by the socket reader itself, so a consumer that falls
+/// behind (a [`Delivery::Gap`]) never loses it; the wait ends with it, with the channel's
+/// hangup (FreeSWITCH completes every app then), or when the connection is lost.
 #[derive(Debug)]
 pub struct Execution {
     pub event_uuid: String,
@@ -272,6 +287,9 @@ impl Execution {
 struct Link {
     writer: OwnedWriteHalf,
     scratch: FrameWriter,
+    /// A command's write was given up on halfway (its future dropped): the socket may hold
+    /// half a frame and a reply waiter may wait for nothing, so the link is not used again.
+    torn: bool,
 }
 
 struct Shared {
@@ -286,6 +304,8 @@ struct Shared {
     last_rx: StdMutex<Instant>,
     /// [`Client::shutdown`] is under way: a closed connection is expected, not reported.
     closing: std::sync::atomic::AtomicBool,
+    /// A command found the link torn and dropped it: the session ends and reconnects.
+    torn: tokio::sync::Notify,
 }
 
 /// What to replay after a reconnect, in the order it was asked for.
@@ -339,6 +359,7 @@ impl Client {
             stats: ClientStats::default(),
             last_rx: StdMutex::new(Instant::now()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            torn: tokio::sync::Notify::new(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let client = Self { shared, shutdown };
@@ -361,6 +382,14 @@ impl Client {
     /// Send one command frame and await its reply. `line` is the verb and its arguments;
     /// `headers` follow it in order; `body`, if any, gets a `Content-Length` unless the
     /// headers already carry one.
+    ///
+    /// Cancellation: the reply's waiter is queued before the frame is written, under the
+    /// link's lock. Dropping this future once the frame is written (a `select!`, a timeout)
+    /// leaves the replies matched to their commands; the command still runs on FreeSWITCH,
+    /// so only commands safe to have run may be given up on. Dropped while the frame is
+    /// being written, it leaves the link torn: the next command closes it and the client
+    /// reconnects, rather than send after half a frame. Every wait ends: at the reply, at
+    /// the command timeout, or when the connection drops.
     pub async fn command(
         &self,
         line: &str,
@@ -380,6 +409,12 @@ impl Client {
         }
         let rx = {
             let mut guard = self.shared.link.lock().await;
+            if guard.as_ref().is_some_and(|l| l.torn) {
+                // The session ends: the reader's waiters fail, and the supervisor reconnects.
+                *guard = None;
+                self.shared.torn.notify_one();
+                return Err(Error::ConnectionLost);
+            }
             let link = guard.as_mut().ok_or(Error::NotConnected)?;
             link.scratch.clear();
             link.scratch.line(line);
@@ -397,11 +432,15 @@ impl Client {
             };
             let (tx, rx) = oneshot::channel();
             self.shared.replies.lock().unwrap().push_back(tx);
-            let Link { writer, scratch } = link;
+            link.torn = true;
+            let Link {
+                writer, scratch, ..
+            } = link;
             if let Err(e) = writer.write_all(scratch.as_bytes()).await {
                 // The reader will notice too and fail every waiter, this one included.
                 return Err(Error::Io(e));
             }
+            link.torn = false;
             rx
         };
         let timeout = self.shared.config.command_timeout;
@@ -631,6 +670,7 @@ impl Client {
         *self.shared.link.lock().await = Some(Link {
             writer,
             scratch: FrameWriter::new(),
+            torn: false,
         });
         Ok((reader, buf))
     }
@@ -759,6 +799,7 @@ async fn supervise(
             tokio::select! {
                 r = &mut read => r,
                 e = client.liveness() => Err(e),
+                _ = client.shared.torn.notified() => Err(Error::ConnectionLost),
             }
         };
         let outcome = tokio::select! {

@@ -9,6 +9,8 @@ pub mod events;
 mod keys;
 mod media;
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::{
@@ -20,6 +22,12 @@ use crate::config::Config;
 use crate::esl::{self, Delivery, Event, Execution};
 use crate::queue::Timestamp;
 use crate::switch::Pbx;
+
+/// How long FreeSWITCH lets an originate ring when the call names no timeout (its own
+/// `originate_timeout` default).
+const DEFAULT_ORIGINATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long past its timeout an originate's result is waited for before the leg is ended.
+const ORIGINATE_SLACK: Duration = Duration::from_secs(30);
 
 /// A dialplan application with its arguments, ready for `sendmsg … execute`.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,8 +282,12 @@ impl Pbx for FreeSwitch {
     async fn originate(&self, call: &Originate) -> Result<PendingCall> {
         let job = self.client.bgapi(&originate_command(call)).await?;
         let id = call.id.clone();
+        // FreeSWITCH ends the job by the call's own timeout (its default when none is set);
+        // a result that never comes is given up on well after that, and the leg with it.
+        let limit = call.timeout.unwrap_or(DEFAULT_ORIGINATE_TIMEOUT) + ORIGINATE_SLACK;
+        let client = self.client.clone();
         Ok(PendingCall::new(call.id.clone(), async move {
-            match job.wait().await {
+            match job.wait_for(limit).await {
                 Ok(body) => {
                     let answered = body.trim().strip_prefix("+OK").unwrap_or_default().trim();
                     Ok(CallId::new(answered).unwrap_or(id))
@@ -283,6 +295,10 @@ impl Pbx for FreeSwitch {
                 Err(esl::Error::CommandFailed { reply, .. }) => Err(SwitchError::CallFailed(
                     reply.trim_start_matches("-ERR").trim().to_owned(),
                 )),
+                Err(e @ esl::Error::Timeout(_)) => {
+                    let _ = client.api(&format!("uuid_kill {id}")).await;
+                    Err(e.into())
+                }
                 Err(e) => Err(e.into()),
             }
         }))
