@@ -209,7 +209,7 @@ async fn one_daemon_plays_to_a_caller_and_another_takes_over_when_it_dies() {
     })
     .await;
     // Absence takes a while to show: two leases and more, in which d2 checks often.
-    tokio::time::sleep(engine::sim_secs(25.0)).await;
+    tokio::time::sleep(engine::sim_secs(35.0)).await;
     assert_eq!(
         hold_music_starts(&rig, "+4930100001").await,
         1,

@@ -323,7 +323,8 @@ impl Core {
     /// let it through. Each format is rendered at most once, then shared.
     pub fn emit(&mut self, ev: SimEvent) {
         if let Some(uuid) = ev.get("Unique-ID") {
-            self.records.on_event(uuid, &ev);
+            let at = self.now_epoch_us();
+            self.records.on_event(uuid, &ev, at);
         }
         let mut rendered: [Option<Bytes>; 3] = [None, None, None];
         for session in self.sessions.values() {

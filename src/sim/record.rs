@@ -24,6 +24,11 @@ pub struct CallRecord {
     /// `(application, Application-Response)` of each completed execute.
     pub completions: Vec<(String, String)>,
     pub hangup_cause: Option<String>,
+    /// When the channel was first seen, answered and hung up (µs since the epoch, on the
+    /// simulator's clock): what tells whether two calls overlapped.
+    pub created_us: u64,
+    pub answered_us: Option<u64>,
+    pub ended_us: Option<u64>,
 }
 
 impl CallRecord {
@@ -51,7 +56,8 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn on_event(&mut self, uuid: &str, ev: &SimEvent) {
+    /// Record `ev`, emitted at `at` (µs since the epoch).
+    pub fn on_event(&mut self, uuid: &str, ev: &SimEvent, at: u64) {
         let i = match self.index.get(uuid) {
             Some(&i) => i,
             None => {
@@ -66,6 +72,7 @@ impl Records {
                         .get("Caller-Destination-Number")
                         .unwrap_or_default()
                         .to_owned(),
+                    created_us: at,
                     ..CallRecord::default()
                 });
                 self.index.insert(uuid.to_owned(), self.calls.len() - 1);
@@ -96,7 +103,11 @@ impl Records {
                     .unwrap_or_default()
                     .to_owned(),
             )),
-            "CHANNEL_HANGUP" => call.hangup_cause = ev.get("Hangup-Cause").map(str::to_owned),
+            "CHANNEL_ANSWER" => call.answered_us = Some(at),
+            "CHANNEL_HANGUP" => {
+                call.hangup_cause = ev.get("Hangup-Cause").map(str::to_owned);
+                call.ended_us = Some(at);
+            }
             _ => {}
         }
     }

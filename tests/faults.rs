@@ -1,0 +1,351 @@
+//! The fault-injection suite: callback and live-call lifecycles against the simulator and a
+//! durable `redis-server`, served by three daemons running as separate processes, while
+//! daemons are killed with SIGKILL, the event socket is cut and Redis is killed and
+//! restarted at seeded random moments.
+//!
+//! Afterwards the simulator's own record and Redis must show that every caller's call
+//! ended, no request is left open, no customer was dialed twice at once or beyond the retry
+//! policy, no agent was on two calls at once, and no agent is left on a call. The seed is
+//! printed; `FAULTS_SEED=<seed>` replays a run, `FAULTS_LIFECYCLES=1000` makes a long one.
+//! Slow switches and Redis Cluster are not injected yet.
+
+mod common;
+mod engine;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callbackd::config::Config;
+use callbackd::queue::{AgentState, QueueName, SystemClock};
+use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
+use callbackd::store::{EventKind, StateSource, Store};
+use common::RedisServer;
+use engine::requesting;
+
+const DAEMONS: usize = 3;
+const AGENTS: usize = 3;
+const OFFER: &str = "/sounds/offer.wav";
+/// Customer-leg attempts per request (the line's retry policy).
+const ATTEMPTS: usize = 3;
+
+fn config_text(esl: &str, redis: &str) -> String {
+    let mut text = format!(
+        r#"
+[esl]
+address = "{esl}"
+password = "ClueCon"
+[esl.reconnect]
+initial_delay_ms = 50
+max_delay_secs = 1
+
+[redis]
+url = "{redis}"
+key_prefix = "cbd"
+
+[[queues]]
+name = "support"
+hold_music = "local_stream://moh"
+ring_time_secs = 10
+wrap_up_secs = 0
+
+[[lines]]
+name = "main"
+did = "5000"
+queue = "support"
+language = "en"
+outbound_caller_id = "+4930123456"
+dial_template = "sofia/gateway/carrier/{{number}}"
+
+[lines.callback]
+enabled = true
+offer_greeting = "{OFFER}"
+expiry_secs = 600
+country = "DE"
+agent_decision_secs = 10
+[lines.callback.retry]
+max_attempts = {ATTEMPTS}
+min_interval_secs = 30
+"#
+    );
+    for i in 0..AGENTS {
+        text.push_str(&format!(
+            "[[agents]]\nid = \"agent{i}\"\ncontact = \"user/{}\"\nqueues = [{{ queue = \"support\" }}]\n",
+            2001 + i
+        ));
+    }
+    text
+}
+
+/// A daemon process, restarted under the same id after it is killed.
+struct Daemon {
+    id: String,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(id: &str, config: &Path, logs: &Path) -> Self {
+        let mut d = Self {
+            id: id.to_owned(),
+            child: None,
+        };
+        d.restart(config, logs);
+        d
+    }
+
+    fn restart(&mut self, config: &Path, logs: &Path) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{}.log", self.id)))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--sounds", "/sounds", "--recordings"])
+            .arg(std::env::temp_dir())
+            .args(["--daemon-id", &self.id])
+            .env("RUST_LOG", "callbackd=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the callbackd binary runs");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    kills: usize,
+    outages: usize,
+    redis_restarts: usize,
+}
+
+fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
+    let span = |r: &CallRecord| {
+        (
+            r.answered_us.unwrap_or(u64::MAX),
+            r.ended_us.unwrap_or(u64::MAX),
+        )
+    };
+    let ((a0, a1), (b0, b1)) = (span(a), span(b));
+    a0 < b1 && b0 < a1
+}
+
+/// Not yet part of `cargo test`: it still finds agents on two calls at once (an agent is
+/// freed while a leg of theirs is still up, see the reliability issue's note) and, in some
+/// runs, a request left open. Run it with `cargo test --test faults -- --ignored`.
+#[ignore = "finds open reliability faults; see the module doc"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
+    let seed: u64 = std::env::var("FAULTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261202);
+    let lifecycles: usize = std::env::var("FAULTS_LIFECYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    eprintln!("faults: seed {seed}, {lifecycles} lifecycles (replay with FAULTS_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut redis = RedisServer::start_durable();
+    let sim = sim::Switch::start(SimConfig {
+        clock: ClockMode::Scaled(1.0),
+        heartbeat: None,
+        default_media: Duration::from_millis(300),
+        media: vec![(OFFER.to_owned(), Duration::from_secs(8))],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..AGENTS {
+        let agent = Party::answers_after(Duration::from_millis(300))
+            .press_when("agent-options", Duration::from_millis(300), "1")
+            .hang_up_after(Duration::from_secs(4));
+        sim.add_party(&format!("user/{}", 2001 + i), agent).unwrap();
+    }
+    let text = config_text(&sim.addr().to_string(), &redis.url());
+    let dir = std::env::temp_dir().join(format!("callbackd-faults-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("callbackd.toml");
+    std::fs::write(&config_path, &text).unwrap();
+    let config = Config::parse(&config_path, &text).unwrap();
+    let store = Store::connect(&config.redis).await.unwrap();
+    let now = || callbackd::queue::Clock::now(&SystemClock);
+    store.register_agents(&config.agents, now()).await.unwrap();
+    for a in &config.agents {
+        store
+            .set_agent_state(&a.id, AgentState::Available, now(), StateSource::Cli)
+            .await
+            .unwrap();
+    }
+    let mut daemons: Vec<Daemon> = (0..DAEMONS)
+        .map(|i| Daemon::start(&format!("d{i}"), &config_path, &dir))
+        .collect();
+
+    // The callers, arriving over the run; a fault every few seconds meanwhile.
+    let mut numbers = Vec::new();
+    let mut arrive = Duration::ZERO;
+    for n in 0..lifecycles {
+        let number = format!("+4930100{n:04}");
+        let caller = Caller::number(&number).at(arrive);
+        let caller = match rng.u8(0..10) {
+            0..=2 => {
+                let customer = Party::answers_after(Duration::from_millis(500))
+                    .hang_up_after(Duration::from_secs(2));
+                sim.add_party(&format!("sofia/gateway/carrier/{number}"), customer)
+                    .unwrap();
+                requesting(caller, OFFER).hang_up_after(Duration::from_secs(60))
+            }
+            3 => caller.hang_up_after(Duration::from_secs(rng.u64(2..8))),
+            _ => caller.hang_up_after(Duration::from_secs(90)),
+        };
+        sim.add_caller(caller).unwrap();
+        numbers.push(number);
+        arrive += Duration::from_millis(rng.u64(400..1200));
+    }
+    let mut faults = Faults::default();
+    let started = Instant::now();
+    let mut down: Vec<(usize, Instant)> = Vec::new();
+    while started.elapsed() < arrive {
+        tokio::time::sleep(Duration::from_millis(rng.u64(3000..8000))).await;
+        let now = Instant::now();
+        for (i, at) in std::mem::take(&mut down) {
+            if now >= at {
+                daemons[i].restart(&config_path, &dir);
+            } else {
+                down.push((i, at));
+            }
+        }
+        match rng.u8(0..4) {
+            0 | 1 => {
+                let i = rng.usize(0..DAEMONS);
+                if daemons[i].child.is_some() {
+                    daemons[i].kill();
+                    faults.kills += 1;
+                    down.push((i, now + Duration::from_millis(rng.u64(500..5000))));
+                }
+            }
+            2 => {
+                sim.outage(Duration::from_millis(rng.u64(500..3000)))
+                    .await
+                    .unwrap();
+                faults.outages += 1;
+            }
+            _ => {
+                redis.restart();
+                faults.redis_restarts += 1;
+            }
+        }
+    }
+    for (i, _) in down {
+        daemons[i].restart(&config_path, &dir);
+    }
+
+    // Everyone's call ends (the patient hang up after 90 s at the latest).
+    let queue = QueueName::new("support").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let records = loop {
+        let records = sim.records().await.unwrap();
+        let callers: Vec<&CallRecord> = records
+            .iter()
+            .filter(|r| {
+                numbers.contains(&r.caller_number)
+                    && r.channel_name
+                        .starts_with(&format!("sofia/internal/{}@", r.caller_number))
+            })
+            .collect();
+        let open = store.open_entries(&queue).await.unwrap_or_default();
+        let ended = callers.len() == lifecycles && callers.iter().all(|r| r.ended_us.is_some());
+        if ended && open.is_empty() {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: still open {open:?}, {} of {lifecycles} calls ended; logs in {}",
+            callers.iter().filter(|r| r.ended_us.is_some()).count(),
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // No customer dialed twice at once, nor beyond the retry policy.
+    let mut customer_legs: HashMap<&str, Vec<&CallRecord>> = HashMap::new();
+    for r in &records {
+        if let Some(number) = r.channel_name.strip_prefix("sofia/gateway/carrier/") {
+            customer_legs.entry(number).or_default().push(r);
+        }
+    }
+    let mut dialed_twice = 0;
+    for (number, legs) in &customer_legs {
+        if legs.len() > ATTEMPTS {
+            dialed_twice += 1;
+            eprintln!("{number} dialed {} times", legs.len());
+        }
+        for (i, a) in legs.iter().enumerate() {
+            if legs[i + 1..].iter().any(|b| overlaps(a, b)) {
+                dialed_twice += 1;
+                eprintln!("{number} dialed twice at once");
+            }
+        }
+    }
+    // No agent on two calls at once.
+    let mut double_booked = 0;
+    for i in 0..AGENTS {
+        let name = format!("sofia/internal/{}@", 2001 + i);
+        let legs: Vec<&CallRecord> = records
+            .iter()
+            .filter(|r| r.channel_name.starts_with(&name) && r.answered_us.is_some())
+            .collect();
+        for (j, a) in legs.iter().enumerate() {
+            for b in legs[j + 1..].iter().filter(|b| overlaps(a, b)) {
+                double_booked += 1;
+                eprintln!("{name} on two calls: {} and {}", a.uuid, b.uuid);
+            }
+        }
+    }
+    // No agent left on a call, and no request left open.
+    let mut stuck = Vec::new();
+    for a in &config.agents {
+        let agent = store.agent(&a.id, now()).await.unwrap().unwrap();
+        if matches!(agent.state, AgentState::OnCall | AgentState::WrapUp) {
+            stuck.push(a.id.clone());
+        }
+    }
+    let events = store.events(Some(&queue), None, 1_000_000).await.unwrap();
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    eprintln!(
+        "faults: {lifecycles} lifecycles; {} kills, {} socket cuts, {} redis restarts; \
+         {} connected, {} abandoned, {} callbacks requested, {} completed, {} expired; \
+         dialed twice {dialed_twice}, double-booked {double_booked}, agents stuck {}",
+        faults.kills,
+        faults.outages,
+        faults.redis_restarts,
+        count(EventKind::Connected),
+        count(EventKind::Abandoned),
+        count(EventKind::Requested),
+        count(EventKind::Completed),
+        count(EventKind::Expired),
+        stuck.len(),
+    );
+    assert_eq!(dialed_twice, 0, "seed {seed}");
+    assert_eq!(double_booked, 0, "seed {seed}");
+    assert!(stuck.is_empty(), "seed {seed}: {stuck:?} left on a call");
+    drop(daemons);
+    let _ = std::fs::remove_dir_all(&dir);
+}
