@@ -41,8 +41,7 @@ impl Store {
         for id in callers {
             inv.arg(id.as_str());
         }
-        let lost: Vec<String> = inv.data(&mut self.conn()).await?;
-        Ok(lost.iter().filter_map(|id| EntryId::new(id).ok()).collect())
+        Ok(entry_ids(inv.data(&mut self.conn()).await?))
     }
 
     /// Take the media of those of `callers` that are `owner`'s already, nobody's, or whose
@@ -66,11 +65,7 @@ impl Store {
         for id in callers {
             inv.arg(id.as_str());
         }
-        let taken: Vec<String> = inv.data(&mut self.conn()).await?;
-        Ok(taken
-            .iter()
-            .filter_map(|id| EntryId::new(id).ok())
-            .collect())
+        Ok(entry_ids(inv.data(&mut self.conn()).await?))
     }
 
     /// Up to `limit` waiting callers of `queue` whose media lease ran out before `now`:
@@ -82,7 +77,7 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<EntryId>> {
-        let ids: Vec<String> = self
+        let ids = self
             .scripts
             .media_unowned
             .key(self.keys.media(queue))
@@ -91,6 +86,14 @@ impl Store {
             .arg(limit)
             .data(&mut self.conn())
             .await?;
-        Ok(ids.iter().filter_map(|id| EntryId::new(id).ok()).collect())
+        Ok(entry_ids(ids))
     }
+}
+
+/// The ids a script replied with; one that is not an entry id (written by hand) is not ours.
+fn entry_ids(reply: Vec<String>) -> Vec<EntryId> {
+    reply
+        .iter()
+        .filter_map(|id| EntryId::new(id).ok())
+        .collect()
 }
