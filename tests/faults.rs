@@ -315,7 +315,19 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
         for (j, a) in legs.iter().enumerate() {
             for b in legs[j + 1..].iter().filter(|b| overlaps(a, b)) {
                 double_booked += 1;
-                eprintln!("{name} on two calls: {} and {}", a.uuid, b.uuid);
+                eprintln!(
+                    "{name} on two calls: {} ({} {:?}-{:?} {:?}) and {} ({} {:?}-{:?} {:?})",
+                    a.uuid,
+                    a.caller_number,
+                    a.answered_us,
+                    a.ended_us,
+                    a.hangup_cause,
+                    b.uuid,
+                    b.caller_number,
+                    b.answered_us,
+                    b.ended_us,
+                    b.hangup_cause
+                );
             }
         }
     }
