@@ -22,7 +22,7 @@ use callbackd::queue::{AgentState, QueueName, SystemClock};
 use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
 use callbackd::store::{EventKind, StateSource, Store};
 use common::RedisServer;
-use engine::requesting;
+use engine::{config_with, requesting};
 
 const DAEMONS: usize = 3;
 const AGENTS: usize = 3;
@@ -30,34 +30,11 @@ const OFFER: &str = "/sounds/offer.wav";
 /// Customer-leg attempts per request (the line's retry policy).
 const ATTEMPTS: usize = 3;
 
+/// The rig's config (queue `support`, line `main`, agents alice, bob and carol on
+/// user/1001..1003), its line offering callbacks that are retried.
 fn config_text(esl: &str, redis: &str) -> String {
-    let mut text = format!(
+    let line = format!(
         r#"
-[esl]
-address = "{esl}"
-password = "ClueCon"
-[esl.reconnect]
-initial_delay_ms = 50
-max_delay_secs = 1
-
-[redis]
-url = "{redis}"
-key_prefix = "cbd"
-
-[[queues]]
-name = "support"
-hold_music = "local_stream://moh"
-ring_time_secs = 10
-wrap_up_secs = 0
-
-[[lines]]
-name = "main"
-did = "5000"
-queue = "support"
-language = "en"
-outbound_caller_id = "+4930123456"
-dial_template = "sofia/gateway/carrier/{{number}}"
-
 [lines.callback]
 enabled = true
 offer_greeting = "{OFFER}"
@@ -69,13 +46,9 @@ max_attempts = {ATTEMPTS}
 min_interval_secs = 30
 "#
     );
-    for i in 0..AGENTS {
-        text.push_str(&format!(
-            "[[agents]]\nid = \"agent{i}\"\ncontact = \"user/{}\"\nqueues = [{{ queue = \"support\" }}]\n",
-            2001 + i
-        ));
-    }
-    text
+    config_with("", &line)
+        .replace("ESL", esl)
+        .replace("REDIS", redis)
 }
 
 /// A daemon process, restarted under the same id after it is killed.
@@ -177,7 +150,7 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
         let agent = Party::answers_after(Duration::from_millis(300))
             .press_when("agent-options", Duration::from_millis(300), "1")
             .hang_up_after(Duration::from_secs(4));
-        sim.add_party(&format!("user/{}", 2001 + i), agent).unwrap();
+        sim.add_party(&format!("user/{}", 1001 + i), agent).unwrap();
     }
     let text = config_text(&sim.addr().to_string(), &redis.url());
     let dir = std::env::temp_dir().join(format!("callbackd-faults-{}", uuid::Uuid::new_v4()));
@@ -307,7 +280,7 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
     // No agent on two calls at once.
     let mut double_booked = 0;
     for i in 0..AGENTS {
-        let name = format!("sofia/internal/{}@", 2001 + i);
+        let name = format!("sofia/internal/{}@", 1001 + i);
         let legs: Vec<&CallRecord> = records
             .iter()
             .filter(|r| r.channel_name.starts_with(&name) && r.answered_us.is_some())

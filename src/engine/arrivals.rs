@@ -28,13 +28,11 @@ impl<P: Pbx> Engine<P> {
                         "the store is unreachable: the caller hears hold music until it is back");
                     self.hold_while_store_is_away(&parked);
                 }
-                let reports = self.reports_tx.clone();
-                let delay = super::store_retry_delay(attempt);
-                self.tasks.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let attempt = attempt + 1;
-                    let _ = reports.send(super::Report::ParkAgain { parked, attempt });
-                });
+                let again = super::Report::ParkAgain {
+                    parked,
+                    attempt: attempt + 1,
+                };
+                self.retry_later(attempt, again);
                 Ok(())
             }
             Ok(()) => {

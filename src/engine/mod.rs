@@ -446,17 +446,24 @@ impl<P: Pbx> Engine<P> {
             return;
         }
         tracing::warn!(%entry, %agent, attempt, "recording an agent's answer failed; trying again");
+        let again = Report::AnsweredAgain {
+            queue,
+            entry,
+            agent,
+            leg,
+            attempt,
+        };
+        self.retry_later(attempt, again);
+    }
+
+    /// Deliver `report` to the loop after the delay for a step's `attempt` after a Redis
+    /// error ([`store_retry_delay`]): the step is tried again then.
+    fn retry_later(&mut self, attempt: u32, report: Report) {
         let reports = self.reports_tx.clone();
         let delay = store_retry_delay(attempt);
         self.tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = reports.send(Report::AnsweredAgain {
-                queue,
-                entry,
-                agent,
-                leg,
-                attempt,
-            });
+            let _ = reports.send(report);
         });
     }
 

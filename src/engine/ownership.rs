@@ -17,9 +17,6 @@ use crate::switch::{CallId, Pbx};
 /// dies, its callers hear what was playing (hold music goes on) until another takes them
 /// over, at most this long plus one renewal period later.
 pub(super) const MEDIA_LEASE: Duration = Duration::from_secs(15);
-/// How many leases one renewal script renews: Redis runs nothing else meanwhile, so a
-/// daemon with thousands of callers renews them in slices that each take well under 1 ms.
-const RENEWAL_SLICE: usize = 250;
 /// How many callers whose lease ran out one pass takes over, per queue.
 const TAKEOVER_BATCH: usize = 500;
 
@@ -58,16 +55,9 @@ impl<P: Pbx> Engine<P> {
         self.tasks.spawn(async move {
             let mut tended = MediaTended::default();
             for (queue, ids) in callers {
-                for slice in ids.chunks(RENEWAL_SLICE) {
-                    match store
-                        .renew_media(&queue, owner.as_str(), until, slice)
-                        .await
-                    {
-                        Ok(lost) => tended.lost.extend(lost),
-                        Err(e) => {
-                            tracing::warn!(%queue, error = %e, "renewing media leases failed")
-                        }
-                    }
+                match store.renew_media(&queue, owner.as_str(), until, &ids).await {
+                    Ok(lost) => tended.lost.extend(lost),
+                    Err(e) => tracing::warn!(%queue, error = %e, "renewing media leases failed"),
                 }
             }
             for queue in queues {

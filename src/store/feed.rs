@@ -10,7 +10,7 @@
 //! channel of its own that holds the feed back when full, so it never lags and misses
 //! one, and the bus (which keeps its last events in memory) costs nothing while unheard.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -215,10 +215,7 @@ impl EventFeed {
                             }
                         }
                         // One bad record must not stop the feed: it is skipped, and said.
-                        Err(e) => {
-                            self.poisoned.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(error = %e, "skipping an unreadable event");
-                        }
+                        Err(e) => super::skip_poison(&self.poisoned, &e),
                     }
                 }
             }

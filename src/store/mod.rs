@@ -78,6 +78,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Count and say one unreadable record skipped (see [`Store::poison_records`]).
+fn skip_poison(poisoned: &AtomicU64, error: &StoreError) {
+    poisoned.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(%error, "skipping an unreadable record");
+}
+
 /// A handle on the store; clones share one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct Store {
@@ -134,8 +140,7 @@ impl Store {
     /// Skip one unreadable record: it is said, with its key, and counted, so that it never
     /// stalls the records read with it.
     fn skip_poison(&self, error: &StoreError) {
-        self.poisoned.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(%error, "skipping an unreadable record");
+        skip_poison(&self.poisoned, error);
     }
 
     fn conn(&self) -> ConnectionManager {
