@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use callbackd::config::{Config, RedisSettings};
 use callbackd::queue::{
-    AgentId, AgentState, Clock, CloseReason, Entry, EntryStatus, LineName, ManualClock, Offer,
-    QueueError, QueueName, Timestamp,
+    AgentId, AgentState, Clock, CloseReason, EndedCall, Entry, EntryStatus, LineName, ManualClock,
+    Offer, QueueError, QueueName, Timestamp,
 };
 use callbackd::store::{
     EventKind, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, Timer,
@@ -106,6 +106,15 @@ async fn available(s: &Setup, agents: &[&str]) {
             )
             .await
             .unwrap();
+    }
+}
+
+/// `agent`'s call to `entry` in `support`, ended.
+fn ended(entry: &Entry, agent: &str) -> EndedCall {
+    EndedCall {
+        queue: q("support"),
+        agent: id(agent),
+        entry: entry.id.clone(),
     }
 }
 
@@ -337,7 +346,12 @@ async fn an_offer_after_a_call_frees_and_books_the_agent_in_one_step() {
     let now = s.clock.now();
     assert_eq!(
         s.store
-            .offer_after_call(&offer(&entries[2], &["alice"]), now, RING)
+            .offer_after_call(
+                &offer(&entries[2], &["alice"]),
+                &[ended(&entries[0], "alice")],
+                now,
+                RING
+            )
             .await
             .unwrap(),
         OfferOutcome::Offered
@@ -375,7 +389,12 @@ async fn an_offer_after_a_call_frees_and_books_the_agent_in_one_step() {
         .unwrap();
     assert_eq!(
         s.store
-            .offer_after_call(&offer(&entries[3], &["bob"]), now, RING)
+            .offer_after_call(
+                &offer(&entries[3], &["bob"]),
+                &[ended(&entries[1], "bob")],
+                now,
+                RING
+            )
             .await
             .unwrap(),
         OfferOutcome::AgentNotFree(id("bob"))
@@ -1483,13 +1502,13 @@ async fn a_call_that_ends_schedules_its_wrap_up_end_in_the_same_step() {
     let wrap_up = Duration::from_secs(30);
     assert!(s
         .store
-        .call_ended(&id("alice"), wrap_up, now)
+        .call_ended(&ended(&e, "alice"), wrap_up, now)
         .await
         .unwrap());
     // The second hangup of the call finds nothing left to do.
     assert!(!s
         .store
-        .call_ended(&id("alice"), wrap_up, now)
+        .call_ended(&ended(&e, "alice"), wrap_up, now)
         .await
         .unwrap());
     let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
@@ -1501,6 +1520,58 @@ async fn a_call_that_ends_schedules_its_wrap_up_end_in_the_same_step() {
         .await
         .unwrap();
     assert_eq!(timers, vec![Timer::WrapUpEnd { agent: id("alice") }]);
+}
+
+#[tokio::test]
+async fn the_late_end_of_a_call_never_frees_an_agent_from_the_next_one() {
+    let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
+    available(&s, &["alice"]).await;
+    let (first, second, third) = (
+        caller("support", &s.clock),
+        caller("support", &s.clock),
+        caller("support", &s.clock),
+    );
+    for e in [&first, &second, &third] {
+        s.store.enqueue(e, None).await.unwrap();
+    }
+    let now = s.clock.now();
+    for e in [&first, &second] {
+        s.store
+            .offer_after_call(&offer(e, &["alice"]), &[ended(&first, "alice")], now, RING)
+            .await
+            .unwrap();
+        s.store
+            .connected(&q("support"), &e.id, &id("alice"), now)
+            .await
+            .unwrap();
+    }
+    // Alice talks to the second caller; a daemon learns only now that the first call ended.
+    let no_wrap_up = Duration::ZERO;
+    assert!(!s
+        .store
+        .call_ended(&ended(&first, "alice"), no_wrap_up, now)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.store
+            .offer_after_call(
+                &offer(&third, &["alice"]),
+                &[ended(&first, "alice")],
+                now,
+                RING
+            )
+            .await
+            .unwrap(),
+        OfferOutcome::AgentNotFree(id("alice"))
+    );
+    let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
+    assert_eq!(alice.state, AgentState::OnCall);
+    // The end of the call she is on frees her.
+    assert!(s
+        .store
+        .call_ended(&ended(&second, "alice"), no_wrap_up, now)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]

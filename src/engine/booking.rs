@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::routing_state::RoundTrip;
 use super::AgentLeg;
 use crate::config::Config;
-use crate::queue::{AgentId, Offer, QueueName, Timestamp};
+use crate::queue::{AgentId, EndedCall, Offer, QueueName, Timestamp};
 use crate::store::{OfferOutcome, Store, StoreError};
 use crate::switch::{CallId, PendingCall, SwitchError};
 
@@ -26,22 +26,23 @@ pub(super) fn wrap_up(config: &Config, queue: &QueueName) -> Duration {
     config.queue(queue).map_or(Duration::ZERO, |q| q.wrap_up)
 }
 
-/// End the calls (by queue and agent) together: each agent wraps up, or is available at
+/// End the calls together: each agent still on their call wraps up, or is available at
 /// once without wrap-up. The agents now available.
 pub(super) async fn end_calls(
     store: &Store,
     config: &Config,
-    ended: &[(QueueName, AgentId)],
+    ended: &[EndedCall],
     now: Timestamp,
 ) -> Vec<AgentId> {
     let results = futures_util::future::join_all(
         ended
             .iter()
-            .map(|(queue, agent)| end_call(store, agent, wrap_up(config, queue), now)),
+            .map(|call| end_call(store, call, wrap_up(config, &call.queue), now)),
     )
     .await;
     let mut freed = Vec::new();
-    for ((_, agent), result) in ended.iter().zip(results) {
+    for (call, result) in ended.iter().zip(results) {
+        let agent = &call.agent;
         match result {
             Ok(true) => freed.push(agent.clone()),
             Ok(false) => {}
@@ -56,30 +57,31 @@ pub(super) async fn end_calls(
 /// True when the agent is available now.
 async fn end_call(
     store: &Store,
-    agent: &AgentId,
+    call: &EndedCall,
     wrap_up: Duration,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let ended = store.call_ended(agent, wrap_up, now).await?;
+    let ended = store.call_ended(call, wrap_up, now).await?;
     Ok(ended && wrap_up.is_zero())
 }
 
-/// Book `offers`, each for its queue's ring time; with `after_call`, to agents whose call
-/// just ended, who are freed in the same step. The offers share no agent and no entry, so
-/// they are made together: a burst of freed agents waits one round trip, not one per agent.
+/// Book `offers`, each for its queue's ring time; with `after_calls`, to agents whose call
+/// (among those) just ended, who are freed in the same step. The offers share no agent and
+/// no entry, so they are made together: a burst of freed agents waits one round trip, not
+/// one per agent.
 pub(super) async fn book(
     store: &Store,
     config: &Config,
     offers: &[Offer],
-    after_call: bool,
+    after_calls: Option<&[EndedCall]>,
     now: Timestamp,
 ) -> Vec<Result<OfferOutcome, StoreError>> {
     futures_util::future::join_all(offers.iter().map(|offer| async move {
         let ring_time = config
             .queue(&offer.queue)
             .map_or(Duration::ZERO, |q| q.ring_time);
-        if after_call {
-            store.offer_after_call(offer, now, ring_time).await
+        if let Some(ended) = after_calls {
+            store.offer_after_call(offer, ended, now, ring_time).await
         } else {
             store.offer(offer, now, ring_time).await
         }

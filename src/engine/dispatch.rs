@@ -10,7 +10,7 @@ use super::booking::{self, Booked};
 use super::routing_state::AfterCalls;
 use super::{AgentLeg, Engine, Report};
 use crate::config::Config;
-use crate::queue::{Agent, AgentId, Entry, EntryKind, Offer, QueueName, Timestamp};
+use crate::queue::{Agent, AgentId, EndedCall, Entry, EntryKind, Offer, Timestamp};
 use crate::store::{OfferOutcome, StoreError};
 use crate::switch::{tags, CallId, Originate, Pbx, PendingCall, SwitchError};
 
@@ -47,8 +47,8 @@ impl<P: Pbx> Engine<P> {
             let freed = self.free_now(
                 ended
                     .iter()
-                    .filter(|(q, _)| booking::wrap_up(&self.config, q).is_zero())
-                    .map(|(_, a)| a),
+                    .filter(|c| booking::wrap_up(&self.config, &c.queue).is_zero())
+                    .map(|c| &c.agent),
                 now,
             );
             let offers = self.routing.plan(&self.router, &next, &freed, now);
@@ -56,10 +56,9 @@ impl<P: Pbx> Engine<P> {
             let entries = self.routing.next_in_line_planned(next, &offers, unplaced);
             let trip = self.routing.round_trip_started(&offers);
             // The booking frees the agents it books; the others' calls end on their own.
-            let ended: Vec<(QueueName, AgentId)> = ended
+            let (booked, ended): (Vec<EndedCall>, Vec<EndedCall>) = ended
                 .into_iter()
-                .filter(|(_, a)| !offers.iter().any(|o| o.agents.contains(a)))
-                .collect();
+                .partition(|c| offers.iter().any(|o| o.agents.contains(&c.agent)));
             let (store, config, switch, reports) = (
                 self.store.clone(),
                 self.config.clone(),
@@ -71,7 +70,7 @@ impl<P: Pbx> Engine<P> {
             self.tasks.spawn(async move {
                 let (_, made) = tokio::join!(
                     booking::end_calls(&store, &config, &ended, now),
-                    booking::book(&store, &config, &offers, true, now)
+                    booking::book(&store, &config, &offers, Some(&booked), now)
                 );
                 let (config, daemon_id) = (&*config, daemon_id.as_str());
                 let calls: Vec<(Originate, AgentLeg)> =
@@ -193,7 +192,7 @@ impl<P: Pbx> Engine<P> {
 
     /// Book and ring `offers`, planned from `entries`; what is left of those is next in line.
     async fn make_offers(&mut self, offers: &[Offer], entries: Vec<Entry>, now: Timestamp) {
-        let made = booking::book(&self.store, &self.config, offers, false, now).await;
+        let made = booking::book(&self.store, &self.config, offers, None, now).await;
         if self.ring_booked(offers, &entries, made) {
             self.routing.keep_next_in_line(entries, offers);
         }

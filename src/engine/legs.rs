@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use super::callback::AgentCallback;
 use super::{Engine, Report};
 use crate::queue::{
-    AgentId, AgentState, CloseReason, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
+    AgentId, AgentState, CloseReason, EndedCall, EntryId, EntryKind, EntryStatus, QueueError,
+    QueueName,
 };
 use crate::store::{Answered, MissRules, NoAnswerCause, StateSource, StoreError};
 use crate::switch::{CallId, HangupCause, Pbx, SwitchError};
@@ -40,11 +41,15 @@ impl<P: Pbx> Engine<P> {
             .legs
             .iter()
             .find(|(_, l)| l.answered && l.caller.as_ref() == Some(&channel))
-            .map(|(leg, l)| (leg.clone(), l.agent.clone()));
-        if let Some((leg, agent)) = talking_to {
+            .map(|(leg, l)| (leg.clone(), l.agent.clone(), l.entry.clone()));
+        if let Some((leg, agent, entry)) = talking_to {
             self.legs.remove(&leg);
             self.kill(leg);
-            self.routing.call_ended(&queue, &agent);
+            self.routing.call_ended(EndedCall {
+                queue,
+                agent,
+                entry,
+            });
             return Ok(());
         }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
@@ -67,7 +72,11 @@ impl<P: Pbx> Engine<P> {
                     Err(e) => return Err(e),
                 }
             }
-            EntryStatus::Connected { agent, .. } => self.routing.call_ended(&queue, &agent),
+            EntryStatus::Connected { agent, .. } => self.routing.call_ended(EndedCall {
+                queue,
+                agent,
+                entry: id,
+            }),
             // A callback outlives its caller's channel.
             EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
             EntryStatus::Closed { .. } => {}
@@ -105,7 +114,11 @@ impl<P: Pbx> Engine<P> {
             // It was bridged to a waiting caller: that call is over.
             self.callers_whose_call_ended
                 .insert(caller, std::time::Instant::now());
-            self.routing.call_ended(&info.queue, &info.agent);
+            self.routing.call_ended(EndedCall {
+                queue: info.queue,
+                agent: info.agent,
+                entry: info.entry,
+            });
         } else if info.answered {
             let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
                 return Ok(());
@@ -121,7 +134,11 @@ impl<P: Pbx> Engine<P> {
                         .callback_completed(&info.queue, &info.entry, &info.agent, now)
                         .await?;
                 }
-                self.routing.call_ended(&info.queue, &info.agent);
+                self.routing.call_ended(EndedCall {
+                    queue: info.queue,
+                    agent: info.agent,
+                    entry: info.entry,
+                });
             }
         }
         Ok(())

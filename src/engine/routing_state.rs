@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::queue::{
-    Agent, AgentId, Entry, EntryId, EntryStatus, Offer, QueueName, Router, Timestamp,
+    Agent, EndedCall, Entry, EntryId, EntryStatus, Offer, QueueName, Router, Timestamp,
 };
 
 /// A full routing pass waits while signals are queued (they may free agents, whose offers
@@ -26,9 +26,9 @@ pub(super) struct RoutingState {
     /// The last routing pass left free agents without an offer (or none ran yet): only
     /// then can a new caller be offered at once, so only then does an arrival route.
     idle_agents_seen: bool,
-    /// Calls that ended since the last routing pass, by queue and agent: their agents are
-    /// freed together before it.
-    calls_ended: Vec<(QueueName, AgentId)>,
+    /// Calls that ended since the last routing pass: their agents are freed together
+    /// before it.
+    calls_ended: Vec<EndedCall>,
     /// The waiting entries the last routing pass read and did not offer, oldest first per
     /// queue: the callers next in line. An agent freed by the end of a call is offered one
     /// of them in the very round trip that frees them. `None` once an entry may have gone
@@ -127,14 +127,14 @@ impl RoutingState {
 
     /// A connected call ended: its agent is freed before the next routing pass, together
     /// with every other agent whose call ended in the same burst of signals.
-    pub(super) fn call_ended(&mut self, queue: &QueueName, agent: &AgentId) {
-        self.calls_ended.push((queue.clone(), agent.clone()));
+    pub(super) fn call_ended(&mut self, call: EndedCall) {
+        self.calls_ended.push(call);
     }
 
     /// The calls that ended since they were last taken, and how their agents are routed;
     /// `None` when none did. When the last pass left nobody idle the freed are the only
     /// free agents worth routing, so they get the callers known to be next in line.
-    pub(super) fn take_calls_ended(&mut self) -> Option<(Vec<(QueueName, AgentId)>, AfterCalls)> {
+    pub(super) fn take_calls_ended(&mut self) -> Option<(Vec<EndedCall>, AfterCalls)> {
         if self.calls_ended.is_empty() {
             return None;
         }
@@ -286,11 +286,20 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::queue::{Clock, LineName, ManualClock, ServedQueue};
+    use crate::queue::{AgentId, Clock, LineName, ManualClock, ServedQueue};
     use crate::values::CallId;
 
     fn q(s: &str) -> QueueName {
         QueueName::new(s).unwrap()
+    }
+
+    /// The call of `agent` in `queue`, to their entry `call-<agent>`, ended.
+    fn ended_call(queue: &str, agent: &str) -> EndedCall {
+        EndedCall {
+            queue: q(queue),
+            agent: a(agent),
+            entry: EntryId::new(&format!("call-{agent}")).unwrap(),
+        }
     }
 
     fn a(s: &str) -> AgentId {
@@ -518,7 +527,7 @@ mod tests {
         );
         assert_eq!(offers[0].entry, read[1].id);
         routing.keep_next_in_line(read.clone(), &offers);
-        routing.call_ended(&q("support"), &a("cy"));
+        routing.call_ended(ended_call("support", "cy"));
         let (_, route) = routing.take_calls_ended().unwrap();
         assert_eq!(route, AfterCalls::NextInLine(vec![read[2].clone()]));
     }
@@ -531,15 +540,15 @@ mod tests {
         routing.pass_finished(true);
         routing.keep_next_in_line(callers("support", 3, &clock), &[]);
         assert!(routing.take_calls_ended().is_none());
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         let (ended, route) = routing.take_calls_ended().unwrap();
-        assert_eq!(ended, vec![(q("support"), a("ann"))]);
+        assert_eq!(ended, vec![ended_call("support", "ann")]);
         assert_eq!(route, AfterCalls::WithTheIdle);
         assert!(routing.take_calls_ended().is_none(), "taken once");
         routing.agents_freed(1);
         assert_eq!(routing.start_pass(false), Some(1));
         routing.pass_finished(false);
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         let (_, route) = routing.take_calls_ended().unwrap();
         assert!(
             matches!(route, AfterCalls::NextInLine(n) if n.len() == 3),
@@ -550,13 +559,13 @@ mod tests {
     #[test]
     fn with_nobody_known_next_in_line_the_heads_are_read() {
         let mut routing = busy(Vec::new());
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         assert_eq!(routing.take_calls_ended().unwrap().1, AfterCalls::ReadHeads);
         let clock = clock();
         let mut routing = busy(callers("support", 3, &clock));
         routing.forget_next_in_line();
         assert!(routing.next_in_line_short());
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         assert_eq!(routing.take_calls_ended().unwrap().1, AfterCalls::ReadHeads);
     }
 
@@ -567,7 +576,7 @@ mod tests {
         let mut routing = busy(next.clone());
         assert!(!routing.next_in_line_short());
         for agent in ["ann", "bob", "cy"] {
-            routing.call_ended(&q("support"), &a(agent));
+            routing.call_ended(ended_call("support", agent));
         }
         let (ended, route) = routing.take_calls_ended().unwrap();
         assert_eq!(ended.len(), 3);
@@ -591,7 +600,7 @@ mod tests {
         );
 
         // The next hangup of the burst, while the first round trip is under way.
-        routing.call_ended(&q("support"), &a("dee"));
+        routing.call_ended(ended_call("support", "dee"));
         let (_, route) = routing.take_calls_ended().unwrap();
         let AfterCalls::NextInLine(known) = route else {
             panic!("expected callers next in line, got {route:?}");
@@ -633,8 +642,8 @@ mod tests {
         let clock = clock();
         let next = callers("support", NEXT_IN_LINE_MIN + 1, &clock);
         let mut routing = busy(next.clone());
-        routing.call_ended(&q("support"), &a("ann"));
-        routing.call_ended(&q("sales"), &a("bob"));
+        routing.call_ended(ended_call("support", "ann"));
+        routing.call_ended(ended_call("sales", "bob"));
         let Some((_, AfterCalls::NextInLine(known))) = routing.take_calls_ended() else {
             panic!("expected callers next in line");
         };
@@ -658,7 +667,7 @@ mod tests {
         let clock = clock();
         let next = callers("support", NEXT_IN_LINE_MIN + 2, &clock);
         let mut routing = busy(next);
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         let Some((_, AfterCalls::NextInLine(known))) = routing.take_calls_ended() else {
             panic!("expected callers next in line");
         };
@@ -675,7 +684,7 @@ mod tests {
         routing.round_trip_booked(trip);
         routing.queues_changed();
         assert!(routing.next_in_line_short());
-        routing.call_ended(&q("support"), &a("bob"));
+        routing.call_ended(ended_call("support", "bob"));
         assert_eq!(routing.take_calls_ended().unwrap().1, AfterCalls::ReadHeads);
         assert_eq!(routing.start_pass(false), Some(0));
     }
@@ -686,7 +695,7 @@ mod tests {
         let next = callers("support", 3, &clock);
         let mut routing = busy(next.clone());
         routing.entry_abandoned(&next[1].id);
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         let (_, route) = routing.take_calls_ended().unwrap();
         assert_eq!(
             route,
@@ -696,7 +705,7 @@ mod tests {
         let mut routing = busy(next);
         routing.queues_changed();
         assert_eq!(routing.start_pass(false), Some(0));
-        routing.call_ended(&q("support"), &a("ann"));
+        routing.call_ended(ended_call("support", "ann"));
         assert_eq!(routing.take_calls_ended().unwrap().1, AfterCalls::ReadHeads);
     }
 }

@@ -115,6 +115,17 @@ pub struct ServedQueue {
     pub priority: u8,
 }
 
+/// A connected call that ended, told by whichever of its legs hung up first. It frees its
+/// agent only while they are still on that call: a daemon that learns late of a call's end
+/// must not free an agent another daemon has put on the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedCall {
+    pub queue: QueueName,
+    pub agent: AgentId,
+    /// The entry the agent talked to.
+    pub entry: EntryId,
+}
+
 /// An agent as routing needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {

@@ -8,7 +8,7 @@ mod estimate;
 mod ids;
 mod routing;
 
-pub use agent::{Agent, AgentState, ServedQueue, UnknownAgentState};
+pub use agent::{Agent, AgentState, EndedCall, ServedQueue, UnknownAgentState};
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock, Timestamp};
 pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
 pub use estimate::{estimated_wait, offer_callback, spoken_minutes};

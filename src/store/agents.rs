@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::replies;
 use super::{records, Result, Store, StoreError, Timer};
 use crate::config::AgentConfig;
-use crate::queue::{Agent, AgentId, AgentState, EntryId, QueueError, QueueName, Timestamp};
+use crate::queue::{
+    Agent, AgentId, AgentState, EndedCall, EntryId, QueueError, QueueName, Timestamp,
+};
 
 /// Who changed an agent's state, as recorded in `agent_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,17 @@ impl StateSource {
             Self::Daemon => "daemon",
         }
     }
+}
+
+/// One agent state change as `set_agent_state.lua` makes it: from one of `from` to `to`,
+/// with a timer scheduled in the same step (`then`), and, when the change is the end of a
+/// call (`ending`, its entry), only while the agent is still on that call.
+struct StateChange<'a> {
+    from: &'a [AgentState],
+    to: AgentState,
+    source: StateSource,
+    then: Option<(Timer, Timestamp)>,
+    ending: Option<&'a EntryId>,
 }
 
 impl Store {
@@ -146,21 +159,29 @@ impl Store {
         now: Timestamp,
         source: StateSource,
     ) -> Result<AgentState> {
-        self.change_agent_state(agent, from, to, now, source, None)
-            .await
+        let change = StateChange {
+            from,
+            to,
+            source,
+            then: None,
+            ending: None,
+        };
+        self.change_agent_state(agent, change, now).await
     }
 
-    /// An agent's call ended: from `on_call` only (an agent who went away meanwhile stays
-    /// away, and the second of a call's two hangups finds nothing to do), they are
-    /// available, or wrap up with the end of it scheduled in the same step, so no crash
-    /// leaves them in `wrap_up` for good. Returns whether they were on the call.
+    /// An agent's call ended: while they are on that call only (an agent who went away
+    /// meanwhile stays away, one put on the next call stays on it, and the second of a
+    /// call's two hangups finds nothing to do), they are available, or wrap up with the end
+    /// of it scheduled in the same step, so no crash leaves them in `wrap_up` for good.
+    /// Returns whether they were on the call.
     pub async fn call_ended(
         &self,
-        agent: &AgentId,
+        call: &EndedCall,
         wrap_up: Duration,
         now: Timestamp,
     ) -> Result<bool> {
-        let (to, end) = if wrap_up.is_zero() {
+        let agent = &call.agent;
+        let (to, then) = if wrap_up.is_zero() {
             (AgentState::Available, None)
         } else {
             let timer = Timer::WrapUpEnd {
@@ -168,11 +189,14 @@ impl Store {
             };
             (AgentState::WrapUp, Some((timer, now.plus(wrap_up))))
         };
-        let from = [AgentState::OnCall];
-        match self
-            .change_agent_state(agent, &from, to, now, StateSource::Daemon, end)
-            .await
-        {
+        let change = StateChange {
+            from: &[AgentState::OnCall],
+            to,
+            source: StateSource::Daemon,
+            then,
+            ending: Some(&call.entry),
+        };
+        match self.change_agent_state(agent, change, now).await {
             Ok(previous) => Ok(previous == AgentState::OnCall),
             Err(StoreError::Rule(_)) => Ok(false),
             Err(e) => Err(e),
@@ -182,12 +206,16 @@ impl Store {
     async fn change_agent_state(
         &self,
         agent: &AgentId,
-        from: &[AgentState],
-        to: AgentState,
+        change: StateChange<'_>,
         now: Timestamp,
-        source: StateSource,
-        then: Option<(Timer, Timestamp)>,
     ) -> Result<AgentState> {
+        let StateChange {
+            from,
+            to,
+            source,
+            then,
+            ending,
+        } = change;
         let (timers, leases) = self.keys.agent_timers();
         let mut inv = self.scripts.set_agent_state.prepare_invoke();
         inv.key(self.keys.agent(agent))
@@ -201,6 +229,7 @@ impl Store {
             Some((timer, due)) => inv.arg(timer.member()).arg(due.as_millis()),
             None => inv.arg("").arg(0),
         };
+        inv.arg(ending.map_or("", EntryId::as_str));
         for from in from.iter().filter(|f| f.can_change_to(to)) {
             inv.arg(from.as_str());
         }

@@ -8,7 +8,7 @@ use super::replies;
 use super::scripts::{Invocation, Lua};
 use super::{Result, StateSource, Store, StoreError, Timer, OFFER_GRACE};
 use crate::config::{HoldOffs, QueueConfig};
-use crate::queue::{AgentId, EntryId, Offer, QueueError, QueueName, Timestamp};
+use crate::queue::{AgentId, EndedCall, EntryId, Offer, QueueError, QueueName, Timestamp};
 use crate::switch::HangupClass;
 
 /// What an agent's answer to a live caller's offer came to.
@@ -124,19 +124,21 @@ impl Store {
         now: Timestamp,
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
-        self.offer_to(offer, now, ring_time, false).await
+        self.offer_to(offer, now, ring_time, None).await
     }
 
-    /// [`Store::offer`] to agents whose call just ended: those still `on_call` are made
-    /// available (event `agent_state`) in the step that books them, even when the offer
-    /// is not made. An agent who went away meanwhile stays away.
+    /// [`Store::offer`] to agents whose call just ended (among `ended`): those still on
+    /// that call are made available (event `agent_state`) in the step that books them,
+    /// even when the offer is not made. An agent who went away meanwhile stays away, and
+    /// one on another call by now stays on it.
     pub async fn offer_after_call(
         &self,
         offer: &Offer,
+        ended: &[EndedCall],
         now: Timestamp,
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
-        self.offer_to(offer, now, ring_time, true).await
+        self.offer_to(offer, now, ring_time, Some(ended)).await
     }
 
     async fn offer_to(
@@ -144,7 +146,7 @@ impl Store {
         offer: &Offer,
         now: Timestamp,
         ring_time: Duration,
-        calls_ending: bool,
+        calls_ending: Option<&[EndedCall]>,
     ) -> Result<OfferOutcome> {
         let until = now.plus(ring_time + OFFER_GRACE);
         let timeout = Timer::OfferTimeout {
@@ -182,7 +184,7 @@ impl Store {
         offer: &Offer,
         now: Timestamp,
         until: Timestamp,
-        calls_ending: bool,
+        calls_ending: Option<&[EndedCall]>,
     ) -> Result<replies::BookAgents> {
         let mut book = self.scripts.book_agents.prepare_invoke();
         book.key(self.keys.agent_events());
@@ -193,8 +195,15 @@ impl Store {
             .arg(offer.queue.as_str())
             .arg(now.as_millis())
             .arg(until.as_millis())
-            .arg(if calls_ending { "1" } else { "0" })
+            .arg(if calls_ending.is_some() { "1" } else { "0" })
             .arg(StateSource::Daemon.as_str());
+        if let Some(ended) = calls_ending {
+            // An agent of the offer whose call did not end is not freed here ('').
+            for agent in &offer.agents {
+                let call = ended.iter().find(|c| c.agent == *agent);
+                book.arg(call.map_or("", |c| c.entry.as_str()));
+            }
+        }
         book.reply(&mut self.conn()).await
     }
 

@@ -168,7 +168,7 @@ impl Scripts {
             bridge_failed: load!(alone, "bridge_failed"),
             agent_answered: load!(with_booking, "agent_answered"),
             close: load!(with_split, "close"),
-            set_agent_state: load!(alone, "set_agent_state"),
+            set_agent_state: load!(with_booking, "set_agent_state"),
             entries_in: load!(alone, "entries_in"),
             free_agents: load!(with_booking, "free_agents"),
             claim_timers: load!(alone, "claim_timers"),

@@ -29,3 +29,10 @@ local function extend_booking(key, entry, until_ms)
   redis.call('HSET', key, 'booked_until', until_ms)
   return true
 end
+-- Whether the agent at `key` is on the call of `entry`, so that call's end frees them. An
+-- agent put on another call since (whose previous call's end a daemon learned late) stays
+-- on it. Agents put on a call before the call was recorded count as on it.
+local function on_call_of(key, entry)
+  local a = redis.call('HMGET', key, 'state', 'call_entry')
+  return a[1] == 'on_call' and (not a[2] or a[2] == entry)
+end
