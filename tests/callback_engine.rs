@@ -441,6 +441,52 @@ async fn a_callback_keeps_its_place_between_earlier_and_later_live_callers() {
     daemon.stop().await;
 }
 
+/// The requester's own channel may end after their callback connected (a quick agent, a
+/// long confirmation): that hangup ends nobody's call, so the agent talking to the
+/// customer is not offered the next caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_hanging_up_after_their_callback_connected_leaves_the_agent_on_it() {
+    let rig = Rig::start_custom(
+        &config_with("", &callback_line("")),
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+        |sim| {
+            sim_timing(sim);
+            // The caller still hears it when the customer answers.
+            sim.media
+                .push(("/sounds/en/callbackd/confirmation.wav".into(), secs(12.0)));
+        },
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let daemon = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    rig.call(Caller::number("+4930555002"));
+    let requester = rig.hung_up("+4930555001").await;
+    assert!(
+        requester
+            .media
+            .iter()
+            .any(|m| m.ends_with("confirmation.wav")),
+        "{:?}",
+        requester.media
+    );
+    tokio::time::sleep(sim_secs(2.0)).await;
+    assert_eq!(rig.agent_state("alice").await, AgentState::OnCall);
+    let offered = rig.events_of(EventKind::Offered).await;
+    assert_eq!(
+        offered.len(),
+        1,
+        "only the callback was offered: {offered:?}"
+    );
+    daemon.stop().await;
+}
+
 /// Restart tests: the daemon dies at a point of the journey, its next life (same id) goes
 /// on, and the customer is dialed exactly once.
 async fn restart_after(

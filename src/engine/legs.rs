@@ -72,13 +72,21 @@ impl<P: Pbx> Engine<P> {
                     Err(e) => return Err(e),
                 }
             }
-            EntryStatus::Connected { agent, .. } => self.routing.call_ended(EndedCall {
-                queue,
-                agent,
-                entry: id,
-            }),
-            // A callback outlives its caller's channel.
-            EntryStatus::Dialing { .. } | EntryStatus::RetryWait { .. } => {}
+            EntryStatus::Connected { agent, .. }
+                if matches!(entry.kind, EntryKind::LiveCaller { .. }) =>
+            {
+                self.routing.call_ended(EndedCall {
+                    queue,
+                    agent,
+                    entry: id,
+                })
+            }
+            // A callback outlives its caller's channel: a requester whose hangup comes
+            // after their callback connected (a quick agent, a long confirmation) ends
+            // nobody's call.
+            EntryStatus::Connected { .. }
+            | EntryStatus::Dialing { .. }
+            | EntryStatus::RetryWait { .. } => {}
             EntryStatus::Closed { .. } => {}
         }
         self.routing.changed();
