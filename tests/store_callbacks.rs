@@ -714,6 +714,7 @@ async fn a_failed_attempt_without_retry_closes_the_callback() {
             "no_answer",
             s.clock.now(),
             None,
+            true,
         )
         .await
         .unwrap();
@@ -762,6 +763,7 @@ async fn a_failed_attempt_with_retry_waits_until_due_then_takes_its_place_again(
             "busy",
             s.clock.now(),
             Some(retry_at),
+            true,
         )
         .await
         .unwrap();
@@ -815,6 +817,7 @@ async fn a_failed_attempt_with_retry_waits_until_due_then_takes_its_place_again(
             "no_answer",
             s.clock.now(),
             Some(s.clock.now().plus(WINDOW)),
+            true,
         )
         .await
         .unwrap();

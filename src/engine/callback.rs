@@ -5,6 +5,7 @@
 //! no customer ever answers to nobody. Each step is written to Redis before the next
 //! command goes to FreeSWITCH.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,12 +89,15 @@ pub struct AgentCallback<P: Pbx> {
     /// Answers given for the agent while they hear the whisper; the engine holds the
     /// sender in the leg's record.
     pub answers: mpsc::Receiver<OutsideAnswer>,
+    /// The agent's leg could not be hung up (the switch was out of reach).
+    pub leg_left_up: AtomicBool,
 }
 
 impl<P: Pbx> AgentCallback<P> {
-    /// Run the agent's side to its end. Errors are logged: the store's timers recover
+    /// Run the agent's side to its end; the agent's leg if it is still up when it should
+    /// not be (it could not be hung up). Errors are logged: the store's timers recover
     /// whatever a failure leaves half done.
-    pub async fn run(mut self) {
+    pub async fn run(mut self) -> Option<CallId> {
         let decision = match self.whisper().await {
             Ok(decision) => decision,
             Err(e) => {
@@ -117,6 +121,9 @@ impl<P: Pbx> AgentCallback<P> {
         if let Err(e) = outcome {
             tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e, "callback step failed");
         }
+        self.leg_left_up
+            .load(Ordering::Relaxed)
+            .then(|| self.agent_leg.clone())
     }
 
     /// Tell the agent whom they are calling (the number, and the name the caller said, if
@@ -257,13 +264,14 @@ impl<P: Pbx> AgentCallback<P> {
             .as_ref()
             .and_then(|n| VarValue::new(n.as_str()).ok());
         call.timeout = Some(self.line.callback.timings.customer_ring);
-        call.tags = vec![
-            tags::tag(tags::ROLE, "customer"),
-            tags::tag(tags::DAEMON, self.daemon_id.as_str()),
-            tags::tag(tags::ENTRY_QUEUE, self.queue.as_str()),
-            tags::tag(tags::ENTRY, self.entry.as_str()),
-            tags::tag(tags::AGENT, self.agent.as_str()),
-        ];
+        call.tags = tags::LegTags {
+            role: "customer".into(),
+            daemon: self.daemon_id.to_string(),
+            queue: self.queue.to_string(),
+            entry: self.entry.to_string(),
+            agent: self.agent.to_string(),
+        }
+        .originate_vars();
         self.store
             .callback_dialing(&self.queue, &self.entry, &self.agent, self.clock.now())
             .await?;
@@ -314,20 +322,44 @@ impl<P: Pbx> AgentCallback<P> {
             .callback
             .retry
             .next_attempt(&cause, self.attempts, now);
+        // The agent is freed only once their leg is gone: one left up (the switch out of
+        // reach) frees them when its end is seen, so they are never booked while on it.
+        let agent_free = self.hang_up_agent().await;
         self.store
-            .callback_attempt_failed(&self.queue, &self.entry, &self.agent, &cause, now, retry_at)
+            .callback_attempt_failed(
+                &self.queue,
+                &self.entry,
+                &self.agent,
+                &cause,
+                now,
+                retry_at,
+                agent_free,
+            )
             .await?;
         tracing::info!(entry = %self.entry, %cause, retry = retry_at.is_some(),
             "the customer did not answer the callback");
-        self.hang_up_agent().await;
         Ok(())
     }
 
-    async fn hang_up_agent(&self) {
-        let _ = self
+    /// Whether the agent's leg is hung up (or was gone already).
+    async fn hang_up_agent(&self) -> bool {
+        let hung_up = match self
             .switch
             .hang_up(&self.agent_leg, &HangupCause::normal_clearing())
-            .await;
+            .await
+        {
+            Err(e) if e.unreachable() => {
+                tracing::warn!(leg = %self.agent_leg, error = %e,
+                    "cannot hang up the agent's leg; it is hung up when the switch is back");
+                false
+            }
+            // Hung up, or gone already.
+            _ => true,
+        };
+        if !hung_up {
+            self.leg_left_up.store(true, Ordering::Relaxed);
+        }
+        hung_up
     }
 }
 

@@ -313,13 +313,14 @@ fn agent_call(
     let mut call = Originate::new(contact.clone());
     call.timeout = Some(config.queue(&entry.queue)?.ring_time);
     call.caller_id_number = entry.caller_id.clone();
-    call.tags = vec![
-        tags::tag(tags::ROLE, "agent"),
-        tags::tag(tags::DAEMON, daemon_id),
-        tags::tag(tags::ENTRY_QUEUE, entry.queue.as_str()),
-        tags::tag(tags::ENTRY, entry.id.as_str()),
-        tags::tag(tags::AGENT, agent.as_str()),
-    ];
+    call.tags = tags::LegTags {
+        role: "agent".into(),
+        daemon: daemon_id.to_owned(),
+        queue: entry.queue.to_string(),
+        entry: entry.id.to_string(),
+        agent: agent.to_string(),
+    }
+    .originate_vars();
     let leg = AgentLeg {
         queue: entry.queue.clone(),
         entry: entry.id.clone(),

@@ -108,12 +108,14 @@ impl<P: Pbx> Engine<P> {
                     cause,
                     self.clock.now(),
                     None,
+                    true,
                 )
                 .await?;
             self.kill(dialed.agent_leg);
             self.routing.changed();
             return Ok(());
         }
+        self.hang_up_when_back.remove(&leg);
         let Some(info) = self.legs.remove(&leg) else {
             return Ok(());
         };
@@ -128,26 +130,25 @@ impl<P: Pbx> Engine<P> {
                 entry: info.entry,
             });
         } else if info.answered {
-            let Some(entry) = self.store.entry(&info.queue, &info.entry).await? else {
-                return Ok(());
-            };
-            let talking = matches!(
-                &entry.status,
-                EntryStatus::Connected { agent, .. } if *agent == info.agent
-            );
+            let entry = self.store.entry(&info.queue, &info.entry).await?;
+            let talking = entry.is_some_and(|e| {
+                matches!(e.kind, EntryKind::Callback(_))
+                    && matches!(&e.status, EntryStatus::Connected { agent, .. } if *agent == info.agent)
+            });
             if talking {
-                if matches!(entry.kind, EntryKind::Callback(_)) {
-                    let now = self.clock.now();
-                    self.store
-                        .callback_completed(&info.queue, &info.entry, &info.agent, now)
-                        .await?;
-                }
-                self.routing.call_ended(EndedCall {
-                    queue: info.queue,
-                    agent: info.agent,
-                    entry: info.entry,
-                });
+                let now = self.clock.now();
+                self.store
+                    .callback_completed(&info.queue, &info.entry, &info.agent, now)
+                    .await?;
             }
+            // Talking or not (a callback whose customer did not answer, and whose leg
+            // could not be hung up then), the agent's call is over: it frees them only
+            // while they are still on it.
+            self.routing.call_ended(EndedCall {
+                queue: info.queue,
+                agent: info.agent,
+                entry: info.entry,
+            });
         }
         Ok(())
     }
@@ -343,10 +344,13 @@ impl<P: Pbx> Engine<P> {
             eligible,
             decline_hold_off: self.decline_hold_off(queue),
             answers,
+            leg_left_up: std::sync::atomic::AtomicBool::new(false),
         };
         let reports = self.reports_tx.clone();
         self.tasks.spawn(async move {
-            task.run().await;
+            if let Some(leg) = task.run().await {
+                let _ = reports.send(Report::HangUpWhenBack(leg));
+            }
             let _ = reports.send(Report::StoreChanged);
         });
         Ok(())

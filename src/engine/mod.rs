@@ -109,6 +109,11 @@ enum Report {
     Booked(Booked),
     /// Try again to take in a caller whom the store could not take when they parked.
     ParkAgain { parked: ParkedCaller, attempt: u32 },
+    /// A leg that could not be hung up (the switch was out of reach): the next resync
+    /// does, if it is still there.
+    HangUpWhenBack(CallId),
+    /// A resync found a caller parked while no daemon listened.
+    FoundParked(ParkedCaller),
     /// A round of media lease renewals is done.
     MediaTended(ownership::MediaTended),
     /// An agent answered, and the store could not record it: try again (`attempt` so far).
@@ -179,6 +184,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     /// Callers who parked while the store was unreachable: they hear the queue's hold
     /// music until it takes them in (see `arrivals`).
     held: HashSet<CallId>,
+    /// Legs to hang up once the switch is back (see [`Report::HangUpWhenBack`]).
+    hang_up_when_back: HashSet<CallId>,
     legs: HashMap<CallId, AgentLeg>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
@@ -253,6 +260,7 @@ impl<P: Pbx> Engine<P> {
             clock,
             callers: HashMap::new(),
             held: HashSet::new(),
+            hang_up_when_back: HashSet::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
             plans,
@@ -521,6 +529,16 @@ impl<P: Pbx> Engine<P> {
             Report::MediaTended(tended) => {
                 if let Err(e) = self.on_media_tended(tended).await {
                     tracing::warn!(error = %e, "taking over callers failed");
+                }
+                return;
+            }
+            Report::HangUpWhenBack(leg) => {
+                self.hang_up_when_back.insert(leg);
+                return;
+            }
+            Report::FoundParked(parked) => {
+                if let Err(e) = self.park(parked, 0).await {
+                    tracing::warn!(error = %e, "taking in a caller found parked failed");
                 }
                 return;
             }

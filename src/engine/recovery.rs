@@ -6,7 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{AgentLeg, Engine, EngineError};
+use futures_util::StreamExt;
+
+use super::{AgentLeg, Engine, EngineError, Report};
 use crate::queue::{AgentId, EntryId, EntryKind, EntryStatus, QueueName};
 use crate::store::{MissRules, NoAnswerCause, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
@@ -64,6 +66,12 @@ impl<P: Pbx> Engine<P> {
             .map(|c| (c.id.as_str().to_owned(), c))
             .collect();
         self.end_vanished_calls(&live).await?;
+        for leg in std::mem::take(&mut self.hang_up_when_back) {
+            if live.contains_key(leg.as_str()) {
+                tracing::info!(%leg, "hanging up a leg left up while the switch was out of reach");
+                self.kill(leg);
+            }
+        }
         let mut known = HashSet::new();
         self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {
@@ -82,33 +90,24 @@ impl<P: Pbx> Engine<P> {
             // Only the callers nobody else plays to: another daemon's stay theirs.
             self.take_over(&queue.name, waiting).await?;
         }
-        let found = self.find_our_legs(&channels, &known).await;
+        let found = self.find_our_legs(&channels, &known);
         self.recover_legs(found).await?;
-        // Tagged callers parked while no daemon listened.
-        for row in &channels {
-            if known.contains(row.id.as_str()) || !row.parked || self.legs.contains_key(&row.id) {
-                continue;
-            }
-            let channel = row.id.clone();
-            let Ok(Some(queue)) = self.switch.tag(&channel, &tags::name(tags::QUEUE)).await else {
-                continue;
-            };
-            let line = self
-                .switch
-                .tag(&channel, &tags::name(tags::LINE))
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            self.on_caller_parked(ParkedCaller {
-                channel,
-                queue,
-                line,
-                caller_id_number: row.caller_id_number.clone(),
-                sip_from_user: None,
-                arrived: row.created,
+        // Parked calls nobody holds may be callers who parked while no daemon listened;
+        // their queue tags are read off the loop, and those who have one are taken in.
+        let unknown: Vec<CallRow> = channels
+            .into_iter()
+            .filter(|row| {
+                row.parked
+                    && row.leg.is_none()
+                    && !known.contains(row.id.as_str())
+                    && !self.legs.contains_key(&row.id)
+                    && !self.callers.contains_key(&row.id)
             })
-            .await?;
+            .collect();
+        if !unknown.is_empty() {
+            let (switch, reports) = (self.switch.clone(), self.reports_tx.clone());
+            self.tasks
+                .spawn(find_parked_callers(switch, unknown, reports));
         }
         self.routing.changed();
         Ok(())
@@ -157,51 +156,29 @@ impl<P: Pbx> Engine<P> {
 
     /// The legs this daemon placed in an earlier life (same daemon id) that it does not
     /// drive now; legs of other daemons are theirs.
-    async fn find_our_legs(&self, channels: &[CallRow], known: &HashSet<String>) -> Vec<FoundLeg> {
-        let mut found = Vec::new();
-        for row in channels {
-            let leg = row.id.clone();
-            if known.contains(leg.as_str())
-                || self.legs.contains_key(&leg)
-                || self.orphaned_customers.contains_key(&leg)
-            {
-                continue;
-            }
-            let get = |name: &'static str| {
-                let switch = self.switch.clone();
-                let leg = leg.clone();
-                async move { switch.tag(&leg, &tags::name(name)).await.ok().flatten() }
-            };
-            let Some(role) = get(tags::ROLE).await else {
-                continue;
-            };
-            if get(tags::DAEMON).await.as_deref() != Some(self.options.daemon_id.as_str()) {
-                continue;
-            }
-            let (Some(queue), Some(entry), Some(agent)) = (
-                get(tags::ENTRY_QUEUE).await,
-                get(tags::ENTRY).await,
-                get(tags::AGENT).await,
-            ) else {
-                continue;
-            };
-            let (Ok(queue), Ok(entry), Ok(agent)) = (
-                QueueName::new(&queue),
-                EntryId::new(&entry),
-                AgentId::new(&agent),
-            ) else {
-                continue;
-            };
-            found.push(FoundLeg {
-                leg,
-                role,
-                queue,
-                entry,
-                agent,
-                answered: row.parked,
-            });
-        }
-        found
+    fn find_our_legs(&self, channels: &[CallRow], known: &HashSet<String>) -> Vec<FoundLeg> {
+        channels
+            .iter()
+            .filter(|row| {
+                !known.contains(row.id.as_str())
+                    && !self.legs.contains_key(&row.id)
+                    && !self.orphaned_customers.contains_key(&row.id)
+            })
+            .filter_map(|row| {
+                let tags = row.leg.as_ref()?;
+                if tags.daemon != self.options.daemon_id.as_str() {
+                    return None;
+                }
+                Some(FoundLeg {
+                    leg: row.id.clone(),
+                    role: tags.role.clone(),
+                    queue: QueueName::new(&tags.queue).ok()?,
+                    entry: EntryId::new(&tags.entry).ok()?,
+                    agent: AgentId::new(&tags.agent).ok()?,
+                    answered: row.parked,
+                })
+            })
+            .collect()
     }
 
     /// Pick up what a restart interrupted, so that no callback is dialed twice at once and
@@ -255,6 +232,7 @@ impl<P: Pbx> Engine<P> {
                                     "DAEMON_RESTART",
                                     now,
                                     Some(now),
+                                    true,
                                 )
                                 .await?;
                             self.kill(leg.leg.clone());
@@ -318,5 +296,51 @@ impl<P: Pbx> Engine<P> {
             self.kill(dialed.agent_leg.clone());
         }
         Ok(())
+    }
+}
+
+/// How many parked calls a resync asks about at once.
+const TAG_READS_AT_ONCE: usize = 8;
+
+/// Read the queue tags of `rows` (a few at a time, so a busy switch is not flooded) and
+/// hand the engine each one that is a queue call.
+async fn find_parked_callers<P: Pbx>(
+    switch: P,
+    rows: Vec<CallRow>,
+    reports: tokio::sync::mpsc::UnboundedSender<Report>,
+) {
+    let read = |row: CallRow| {
+        let switch = switch.clone();
+        async move {
+            let queue = switch
+                .tag(&row.id, &tags::name(tags::QUEUE))
+                .await
+                .ok()
+                .flatten()?;
+            let line = switch
+                .tag(&row.id, &tags::name(tags::LINE))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            Some(ParkedCaller {
+                channel: row.id,
+                queue,
+                line,
+                caller_id_number: row.caller_id_number,
+                sip_from_user: None,
+                arrived: row.created,
+            })
+        }
+    };
+    let mut found = futures_util::stream::iter(rows)
+        .map(read)
+        .buffer_unordered(TAG_READS_AT_ONCE);
+    while let Some(parked) = found.next().await {
+        if let Some(parked) = parked {
+            if reports.send(Report::FoundParked(parked)).is_err() {
+                return;
+            }
+        }
     }
 }

@@ -282,7 +282,7 @@ impl Core {
                     String::new(),
                     s(&self.config.hostname),
                     String::new(),
-                    String::new(),
+                    s(c.var("presence_data").unwrap_or_default()),
                     String::new(),
                     s(c.call_state),
                     s(&p.callee_id_name),

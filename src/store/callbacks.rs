@@ -450,9 +450,12 @@ impl Store {
         .await
     }
 
-    /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); `agent` is
-    /// `available` again. With `retry_at` the callback waits for that time and then for an
+    /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); with
+    /// `agent_free` (their leg is hung up) `agent` is `available` again, else their leg's
+    /// end frees them ([`Store::call_ended`]). With `retry_at` the callback waits for that time and then for an
     /// agent again at its position ([`Store::callback_retry_due`]); without, it is closed.
+    // Each argument is one fact of the failed attempt, as the script takes them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn callback_attempt_failed(
         &self,
         queue: &QueueName,
@@ -461,6 +464,7 @@ impl Store {
         cause: &str,
         now: Timestamp,
         retry_at: Option<Timestamp>,
+        agent_free: bool,
     ) -> Result<()> {
         let retry = retry_at.map_or_else(String::new, |t| t.as_millis().to_string());
         let reply = self
@@ -474,9 +478,10 @@ impl Store {
             )
             .await?;
         match reply {
-            replies::AttemptFailed::Retry | replies::AttemptFailed::Closed => {
+            replies::AttemptFailed::Retry | replies::AttemptFailed::Closed if agent_free => {
                 self.agent_released(agent, queue, entry, now).await
             }
+            replies::AttemptFailed::Retry | replies::AttemptFailed::Closed => Ok(()),
             replies::AttemptFailed::Refused(refused) => {
                 Err(Self::callback_rule(queue, entry, Some(agent), refused))
             }

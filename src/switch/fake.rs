@@ -521,6 +521,7 @@ impl Pbx for FakePbx {
                 parked: c.bridged_to.is_none(),
                 caller_id_number: c.caller_id_number.clone(),
                 created: None,
+                leg: c.tags.get(tags::LEG).and_then(|s| tags::LegTags::parse(s)),
             })
             .collect())
     }

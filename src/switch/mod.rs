@@ -44,6 +44,18 @@ pub enum SwitchError {
     Unexpected(String),
 }
 
+impl SwitchError {
+    /// The switch was out of reach: what was asked may not have happened.
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Esl(
+                esl::Error::NotConnected | esl::Error::ConnectionLost | esl::Error::Timeout(_)
+            )
+        )
+    }
+}
+
 pub type Result<T, E = SwitchError> = std::result::Result<T, E>;
 
 /// A phone switch as the engine uses it. Operations on a call end when the switch has done
@@ -316,4 +328,6 @@ pub struct CallRow {
     pub caller_id_number: Option<String>,
     /// When the call started.
     pub created: Option<Timestamp>,
+    /// The tags of a leg callbackd placed, as the listing carries them.
+    pub leg: Option<tags::LegTags>,
 }

@@ -21,7 +21,7 @@ use super::{
 use crate::config::Config;
 use crate::esl::{self, Delivery, Event, Execution};
 use crate::queue::Timestamp;
-use crate::switch::Pbx;
+use crate::switch::{tags, Pbx};
 
 /// How long FreeSWITCH lets an originate ring when the call names no timeout (its own
 /// `originate_timeout` default).
@@ -125,6 +125,9 @@ struct ChannelRow {
     /// Seconds since the epoch, sent as a string.
     #[serde(default)]
     created_epoch: String,
+    /// The variable [`tags::LEG`].
+    #[serde(default)]
+    presence_data: String,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +153,7 @@ fn channel_rows(body: &str) -> Result<Vec<CallRow>> {
                     .parse::<u64>()
                     .ok()
                     .map(|secs| Timestamp::from_millis(secs * 1000)),
+                leg: tags::LegTags::parse(&row.presence_data),
             })
         })
         .collect())
@@ -386,7 +390,8 @@ mod tests {
     fn channel_rows_skip_rows_without_a_valid_id() {
         let rows = channel_rows(
             r#"{"row_count":2,"rows":[
-                {"uuid":"a-1","cid_num":"+1415","application":"park","created_epoch":"17"},
+                {"uuid":"a-1","cid_num":"+1415","application":"park","created_epoch":"17",
+                 "presence_data":"callbackd/agent/d1/support/e-1/alice"},
                 {"uuid":"bad id","application":"park"}]}"#,
         )
         .unwrap();
@@ -397,6 +402,7 @@ mod tests {
                 parked: true,
                 caller_id_number: Some("+1415".into()),
                 created: Some(Timestamp::from_millis(17_000)),
+                leg: tags::LegTags::parse("callbackd/agent/d1/support/e-1/alice"),
             }]
         );
         assert!(channel_rows("{\"row_count\":0}").unwrap().is_empty());
