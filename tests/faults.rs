@@ -120,10 +120,10 @@ fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
     a0 < b1 && b0 < a1
 }
 
-/// Not yet part of `cargo test`: it still finds agents on two calls at once (an agent is
-/// freed while a leg of theirs is still up, see the reliability issue's note) and, in some
-/// runs, a request left open. Run it with `cargo test --test faults -- --ignored`.
-#[ignore = "finds open reliability faults; see the module doc"]
+/// Not yet part of `cargo test`: seed 20261202 runs clean since the agent-freeing fixes of
+/// the reliability issue, but other seeds and longer runs are still to be tried. Run it with
+/// `cargo test --test faults -- --ignored`.
+#[ignore = "clean on one seed only; see the module doc"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
     let seed: u64 = std::env::var("FAULTS_SEED")
