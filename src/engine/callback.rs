@@ -343,7 +343,7 @@ impl<P: Pbx> AgentCallback<P> {
 
     /// Whether the agent's leg is hung up (or was gone already).
     async fn hang_up_agent(&self) -> bool {
-        let hung_up = match self
+        match self
             .switch
             .hang_up(&self.agent_leg, &HangupCause::normal_clearing())
             .await
@@ -351,15 +351,12 @@ impl<P: Pbx> AgentCallback<P> {
             Err(e) if e.unreachable() => {
                 tracing::warn!(leg = %self.agent_leg, error = %e,
                     "cannot hang up the agent's leg; it is hung up when the switch is back");
+                self.leg_left_up.store(true, Ordering::Relaxed);
                 false
             }
             // Hung up, or gone already.
             _ => true,
-        };
-        if !hung_up {
-            self.leg_left_up.store(true, Ordering::Relaxed);
         }
-        hung_up
     }
 }
 

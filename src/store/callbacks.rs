@@ -452,8 +452,9 @@ impl Store {
 
     /// The customer leg failed with `cause` (event `attempt_failed`, a ticket); with
     /// `agent_free` (their leg is hung up) `agent` is `available` again, else their leg's
-    /// end frees them ([`Store::call_ended`]). With `retry_at` the callback waits for that time and then for an
-    /// agent again at its position ([`Store::callback_retry_due`]); without, it is closed.
+    /// end frees them ([`Store::call_ended`]). With `retry_at` the callback waits for that
+    /// time and then for an agent again at its position ([`Store::callback_retry_due`]);
+    /// without, it is closed.
     // Each argument is one fact of the failed attempt, as the script takes them.
     #[allow(clippy::too_many_arguments)]
     pub async fn callback_attempt_failed(
