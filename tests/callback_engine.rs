@@ -487,6 +487,45 @@ async fn a_requester_hanging_up_after_their_callback_connected_leaves_the_agent_
     daemon.stop().await;
 }
 
+/// A daemon killed while its callback is bridged never hears the call end, and may never
+/// come back: another daemon finds the agent on a call the switch no longer has, completes
+/// the callback and frees the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_daemon_died_during_the_call_is_freed_by_another_daemon() {
+    let agent = Party::answers_after(Duration::from_secs(1))
+        .press_when("agent-options", Duration::from_millis(500), "1")
+        .hang_up_after(Duration::from_secs(15));
+    let rig = start(
+        "",
+        &[
+            ("user/1001", agent),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let first = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    first.kill().await;
+    // Both legs end while no daemon listens.
+    tokio::time::sleep(sim_secs(30.0)).await;
+    assert_eq!(rig.agent_state("alice").await, AgentState::OnCall);
+    let second = rig.daemon("d2");
+    rig.wait_for(EventKind::Completed, 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rig.agent_state("alice").await != AgentState::Available {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice is still on the call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.stop().await;
+}
+
 /// Restart tests: the daemon dies at a point of the journey, its next life (same id) goes
 /// on, and the customer is dialed exactly once.
 async fn restart_after(

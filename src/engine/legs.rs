@@ -130,26 +130,32 @@ impl<P: Pbx> Engine<P> {
                 entry: info.entry,
             });
         } else if info.answered {
-            let entry = self.store.entry(&info.queue, &info.entry).await?;
-            let talking = entry.is_some_and(|e| {
-                matches!(e.kind, EntryKind::Callback(_))
-                    && matches!(&e.status, EntryStatus::Connected { agent, .. } if *agent == info.agent)
-            });
-            if talking {
-                let now = self.clock.now();
-                self.store
-                    .callback_completed(&info.queue, &info.entry, &info.agent, now)
-                    .await?;
-            }
-            // Talking or not (a callback whose customer did not answer, and whose leg
-            // could not be hung up then), the agent's call is over: it frees them only
-            // while they are still on it.
-            self.routing.call_ended(EndedCall {
+            self.agent_call_over(EndedCall {
                 queue: info.queue,
                 agent: info.agent,
                 entry: info.entry,
-            });
+            })
+            .await?;
         }
+        Ok(())
+    }
+
+    /// An agent's call that is not a live caller's is over: a callback they talked on is
+    /// completed. Talking or not (a callback whose customer did not answer, and whose leg
+    /// could not be hung up then), the end frees them only while they are still on it.
+    pub(super) async fn agent_call_over(&mut self, call: EndedCall) -> Result<(), StoreError> {
+        let entry = self.store.entry(&call.queue, &call.entry).await?;
+        let talking = entry.is_some_and(|e| {
+            matches!(e.kind, EntryKind::Callback(_))
+                && matches!(&e.status, EntryStatus::Connected { agent, .. } if *agent == call.agent)
+        });
+        if talking {
+            let now = self.clock.now();
+            self.store
+                .callback_completed(&call.queue, &call.entry, &call.agent, now)
+                .await?;
+        }
+        self.routing.call_ended(call);
         Ok(())
     }
 

@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
-use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
+use crate::store::{AgentOnCall, DomainEvent, FeedSinks, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, MediaDir, Pbx, SwitchError};
 use crate::switch::{ParkedCaller, PbxEvent, Signal};
 use crate::values::DaemonId;
@@ -114,6 +114,8 @@ enum Report {
     HangUpWhenBack(CallId),
     /// A resync found a caller parked while no daemon listened.
     FoundParked(ParkedCaller),
+    /// An audit found agents on calls the switch no longer has.
+    CallsNotOnSwitch(Vec<AgentOnCall>),
     /// A round of media lease renewals is done.
     MediaTended(ownership::MediaTended),
     /// An agent answered, and the store could not record it: try again (`attempt` so far).
@@ -221,6 +223,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     trimmed: std::time::Instant,
     /// When the callers' media leases were last renewed.
     media_tended: std::time::Instant,
+    /// When the agents' calls were last checked against the switch's channels.
+    audited: std::time::Instant,
     /// A round of renewals is under way (see `ownership`).
     tending_media: bool,
 }
@@ -277,6 +281,7 @@ impl<P: Pbx> Engine<P> {
             callers_whose_call_ended: HashMap::new(),
             trimmed: std::time::Instant::now(),
             media_tended: std::time::Instant::now(),
+            audited: std::time::Instant::now(),
             tending_media: false,
         }
     }
@@ -534,6 +539,12 @@ impl<P: Pbx> Engine<P> {
             }
             Report::HangUpWhenBack(leg) => {
                 self.hang_up_when_back.insert(leg);
+                return;
+            }
+            Report::CallsNotOnSwitch(calls) => {
+                if let Err(e) = self.end_calls_not_on_switch(calls).await {
+                    tracing::warn!(error = %e, "ending calls the switch no longer has failed");
+                }
                 return;
             }
             Report::FoundParked(parked) => {

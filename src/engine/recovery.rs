@@ -5,13 +5,19 @@
 //! take each other's calls.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use super::{AgentLeg, Engine, EngineError, Report};
-use crate::queue::{AgentId, EntryId, EntryKind, EntryStatus, QueueName};
-use crate::store::{MissRules, NoAnswerCause, StoreError};
+use crate::queue::{AgentId, EndedCall, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
+use crate::store::{AgentOnCall, MissRules, NoAnswerCause, Store, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
+
+/// How long before an audit's listing of the switch an agent must have answered for that
+/// listing to tell whether their call is still up: a leg of another daemon may have been
+/// placed and answered while the listing was under way.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
 /// A callback being dialed: its entry, its agent and the agent's leg.
 #[derive(Debug, Clone)]
@@ -92,6 +98,7 @@ impl<P: Pbx> Engine<P> {
         }
         let found = self.find_our_legs(&channels, &known);
         self.recover_legs(found).await?;
+        self.audit_agent_calls();
         // Parked calls nobody holds may be callers who parked while no daemon listened;
         // their queue tags are read off the loop, and those who have one are taken in.
         let unknown: Vec<CallRow> = channels
@@ -150,6 +157,42 @@ impl<P: Pbx> Engine<P> {
         for (channel, queue) in callers {
             tracing::info!(%channel, %queue, "a caller hung up while the switch was out of reach");
             self.on_caller_hangup(channel, &queue).await?;
+        }
+        Ok(())
+    }
+
+    /// Look, off the loop, for agents the store has on a call of which the switch has no
+    /// channel left (see [`find_calls_not_on_switch`]); each one found is ended.
+    pub(super) fn audit_agent_calls(&mut self) {
+        self.audited = std::time::Instant::now();
+        let agents: Vec<AgentId> = self.config.agents.iter().map(|a| a.id.clone()).collect();
+        let (switch, store) = (self.switch.clone(), self.store.clone());
+        self.tasks.spawn(find_calls_not_on_switch(
+            switch,
+            store,
+            agents,
+            self.clock.now(),
+            self.reports_tx.clone(),
+        ));
+    }
+
+    /// Calls of agents that ended while no daemon listened: the store learns it now.
+    pub(super) async fn end_calls_not_on_switch(
+        &mut self,
+        calls: Vec<AgentOnCall>,
+    ) -> Result<(), StoreError> {
+        for call in calls {
+            tracing::info!(
+                agent = %call.agent,
+                entry = %call.entry,
+                "an agent's call ended while no daemon listened"
+            );
+            self.agent_call_over(EndedCall {
+                queue: call.queue,
+                agent: call.agent,
+                entry: call.entry,
+            })
+            .await?;
         }
         Ok(())
     }
@@ -342,5 +385,46 @@ async fn find_parked_callers<P: Pbx>(
                 return;
             }
         }
+    }
+}
+
+/// The agents the store has on a call of which the switch has no channel left: the call
+/// ended while the daemon that placed it was dead or cut off, and no daemon heard its end
+/// (that daemon may never come back). Any daemon may end such a call; the end frees an
+/// agent only while they are still on that call, so two daemons ending it free them once.
+/// One listing and one read, whatever the number of channels. `now` is taken before the
+/// listing; calls answered shortly before it are left for the next audit, since another
+/// daemon's leg may have answered after the listing was taken.
+async fn find_calls_not_on_switch<P: Pbx>(
+    switch: P,
+    store: Store,
+    agents: Vec<AgentId>,
+    now: Timestamp,
+    reports: tokio::sync::mpsc::UnboundedSender<Report>,
+) {
+    let Ok(channels) = switch.calls().await else {
+        return;
+    };
+    let on_calls = match store.agents_on_calls(&agents).await {
+        Ok(calls) => calls,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the agents on calls failed; auditing later");
+            return;
+        }
+    };
+    let on_switch = |call: &AgentOnCall| {
+        channels.iter().any(|row| {
+            row.id.as_str() == call.entry.as_str()
+                || row.leg.as_ref().is_some_and(|tags| {
+                    tags.agent == call.agent.as_str() && tags.entry == call.entry.as_str()
+                })
+        })
+    };
+    let gone: Vec<AgentOnCall> = on_calls
+        .into_iter()
+        .filter(|call| call.since.plus(ANSWER_SLACK) <= now && !on_switch(call))
+        .collect();
+    if !gone.is_empty() {
+        let _ = reports.send(Report::CallsNotOnSwitch(gone));
     }
 }

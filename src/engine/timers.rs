@@ -15,6 +15,9 @@ use crate::switch::Pbx;
 
 /// How often the event streams are trimmed to the configured length.
 const TRIM_EVERY: Duration = Duration::from_secs(60);
+/// How often the agents' calls are checked against the switch's channels, besides every
+/// resync: a daemon that died during a call may never come back to end it.
+const AUDIT_EVERY: Duration = Duration::from_secs(30);
 
 /// A claimed timer not completed within this time comes due again for any daemon.
 const TIMER_LEASE: Duration = Duration::from_secs(30);
@@ -48,6 +51,9 @@ impl<P: Pbx> Engine<P> {
                     tracing::warn!(?scope, error = %e, "sweeping timer leases failed");
                 }
             }
+        }
+        if self.audited.elapsed() >= AUDIT_EVERY {
+            self.audit_agent_calls();
         }
         if !self.is_draining() && self.media_tended.elapsed() >= self.media_renewal() {
             self.media_tended = std::time::Instant::now();

@@ -29,6 +29,15 @@ impl StateSource {
     }
 }
 
+/// An agent on a call, and the call: its queue and entry, and when the agent answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentOnCall {
+    pub agent: AgentId,
+    pub queue: QueueName,
+    pub entry: EntryId,
+    pub since: Timestamp,
+}
+
 /// One agent state change as `set_agent_state.lua` makes it: from one of `from` to `to`,
 /// with a timer scheduled in the same step (`then`), and, when the change is the end of a
 /// call (`ending`, its entry), only while the agent is still on that call.
@@ -309,6 +318,41 @@ impl Store {
                 records::agent_from(key, fields, now)
                     .inspect_err(|e| self.skip_poison(e))
                     .ok()
+            })
+            .collect())
+    }
+
+    /// The named agents who are on a call, with the call the store put them on: what a
+    /// resync checks against the switch's channels. Agents put on a call before calls were
+    /// recorded, and unreadable records, are left out.
+    pub async fn agents_on_calls(&self, ids: &[AgentId]) -> Result<Vec<AgentOnCall>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET").arg(self.keys.agent(id)).arg(&[
+                "state",
+                "call_entry",
+                "call_queue",
+                "call_since",
+            ]);
+        }
+        let rows: Vec<[Option<String>; 4]> = pipe.query_async(&mut self.conn()).await?;
+        Ok(ids
+            .iter()
+            .zip(rows)
+            .filter_map(|(id, [state, entry, queue, since])| {
+                if state.as_deref() != Some("on_call") {
+                    return None;
+                }
+                let call = AgentOnCall {
+                    agent: id.clone(),
+                    queue: QueueName::new(queue.as_deref()?).ok()?,
+                    entry: EntryId::new(entry.as_deref()?).ok()?,
+                    since: Timestamp::from_millis(since?.parse().ok()?),
+                };
+                Some(call)
             })
             .collect())
     }

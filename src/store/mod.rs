@@ -34,7 +34,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisSettings;
 use crate::queue::{AgentId, EntryId, QueueError, QueueName};
-pub use agents::StateSource;
+pub use agents::{AgentOnCall, StateSource};
 pub use callbacks::{
     CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
 };
