@@ -187,6 +187,29 @@ impl<P: Pbx> Engine<P> {
                 entry = %call.entry,
                 "an agent's call ended while no daemon listened"
             );
+            let entry = self.store.entry(&call.queue, &call.entry).await?;
+            let dialing = entry.is_some_and(|e| {
+                matches!(e.kind, EntryKind::Callback(_))
+                    && matches!(&e.status, EntryStatus::Dialing { agent, .. } if *agent == call.agent)
+            });
+            if dialing {
+                // Its customer was being dialed, and nobody bridged them: the attempt
+                // counts, and the request waits again at its place.
+                let now = self.clock.now();
+                self.store
+                    .callback_attempt_failed(
+                        &call.queue,
+                        &call.entry,
+                        &call.agent,
+                        "DAEMON_LOST",
+                        now,
+                        Some(now),
+                        true,
+                    )
+                    .await?;
+                self.routing.changed();
+                continue;
+            }
             self.agent_call_over(EndedCall {
                 queue: call.queue,
                 agent: call.agent,
