@@ -60,6 +60,7 @@ impl<P: Pbx> Engine<P> {
     /// who parked while nobody listened.
     pub(super) async fn resync(&mut self) -> Result<(), EngineError> {
         self.routing.forget_next_in_line();
+        let listed_at = self.clock.now();
         let channels = match self.switch.calls().await {
             Ok(rows) => rows,
             Err(e) => {
@@ -98,7 +99,7 @@ impl<P: Pbx> Engine<P> {
         }
         let found = self.find_our_legs(&channels, &known);
         self.recover_legs(found).await?;
-        self.audit_agent_calls();
+        self.audit_agent_calls(listed_at, Some(channels.clone()));
         // Parked calls nobody holds may be callers who parked while no daemon listened;
         // their queue tags are read off the loop, and those who have one are taken in.
         let unknown: Vec<CallRow> = channels
@@ -162,8 +163,13 @@ impl<P: Pbx> Engine<P> {
     }
 
     /// Look, off the loop, for agents the store has on a call of which the switch has no
-    /// channel left (see [`find_calls_not_on_switch`]); each one found is ended.
-    pub(super) fn audit_agent_calls(&mut self) {
+    /// channel left (see [`find_calls_not_on_switch`]); each one found is ended. A listing
+    /// taken at `listed_at` is used as it is; without one, the task lists the switch.
+    pub(super) fn audit_agent_calls(
+        &mut self,
+        listed_at: Timestamp,
+        listing: Option<Vec<CallRow>>,
+    ) {
         self.audited = std::time::Instant::now();
         let agents: Vec<AgentId> = self.config.agents.iter().map(|a| a.id.clone()).collect();
         let (switch, store) = (self.switch.clone(), self.store.clone());
@@ -171,7 +177,8 @@ impl<P: Pbx> Engine<P> {
             switch,
             store,
             agents,
-            self.clock.now(),
+            listed_at,
+            listing,
             self.reports_tx.clone(),
         ));
     }
@@ -415,18 +422,23 @@ async fn find_parked_callers<P: Pbx>(
 /// ended while the daemon that placed it was dead or cut off, and no daemon heard its end
 /// (that daemon may never come back). Any daemon may end such a call; the end frees an
 /// agent only while they are still on that call, so two daemons ending it free them once.
-/// One listing and one read, whatever the number of channels. `now` is taken before the
-/// listing; calls answered shortly before it are left for the next audit, since another
-/// daemon's leg may have answered after the listing was taken.
+/// One listing (`listing`, or one taken here) and one read, whatever the number of
+/// channels. `now` is taken before the listing; calls answered shortly before it are left
+/// for the next audit, since another daemon's leg may have answered after the listing.
 async fn find_calls_not_on_switch<P: Pbx>(
     switch: P,
     store: Store,
     agents: Vec<AgentId>,
     now: Timestamp,
+    listing: Option<Vec<CallRow>>,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
 ) {
-    let Ok(channels) = switch.calls().await else {
-        return;
+    let channels = match listing {
+        Some(rows) => rows,
+        None => match switch.calls().await {
+            Ok(rows) => rows,
+            Err(_) => return,
+        },
     };
     let on_calls = match store.agents_on_calls(&agents).await {
         Ok(calls) => calls,

@@ -53,7 +53,7 @@ impl<P: Pbx> Engine<P> {
             }
         }
         if self.audited.elapsed() >= AUDIT_EVERY {
-            self.audit_agent_calls();
+            self.audit_agent_calls(self.clock.now(), None);
         }
         if !self.is_draining() && self.media_tended.elapsed() >= self.media_renewal() {
             self.media_tended = std::time::Instant::now();
