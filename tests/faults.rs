@@ -1,13 +1,16 @@
 //! The fault-injection suite: callback and live-call lifecycles against the simulator and a
-//! durable `redis-server`, served by three daemons running as separate processes, while
-//! daemons are killed with SIGKILL, the event socket is cut and Redis is killed and
-//! restarted at seeded random moments.
+//! durable `redis-server`, served by three daemons running as separate processes, while at
+//! seeded random moments daemons are killed with SIGKILL, the event socket is cut, Redis is
+//! killed and restarted or stalled (`CLIENT PAUSE`), and the switch turns slow (its API
+//! replies late).
 //!
 //! Afterwards the simulator's own record and Redis must show that every caller's call
 //! ended, no request is left open, no customer was dialed twice at once or beyond the retry
-//! policy, no agent was on two calls at once, and no agent is left on a call. The seed is
-//! printed; `FAULTS_SEED=<seed>` replays a run, `FAULTS_LIFECYCLES=1000` makes a long one.
-//! Slow switches and Redis Cluster are not injected yet.
+//! policy, no agent was on two calls at once, no agent is left on a call, and no waiting
+//! caller sat in silence longer than a media lease and some slack. The seed is printed;
+//! `FAULTS_SEED=<seed>` replays a run, `FAULTS_LIFECYCLES=<n>` sets its length. The long
+//! run (1,000 lifecycles, at least 200 faults) is `cargo test --release --test faults --
+//! --ignored`.
 
 mod common;
 mod engine;
@@ -107,6 +110,32 @@ struct Faults {
     kills: usize,
     outages: usize,
     redis_restarts: usize,
+    redis_stalls: usize,
+    slow_switch: usize,
+}
+
+impl Faults {
+    fn total(&self) -> usize {
+        self.kills + self.outages + self.redis_restarts + self.redis_stalls + self.slow_switch
+    }
+}
+
+/// The longest a waiting caller may hear silence: a dead daemon's callers are taken over
+/// once its media lease (15 s) runs out, and faults can pile up on top of that.
+const SILENCE_LIMIT: Duration = Duration::from_secs(15 + 15);
+
+/// Stall every client of the Redis at `url` for `length`, as a busy or swapping Redis does.
+async fn stall_redis(url: &str, length: Duration) {
+    let client = redis::Client::open(url).unwrap();
+    // Redis may be down (restarting) right now: then it does not stall.
+    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+        let _: redis::RedisResult<()> = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(length.as_millis() as u64)
+            .arg("ALL")
+            .query_async(&mut conn)
+            .await;
+    }
 }
 
 fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
@@ -124,14 +153,28 @@ fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
 /// 2, 3 and 20261202 run clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
-    let seed: u64 = std::env::var("FAULTS_SEED")
+    run(env_or("FAULTS_LIFECYCLES", 100), 3000..8000, 0).await;
+}
+
+/// The long run: 1,000 lifecycles with a fault every 1.5 to 4.5 s, at least 200 in all (about
+/// 15 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the long run; cargo test --release --test faults -- --ignored"]
+async fn a_thousand_lifecycles_survive_two_hundred_faults() {
+    run(env_or("FAULTS_LIFECYCLES", 1000), 1500..4500, 200).await;
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20261202);
-    let lifecycles: usize = std::env::var("FAULTS_LIFECYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default)
+}
+
+/// `lifecycles` callers arriving 0.4 to 1.2 s apart, and a fault every `fault_gap` ms
+/// meanwhile; at least `min_faults` of them.
+async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usize) {
+    let seed: u64 = env_or("FAULTS_SEED", 20261202);
     eprintln!("faults: seed {seed}, {lifecycles} lifecycles (replay with FAULTS_SEED={seed})");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut redis = RedisServer::start_durable();
@@ -194,7 +237,7 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
     let started = Instant::now();
     let mut down: Vec<(usize, Instant)> = Vec::new();
     while started.elapsed() < arrive {
-        tokio::time::sleep(Duration::from_millis(rng.u64(3000..8000))).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(fault_gap.clone()))).await;
         let now = Instant::now();
         for (i, at) in std::mem::take(&mut down) {
             if now >= at {
@@ -203,7 +246,7 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
                 down.push((i, at));
             }
         }
-        match rng.u8(0..4) {
+        match rng.u8(0..6) {
             0 | 1 => {
                 let i = rng.usize(0..DAEMONS);
                 if daemons[i].child.is_some() {
@@ -218,9 +261,19 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
                     .unwrap();
                 faults.outages += 1;
             }
-            _ => {
+            3 => {
                 redis.restart();
                 faults.redis_restarts += 1;
+            }
+            4 => {
+                stall_redis(&redis.url(), Duration::from_millis(rng.u64(500..4000))).await;
+                faults.redis_stalls += 1;
+            }
+            _ => {
+                let delay = Duration::from_millis(rng.u64(200..1500));
+                let spell = Duration::from_millis(rng.u64(3000..10000));
+                sim.slow_api(delay, spell).await.unwrap();
+                faults.slow_switch += 1;
             }
         }
     }
@@ -255,6 +308,13 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
+    // No waiting caller left in silence for long.
+    let (silence, silent) = records
+        .iter()
+        .filter(|r| r.channel_name.starts_with("sofia/internal/+4930100"))
+        .map(|r| (Duration::from_micros(r.longest_silence_us), r))
+        .max_by_key(|(s, _)| *s)
+        .expect("callers came");
     // No customer dialed twice at once, nor beyond the retry policy.
     let mut customer_legs: HashMap<&str, Vec<&CallRecord>> = HashMap::new();
     for r in &records {
@@ -313,22 +373,33 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
     let events = store.events(Some(&queue), None, 1_000_000).await.unwrap();
     let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
     eprintln!(
-        "faults: {lifecycles} lifecycles; {} kills, {} socket cuts, {} redis restarts; \
-         {} connected, {} abandoned, {} callbacks requested, {} completed, {} expired; \
-         dialed twice {dialed_twice}, double-booked {double_booked}, agents stuck {}",
+        "faults: {lifecycles} lifecycles; {} faults: {} kills, {} socket cuts, {} redis \
+         restarts, {} redis stalls, {} slow-switch spells; {} connected, {} abandoned, {} \
+         callbacks requested, {} completed, {} expired; dialed twice {dialed_twice}, \
+         double-booked {double_booked}, agents stuck {}, longest silence {silence:?} ({})",
+        faults.total(),
         faults.kills,
         faults.outages,
         faults.redis_restarts,
+        faults.redis_stalls,
+        faults.slow_switch,
         count(EventKind::Connected),
         count(EventKind::Abandoned),
         count(EventKind::Requested),
         count(EventKind::Completed),
         count(EventKind::Expired),
         stuck.len(),
+        silent.uuid,
     );
     assert_eq!(dialed_twice, 0, "seed {seed}");
     assert_eq!(double_booked, 0, "seed {seed}");
     assert!(stuck.is_empty(), "seed {seed}: {stuck:?} left on a call");
+    assert!(
+        silence <= SILENCE_LIMIT,
+        "seed {seed}: {} silent for {silence:?}",
+        silent.uuid
+    );
+    assert!(faults.total() >= min_faults, "seed {seed}: {faults:?}");
     drop(daemons);
     let _ = std::fs::remove_dir_all(&dir);
 }

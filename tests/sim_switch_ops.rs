@@ -83,3 +83,26 @@ async fn a_failed_originate_is_a_call_failure_with_the_cause() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_slow_switch_answers_api_commands_late_and_in_order() {
+    let mut h = Harness::start().await;
+    h.switch.slow_api(2 * S, 10 * S).await.unwrap();
+    let (a, b) = (h.client.clone(), h.client.clone());
+    let status = tokio::spawn(async move { a.api("status").await.unwrap() });
+    h.events().await;
+    let second = tokio::spawn(async move { b.api("status").await.unwrap() });
+    h.run(S).await;
+    assert!(!status.is_finished(), "answered before its delay");
+    h.run(S).await;
+    assert!(
+        !second.is_finished(),
+        "not held behind the command before it"
+    );
+    h.run(2 * S).await;
+    assert!(status.await.unwrap().contains("UP"));
+    assert!(second.await.unwrap().contains("UP"));
+    // Once the slow spell is over, replies are immediate again.
+    h.run(10 * S).await;
+    assert!(h.api("status").await.contains("UP"));
+}

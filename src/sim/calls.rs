@@ -915,7 +915,7 @@ mod tests {
 
     /// Playback starts and digits, in the order the caller's channel saw them.
     fn heard_and_pressed(core: &Core) -> (Vec<String>, String) {
-        let record = core.records.snapshot().remove(0);
+        let record = core.records.snapshot(0).remove(0);
         let seen = record
             .events
             .into_iter()

@@ -52,6 +52,8 @@ pub enum CoreMsg {
     AddParty(String, Party),
     /// Drop every event-socket connection and refuse new ones for this long (simulated).
     Outage(Duration, oneshot::Sender<()>),
+    /// Delay every `api` and `bgapi` by the first for the second.
+    SlowApi(Duration, Duration, oneshot::Sender<()>),
 }
 
 /// Something scheduled at a simulated time.
@@ -68,6 +70,11 @@ pub enum Timer {
     /// Work that FreeSWITCH does after it has answered the command that caused it.
     Effect(Effect),
     CallerArrives(Box<Caller>),
+    /// An `api` or `bgapi` held back while the switch is slow, served now.
+    SlowCommand {
+        sid: u64,
+        frame: Box<Frame>,
+    },
 }
 
 pub struct Core {
@@ -90,6 +97,8 @@ pub struct Core {
     pub sessions_since_start: u64,
     /// While the clock is before this (µs), connections are closed as they come.
     pub outage_until: u64,
+    /// While the clock is before `.1` (µs), each `api` and `bgapi` is served `.0` late.
+    pub slow_api: (Duration, u64),
     plain_scratch: FrameWriter,
     text_scratch: Vec<u8>,
 }
@@ -113,6 +122,7 @@ impl Core {
             next_frame_id: 1,
             sessions_since_start: 0,
             outage_until: 0,
+            slow_api: (Duration::ZERO, 0),
             plain_scratch: FrameWriter::new(),
             text_scratch: Vec::new(),
         }
@@ -158,7 +168,7 @@ impl Core {
                 let _ = done.send(());
             }
             CoreMsg::Records(tx) => {
-                let _ = tx.send(self.records.snapshot());
+                let _ = tx.send(self.records.snapshot(self.now_epoch_us()));
             }
             CoreMsg::ChannelCount(tx) => {
                 let _ = tx.send(self.channels.len());
@@ -181,6 +191,11 @@ impl Core {
                 self.sessions.clear();
                 let length = u64::try_from(length.as_micros()).unwrap_or(u64::MAX);
                 self.outage_until = self.now_us().saturating_add(length);
+                let _ = done.send(());
+            }
+            CoreMsg::SlowApi(delay, length, done) => {
+                let length = u64::try_from(length.as_micros()).unwrap_or(u64::MAX);
+                self.slow_api = (delay, self.now_us().saturating_add(length));
                 let _ = done.send(());
             }
             CoreMsg::AddCaller(c) => {
@@ -240,6 +255,7 @@ impl Core {
             Timer::App { uuid, frame, gen } => self.app_timer(&uuid, frame, gen),
             Timer::Effect(effect) => self.apply(effect),
             Timer::CallerArrives(caller) => self.caller_arrives(*caller),
+            Timer::SlowCommand { sid, frame } => self.serve_slow_command(sid, &frame),
         }
     }
 

@@ -259,6 +259,13 @@ impl Switch {
         self.ask(|tx| CoreMsg::Outage(length, tx)).await
     }
 
+    /// Make the switch slow, as a loaded FreeSWITCH is: for `length` of simulated time every
+    /// `api` and `bgapi` is answered `delay` late (commands behind one on its connection
+    /// wait too); events and calls go on meanwhile.
+    pub async fn slow_api(&self, delay: Duration, length: Duration) -> Result<(), SimError> {
+        self.ask(|tx| CoreMsg::SlowApi(delay, length, tx)).await
+    }
+
     /// Script a caller; `caller.at` counts from now.
     pub fn add_caller(&self, caller: Caller) -> Result<(), SimError> {
         self.core

@@ -29,6 +29,9 @@ pub struct CallRecord {
     pub created_us: u64,
     pub answered_us: Option<u64>,
     pub ended_us: Option<u64>,
+    /// The longest the channel sat parked with nothing played or recorded to it (µs): how
+    /// long a waiting caller heard silence.
+    pub longest_silence_us: u64,
 }
 
 impl CallRecord {
@@ -52,7 +55,41 @@ impl CallRecord {
 #[derive(Debug, Default)]
 pub struct Records {
     calls: Vec<CallRecord>,
+    /// Beside `calls`, by the same index.
+    silences: Vec<Silence>,
     index: HashMap<String, usize>,
+}
+
+/// Whether a channel is silent now, and since when.
+#[derive(Debug, Default)]
+struct Silence {
+    parked: bool,
+    media: bool,
+    since: Option<u64>,
+}
+
+impl Silence {
+    /// Apply one event at `at`; the length of a silence it ended, if any.
+    fn on_event(&mut self, name: &str, at: u64) -> Option<u64> {
+        match name {
+            "CHANNEL_PARK" => self.parked = true,
+            "PLAYBACK_START" | "RECORD_START" => self.media = true,
+            "PLAYBACK_STOP" | "RECORD_STOP" => self.media = false,
+            "CHANNEL_UNPARK" | "CHANNEL_BRIDGE" | "CHANNEL_HANGUP" => self.parked = false,
+            _ => return None,
+        }
+        match (self.since, self.parked && !self.media) {
+            (Some(since), false) => {
+                self.since = None;
+                Some(at.saturating_sub(since))
+            }
+            (None, true) => {
+                self.since = Some(at);
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Records {
@@ -75,11 +112,15 @@ impl Records {
                     created_us: at,
                     ..CallRecord::default()
                 });
+                self.silences.push(Silence::default());
                 self.index.insert(uuid.to_owned(), self.calls.len() - 1);
                 self.calls.len() - 1
             }
         };
         let call = &mut self.calls[i];
+        if let Some(silence) = self.silences[i].on_event(ev.name, at) {
+            call.longest_silence_us = call.longest_silence_us.max(silence);
+        }
         match &ev.subclass {
             Some(sub) => call.events.push(format!("CUSTOM {sub}")),
             None => call.events.push(ev.name.to_owned()),
@@ -112,7 +153,41 @@ impl Records {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<CallRecord> {
-        self.calls.clone()
+    /// Every call as it stands at `now` (µs since the epoch): a silence still going on
+    /// counts up to now.
+    pub fn snapshot(&self, now: u64) -> Vec<CallRecord> {
+        let mut calls = self.calls.clone();
+        for (call, silence) in calls.iter_mut().zip(&self.silences) {
+            if let Some(since) = silence.since {
+                let so_far = now.saturating_sub(since);
+                call.longest_silence_us = call.longest_silence_us.max(so_far);
+            }
+        }
+        calls
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_is_parked_time_with_nothing_played() {
+        let mut s = Silence::default();
+        let mut longest = 0;
+        for (name, at) in [
+            ("CHANNEL_ANSWER", 0),
+            ("CHANNEL_PARK", 100),
+            ("PLAYBACK_START", 400),
+            ("PLAYBACK_STOP", 1_000),
+            ("PLAYBACK_START", 1_050),
+            ("PLAYBACK_STOP", 2_000),
+            ("CHANNEL_BRIDGE", 2_700),
+            ("CHANNEL_HANGUP", 9_000),
+        ] {
+            longest = longest.max(s.on_event(name, at).unwrap_or(0));
+        }
+        assert_eq!(longest, 700);
+        assert_eq!(s.since, None);
     }
 }

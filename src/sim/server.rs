@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::apps::{AppFrame, Origin};
-use super::core::{Core, CoreMsg, Out};
+use super::core::{Core, CoreMsg, Out, Timer};
 use super::event::SimEvent;
 use super::subscription::{event_type, Format, Subscription};
 use crate::esl::{Frame, FrameDecoder, FrameWriter, DEFAULT_MAX_FRAME};
@@ -207,7 +207,38 @@ impl Core {
         }
     }
 
+    /// Serve one command, or hold an `api`/`bgapi` back while the switch is slow
+    /// ([`super::Switch::slow_api`]); the session's later commands wait behind it, as they
+    /// do behind FreeSWITCH's one command thread per connection.
     fn command(&mut self, sid: u64, frame: &Frame) {
+        let (delay, until) = self.slow_api;
+        let verb = frame.headers().command().unwrap_or_default();
+        let api = verb.starts_with("api ") || verb.starts_with("bgapi ");
+        let authed = self.sessions.get(&sid).is_some_and(|s| s.authed);
+        if api && authed && self.now_us() < until {
+            if let Some(session) = self.sessions.get_mut(&sid) {
+                session.busy = true;
+            }
+            let frame = Box::new(frame.clone());
+            self.after(delay, Timer::SlowCommand { sid, frame });
+            return;
+        }
+        self.serve(sid, frame);
+    }
+
+    /// A command held back by a slow switch, served now; then what queued behind it.
+    pub fn serve_slow_command(&mut self, sid: u64, frame: &Frame) {
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            session.busy = false;
+        }
+        self.serve(sid, frame);
+        // A blocking api (`originate`) it served holds the session until it completes.
+        if !self.sessions.get(&sid).is_some_and(|s| s.busy) {
+            self.resume(sid);
+        }
+    }
+
+    fn serve(&mut self, sid: u64, frame: &Frame) {
         let line = frame
             .headers()
             .command()
