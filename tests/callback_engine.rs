@@ -526,6 +526,40 @@ async fn an_agent_whose_daemon_died_during_the_call_is_freed_by_another_daemon()
     second.stop().await;
 }
 
+/// A daemon killed while it dials a callback's customer leaves the callback `dialing`;
+/// once both legs are gone, another daemon's audit lets it wait again, the lost attempt
+/// counted, and it is dialed anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_whose_daemon_died_while_dialing_is_dialed_again_by_another_daemon() {
+    let agent = agent_pressing("1").hang_up_after(secs(8.0));
+    let rig = start(
+        "[lines.callback.retry]\nmax_attempts = 3\nmin_interval_secs = 30\non = [\"no-answer\"]",
+        &[
+            ("user/1001", agent),
+            (
+                "sofia/gateway/carrier/+4930555001",
+                Party::fails(Outcome::NoAnswer),
+            ),
+        ],
+    )
+    .await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let first = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::DialingCustomer, 1).await;
+    first.kill().await;
+    // Both legs end while no daemon listens.
+    tokio::time::sleep(sim_secs(40.0)).await;
+    let second = rig.daemon("d2");
+    rig.wait_for_within(EventKind::DialingCustomer, 2, Duration::from_secs(30))
+        .await;
+    let failed = rig.events_of(EventKind::AttemptFailed).await;
+    assert_eq!(field(&failed[0], "cause"), "DAEMON_LOST", "{failed:?}");
+    second.stop().await;
+}
+
 /// Restart tests: the daemon dies at a point of the journey, its next life (same id) goes
 /// on, and the customer is dialed exactly once.
 async fn restart_after(

@@ -119,7 +119,11 @@ impl<P: Pbx> AgentCallback<P> {
             }
         };
         if let Err(e) = outcome {
-            tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e, "callback step failed");
+            // Nobody is left to act on their line: they are hung up, and the store's audit
+            // lets the request wait again once it finds its legs gone.
+            tracing::warn!(entry = %self.entry, agent = %self.agent, error = %e,
+                "callback step failed; ending the agent's leg");
+            self.hang_up_agent().await;
         }
         self.leg_left_up
             .load(Ordering::Relaxed)
@@ -247,10 +251,11 @@ impl<P: Pbx> AgentCallback<P> {
 
     async fn dial_customer(&self, reply: Option<AnswerReply>) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let accepted = self
-            .store
-            .callback_accepted(&self.queue, &self.entry, &self.agent, now)
-            .await;
+        let accepted = retrying(|| {
+            self.store
+                .callback_accepted(&self.queue, &self.entry, &self.agent, now)
+        })
+        .await;
         if !told(reply, accepted)? {
             return Ok(());
         }
@@ -272,9 +277,12 @@ impl<P: Pbx> AgentCallback<P> {
             agent: self.agent.to_string(),
         }
         .originate_vars();
-        self.store
-            .callback_dialing(&self.queue, &self.entry, &self.agent, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        retrying(|| {
+            self.store
+                .callback_dialing(&self.queue, &self.entry, &self.agent, now)
+        })
+        .await?;
         tracing::info!(entry = %self.entry, agent = %self.agent, number = %self.number.masked(),
             "agent accepted: dialing the customer");
         let ringback = MediaSource::new(RINGBACK).expect("constant");
@@ -290,9 +298,19 @@ impl<P: Pbx> AgentCallback<P> {
     }
 
     async fn connect(&self, customer: CallId) -> Result<(), crate::store::StoreError> {
-        self.store
-            .callback_customer_answered(&self.queue, &self.entry, &self.agent, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        let answered = retrying(|| {
+            self.store
+                .callback_customer_answered(&self.queue, &self.entry, &self.agent, now)
+        })
+        .await;
+        if let Err(e) = answered {
+            let _ = self
+                .switch
+                .hang_up(&customer, &HangupCause::normal_clearing())
+                .await;
+            return Err(e);
+        }
         let bridged = async {
             self.switch.stop_media(&self.agent_leg).await?;
             self.switch.bridge(&self.agent_leg, &customer).await
@@ -325,8 +343,8 @@ impl<P: Pbx> AgentCallback<P> {
         // The agent is freed only once their leg is gone: one left up (the switch out of
         // reach) frees them when its end is seen, so they are never booked while on it.
         let agent_free = self.hang_up_agent().await;
-        self.store
-            .callback_attempt_failed(
+        retrying(|| {
+            self.store.callback_attempt_failed(
                 &self.queue,
                 &self.entry,
                 &self.agent,
@@ -335,7 +353,8 @@ impl<P: Pbx> AgentCallback<P> {
                 retry_at,
                 agent_free,
             )
-            .await?;
+        })
+        .await?;
         tracing::info!(entry = %self.entry, %cause, retry = retry_at.is_some(),
             "the customer did not answer the callback");
         Ok(())
@@ -356,6 +375,29 @@ impl<P: Pbx> AgentCallback<P> {
             }
             // Hung up, or gone already.
             _ => true,
+        }
+    }
+}
+
+/// Run a store step again after a Redis error, backing off, for about half a minute (a
+/// Redis restart or failover) while the agent hears ringback. A step whose first try was
+/// done though its reply was lost is refused the second time (accept, attempt failed),
+/// which ends the task as any refusal does, or changes nothing (customer answered); only
+/// `dialing_customer` may then be recorded twice.
+async fn retrying<T, F, Fut>(mut step: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Err(StoreError::Redis(e)) if attempt + 1 < super::ANSWER_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "a callback step failed; trying again");
+                tokio::time::sleep(super::store_retry_delay(attempt)).await;
+                attempt += 1;
+            }
+            done => return done,
         }
     }
 }

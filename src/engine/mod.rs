@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
-use crate::store::{AgentOnCall, DomainEvent, FeedSinks, Store, StoreError};
+use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, MediaDir, Pbx, SwitchError};
 use crate::switch::{ParkedCaller, PbxEvent, Signal};
 use crate::values::DaemonId;
@@ -114,8 +114,8 @@ enum Report {
     HangUpWhenBack(CallId),
     /// A resync found a caller parked while no daemon listened.
     FoundParked(ParkedCaller),
-    /// An audit found agents on calls the switch no longer has.
-    CallsNotOnSwitch(Vec<AgentOnCall>),
+    /// An audit found calls under way that the switch no longer has.
+    CallsNotOnSwitch(recovery::NotOnSwitch),
     /// A round of media lease renewals is done.
     MediaTended(ownership::MediaTended),
     /// An agent answered, and the store could not record it: try again (`attempt` so far).

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{AgentLeg, Engine, EngineError, Report};
-use crate::queue::{AgentId, EndedCall, EntryId, EntryKind, EntryStatus, QueueName, Timestamp};
+use crate::queue::{
+    AgentId, EndedCall, Entry, EntryId, EntryKind, EntryStatus, QueueName, Timestamp,
+};
 use crate::store::{AgentOnCall, MissRules, NoAnswerCause, Store, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 
@@ -18,6 +20,24 @@ use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 /// listing to tell whether their call is still up: a leg of another daemon may have been
 /// placed and answered while the listing was under way.
 const ANSWER_SLACK: Duration = Duration::from_secs(5);
+
+/// What an audit found under way in the store and gone from the switch.
+#[derive(Debug)]
+pub(super) struct NotOnSwitch {
+    /// Agents on calls that ended.
+    pub(super) calls: Vec<AgentOnCall>,
+    /// Callbacks being dialed whose legs are gone.
+    pub(super) dialing: Vec<LostDialing>,
+}
+
+/// A callback whose customer was being dialed when its legs vanished (its daemon died, or
+/// lost Redis midway).
+#[derive(Debug)]
+pub(super) struct LostDialing {
+    queue: QueueName,
+    entry: EntryId,
+    agent: AgentId,
+}
 
 /// A callback being dialed: its entry, its agent and the agent's leg.
 #[derive(Debug, Clone)]
@@ -172,57 +192,56 @@ impl<P: Pbx> Engine<P> {
     ) {
         self.audited = std::time::Instant::now();
         let agents: Vec<AgentId> = self.config.agents.iter().map(|a| a.id.clone()).collect();
+        let queues: Vec<QueueName> = self.config.queues.iter().map(|q| q.name.clone()).collect();
         let (switch, store) = (self.switch.clone(), self.store.clone());
         self.tasks.spawn(find_calls_not_on_switch(
             switch,
             store,
             agents,
+            queues,
             listed_at,
             listing,
             self.reports_tx.clone(),
         ));
     }
 
-    /// Calls of agents that ended while no daemon listened: the store learns it now.
+    /// Calls of agents that ended while no daemon listened, and callbacks whose customer
+    /// was being dialed when their legs vanished: the store learns it now.
     pub(super) async fn end_calls_not_on_switch(
         &mut self,
-        calls: Vec<AgentOnCall>,
+        gone: NotOnSwitch,
     ) -> Result<(), StoreError> {
-        for call in calls {
+        for call in gone.calls {
             tracing::info!(
                 agent = %call.agent,
                 entry = %call.entry,
                 "an agent's call ended while no daemon listened"
             );
-            let entry = self.store.entry(&call.queue, &call.entry).await?;
-            let dialing = entry.is_some_and(|e| {
-                matches!(e.kind, EntryKind::Callback(_))
-                    && matches!(&e.status, EntryStatus::Dialing { agent, .. } if *agent == call.agent)
-            });
-            if dialing {
-                // Its customer was being dialed, and nobody bridged them: the attempt
-                // counts, and the request waits again at its place.
-                let now = self.clock.now();
-                self.store
-                    .callback_attempt_failed(
-                        &call.queue,
-                        &call.entry,
-                        &call.agent,
-                        "DAEMON_LOST",
-                        now,
-                        Some(now),
-                        true,
-                    )
-                    .await?;
-                self.routing.changed();
-                continue;
-            }
             self.agent_call_over(EndedCall {
                 queue: call.queue,
                 agent: call.agent,
                 entry: call.entry,
             })
             .await?;
+        }
+        for lost in gone.dialing {
+            // Nobody bridged the customer: the attempt counts, the request waits again at
+            // its place, and its agent is freed if still on it.
+            tracing::info!(agent = %lost.agent, entry = %lost.entry,
+                "a callback's legs vanished while its customer was dialed");
+            let now = self.clock.now();
+            self.store
+                .callback_attempt_failed(
+                    &lost.queue,
+                    &lost.entry,
+                    &lost.agent,
+                    "DAEMON_LOST",
+                    now,
+                    Some(now),
+                    true,
+                )
+                .await?;
+            self.routing.changed();
         }
         Ok(())
     }
@@ -429,6 +448,7 @@ async fn find_calls_not_on_switch<P: Pbx>(
     switch: P,
     store: Store,
     agents: Vec<AgentId>,
+    queues: Vec<QueueName>,
     now: Timestamp,
     listing: Option<Vec<CallRow>>,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
@@ -440,26 +460,59 @@ async fn find_calls_not_on_switch<P: Pbx>(
             Err(_) => return,
         },
     };
-    let on_calls = match store.agents_on_calls(&agents).await {
-        Ok(calls) => calls,
+    let read = async {
+        let calls = store.agents_on_calls(&agents).await?;
+        let mut held = Vec::new();
+        for queue in &queues {
+            held.extend(store.held_entries(queue).await?);
+        }
+        Ok::<_, StoreError>((calls, held))
+    };
+    let (on_calls, held) = match read.await {
+        Ok(read) => read,
         Err(e) => {
-            tracing::warn!(error = %e, "reading the agents on calls failed; auditing later");
+            tracing::warn!(error = %e, "reading the calls under way failed; auditing later");
             return;
         }
     };
-    let on_switch = |call: &AgentOnCall| {
+    // Channels are the entry's caller, or legs tagged with it.
+    let on_switch = |entry: &EntryId, agent: Option<&AgentId>| {
         channels.iter().any(|row| {
-            row.id.as_str() == call.entry.as_str()
+            row.id.as_str() == entry.as_str()
                 || row.leg.as_ref().is_some_and(|tags| {
-                    tags.agent == call.agent.as_str() && tags.entry == call.entry.as_str()
+                    tags.entry == entry.as_str() && agent.is_none_or(|a| tags.agent == a.as_str())
                 })
         })
     };
-    let gone: Vec<AgentOnCall> = on_calls
+    let dialing: Vec<(Entry, AgentId, Timestamp)> = held
         .into_iter()
-        .filter(|call| call.since.plus(ANSWER_SLACK) <= now && !on_switch(call))
+        .filter_map(|entry| match (&entry.kind, &entry.status) {
+            (EntryKind::Callback(_), EntryStatus::Dialing { agent, since }) => {
+                let (agent, since) = (agent.clone(), *since);
+                Some((entry, agent, since))
+            }
+            _ => None,
+        })
         .collect();
-    if !gone.is_empty() {
-        let _ = reports.send(Report::CallsNotOnSwitch(gone));
+    // A dialing callback's agent is on its call: the callback's audit below settles both.
+    let calls: Vec<AgentOnCall> = on_calls
+        .into_iter()
+        .filter(|call| {
+            call.since.plus(ANSWER_SLACK) <= now
+                && !on_switch(&call.entry, Some(&call.agent))
+                && !dialing.iter().any(|(e, _, _)| e.id == call.entry)
+        })
+        .collect();
+    let dialing: Vec<LostDialing> = dialing
+        .into_iter()
+        .filter(|(entry, _, since)| since.plus(ANSWER_SLACK) <= now && !on_switch(&entry.id, None))
+        .map(|(entry, agent, _)| LostDialing {
+            queue: entry.queue,
+            entry: entry.id,
+            agent,
+        })
+        .collect();
+    if !calls.is_empty() || !dialing.is_empty() {
+        let _ = reports.send(Report::CallsNotOnSwitch(NotOnSwitch { calls, dialing }));
     }
 }

@@ -170,7 +170,7 @@ impl Store {
 
     /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
     pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
-        self.entries_in(queue, &self.keys.waiting(queue), limit)
+        self.entries_in(queue, &self.keys.waiting(queue), None, limit)
             .await
     }
 
@@ -233,21 +233,36 @@ impl Store {
     /// Every open entry (waiting or ringing an agent), oldest first: what a restarted daemon
     /// reconciles with the channels FreeSWITCH still has.
     pub async fn open_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
-        self.entries_in(queue, &self.keys.open(queue), usize::MAX)
+        self.entries_in(queue, &self.keys.open(queue), None, usize::MAX)
             .await
     }
 
-    /// The first `limit` entries of one of a queue's sorted sets of entry ids, in one
-    /// round trip.
-    async fn entries_in(&self, queue: &QueueName, set: &str, limit: usize) -> Result<Vec<Entry>> {
+    /// The open entries that are not waiting (offered to agents, dialing a customer,
+    /// waiting for a retry): few however long the queue, so an audit may read them often.
+    pub async fn held_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
+        let waiting = self.keys.waiting(queue);
+        self.entries_in(queue, &self.keys.open(queue), Some(&waiting), usize::MAX)
+            .await
+    }
+
+    /// The first `limit` entries of one of a queue's sorted sets of entry ids, less those
+    /// in `left_out`, in one round trip.
+    async fn entries_in(
+        &self,
+        queue: &QueueName,
+        set: &str,
+        left_out: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let prefix = self.keys.entry_prefix(queue);
-        let replies: Vec<Vec<String>> = self
-            .scripts
-            .entries_in
-            .key(set)
+        let mut invocation = self.scripts.entries_in.key(set);
+        if let Some(left_out) = left_out {
+            invocation.key(left_out);
+        }
+        let replies: Vec<Vec<String>> = invocation
             .arg(&prefix)
             .arg(isize::try_from(limit - 1).unwrap_or(-1))
             .data(&mut self.conn())
