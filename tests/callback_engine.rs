@@ -526,6 +526,28 @@ async fn an_agent_whose_daemon_died_during_the_call_is_freed_by_another_daemon()
     second.stop().await;
 }
 
+/// A daemon killed while the caller hears their confirmation never hangs them up; the
+/// next daemon to start finds them parked in silence, sees their callback recorded, and
+/// ends the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_whose_goodbye_was_cut_off_is_hung_up_by_the_next_daemon() {
+    let rig = start("", &[]).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    let first = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001").hang_up_after(secs(600.0)));
+    rig.wait_for(EventKind::Requested, 1).await;
+    first.kill().await;
+    // The confirmation plays out; then nothing.
+    tokio::time::sleep(sim_secs(10.0)).await;
+    assert!(rig.callers().await["+4930555001"].ended_us.is_none());
+    let second = rig.daemon("d2");
+    let caller = rig.hung_up("+4930555001").await;
+    assert_eq!(caller.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
+    // The request stands: the caller ended nothing by being hung up.
+    assert!(rig.events_of(EventKind::Abandoned).await.is_empty());
+    second.stop().await;
+}
+
 /// A daemon killed while it dials a callback's customer leaves the callback `dialing`;
 /// once both legs are gone, another daemon's audit lets it wait again, the lost attempt
 /// counted, and it is dialed anew.

@@ -131,8 +131,17 @@ impl<P: Pbx> Engine<P> {
         {
             Ok(()) => {}
             // Known already: back from a bridge, or enqueued by another daemon on the same
-            // switch that won the race for this caller.
-            Err(StoreError::EntryExists(_)) => return Ok(()),
+            // switch that won the race for this caller; or a caller who asked to be called
+            // back and whose goodbye was cut off (a daemon died, the switch was away).
+            Err(StoreError::EntryExists(_)) => {
+                let known = self.store.entry(&queue, &entry.id).await?;
+                if known.is_some_and(|e| matches!(e.kind, EntryKind::Callback(_))) {
+                    tracing::info!(channel = %parked.channel, %queue,
+                        "a caller whose callback is recorded is still on the line; hanging up");
+                    self.kill(parked.channel);
+                }
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
         tracing::info!(channel = %parked.channel, %queue, "caller entered the queue");

@@ -578,12 +578,21 @@ impl<P: Pbx> Media<P> {
     }
 
     /// Play `closing`, then end the call: the caller has nothing left to wait for.
+    /// A goodbye cut off by the switch going out of reach still ends the call: the engine
+    /// hangs it up once the switch is back, so nobody sits in silence on a finished call.
     async fn say_goodbye(&self, closing: &MediaSource) -> Result<MenuEnd, SwitchError> {
-        self.play(closing).await?;
-        self.task
+        let played = self.play(closing).await;
+        let hung_up = self
+            .task
             .switch
             .hang_up(self.channel(), &HangupCause::normal_clearing())
-            .await?;
+            .await;
+        if hung_up.as_ref().is_err_and(SwitchError::unreachable) {
+            let leg = self.channel().clone();
+            let _ = self.task.reports.send(super::Report::HangUpWhenBack(leg));
+        }
+        played?;
+        hung_up?;
         Ok(MenuEnd::HungUp)
     }
 }
