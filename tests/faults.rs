@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use callbackd::config::Config;
 use callbackd::queue::{AgentState, QueueName, SystemClock};
 use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
+use callbackd::store::local::LocalRedisCluster;
 use callbackd::store::{EventKind, StateSource, Store};
 use common::RedisServer;
 use engine::{config_with, requesting};
@@ -124,6 +125,56 @@ impl Faults {
 /// once its media lease (15 s) runs out, and faults can pile up on top of that.
 const SILENCE_LIMIT: Duration = Duration::from_secs(15 + 15);
 
+/// The Redis the daemons share: one durable server, or a cluster of three durable masters.
+enum Redis {
+    Single(RedisServer),
+    Cluster(LocalRedisCluster),
+}
+
+impl Redis {
+    fn start(cluster: bool) -> Self {
+        if cluster {
+            Self::Cluster(LocalRedisCluster::start(3).expect("a local Redis Cluster starts"))
+        } else {
+            Self::Single(RedisServer::start_durable())
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Single(r) => r.url(),
+            Self::Cluster(c) => c.url(),
+        }
+    }
+
+    /// The `[redis]` keys beyond the URL.
+    fn settings(&self) -> &'static str {
+        match self {
+            Self::Single(_) => "",
+            Self::Cluster(_) => "cluster = true",
+        }
+    }
+
+    /// Kill Redis (a cluster: one of its masters) and start it again.
+    fn restart(&mut self, rng: &mut fastrand::Rng) {
+        match self {
+            Self::Single(r) => r.restart(),
+            Self::Cluster(c) => c
+                .restart_node(rng.usize(0..c.len()))
+                .expect("the node comes back"),
+        }
+    }
+
+    /// Stall Redis (a cluster: one of its masters) for `length`.
+    async fn stall(&self, rng: &mut fastrand::Rng, length: Duration) {
+        let url = match self {
+            Self::Single(r) => r.url(),
+            Self::Cluster(c) => c.node_urls()[rng.usize(0..c.len())].clone(),
+        };
+        stall_redis(&url, length).await;
+    }
+}
+
 /// Stall every client of the Redis at `url` for `length`, as a busy or swapping Redis does.
 async fn stall_redis(url: &str, length: Duration) {
     let client = redis::Client::open(url).unwrap();
@@ -153,7 +204,14 @@ fn overlaps(a: &CallRecord, b: &CallRecord) -> bool {
 /// 2, 3 and 20261202 run clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
-    run(env_or("FAULTS_LIFECYCLES", 100), 3000..8000, 0).await;
+    run(env_or("FAULTS_LIFECYCLES", 100), 3000..8000, 0, false).await;
+}
+
+/// The same suite once against a Redis Cluster of three masters, whose nodes are the ones
+/// restarted and stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycles_survive_faults_on_a_redis_cluster() {
+    run(env_or("FAULTS_CLUSTER_LIFECYCLES", 50), 3000..8000, 0, true).await;
 }
 
 /// The long run: 1,000 lifecycles with a fault every 1.5 to 4.5 s, at least 200 in all (about
@@ -161,7 +219,7 @@ async fn lifecycles_survive_killed_daemons_cut_sockets_and_redis_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the long run; cargo test --release --test faults -- --ignored"]
 async fn a_thousand_lifecycles_survive_two_hundred_faults() {
-    run(env_or("FAULTS_LIFECYCLES", 1000), 1500..4500, 200).await;
+    run(env_or("FAULTS_LIFECYCLES", 1000), 1500..4500, 200, false).await;
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -172,12 +230,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// `lifecycles` callers arriving 0.4 to 1.2 s apart, and a fault every `fault_gap` ms
-/// meanwhile; at least `min_faults` of them.
-async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usize) {
+/// meanwhile; at least `min_faults` of them. `cluster`: against a Redis Cluster.
+async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usize, cluster: bool) {
     let seed: u64 = env_or("FAULTS_SEED", 20261202);
     eprintln!("faults: seed {seed}, {lifecycles} lifecycles (replay with FAULTS_SEED={seed})");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut redis = RedisServer::start_durable();
+    let mut redis = Redis::start(cluster);
     let sim = sim::Switch::start(SimConfig {
         clock: ClockMode::Scaled(1.0),
         heartbeat: None,
@@ -193,7 +251,10 @@ async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usi
             .hang_up_after(Duration::from_secs(4));
         sim.add_party(&format!("user/{}", 1001 + i), agent).unwrap();
     }
-    let text = config_text(&sim.addr().to_string(), &redis.url());
+    let text = config_text(&sim.addr().to_string(), &redis.url()).replace(
+        "key_prefix = \"cbd\"",
+        &format!("key_prefix = \"cbd\"\n{}", redis.settings()),
+    );
     let dir = std::env::temp_dir().join(format!("callbackd-faults-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("callbackd.toml");
@@ -262,11 +323,12 @@ async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usi
                 faults.outages += 1;
             }
             3 => {
-                redis.restart();
+                redis.restart(&mut rng);
                 faults.redis_restarts += 1;
             }
             4 => {
-                stall_redis(&redis.url(), Duration::from_millis(rng.u64(500..4000))).await;
+                let length = Duration::from_millis(rng.u64(500..4000));
+                redis.stall(&mut rng, length).await;
                 faults.redis_stalls += 1;
             }
             _ => {

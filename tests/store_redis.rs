@@ -1062,6 +1062,7 @@ async fn unreachable_redis_is_a_clear_error() {
     let port = common::free_port();
     let settings = RedisSettings {
         url: format!("redis://:hunter2@127.0.0.1:{port}/0"),
+        cluster: false,
         key_prefix: "test".into(),
         events_kept: callbackd::config::DEFAULT_EVENTS_KEPT,
     };
@@ -1081,6 +1082,7 @@ async fn unreachable_redis_is_a_clear_error() {
     // The TLS path (rustls with its crypto provider) fails the same clear way.
     let tls = RedisSettings {
         url: format!("rediss://127.0.0.1:{port}/0"),
+        cluster: false,
         key_prefix: "test".into(),
         events_kept: callbackd::config::DEFAULT_EVENTS_KEPT,
     };

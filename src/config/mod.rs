@@ -51,6 +51,8 @@ impl EslSettings {
 pub struct RedisSettings {
     /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS.
     pub url: String,
+    /// `url` is one node of a Redis Cluster: the others are learned from it.
+    pub cluster: bool,
     /// First part of every key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// About how many events each event stream keeps; older ones are trimmed.
@@ -81,6 +83,7 @@ impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")
             .field("url", &self.redacted_url())
+            .field("cluster", &self.cluster)
             .field("key_prefix", &self.key_prefix)
             .finish()
     }
@@ -402,6 +405,7 @@ queues = [{ queue = "support" }, { queue = "sales", priority = 2 }]
         let redacted = |url: &str| {
             RedisSettings {
                 url: url.into(),
+                cluster: false,
                 key_prefix: "cbd".into(),
                 events_kept: DEFAULT_EVENTS_KEPT,
             }

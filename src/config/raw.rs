@@ -75,6 +75,8 @@ pub(super) struct RawReconnect {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub(super) url: Spanned<String>,
+    #[serde(default)]
+    pub(super) cluster: bool,
     pub(super) key_prefix: Option<Spanned<String>>,
     pub(super) events_kept: Option<Spanned<u64>>,
 }

@@ -367,6 +367,7 @@ impl RawRedis {
         };
         Ok(RedisSettings {
             url: self.url.into_inner(),
+            cluster: self.cluster,
             key_prefix,
             events_kept,
         })

@@ -46,22 +46,23 @@ impl Store {
     }
 
     /// Trim the event streams of `queues` and the agents' to about `keep` events each.
-    /// `~` lets Redis drop whole nodes only, which keeps trimming cheap.
+    /// `~` lets Redis drop whole nodes only, which keeps trimming cheap. One command per
+    /// stream, sent together: on a cluster the streams live in different slots.
     pub async fn trim_events(&self, queues: &[QueueName], keep: u64) -> Result<()> {
-        let mut pipe = redis::pipe();
         let streams = queues
             .iter()
             .map(|q| self.keys.events(q))
             .chain([self.keys.agent_events()]);
-        for stream in streams {
-            pipe.cmd("XTRIM")
+        let trims = streams.map(|stream| async move {
+            redis::cmd("XTRIM")
                 .arg(stream)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(keep)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut self.conn()).await?;
+                .query_async::<()>(&mut self.conn())
+                .await
+        });
+        futures_util::future::try_join_all(trims).await?;
         Ok(())
     }
 

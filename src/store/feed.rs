@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
-use redis::AsyncConnectionConfig;
 use tokio::sync::{broadcast, mpsc};
 
+use super::connection::{Backend, Connection};
 use super::{records, Result, Store, StoreError};
 use crate::queue::QueueName;
 
@@ -62,14 +62,21 @@ pub struct DomainEvent {
 }
 
 /// Reads the agents' stream and the queues' withdrawals, and their own streams while
-/// somebody other than the engine listens, on a connection of its own (a blocking read
+/// somebody other than the engine listens, on connections of its own (a blocking read
 /// would hold up every command sharing one).
 pub struct EventFeed {
-    client: redis::Client,
+    backend: Arc<Backend>,
     /// The store's count of unreadable records.
     poisoned: Arc<AtomicU64>,
-    /// Always read, for the engine and the bus: the agents' stream and each queue's
-    /// withdrawals.
+    /// The streams, in groups that one `XREAD` each reads: all of them on one Redis, one
+    /// group per hash tag (the agents', each queue's) on a cluster, where one command may
+    /// name the keys of one slot only.
+    groups: Vec<Group>,
+}
+
+/// Streams read together, on one connection.
+struct Group {
+    /// Always read, for the engine and the bus: the agents' stream, queues' withdrawals.
     always: Vec<Followed>,
     /// The queues' own streams, read only while the bus has subscribers.
     queues: Vec<Followed>,
@@ -96,35 +103,36 @@ impl Store {
     /// A feed of the agents' events and of `queues`' withdrawals that come after the newest
     /// each stream holds now: whatever is written once this returns is in it.
     pub async fn feed(&self, queues: &[QueueName]) -> Result<EventFeed> {
-        let streams = [(self.keys.agent_events(), EventStream::Agents)]
-            .into_iter()
-            .chain(queues.iter().map(|q| {
-                (
-                    self.keys.withdrawals(q),
-                    EventStream::Withdrawals(q.clone()),
-                )
-            }));
-        let always = futures_util::future::try_join_all(streams.map(|(key, stream)| async {
+        let after = |key: String, stream: EventStream| async move {
             // An empty or missing stream: everything it will get is new.
             let newest = self.newest_id(&key).await?;
             let after = newest.unwrap_or_else(|| "0-0".to_owned());
             Ok::<_, StoreError>(Followed { key, stream, after })
-        }))
-        .await?;
-        let queues = queues
-            .iter()
-            .map(|q| Followed {
+        };
+        let agents = after(self.keys.agent_events(), EventStream::Agents).await?;
+        let mut groups = vec![Group::new(vec![agents], Vec::new())];
+        for q in queues {
+            let withdrawals = after(
+                self.keys.withdrawals(q),
+                EventStream::Withdrawals(q.clone()),
+            )
+            .await?;
+            let events = Followed {
                 key: self.keys.events(q),
                 stream: EventStream::Queue(q.clone()),
                 after: String::new(),
-            })
-            .collect();
+            };
+            if self.backend.is_cluster() {
+                groups.push(Group::new(vec![withdrawals], vec![events]));
+            } else {
+                groups[0].always.push(withdrawals);
+                groups[0].queues.push(events);
+            }
+        }
         Ok(EventFeed {
-            client: (*self.client).clone(),
+            backend: self.backend.clone(),
             poisoned: self.poisoned.clone(),
-            always,
-            queues,
-            wide: false,
+            groups,
         })
     }
 }
@@ -133,10 +141,29 @@ impl EventFeed {
     /// Send every new event on until the engine is gone. A lost connection is retried
     /// with backoff and resumes after the last event sent, so subscribers miss only what
     /// was trimmed from a stream meanwhile.
-    pub async fn run(mut self, sinks: FeedSinks) {
+    pub async fn run(self, sinks: FeedSinks) {
+        let (backend, poisoned, sinks) = (&*self.backend, &*self.poisoned, &sinks);
+        let reads = self
+            .groups
+            .into_iter()
+            .map(|group| group.run(backend, poisoned, sinks));
+        futures_util::future::join_all(reads).await;
+    }
+}
+
+impl Group {
+    fn new(always: Vec<Followed>, queues: Vec<Followed>) -> Self {
+        Self {
+            always,
+            queues,
+            wide: false,
+        }
+    }
+
+    async fn run(mut self, backend: &Backend, poisoned: &AtomicU64, sinks: &FeedSinks) {
         let mut retry = FIRST_RETRY;
         while !sinks.engine.is_closed() {
-            match self.follow(&sinks, &mut retry).await {
+            match self.follow(backend, poisoned, sinks, &mut retry).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the event streams failed; retrying");
@@ -149,14 +176,14 @@ impl EventFeed {
 
     /// Read until the engine is gone (`Ok`) or Redis fails. A connection made resets
     /// `retry`.
-    async fn follow(&mut self, sinks: &FeedSinks, retry: &mut Duration) -> Result<()> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+    async fn follow(
+        &mut self,
+        backend: &Backend,
+        poisoned: &AtomicU64,
+        sinks: &FeedSinks,
+        retry: &mut Duration,
+    ) -> Result<()> {
+        let mut conn = backend.blocking(BLOCK).await?;
         *retry = FIRST_RETRY;
         let options = StreamReadOptions::default()
             .block(BLOCK.as_millis() as usize)
@@ -215,7 +242,7 @@ impl EventFeed {
                             }
                         }
                         // One bad record must not stop the feed: it is skipped, and said.
-                        Err(e) => super::skip_poison(&self.poisoned, &e),
+                        Err(e) => super::skip_poison(poisoned, &e),
                     }
                 }
             }
@@ -228,7 +255,7 @@ impl EventFeed {
 }
 
 /// The stream id [`CATCH_UP`] before Redis's own clock (stream ids are its milliseconds).
-async fn catch_up_from(conn: &mut redis::aio::MultiplexedConnection) -> Result<String> {
+async fn catch_up_from(conn: &mut Connection) -> Result<String> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     let ms = (secs * 1000 + micros / 1000).saturating_sub(CATCH_UP.as_millis() as u64);
     Ok(format!("{ms}-0"))

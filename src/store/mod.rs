@@ -13,6 +13,7 @@
 
 mod agents;
 mod callbacks;
+mod connection;
 mod entries;
 mod events;
 mod feed;
@@ -30,14 +31,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::config::RedisSettings;
 use crate::queue::{AgentId, EntryId, QueueError, QueueName};
 pub use agents::{AgentOnCall, StateSource};
 pub use callbacks::{
     CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
 };
+use connection::{Backend, Connection};
 pub use feed::{DomainEvent, EventFeed, EventStream, FeedSinks};
 use keys::Keys;
 pub use offers::{Answered, MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
@@ -89,8 +89,8 @@ fn skip_poison(poisoned: &AtomicU64, error: &StoreError) {
 pub struct Store {
     /// For connections of their own (the event feed's blocking reads). Behind an `Arc`,
     /// as everything big here: every caller's task holds a clone of the store.
-    client: Arc<redis::Client>,
-    conn: ConnectionManager,
+    backend: Arc<Backend>,
+    conn: Connection,
     keys: Keys,
     scripts: Arc<Scripts>,
     /// Records skipped because they could not be read, since this store was connected.
@@ -110,20 +110,15 @@ impl Store {
             // may have installed one already, which is just as good.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = redis::Client::open(settings.url.as_str()).map_err(connect_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
-            .await
+        let backend = Backend::open(std::slice::from_ref(&settings.url), settings.cluster)
             .map_err(connect_error)?;
+        let mut conn = backend.shared().await.map_err(connect_error)?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
             .map_err(connect_error)?;
         Ok(Self {
-            client: Arc::new(client),
+            backend: Arc::new(backend),
             conn,
             keys: Keys::new(&settings.key_prefix),
             scripts: Arc::new(Scripts::new()),
@@ -143,7 +138,7 @@ impl Store {
         skip_poison(&self.poisoned, error);
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Connection {
         self.conn.clone()
     }
 

@@ -5,7 +5,6 @@
 //! ARGV and its replies; the helpers several of them share are preludes (`lua/prelude/`),
 //! put in front of a script's body when it is loaded.
 
-use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Script, ScriptInvocation, ToRedisArgs};
 
 use super::records::{EVENT_KINDS, LUA_ENTRY_TIMERS};
@@ -65,14 +64,14 @@ impl Invocation<'_> {
     }
 
     /// Run a transition and read its reply as the script's [`Reply`] type.
-    pub(crate) async fn reply<R: Reply>(&self, conn: &mut ConnectionManager) -> Result<R> {
+    pub(crate) async fn reply<R: Reply>(&self, conn: &mut super::Connection) -> Result<R> {
         let value: redis::Value = self.inner.invoke_async(conn).await?;
         replies::read(self.name, value)
     }
 
     /// Run a script that reads data (entries, agents, timers) rather than answering how a
     /// transition went.
-    pub(crate) async fn data<T: FromRedisValue>(&self, conn: &mut ConnectionManager) -> Result<T> {
+    pub(crate) async fn data<T: FromRedisValue>(&self, conn: &mut super::Connection) -> Result<T> {
         Ok(self.inner.invoke_async(conn).await?)
     }
 }
