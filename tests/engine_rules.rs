@@ -386,3 +386,48 @@ async fn an_answer_given_while_redis_is_down_is_recorded_once_it_is_back() {
     assert_eq!(rules.events_of(EventKind::Connected).await.len(), 1);
     rules.stop().await;
 }
+
+/// An agent who declines a callback while their leg cannot be hung up (the switch out of
+/// reach) stays on that leg until it is gone: they are not offered anything meanwhile.
+#[tokio::test]
+async fn an_agent_whose_decline_cannot_hang_up_is_freed_only_once_the_leg_is_gone() {
+    let rules = Rules::start(&callback_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let (first, _) = rules.connected("+4930555001", "alice").await;
+    let second = rules.caller("+4930555002").await;
+    rules.hears(&second, OFFER).await;
+    rules.fake.press(&second, '2');
+    rules.keys_in(&second, "menu-own-number", "1").await;
+    rules.keys_in(&second, "confirm-options", "1").await;
+    until("the callback is requested", || async {
+        !rules.events_of(EventKind::Requested).await.is_empty()
+    })
+    .await;
+    rules.fake.hang_up_party(&first).await;
+    let leg = rules.agent_answers("alice").await;
+    rules.fake.fail_hang_ups(true);
+    rules.keys_in(&leg, "agent-options", "2").await;
+    until("the decline is recorded", || async {
+        !rules.events_of(EventKind::Declined).await.is_empty()
+    })
+    .await;
+    assert!(rules.fake.is_up(&leg));
+    let booked = || async {
+        let alice = rules
+            .store
+            .agent(&agent_id("alice"), rules.clock.now())
+            .await;
+        alice.unwrap().unwrap().booked
+    };
+    assert!(
+        booked().await.is_some(),
+        "alice is bookable while on the leg"
+    );
+    // The switch is back: the leg left up is hung up, and its end frees alice.
+    rules.fake.fail_hang_ups(false);
+    rules.fake.reconnect().await;
+    until("alice is free", || async { booked().await.is_none() }).await;
+    assert!(!rules.fake.is_up(&leg));
+    assert_eq!(rules.agent_state("alice").await, AgentState::Available);
+    rules.stop().await;
+}

@@ -374,6 +374,7 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
             s.clock.now(),
             REJECT,
             &eligible,
+            true,
         )
         .await
         .unwrap();
@@ -432,6 +433,7 @@ async fn a_declined_callback_goes_to_the_next_agent_and_closes_when_all_declined
             s.clock.now(),
             REJECT,
             &eligible,
+            true,
         )
         .await
         .unwrap();
@@ -501,6 +503,7 @@ async fn a_missed_ring_is_no_decline_and_a_decliner_may_be_offered_it_again_late
             s.clock.now(),
             REJECT,
             &eligible,
+            true,
         )
         .await
         .unwrap();
@@ -519,6 +522,7 @@ async fn a_missed_ring_is_no_decline_and_a_decliner_may_be_offered_it_again_late
             s.clock.now(),
             REJECT,
             &eligible,
+            true,
         )
         .await
         .unwrap();
@@ -534,6 +538,7 @@ async fn a_missed_ring_is_no_decline_and_a_decliner_may_be_offered_it_again_late
             s.clock.now(),
             REJECT,
             &eligible,
+            true,
         )
         .await
         .unwrap();

@@ -231,21 +231,25 @@ impl<P: Pbx> AgentCallback<P> {
         }
     }
 
+    /// Their leg is hung up first: an agent whose leg is left up (the switch out of reach)
+    /// stays on it until its end is seen, so they are never booked while still on it.
     async fn decline(&self) -> Result<(), StoreError> {
-        let declined = self
-            .store
-            .callback_declined(
+        let agent_free = self.hang_up_agent().await;
+        let now = self.clock.now();
+        let declined = retrying(|| {
+            self.store.callback_declined(
                 &self.queue,
                 &self.entry,
                 &self.agent,
-                self.clock.now(),
+                now,
                 self.decline_hold_off,
                 &self.eligible,
+                agent_free,
             )
-            .await?;
+        })
+        .await?;
         tracing::info!(entry = %self.entry, agent = %self.agent,
             declined_by_all = declined.declined_by_all, "agent declined the callback");
-        self.hang_up_agent().await;
         Ok(())
     }
 

@@ -240,6 +240,7 @@ impl<P: Pbx> Engine<P> {
                 self.clock.now(),
                 self.decline_hold_off(queue),
                 &eligible,
+                true,
             )
             .await?;
         tracing::info!(%entry, %agent, declined_by_all = declined.declined_by_all,

@@ -154,6 +154,11 @@ impl<P: Pbx> Engine<P> {
             self.store
                 .callback_completed(&call.queue, &call.entry, &call.agent, now)
                 .await?;
+        } else {
+            // A whisper declined while its leg could not be hung up kept the agent's
+            // booking for as long as the leg was up.
+            let agent = std::slice::from_ref(&call.agent);
+            self.store.release_agents(&call.entry, agent).await?;
         }
         self.routing.call_ended(call);
         Ok(())

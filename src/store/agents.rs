@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// Drop the bookings that still name `entry`.
-    pub(super) async fn release_agents(&self, entry: &EntryId, agents: &[AgentId]) -> Result<()> {
+    pub async fn release_agents(&self, entry: &EntryId, agents: &[AgentId]) -> Result<()> {
         if agents.is_empty() {
             return Ok(());
         }

@@ -293,9 +293,12 @@ impl Store {
     }
 
     /// `agent` answered the offer of a callback, heard it and declined (event `declined`):
-    /// they are free, and not offered it again for `hold_off`; the callback waits again at
-    /// its position, or is closed (`declined_by_all`) once every agent of `eligible`
-    /// declined it. Agents who only missed its ring have not declined.
+    /// they are not offered it again for `hold_off`; the callback waits again at its
+    /// position, or is closed (`declined_by_all`) once every agent of `eligible` declined
+    /// it. Agents who only missed its ring have not declined. With `agent_free` (their leg
+    /// is hung up) they are free; else their leg's end frees them ([`Store::call_ended`]).
+    // Each argument is one fact of the decline, as the script takes them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn callback_declined(
         &self,
         queue: &QueueName,
@@ -304,6 +307,7 @@ impl Store {
         now: Timestamp,
         hold_off: Duration,
         eligible: &[AgentId],
+        agent_free: bool,
     ) -> Result<Declined> {
         let until = now.plus(hold_off).as_millis().to_string();
         let timer = Self::hold_off_end(queue, entry, agent).member();
@@ -329,7 +333,9 @@ impl Store {
                 return Err(Self::callback_rule(queue, entry, Some(agent), refused))
             }
         };
-        self.agent_released(agent, queue, entry, now).await?;
+        if agent_free {
+            self.agent_released(agent, queue, entry, now).await?;
+        }
         Ok(Declined { declined_by_all })
     }
 

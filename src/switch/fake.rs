@@ -104,6 +104,8 @@ struct State {
     ops: Vec<Op>,
     /// Originates waiting for the test to answer or fail them, with their tags.
     ringing: HashMap<CallId, (Originate, oneshot::Sender<Result<CallId>>)>,
+    /// Hang-ups fail as they do while the event socket is down.
+    hang_ups_fail: bool,
 }
 
 /// The fake switch: a cheap handle shared by the engine (as its [`Pbx`]) and the test.
@@ -273,6 +275,12 @@ impl FakePbx {
     /// Whether the switch still has `call`.
     pub fn is_up(&self, call: &CallId) -> bool {
         self.lock().calls.contains_key(call)
+    }
+
+    /// From now on (`true`) every hang-up the engine asks for fails, as it does while the
+    /// event socket is down, and the call stays up; `false` ends that.
+    pub fn fail_hang_ups(&self, fail: bool) {
+        self.lock().hang_ups_fail = fail;
     }
 
     /// The connection to the switch dropped and came back: the engine resyncs.
@@ -480,6 +488,9 @@ impl Pbx for FakePbx {
             call: call.clone(),
             cause: cause.to_string(),
         });
+        if self.lock().hang_ups_fail {
+            return Err(SwitchError::Esl(crate::esl::Error::NotConnected));
+        }
         // A leg still ringing is canceled, as `uuid_kill` of an originating channel does.
         let ringing = self.lock().ringing.remove(call);
         if let Some((_, answered)) = ringing {
