@@ -34,6 +34,7 @@
 //! customer is dialed again, `config::RetryPolicy::next_attempt`; what a hangup cause means,
 //! `switch::hangup`.
 
+pub mod api;
 pub mod callback;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio::sync::watch;
 
+use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::engine::{Engine, EngineOptions};
 use crate::esl::Client;
@@ -102,14 +103,36 @@ pub async fn serve(
     tracing::info!(esl = %config.esl.address, redis = %config.redis.redacted_url(),
         daemon = %options.daemon_id, "callbackd running");
     let engine = Engine::new(
-        config,
+        config.clone(),
         options,
-        store,
+        store.clone(),
         FreeSwitch::new(client.clone()),
-        clock,
+        clock.clone(),
     );
     let handle = engine.handle();
     let (stop, stopped) = watch::channel(false);
+    let api = match &config.http {
+        Some(http) => {
+            let listener = tokio::net::TcpListener::bind(http.listen)
+                .await
+                .with_context(|| format!("cannot listen for the HTTP API on {}", http.listen))?;
+            tracing::info!(listen = %http.listen, "HTTP API listening");
+            let state = ApiState {
+                handle: handle.clone(),
+                store,
+                tokens: http.tokens.clone().into(),
+                config: config.clone(),
+                clock,
+            };
+            let stopped = stopped.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = api::serve(listener, state, stopped).await {
+                    tracing::error!(error = %e, "the HTTP API stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let mut shutdown = shutdown;
     let drain = tokio::spawn(async move {
         if shutdown.wait_for(|stop| *stop).await.is_err() {
@@ -124,6 +147,9 @@ pub async fn serve(
     });
     let result = engine.run(deliveries, stopped).await;
     drain.abort();
+    if let Some(api) = api {
+        api.abort();
+    }
     client.shutdown().await;
     result.context("engine stopped")
 }

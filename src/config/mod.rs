@@ -28,6 +28,58 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     pub lines: Vec<LineConfig>,
     pub agents: Vec<AgentConfig>,
+    /// The HTTP API; `None` when the config has no `[http]`.
+    pub http: Option<HttpSettings>,
+}
+
+/// Where the HTTP API listens, and who may use it.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: std::net::SocketAddr,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// The HTTP API's default address: loopback only, so that exposing it is a choice.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8089";
+
+/// A bearer token and what it may do.
+#[derive(Clone)]
+pub struct ApiToken {
+    pub secret: String,
+    pub role: ApiRole,
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("secret", &"***")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// What a token may do through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRole {
+    /// Everything.
+    Admin,
+    /// Read everything, change nothing.
+    Read,
+    /// Act as this agent only: their state, their callbacks.
+    Agent(AgentId),
+}
+
+impl ApiRole {
+    /// `admin`, `read` or `agent:<id>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(Self::Admin),
+            "read" => Some(Self::Read),
+            _ => AgentId::new(text.strip_prefix("agent:")?)
+                .ok()
+                .map(Self::Agent),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

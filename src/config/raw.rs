@@ -53,6 +53,22 @@ pub(super) struct RawConfig {
     pub(super) lines: Vec<RawLine>,
     #[serde(default)]
     pub(super) agents: Vec<RawAgent>,
+    pub(super) http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) tokens: Vec<RawToken>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    pub(super) token: Spanned<String>,
+    pub(super) role: Spanned<String>,
 }
 
 #[derive(Deserialize)]

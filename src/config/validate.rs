@@ -10,13 +10,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{
-    ExitKind, NoAgentKind, RawCallback, RawConfig, RawEsl, RawLine, RawLog, RawQueue, RawRedis,
+    ExitKind, NoAgentKind, RawCallback, RawConfig, RawEsl, RawHttp, RawLine, RawLog, RawQueue,
+    RawRedis,
 };
 use super::source::Source;
 use super::{
-    AgentConfig, CallbackSettings, CallbackTimings, Config, ConfigError, EslSettings, ExitAction,
-    HoldOffs, LineConfig, LogSettings, MaxWait, NoAgentPolicy, QueueConfig, RedisSettings,
-    RetryCause, RetryPolicy, DEFAULT_EVENTS_KEPT,
+    AgentConfig, ApiRole, ApiToken, CallbackSettings, CallbackTimings, Config, ConfigError,
+    EslSettings, ExitAction, HoldOffs, HttpSettings, LineConfig, LogSettings, MaxWait,
+    NoAgentPolicy, QueueConfig, RedisSettings, RetryCause, RetryPolicy, DEFAULT_EVENTS_KEPT,
+    DEFAULT_HTTP_LISTEN,
 };
 use crate::callback::DialingPolicy;
 use crate::esl::Backoff;
@@ -263,6 +265,7 @@ impl RawConfig {
             });
         }
 
+        let http = self.http.map(|h| h.validate(src, &agents)).transpose()?;
         Ok(Config {
             esl,
             redis,
@@ -270,7 +273,58 @@ impl RawConfig {
             queues,
             lines,
             agents,
+            http,
         })
+    }
+}
+
+/// Bearer tokens are compared in constant time, but a short one is guessed anyway.
+const MIN_TOKEN_LEN: usize = 24;
+
+impl RawHttp {
+    fn validate(self, src: &Source, agents: &[AgentConfig]) -> Result<HttpSettings, ConfigError> {
+        let listen = match &self.listen {
+            None => DEFAULT_HTTP_LISTEN.parse().expect("a socket address"),
+            Some(l) => l.get_ref().parse().map_err(|_| {
+                src.at(
+                    l.span(),
+                    "listen",
+                    "an address and port: 127.0.0.1:8089, [::]:8089",
+                )
+            })?,
+        };
+        let mut tokens = Vec::with_capacity(self.tokens.len());
+        let mut seen = HashSet::new();
+        for t in self.tokens {
+            let secret = t.token.get_ref();
+            let printable = secret.chars().all(|c| c.is_ascii_graphic());
+            if secret.len() < MIN_TOKEN_LEN || !printable {
+                return Err(src.at(
+                    t.token.span(),
+                    "token",
+                    format!("at least {MIN_TOKEN_LEN} printable characters, no spaces"),
+                ));
+            }
+            if !seen.insert(secret.clone()) {
+                return Err(src.at(t.token.span(), "token", "this token is given twice"));
+            }
+            let role = ApiRole::parse(t.role.get_ref())
+                .ok_or_else(|| src.at(t.role.span(), "role", "admin, read or agent:<agent id>"))?;
+            if let ApiRole::Agent(id) = &role {
+                if !agents.iter().any(|a| a.id == *id) {
+                    return Err(src.at(
+                        t.role.span(),
+                        "role",
+                        format!("no [[agents]] has id {:?}", id.as_str()),
+                    ));
+                }
+            }
+            tokens.push(ApiToken {
+                secret: t.token.into_inner(),
+                role,
+            });
+        }
+        Ok(HttpSettings { listen, tokens })
     }
 }
 

@@ -113,6 +113,7 @@ pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     bus: broadcast::Sender<DomainEvent>,
     draining: watch::Receiver<bool>,
+    switch_up: watch::Receiver<bool>,
 }
 
 impl EngineHandle {
@@ -120,12 +121,20 @@ impl EngineHandle {
         commands: mpsc::Sender<Command>,
         bus: broadcast::Sender<DomainEvent>,
         draining: watch::Receiver<bool>,
+        switch_up: watch::Receiver<bool>,
     ) -> Self {
         Self {
             commands,
             bus,
             draining,
+            switch_up,
         }
+    }
+
+    /// Whether the engine's connection to the switch is up (it has resynced since it
+    /// last heard the connection drop).
+    pub fn switch_connected(&self) -> bool {
+        *self.switch_up.borrow()
     }
 
     /// Withdraw a callback that is not being dialed yet (event `canceled`); every agent

@@ -203,6 +203,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     commands: mpsc::Receiver<Command>,
     /// Whether this daemon drains ([`EngineHandle::drain`]); the handles read it.
     drain: watch::Sender<bool>,
+    /// Whether the switch's event socket is up now; the handles read it (readiness).
+    switch_up: watch::Sender<bool>,
     /// Drains asked for and not answered yet: answered once no routing round trip is
     /// under way.
     drains: Vec<oneshot::Sender<Result<(), CommandError>>>,
@@ -241,6 +243,7 @@ impl<P: Pbx> Engine<P> {
         let (commands_tx, commands) = mpsc::channel(handle::COMMAND_QUEUE);
         let (bus, _) = broadcast::channel(handle::BUS_CAPACITY);
         let drain = watch::Sender::new(false);
+        let switch_up = watch::Sender::new(false);
         let plans = config
             .queues
             .iter()
@@ -270,9 +273,15 @@ impl<P: Pbx> Engine<P> {
             plans,
             reports_tx,
             reports,
-            handle: EngineHandle::new(commands_tx, bus.clone(), drain.subscribe()),
+            handle: EngineHandle::new(
+                commands_tx,
+                bus.clone(),
+                drain.subscribe(),
+                switch_up.subscribe(),
+            ),
             commands,
             drain,
+            switch_up,
             drains: Vec::new(),
             bus,
             agents_changed: true,
@@ -378,11 +387,13 @@ impl<P: Pbx> Engine<P> {
                 }
             }
             Some(PbxEvent::Resync) => {
+                self.switch_up.send_replace(true);
                 if let Err(e) = self.resync().await {
                     tracing::error!(error = %e, "resync with the switch failed");
                 }
             }
             Some(PbxEvent::Lost(reason)) => {
+                self.switch_up.send_replace(false);
                 tracing::warn!(%reason, "switch connection lost; calls resync on reconnect");
             }
             None => {}

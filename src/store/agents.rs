@@ -17,6 +17,8 @@ pub enum StateSource {
     Cli,
     Phone,
     Daemon,
+    /// The HTTP API (an operator's tool, a CRM, the agent console).
+    Api,
 }
 
 impl StateSource {
@@ -25,6 +27,7 @@ impl StateSource {
             Self::Cli => "cli",
             Self::Phone => "phone",
             Self::Daemon => "daemon",
+            Self::Api => "api",
         }
     }
 }

@@ -92,6 +92,31 @@ impl Store {
         }
     }
 
+    /// Up to `count` events of a queue's stream, newest first, before the stream id
+    /// `before` (`None`: from the newest).
+    pub async fn events_before(
+        &self,
+        queue: &QueueName,
+        before: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let key = self.keys.events(queue);
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await?;
+        reply
+            .ids
+            .iter()
+            .map(|sid| feed::stored_event(&key, sid))
+            .collect()
+    }
+
     /// Up to `count` events of a queue's stream (or the agents' with `None`) after the
     /// stream id `after` (`None` for the start).
     pub async fn events(

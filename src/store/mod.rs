@@ -138,6 +138,14 @@ impl Store {
         skip_poison(&self.poisoned, error);
     }
 
+    /// Whether Redis answers now.
+    pub async fn ping(&self) -> Result<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     fn conn(&self) -> Connection {
         self.conn.clone()
     }

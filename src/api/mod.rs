@@ -1,0 +1,155 @@
+//! The HTTP API the daemon serves (`[http]` in the config): queues, callbacks, agents, a
+//! live event stream and health, with its OpenAPI document built from the same code.
+//!
+//! Handlers are thin: reads come from the store, every change goes through the engine
+//! handle (which alone knows the legs ringing), and every answer that is not a success is
+//! one [`error::ApiError`] shape. Each module is one resource: `queues` (and agents),
+//! `callbacks`, `events`; `auth` says who asks, `views` what is answered.
+
+pub mod auth;
+mod callbacks;
+pub mod error;
+mod events;
+mod queues;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::watch;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::{ApiToken, Config};
+use crate::engine::EngineHandle;
+use crate::queue::Clock;
+use crate::store::Store;
+use auth::Caller;
+use error::ApiError;
+use views::Readiness;
+
+/// Request bodies are small JSON objects; anything bigger is refused unread.
+const MAX_BODY: usize = 16 * 1024;
+/// How long readiness waits for Redis to answer.
+const REDIS_CHECK: Duration = Duration::from_secs(1);
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct ApiState {
+    pub handle: EngineHandle,
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub tokens: Arc<[ApiToken]>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A JSON body whose every refusal (not JSON, unknown or missing fields, too big) is an
+/// [`ApiError`].
+#[derive(FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callbackd", description = "Queue callbacks for FreeSWITCH: see and steer them."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "queues"), (name = "callbacks"), (name = "agents"), (name = "events"),
+        (name = "health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes with their document; the document is built from the routes themselves, so
+/// neither can name what the other lacks.
+pub fn router(state: ApiState) -> Router {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::show))
+        .routes(routes!(queues::agents))
+        .routes(routes!(queues::agent))
+        .routes(routes!(queues::set_state))
+        .routes(routes!(callbacks::list, callbacks::create))
+        .routes(routes!(callbacks::show, callbacks::cancel))
+        .routes(routes!(events::stream))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// The process answers (no token needed: it says nothing else).
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// Whether this daemon can take calls: Redis answers, the switch is connected, and it is
+/// not draining. 503 when not.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)),
+    security(("bearer" = [])))]
+async fn ready(State(state): State<ApiState>, _caller: Caller) -> (StatusCode, Json<Readiness>) {
+    let redis = tokio::time::timeout(REDIS_CHECK, state.store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let freeswitch = state.handle.switch_connected();
+    let draining = state.handle.is_draining();
+    let ready = redis && freeswitch && !draining;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            redis,
+            freeswitch,
+            draining,
+        }),
+    )
+}

@@ -1,0 +1,259 @@
+//! What the API answers with: the JSON shapes of queues, entries, agents, callbacks and
+//! events, built from the domain types, each with its OpenAPI schema.
+//!
+//! Times are milliseconds since the epoch; numbers are shown whole to admins and agents,
+//! masked (last 3 digits) to the `read` role.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::ApiRole;
+use crate::queue::{Agent, Entry, EntryKind, EntryStatus, Timestamp};
+use crate::store::StoredEvent;
+use crate::switch::PhoneNumber;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueSummary {
+    pub name: String,
+    /// Entries waiting for an agent (callers and callbacks), not counting those ringing.
+    pub waiting: u64,
+    /// Callbacks open in the queue (waiting, ringing, being dialed, waiting for a retry).
+    pub callbacks_in_queue: u64,
+    /// Callbacks requested since the queue's figures began.
+    pub callbacks_total: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    pub name: String,
+    /// Every open entry, oldest first: the order agents are offered them.
+    pub entries: Vec<EntryView>,
+    /// The agents who serve the queue.
+    pub agents: Vec<AgentView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryView {
+    pub id: String,
+    /// `live` (a caller on the line) or `callback`.
+    pub kind: String,
+    /// `waiting`, `offered`, `dialing`, `retry_wait`, `connected` or `closed`.
+    pub state: String,
+    /// 1-based place among those waiting; none while ringing or dialing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// How long it has been in the queue, ms.
+    pub waited_ms: u64,
+    /// The caller's number (live) or the number to call back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// The agents it rings, or the agent dialing or connected.
+    pub agents: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentView {
+    pub id: String,
+    /// `available`, `away`, `on_call`, `wrap_up`, `transfers_only` or `offline`.
+    pub state: String,
+    /// When they last became available, ms.
+    pub idle_since: u64,
+    /// The entry whose offer rings them now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ringing_for: Option<String>,
+    pub queues: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackView {
+    pub id: String,
+    pub queue: String,
+    pub line: String,
+    pub number: String,
+    /// `waiting`, `offered`, `dialing`, `retry_wait`, `connected` or `closed`.
+    pub state: String,
+    /// Why it was closed: `completed`, `expired`, `declined_by_all`, `canceled`, ….
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_reason: Option<String>,
+    pub requested_at: u64,
+    /// Customer-leg attempts so far.
+    pub attempts: u32,
+    /// The agents it rings, or the agent dialing or connected.
+    pub agents: Vec<String>,
+    /// Every event of its life, oldest first (only when one callback is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<EventView>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    /// The Redis stream id: a resume point (`Last-Event-ID`).
+    pub id: String,
+    /// `queue:<name>` or `agents`.
+    pub stream: String,
+    pub kind: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackPage {
+    pub callbacks: Vec<CallbackView>,
+    /// Pass as `cursor` for the next (older) page; none at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCallback {
+    pub queue: String,
+    pub line: String,
+    /// E.164 (`+4930…`, `0049…`) or national to the line's country.
+    pub number: String,
+    /// Not offered before this time, ms since the epoch.
+    #[serde(default)]
+    pub earliest: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgentState {
+    /// `available`, `away`, `transfers_only` or `offline`.
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateChanged {
+    /// The state they were in.
+    pub previous: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub redis: bool,
+    pub freeswitch: bool,
+    pub draining: bool,
+}
+
+/// How much of a number a role sees.
+pub fn shown(number: &PhoneNumber, role: &ApiRole) -> String {
+    match role {
+        ApiRole::Read => number.masked().to_string(),
+        ApiRole::Admin | ApiRole::Agent(_) => number.to_string(),
+    }
+}
+
+pub fn state_name(status: &EntryStatus) -> &'static str {
+    match status {
+        EntryStatus::Waiting => "waiting",
+        EntryStatus::Offered { .. } => "offered",
+        EntryStatus::Dialing { .. } => "dialing",
+        EntryStatus::RetryWait { .. } => "retry_wait",
+        EntryStatus::Connected { .. } => "connected",
+        EntryStatus::Closed { .. } => "closed",
+    }
+}
+
+/// The agents an entry rings, or the agent dialing or connected.
+pub fn agents_of(status: &EntryStatus) -> Vec<String> {
+    match status {
+        EntryStatus::Offered { agents, .. } => agents.iter().map(ToString::to_string).collect(),
+        EntryStatus::Dialing { agent, .. } | EntryStatus::Connected { agent, .. } => {
+            vec![agent.to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl EntryView {
+    pub fn of(entry: &Entry, position: Option<u64>, now: Timestamp, role: &ApiRole) -> Self {
+        let number = match &entry.kind {
+            EntryKind::Callback(request) => Some(shown(&request.number, role)),
+            EntryKind::LiveCaller { .. } => entry
+                .caller_id
+                .as_ref()
+                .and_then(|id| PhoneNumber::new(id.as_str()).ok())
+                .map(|n| shown(&n, role)),
+        };
+        Self {
+            id: entry.id.to_string(),
+            kind: match entry.kind {
+                EntryKind::LiveCaller { .. } => "live",
+                EntryKind::Callback(_) => "callback",
+            }
+            .to_owned(),
+            state: state_name(&entry.status).to_owned(),
+            position,
+            waited_ms: now.as_millis().saturating_sub(entry.position.as_millis()),
+            number,
+            agents: agents_of(&entry.status),
+        }
+    }
+}
+
+impl AgentView {
+    pub fn of(agent: &Agent) -> Self {
+        Self {
+            id: agent.id.to_string(),
+            state: agent.state.as_str().to_owned(),
+            idle_since: agent.idle_since.as_millis(),
+            ringing_for: agent.booked.as_ref().map(ToString::to_string),
+            queues: agent.serves.iter().map(|s| s.queue.to_string()).collect(),
+        }
+    }
+}
+
+impl CallbackView {
+    /// `None` for an entry that is not a callback.
+    pub fn of(entry: &Entry, role: &ApiRole) -> Option<Self> {
+        let EntryKind::Callback(request) = &entry.kind else {
+            return None;
+        };
+        Some(Self {
+            id: entry.id.to_string(),
+            queue: entry.queue.to_string(),
+            line: entry.line.to_string(),
+            number: shown(&request.number, role),
+            state: state_name(&entry.status).to_owned(),
+            closed_reason: match &entry.status {
+                EntryStatus::Closed { reason, .. } => Some(reason.as_str().to_owned()),
+                _ => None,
+            },
+            requested_at: request.requested_at.as_millis(),
+            attempts: request.attempts,
+            agents: agents_of(&entry.status),
+            history: None,
+        })
+    }
+}
+
+impl EventView {
+    pub fn of(stream: String, event: &StoredEvent, role: &ApiRole) -> Self {
+        let mut fields: BTreeMap<String, String> = event
+            .fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != "event")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(number) = fields.get_mut("number") {
+            if let Ok(n) = PhoneNumber::new(number) {
+                *number = shown(&n, role);
+            }
+        }
+        Self {
+            id: event.id.clone(),
+            stream,
+            kind: event.kind.as_str().to_owned(),
+            fields,
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The HTTP API over real sockets: a daemon on the simulator and a real Redis, its API
+//! served on a loopback port, and an HTTP client with each role's token.
+//!
+//! Each route, each role, the error shape, a callback created through the API and dialed
+//! like one from the phone, a cancel that stops a ringing phone, and an event stream that
+//! resumes after a disconnect without a gap.
+
+mod common;
+mod engine;
+
+use std::time::Duration;
+
+use callbackd::api::{self, ApiState};
+use callbackd::queue::{AgentState, ScaledClock};
+use callbackd::sim::Party;
+use callbackd::store::EventKind;
+use engine::{agent_pressing, config_with, customer_answers, Daemon, Rig};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+const ADMIN: &str = "admin-token-for-the-tests-0001";
+const READ: &str = "read-token-for-the-tests-00002";
+const ALICE: &str = "alice-token-for-the-tests-0003";
+
+fn config() -> String {
+    let line = r#"
+[lines.callback]
+enabled = true
+offer_greeting = "/sounds/offer.wav"
+country = "DE"
+"#;
+    format!(
+        "{}\n[http]\n{}",
+        config_with("", line),
+        [(ADMIN, "admin"), (READ, "read"), (ALICE, "agent:alice")]
+            .iter()
+            .map(|(t, r)| format!("[[http.tokens]]\ntoken = \"{t}\"\nrole = \"{r}\"\n"))
+            .collect::<String>()
+    )
+}
+
+/// A daemon with its API on a loopback port.
+struct Served {
+    rig: Rig,
+    daemon: Daemon,
+    base: String,
+    http: reqwest::Client,
+    stop: watch::Sender<bool>,
+}
+
+async fn serve(parties: &[(&str, Party)]) -> Served {
+    let rig = Rig::start(&config(), parties).await;
+    let mut daemon = rig.daemon("d1");
+    let handle = daemon.handle().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = ApiState {
+        handle,
+        store: rig.store.clone(),
+        tokens: rig.config.http.as_ref().unwrap().tokens.clone().into(),
+        config: rig.config.clone(),
+        clock: std::sync::Arc::new(ScaledClock::new(engine::SCALE)),
+    };
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(api::serve(listener, state, stopped));
+    Served {
+        rig,
+        daemon,
+        base,
+        http: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl Served {
+    async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        answer(req).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        answer(req).await
+    }
+
+    async fn create(&self, number: &str) -> (StatusCode, Value) {
+        let body = json!({"queue": "support", "line": "main", "number": number});
+        self.send(reqwest::Method::POST, ADMIN, "/v1/callbacks", Some(body))
+            .await
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.daemon.stop().await;
+    }
+}
+
+async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_no_data_and_every_route_is_in_the_openapi_document() {
+    let s = serve(&[]).await;
+    assert_eq!(s.get(None, "/health/live").await.0, StatusCode::OK);
+    for path in ["/v1/queues", "/v1/agents", "/v1/callbacks", "/health/ready"] {
+        let (status, body) = s.get(None, path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(code(&body), "unauthorized");
+        let (status, _) = s.get(Some("not-a-token-of-this-daemon-xx"), path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, doc) = s.get(None, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let routes = [
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+        ("get", "/v1/queues"),
+        ("get", "/v1/queues/{queue}"),
+        ("get", "/v1/agents"),
+        ("get", "/v1/agents/{agent}"),
+        ("put", "/v1/agents/{agent}/state"),
+        ("get", "/v1/callbacks"),
+        ("post", "/v1/callbacks"),
+        ("get", "/v1/callbacks/{id}"),
+        ("delete", "/v1/callbacks/{id}"),
+        ("get", "/v1/events"),
+    ];
+    for (method, path) in routes {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(documented, routes.len(), "a route this test does not know");
+    let (status, body) = s.get(Some(READ), "/v1/nothing").await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, ready) = s.get(Some(READ), "/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["freeswitch"], true);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
+    let s = serve(&[
+        ("user/1001", agent_pressing("1")),
+        ("sofia/gateway/carrier/+4930555001", customer_answers()),
+    ])
+    .await;
+    let (status, created) = s.create("030555001").await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The same number again is the same request.
+    let (status, dup) = s.create("+4930555001").await;
+    assert_eq!((status, code(&dup)), (StatusCode::CONFLICT, "duplicate"));
+    assert_eq!(dup["error"]["existing"], id.as_str());
+
+    let (_, queue) = s.get(Some(READ), "/v1/queues/support").await;
+    let entry = &queue["entries"][0];
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["kind"], "callback");
+    assert_eq!(entry["number"], "+*******001", "masked for the read role");
+
+    s.rig.set_agent("alice", AgentState::Available).await;
+    s.rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    let (status, shown) = s.get(Some(ADMIN), &format!("/v1/callbacks/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["number"], "+4930555001");
+    let kinds: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "requested",
+        "offered",
+        "dialing_customer",
+        "customer_answered",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let (_, page) = s
+        .get(Some(READ), "/v1/callbacks?queue=support&agent=alice")
+        .await;
+    assert_eq!(page["callbacks"][0]["id"], id.as_str());
+    let (_, none) = s.get(Some(READ), "/v1/callbacks?state=waiting").await;
+    assert_eq!(none["callbacks"], json!([]));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_does_what_it_may_and_nothing_else() {
+    let s = serve(&[]).await;
+    let body = json!({"queue": "support", "line": "main", "number": "+4930555002"});
+    for token in [READ, ALICE] {
+        let (status, err) = s
+            .send(
+                reqwest::Method::POST,
+                token,
+                "/v1/callbacks",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((status, code(&err)), (StatusCode::FORBIDDEN, "forbidden"));
+    }
+    let away = json!({"state": "away"});
+    let (status, changed) = s
+        .send(
+            reqwest::Method::PUT,
+            ALICE,
+            "/v1/agents/alice/state",
+            Some(away.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["state"], "away");
+    assert_eq!(s.rig.agent_state("alice").await, AgentState::Away);
+    for (token, agent) in [(ALICE, "bob"), (READ, "alice")] {
+        let path = format!("/v1/agents/{agent}/state");
+        let (status, _) = s
+            .send(reqwest::Method::PUT, token, &path, Some(away.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{token} as {agent}");
+    }
+    let (status, agents) = s.get(Some(READ), "/v1/agents").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(agents.as_array().unwrap().len(), 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
+    let s = serve(&[]).await;
+    let post = |body: Value| s.send(reqwest::Method::POST, ADMIN, "/v1/callbacks", Some(body));
+    let cases = [
+        (
+            json!({"queue": "support", "line": "main"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"queue": "support", "line": "main", "number": "+4930555003", "x": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"queue": "support", "line": "main", "number": "123;bridge(user/9)"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_number",
+        ),
+        (
+            json!({"queue": "support", "line": "main", "number": "+49 30 555 003 {x}"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_number",
+        ),
+        (
+            json!({"queue": "nope", "line": "main", "number": "+4930555003"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"queue": "support", "line": "nope", "number": "+4930555003"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (body, status, want) in cases {
+        let (got, err) = post(body.clone()).await;
+        assert_eq!((got, code(&err)), (status, want), "{body}");
+    }
+    let huge = json!({"queue": "support", "line": "main", "number": "1".repeat(20_000)});
+    let (status, _) = post(huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let not_json = s
+        .http
+        .post(format!("{}/v1/callbacks", s.base))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let (status, err) = s
+        .send(
+            reqwest::Method::PUT,
+            ADMIN,
+            "/v1/agents/alice/state",
+            Some(json!({"state": "on_call"})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    for path in [
+        "/v1/callbacks?limit=0",
+        "/v1/callbacks?cursor=abc",
+        "/v1/callbacks?colour=red",
+        "/v1/events?after=x-y",
+    ] {
+        let (status, err) = s.get(Some(READ), path).await;
+        assert_eq!(
+            (status, code(&err)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{path}"
+        );
+    }
+    let (status, _) = s.get(Some(READ), "/v1/callbacks/..%2F..%2Fetc").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nothing was created by any of it.
+    assert!(s.rig.events_of(EventKind::Requested).await.is_empty());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_agent_phone_rings_stops_the_ring() {
+    let ringing = Party::answers_after(Duration::from_secs(600));
+    let s = serve(&[("user/1001", ringing)]).await;
+    let (_, created) = s.create("+4930555004").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    s.rig.set_agent("alice", AgentState::Available).await;
+    s.rig.wait_for(EventKind::Offered, 1).await;
+    let (status, _) = s
+        .send(
+            reqwest::Method::DELETE,
+            ADMIN,
+            &format!("/v1/callbacks/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    engine::until("alice's phone stops ringing", || async {
+        s.rig
+            .sim
+            .records()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.channel_name.starts_with("sofia/internal/1001@") && r.ended_us.is_some())
+    })
+    .await;
+    let (_, shown) = s.get(Some(READ), &format!("/v1/callbacks/{id}")).await;
+    assert_eq!(shown["state"], "closed");
+    assert_eq!(shown["closed_reason"], "canceled");
+    s.stop().await;
+}
+
+/// Reads SSE frames off `resp` until `n` events came; their ids.
+async fn sse_ids(resp: reqwest::Response, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut text = String::new();
+    let mut body = resp.bytes_stream();
+    while ids.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next())
+            .await
+            .expect("an event within 20 s")
+            .expect("the stream goes on")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            if let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resumes_after_a_disconnect_without_a_gap() {
+    let s = serve(&[]).await;
+    let open = |resume: Option<String>| {
+        let mut req = s
+            .http
+            .get(format!("{}/v1/events?queue=support", s.base))
+            .bearer_auth(READ);
+        if let Some(id) = resume {
+            req = req.header("Last-Event-ID", id);
+        }
+        req.send()
+    };
+    let first = open(None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    s.create("+4930555005").await;
+    let seen = sse_ids(first, 1).await;
+    // Disconnected; meanwhile more happens.
+    s.create("+4930555006").await;
+    s.create("+4930555007").await;
+    let again = open(seen.last().cloned()).await.unwrap();
+    let resumed = sse_ids(again, 2).await;
+    let queue = callbackd::queue::QueueName::new("support").unwrap();
+    let stored: Vec<String> = s
+        .rig
+        .store
+        .events(Some(&queue), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let at = stored.iter().position(|id| *id == seen[0]).unwrap();
+    assert_eq!(resumed, stored[at + 1..at + 3].to_vec());
+    s.stop().await;
+}
