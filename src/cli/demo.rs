@@ -89,7 +89,18 @@ id = "carol"
 display_name = "Carol"
 contact = "user/1003"
 queues = [{ queue = "support" }]
+
+[http]
+listen = "HTTP_LISTEN"
+[[http.tokens]]
+token = "DEMO_TOKEN"
+role = "admin"
 "#;
+
+/// The demo's API token (its API listens on loopback only, for the README's examples).
+pub const DEMO_TOKEN: &str = "demo-admin-token-0123456789abcdef";
+/// Where the demo's API listens when the port is free (else on any free port).
+const DEMO_HTTP_PORT: u16 = 8089;
 
 /// Six callers, who press keys as they hear the prompts that ask for them. alice and bob take the first two; while both are on those calls (the
 /// moment callbacks exist for) two more ask to be called back, one at their own number,
@@ -170,7 +181,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .context("starting the simulator")?;
     // A prefix of its own, so a shared Redis given with --redis keeps its other data.
     let prefix = format!("cbd-demo-{}", std::process::id());
+    let http_port = std::net::TcpListener::bind(("127.0.0.1", DEMO_HTTP_PORT))
+        .map(drop)
+        .map_or_else(|_| crate::store::local::free_port(), |()| DEMO_HTTP_PORT);
+    let http = format!("127.0.0.1:{http_port}");
     let text = DEMO_CONFIG
+        .replace("HTTP_LISTEN", &http)
+        .replace("DEMO_TOKEN", DEMO_TOKEN)
         .replace("ESL_ADDRESS", &switch.addr().to_string())
         .replace("REDIS_URL", &redis_url)
         .replace("KEY_PREFIX", &prefix);
@@ -187,6 +204,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  Redis {}, keys under {prefix}:",
         config.redis.redacted_url()
     );
+    println!("  API on http://{http} (Authorization: Bearer {DEMO_TOKEN})");
     println!("  queue `support`: 6 callers; alice and bob are on calls when two callers press 2");
     println!("  to be called back. bob declines callbacks, carol (from 12 s) never answers.\n");
     // alice and bob start the shift; carol logs in a little later.

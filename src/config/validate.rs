@@ -626,6 +626,37 @@ mod tests {
     }
 
     #[test]
+    fn api_tokens_are_long_unique_and_name_a_role_of_a_known_agent() {
+        let config = parse(EXAMPLE).unwrap();
+        let http = config.http.unwrap();
+        assert_eq!(http.listen.to_string(), "127.0.0.1:8089");
+        assert_eq!(http.tokens.len(), 3);
+        assert!(!format!("{:?}", http.tokens).contains("change-me"));
+        for (from, to, key) in [
+            ("change-me-admin-0123456789abcdef", "short", "token"),
+            (
+                "change-me-admin-0123456789abcdef",
+                "change-me-alice-0123456789abcdef",
+                "token",
+            ),
+            ("role = \"admin\"", "role = \"root\"", "role"),
+            ("role = \"agent:alice\"", "role = \"agent:zed\"", "role"),
+            (
+                "listen = \"127.0.0.1:8089\"",
+                "listen = \"localhost\"",
+                "listen",
+            ),
+        ] {
+            let text = EXAMPLE.replacen(from, to, 1);
+            let (line, got, message) = error_at(&text);
+            assert_eq!(got.as_deref(), Some(key), "{to}: {message}");
+            assert!(line.is_some(), "{to}");
+        }
+        let without = EXAMPLE.split("\n[http]").next().unwrap();
+        assert!(parse(without).unwrap().http.is_none());
+    }
+
+    #[test]
     fn callback_timings_default_to_the_old_constants_and_are_checked() {
         let example = EXAMPLE;
         let config = parse(example).unwrap();
