@@ -531,14 +531,27 @@ async fn an_agent_whose_daemon_died_during_the_call_is_freed_by_another_daemon()
 /// ends the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requester_whose_goodbye_was_cut_off_is_hung_up_by_the_next_daemon() {
-    let rig = start("", &[]).await;
+    // A confirmation long enough to kill the daemon while it plays.
+    let rig = Rig::start_custom(
+        &config_with(
+            "",
+            &callback_line("confirmation_greeting = \"/sounds/confirmed.wav\""),
+        ),
+        &[],
+        |sim| {
+            sim_timing(sim);
+            sim.media
+                .push(("/sounds/confirmed.wav".to_owned(), Duration::from_secs(10)));
+        },
+    )
+    .await;
     rig.set_agent("alice", AgentState::Away).await;
     let first = rig.daemon("d1");
     rig.call(own_number_caller("+4930555001").hang_up_after(secs(600.0)));
     rig.wait_for(EventKind::Requested, 1).await;
     first.kill().await;
     // The confirmation plays out; then nothing.
-    tokio::time::sleep(sim_secs(10.0)).await;
+    tokio::time::sleep(sim_secs(15.0)).await;
     assert!(rig.callers().await["+4930555001"].ended_us.is_none());
     let second = rig.daemon("d2");
     let caller = rig.hung_up("+4930555001").await;

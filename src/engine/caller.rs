@@ -56,6 +56,12 @@ pub struct CallerMedia {
 }
 
 impl CallerMedia {
+    /// Whether the caller's media task still runs: it ends when told to leave, or when the
+    /// switch failed it (an outage), after which the caller hears nothing until restarted.
+    pub fn is_running(&self) -> bool {
+        !self.mode.is_closed()
+    }
+
     /// Stop the media for good: the task ends at the next completion, which the caller
     /// of this method forces with `uuid_break`.
     pub fn leave(&self) {

@@ -152,8 +152,10 @@ impl<P: Pbx> Engine<P> {
     /// only once an agent turns out to be free, which is the common case under load, or
     /// when few callers are known to be next in line.
     pub(super) async fn dispatch(&mut self, freed: usize) -> Result<(), StoreError> {
-        // A draining daemon makes no new offers: the daemons staying do.
-        if self.is_draining() {
+        // A draining daemon makes no new offers: the daemons staying do. Nor does one cut
+        // off from the switch: its phones cannot ring, and the resync when the switch is
+        // back routes again.
+        if self.is_draining() || !*self.switch_up.borrow() {
             return Ok(());
         }
         let now = self.clock.now();

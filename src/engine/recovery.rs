@@ -93,10 +93,16 @@ impl<P: Pbx> Engine<P> {
             .map(|c| (c.id.as_str().to_owned(), c))
             .collect();
         self.end_vanished_calls(&live).await?;
+        let mut hung_up = HashSet::new();
         for leg in std::mem::take(&mut self.hang_up_when_back) {
+            // An agent leg whose originate was cut off: the offer's timeout settles it.
+            if self.legs.get(&leg).is_some_and(|l| !l.answered) {
+                self.legs.remove(&leg);
+            }
             if live.contains_key(leg.as_str()) {
                 tracing::info!(%leg, "hanging up a leg left up while the switch was out of reach");
-                self.kill(leg);
+                self.kill(leg.clone());
+                hung_up.insert(leg.as_str().to_owned());
             }
         }
         let mut known = HashSet::new();
@@ -111,12 +117,21 @@ impl<P: Pbx> Engine<P> {
                 if !live.contains_key(channel.as_str()) {
                     self.caller_vanished(&entry).await;
                 } else if entry.status == EntryStatus::Waiting {
-                    waiting.push(entry);
+                    let stopped = self.callers.get(channel).is_some_and(|m| !m.is_running());
+                    if stopped {
+                        // The outage failed its media: it starts again, where it was.
+                        tracing::info!(%channel, "restarting a waiting caller's media");
+                        self.callers.remove(channel);
+                        self.adopt(&entry, false, None);
+                    } else {
+                        waiting.push(entry);
+                    }
                 }
             }
             // Only the callers nobody else plays to: another daemon's stay theirs.
             self.take_over(&queue.name, waiting).await?;
         }
+        known.extend(hung_up);
         let found = self.find_our_legs(&channels, &known);
         self.recover_legs(found).await?;
         self.audit_agent_calls(listed_at, Some(channels.clone()));

@@ -122,9 +122,14 @@ pub struct FakePbx {
 const PATIENCE: Duration = Duration::from_secs(30);
 
 impl FakePbx {
-    /// The switch, and the events the engine reads (give it to [`crate::engine::Engine::run`]).
+    /// The switch, connected, and the events the engine reads (give it to
+    /// [`crate::engine::Engine::run`]).
     pub fn new() -> (Self, mpsc::Receiver<PbxEvent>) {
         let (events, rx) = mpsc::channel(1024);
+        // Connected from the start, as a switch whose event socket just came up.
+        events
+            .try_send(PbxEvent::Resync)
+            .expect("a new channel has room");
         let fake = Self {
             state: Arc::default(),
             events,
