@@ -56,13 +56,13 @@ async fn serve(parties: &[(&str, Party)]) -> Served {
     let handle = daemon.handle().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = ApiState {
+    let state = ApiState::new(
         handle,
-        store: rig.store.clone(),
-        tokens: rig.config.http.as_ref().unwrap().tokens.clone().into(),
-        config: rig.config.clone(),
-        clock: std::sync::Arc::new(ScaledClock::new(engine::SCALE)),
-    };
+        rig.store.clone(),
+        rig.config.clone(),
+        rig.config.http.as_ref().unwrap().tokens.clone().into(),
+        std::sync::Arc::new(ScaledClock::new(engine::SCALE)),
+    );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(api::serve(listener, state, stopped));
     Served {
@@ -149,6 +149,7 @@ async fn no_token_no_data_and_every_route_is_in_the_openapi_document() {
         ("get", "/v1/callbacks/{id}"),
         ("delete", "/v1/callbacks/{id}"),
         ("get", "/v1/events"),
+        ("get", "/metrics"),
     ];
     for (method, path) in routes {
         assert!(
@@ -211,6 +212,22 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    // The figures moved with it (the bus brings them a moment after Redis has them).
+    let lines = [
+        "callbackd_callbacks_total{queue=\"support\",line=\"main\",outcome=\"requested\"} 1",
+        "callbackd_callbacks_total{queue=\"support\",line=\"main\",outcome=\"accepted\"} 1",
+        "callbackd_callback_wait_seconds_count{queue=\"support\",line=\"main\"} 1",
+        "callbackd_agent_offers_total{agent=\"alice\"} 1",
+        "callbackd_agents{state=\"on_call\"} 1",
+        "callbackd_freeswitch_up 1",
+        "callbackd_redis_up 1",
+    ];
+    engine::until("the metrics show the callback", || async {
+        let req = s.http.get(format!("{}/metrics", s.base)).bearer_auth(READ);
+        let text = req.send().await.unwrap().text().await.unwrap();
+        lines.iter().all(|l| text.contains(l))
+    })
+    .await;
     let (_, page) = s
         .get(Some(READ), "/v1/callbacks?queue=support&agent=alice")
         .await;

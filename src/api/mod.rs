@@ -10,6 +10,7 @@ pub mod auth;
 mod callbacks;
 pub mod error;
 mod events;
+pub mod metrics;
 mod queues;
 pub mod views;
 
@@ -47,6 +48,27 @@ pub struct ApiState {
     pub config: Arc<Config>,
     pub tokens: Arc<[ApiToken]>,
     pub clock: Arc<dyn Clock>,
+    /// Fed from the event bus by [`metrics::Metrics::follow`].
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl ApiState {
+    pub fn new(
+        handle: EngineHandle,
+        store: Store,
+        config: Arc<Config>,
+        tokens: Arc<[ApiToken]>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            handle,
+            store,
+            config,
+            tokens,
+            clock,
+            metrics: Arc::default(),
+        }
+    }
 }
 
 /// A JSON body whose every refusal (not JSON, unknown or missing fields, too big) is an
@@ -92,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(callbacks::list, callbacks::create))
         .routes(routes!(callbacks::show, callbacks::cancel))
         .routes(routes!(events::stream))
+        .routes(routes!(metrics::metrics))
         .split_for_parts();
     let doc = Arc::new(doc);
     router
@@ -107,17 +130,21 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve the API on `listener` until `shutdown` turns true.
+/// Serve the API on `listener` until `shutdown` turns true; the metrics count the event
+/// bus meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let counting = tokio::spawn(state.metrics.clone().follow(state.handle.subscribe()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
-        .await
+        .await;
+    counting.abort();
+    served
 }
 
 /// The process answers (no token needed: it says nothing else).

@@ -117,13 +117,8 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("cannot listen for the HTTP API on {}", http.listen))?;
             tracing::info!(listen = %http.listen, "HTTP API listening");
-            let state = ApiState {
-                handle: handle.clone(),
-                store,
-                tokens: http.tokens.clone().into(),
-                config: config.clone(),
-                clock,
-            };
+            let tokens = http.tokens.clone().into();
+            let state = ApiState::new(handle.clone(), store, config.clone(), tokens, clock);
             let stopped = stopped.clone();
             Some(tokio::spawn(async move {
                 if let Err(e) = api::serve(listener, state, stopped).await {
