@@ -34,7 +34,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callbackd: {e:#}");
-            std::process::ExitCode::FAILURE
+            // The API commands' statuses say why (refused, unreachable) to scripts.
+            match e.downcast_ref::<cli::remote::RemoteError>() {
+                Some(remote) => std::process::ExitCode::from(remote.exit_code()),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

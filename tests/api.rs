@@ -453,3 +453,76 @@ async fn the_event_stream_resumes_after_a_disconnect_without_a_gap() {
     assert_eq!(resumed, stored[at + 1..at + 3].to_vec());
     s.stop().await;
 }
+
+/// The `callbackd` binary's API commands, with the exit codes scripts rely on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sees_and_steers_the_daemon_through_the_api() {
+    let s = serve(&[]).await;
+    let cli = |args: Vec<String>| async move {
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    let with = |cmd: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "--api".into(),
+            s.base.clone(),
+            "--token".into(),
+            ADMIN.into(),
+        ]);
+        args
+    };
+    let (code, created) = cli(with(&[
+        "callbacks",
+        "create",
+        "--queue",
+        "support",
+        "--line",
+        "main",
+        "--number",
+        "+4930555008",
+    ]))
+    .await;
+    assert_eq!(code, Some(0), "{created}");
+    let id = created.trim().to_owned();
+    let (code, listed) = cli(with(&["callbacks", "list", "--json"])).await;
+    assert_eq!(code, Some(0));
+    let page: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(page["callbacks"][0]["id"], id.as_str());
+    let (code, status) = cli(with(&["status"])).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        status.contains("support") && status.contains("alice"),
+        "{status}"
+    );
+    let (code, agents) = cli(with(&["agents", "list"])).await;
+    assert_eq!(code, Some(0));
+    assert!(agents.contains("carol"), "{agents}");
+    let (code, _) = cli(with(&["callbacks", "cancel", &id])).await;
+    assert_eq!(code, Some(0));
+    // Not found, refused, unreachable: 1, 1, 3.
+    let (code, _) = cli(with(&["callbacks", "show", "no-such-callback"])).await;
+    assert_eq!(code, Some(1));
+    let mut read = with(&["callbacks", "cancel", &id]);
+    let last = read.len() - 1;
+    read[last] = READ.into();
+    assert_eq!(cli(read).await.0, Some(1));
+    let port = common::free_port();
+    let gone = vec![
+        "status".into(),
+        "--api".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--token".into(),
+        ADMIN.into(),
+    ];
+    assert_eq!(cli(gone).await.0, Some(3));
+    s.stop().await;
+}

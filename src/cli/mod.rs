@@ -8,6 +8,7 @@ mod demo;
 pub mod logging;
 mod probe;
 mod prompts;
+pub mod remote;
 mod run;
 mod sim;
 mod stats;
@@ -42,6 +43,14 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Run the FreeSWITCH simulator (an ESL server with scripted calls).
     Sim(sim::SimArgs),
+    /// A running daemon's readiness, queues and agents (through its HTTP API).
+    Status(remote::StatusArgs),
+    /// List, show, create or cancel callbacks (through the daemon's HTTP API).
+    Callbacks(remote::CallbacksArgs),
+    /// List the agents and their states (through the daemon's HTTP API).
+    Agents(remote::AgentsArgs),
+    /// Print the domain events as they happen (through the daemon's HTTP API).
+    Events(remote::EventsArgs),
 }
 
 impl Command {
@@ -73,5 +82,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Agent(args) => agent::run(args).await,
         Command::Stats(args) => stats::run(args).await,
         Command::Sim(args) => sim::run(args).await,
+        Command::Status(args) => Ok(remote::status(args).await?),
+        Command::Callbacks(args) => Ok(remote::callbacks(args).await?),
+        Command::Agents(args) => Ok(remote::agents(args).await?),
+        Command::Events(args) => Ok(remote::events(args).await?),
     }
 }
