@@ -487,6 +487,18 @@ async fn a_requester_hanging_up_after_their_callback_connected_leaves_the_agent_
     daemon.stop().await;
 }
 
+/// Daemon d1 takes a callback request from +4930555001 while alice is away; alice comes
+/// in, and d1 is killed once `kind` is recorded.
+async fn kill_d1_at(rig: &Rig, kind: EventKind) {
+    rig.set_agent("alice", AgentState::Away).await;
+    let first = rig.daemon("d1");
+    rig.call(own_number_caller("+4930555001"));
+    rig.wait_for(EventKind::Requested, 1).await;
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(kind, 1).await;
+    first.kill().await;
+}
+
 /// A daemon killed while its callback is bridged never hears the call end, and may never
 /// come back: another daemon finds the agent on a call the switch no longer has, completes
 /// the callback and frees the agent.
@@ -503,13 +515,7 @@ async fn an_agent_whose_daemon_died_during_the_call_is_freed_by_another_daemon()
         ],
     )
     .await;
-    rig.set_agent("alice", AgentState::Away).await;
-    let first = rig.daemon("d1");
-    rig.call(own_number_caller("+4930555001"));
-    rig.wait_for(EventKind::Requested, 1).await;
-    rig.set_agent("alice", AgentState::Available).await;
-    rig.wait_for(EventKind::CustomerAnswered, 1).await;
-    first.kill().await;
+    kill_d1_at(&rig, EventKind::CustomerAnswered).await;
     // Both legs end while no daemon listens.
     tokio::time::sleep(sim_secs(30.0)).await;
     assert_eq!(rig.agent_state("alice").await, AgentState::OnCall);
@@ -578,13 +584,7 @@ async fn a_callback_whose_daemon_died_while_dialing_is_dialed_again_by_another_d
         ],
     )
     .await;
-    rig.set_agent("alice", AgentState::Away).await;
-    let first = rig.daemon("d1");
-    rig.call(own_number_caller("+4930555001"));
-    rig.wait_for(EventKind::Requested, 1).await;
-    rig.set_agent("alice", AgentState::Available).await;
-    rig.wait_for(EventKind::DialingCustomer, 1).await;
-    first.kill().await;
+    kill_d1_at(&rig, EventKind::DialingCustomer).await;
     // Both legs end while no daemon listens.
     tokio::time::sleep(sim_secs(40.0)).await;
     let second = rig.daemon("d2");

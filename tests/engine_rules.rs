@@ -159,6 +159,18 @@ impl Rules {
         self.fake.key_in(call, Collected::Digits(digits.into()));
     }
 
+    /// `caller` presses 2 for a callback at their own number and confirms it; the request
+    /// is recorded.
+    async fn requests_callback(&self, caller: &CallId) {
+        self.fake.press(caller, '2');
+        self.keys_in(caller, "menu-own-number", "1").await;
+        self.keys_in(caller, "confirm-options", "1").await;
+        until("the callback is requested", || async {
+            !self.events_of(EventKind::Requested).await.is_empty()
+        })
+        .await;
+    }
+
     async fn stop(self) {
         let _ = self.shutdown.send(true);
         self.engine.await.unwrap().unwrap();
@@ -223,13 +235,7 @@ async fn the_callback_offer_is_made_while_every_agent_is_on_a_call() {
     let second = rules.caller("+4930555002").await;
     rules.hears(&second, OFFER).await;
     rules.hears(&second, "local_stream://moh").await;
-    rules.fake.press(&second, '2');
-    rules.keys_in(&second, "menu-own-number", "1").await;
-    rules.keys_in(&second, "confirm-options", "1").await;
-    until("the callback is requested", || async {
-        !rules.events_of(EventKind::Requested).await.is_empty()
-    })
-    .await;
+    rules.requests_callback(&second).await;
     let requested = rules.events_of(EventKind::Requested).await;
     assert_eq!(requested[0].field("number"), Some("+4930555002"));
     rules.stop().await;
@@ -396,13 +402,7 @@ async fn an_agent_whose_decline_cannot_hang_up_is_freed_only_once_the_leg_is_gon
     let (first, _) = rules.connected("+4930555001", "alice").await;
     let second = rules.caller("+4930555002").await;
     rules.hears(&second, OFFER).await;
-    rules.fake.press(&second, '2');
-    rules.keys_in(&second, "menu-own-number", "1").await;
-    rules.keys_in(&second, "confirm-options", "1").await;
-    until("the callback is requested", || async {
-        !rules.events_of(EventKind::Requested).await.is_empty()
-    })
-    .await;
+    rules.requests_callback(&second).await;
     rules.fake.hang_up_party(&first).await;
     let leg = rules.agent_answers("alice").await;
     rules.fake.fail_hang_ups(true);

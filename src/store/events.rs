@@ -100,21 +100,9 @@ impl Store {
         before: Option<&str>,
         count: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let key = self.keys.events(queue);
         let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
-        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn())
-            .await?;
-        reply
-            .ids
-            .iter()
-            .map(|sid| feed::stored_event(&key, sid))
-            .collect()
+        self.range(&self.keys.events(queue), "XREVRANGE", &end, "-", count)
+            .await
     }
 
     /// Up to `count` events of a queue's stream (or the agents' with `None`) after the
@@ -125,12 +113,24 @@ impl Store {
         after: Option<&str>,
         count: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let key = self.events_key(queue);
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(start)
-            .arg("+")
+        self.range(&self.events_key(queue), "XRANGE", &start, "+", count)
+            .await
+    }
+
+    /// `XRANGE` or `XREVRANGE` of the stream at `key`, as typed events.
+    async fn range(
+        &self,
+        key: &str,
+        command: &str,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let reply: StreamRangeReply = redis::cmd(command)
+            .arg(key)
+            .arg(from)
+            .arg(to)
             .arg("COUNT")
             .arg(count)
             .query_async(&mut self.conn())
@@ -138,7 +138,7 @@ impl Store {
         reply
             .ids
             .iter()
-            .map(|sid| feed::stored_event(&key, sid))
+            .map(|sid| feed::stored_event(key, sid))
             .collect()
     }
 }
