@@ -5,9 +5,10 @@
 //! replies late).
 //!
 //! Afterwards the simulator's own record and Redis must show that every caller's call
-//! ended, no request is left open, no customer was dialed twice at once or beyond the retry
-//! policy, no agent was on two calls at once, no agent is left on a call, and no waiting
-//! caller sat in silence longer than a media lease and some slack. The seed is printed;
+//! ended, every accepted request still exists and has ended, no customer was dialed twice
+//! at once or beyond the retry policy, no agent was on two calls at once, no agent is left
+//! on a call, and no waiting caller sat in silence longer than a media lease and some
+//! slack. A Redis Cluster run restarts and stalls single masters. The seed is printed;
 //! `FAULTS_SEED=<seed>` replays a run, `FAULTS_LIFECYCLES=<n>` sets its length. The long
 //! run (1,000 lifecycles, at least 200 faults) is `cargo test --release --test faults --
 //! --ignored`.
@@ -21,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callbackd::config::Config;
-use callbackd::queue::{AgentState, QueueName, SystemClock};
+use callbackd::queue::{AgentState, EntryId, EntryStatus, QueueName, SystemClock};
 use callbackd::sim::{self, CallRecord, Caller, ClockMode, Party, SimConfig};
 use callbackd::store::local::LocalRedisCluster;
 use callbackd::store::{EventKind, StateSource, Store};
@@ -434,6 +435,20 @@ async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usi
     }
     let events = store.events(Some(&queue), None, 1_000_000).await.unwrap();
     let count = |kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    // Every accepted request still exists, and has ended one way or another.
+    let mut lost = Vec::new();
+    for requested in events.iter().filter(|e| e.kind == EventKind::Requested) {
+        let id = EntryId::new(requested.field("entry").unwrap()).unwrap();
+        let ended = store.entry(&queue, &id).await.unwrap().is_some_and(|e| {
+            matches!(
+                e.status,
+                EntryStatus::Closed { .. } | EntryStatus::Connected { .. }
+            )
+        });
+        if !ended {
+            lost.push(id);
+        }
+    }
     eprintln!(
         "faults: {lifecycles} lifecycles; {} faults: {} kills, {} socket cuts, {} redis \
          restarts, {} redis stalls, {} slow-switch spells; {} connected, {} abandoned, {} \
@@ -452,6 +467,10 @@ async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usi
         count(EventKind::Expired),
         stuck.len(),
         silent.uuid,
+    );
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: requests lost or never ended: {lost:?}"
     );
     assert_eq!(dialed_twice, 0, "seed {seed}");
     assert_eq!(double_booked, 0, "seed {seed}");
