@@ -221,6 +221,8 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
         "callbackd_agents{state=\"on_call\"} 1",
         "callbackd_freeswitch_up 1",
         "callbackd_redis_up 1",
+        "callbackd_resyncs_total 1",
+        "callbackd_engine_loop_lag_seconds ",
     ];
     engine::until("the metrics show the callback", || async {
         let req = s.http.get(format!("{}/metrics", s.base)).bearer_auth(READ);

@@ -79,6 +79,12 @@ pub struct Metrics {
     redis_up: Gauge,
     poison_records: Gauge,
     events_read: Counter,
+    switch_lost: Counter,
+    resyncs: Counter,
+    switch_events: Counter,
+    loop_lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Held while the engine's counts are carried over, so two scrapes at once add once.
+    carrying: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -152,8 +158,37 @@ impl Default for Metrics {
             "Domain events read from the streams since this daemon started",
             events_read.clone(),
         );
+        let switch_lost = Counter::default();
+        registry.register(
+            "switch_disconnects",
+            "Times this daemon's event socket dropped",
+            switch_lost.clone(),
+        );
+        let resyncs = Counter::default();
+        registry.register(
+            "resyncs",
+            "Resyncs with the switch: after a (re)connect or an event gap",
+            resyncs.clone(),
+        );
+        let switch_events = Counter::default();
+        registry.register(
+            "switch_events",
+            "Events read from the switch's event socket",
+            switch_events.clone(),
+        );
+        let loop_lag = prometheus_client::metrics::gauge::Gauge::<f64, _>::default();
+        registry.register(
+            "engine_loop_lag_seconds",
+            "How late the engine loop's last timer tick ran",
+            loop_lag.clone(),
+        );
         Self {
             registry,
+            switch_lost,
+            resyncs,
+            switch_events,
+            loop_lag,
+            carrying: std::sync::Mutex::new(()),
             callbacks,
             callback_wait,
             caller_wait,
@@ -281,6 +316,21 @@ pub async fn metrics(
     let m = &state.metrics;
     m.freeswitch_up
         .set(i64::from(state.handle.switch_connected()));
+    let stats = state.handle.stats();
+    let carrying = m
+        .carrying
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let catch_up = |counter: &Counter, now: &std::sync::atomic::AtomicU64| {
+        let now = now.load(std::sync::atomic::Ordering::Relaxed);
+        counter.inc_by(now.saturating_sub(counter.get()));
+    };
+    catch_up(&m.switch_lost, &stats.switch_lost);
+    catch_up(&m.resyncs, &stats.resyncs);
+    catch_up(&m.switch_events, &stats.switch_events);
+    drop(carrying);
+    let lag_us = stats.loop_lag_us.load(std::sync::atomic::Ordering::Relaxed);
+    m.loop_lag.set(lag_us as f64 / 1e6);
     m.poison_records
         .set(gauge_value(state.store.poison_records()));
     let read = async {

@@ -7,6 +7,9 @@
 //! for; the bus carries what the Redis streams get, so a subscriber sees every daemon's
 //! changes, in order.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::callback::Answer;
@@ -73,6 +76,19 @@ pub enum CommandError {
     OtherDaemon { entry: EntryId, agent: AgentId },
 }
 
+/// What the engine counts about itself, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Times the switch connection dropped.
+    pub switch_lost: AtomicU64,
+    /// Resyncs with the switch: after a (re)connect or an event gap.
+    pub resyncs: AtomicU64,
+    /// Switch events read.
+    pub switch_events: AtomicU64,
+    /// How late the last timer tick ran, µs: how far behind the loop is.
+    pub loop_lag_us: AtomicU64,
+}
+
 /// What a command asks of the loop, with where its answer goes.
 #[derive(Debug)]
 pub(super) enum Command {
@@ -114,6 +130,7 @@ pub struct EngineHandle {
     bus: broadcast::Sender<DomainEvent>,
     draining: watch::Receiver<bool>,
     switch_up: watch::Receiver<bool>,
+    stats: Arc<EngineStats>,
 }
 
 impl EngineHandle {
@@ -122,13 +139,20 @@ impl EngineHandle {
         bus: broadcast::Sender<DomainEvent>,
         draining: watch::Receiver<bool>,
         switch_up: watch::Receiver<bool>,
+        stats: Arc<EngineStats>,
     ) -> Self {
         Self {
             commands,
             bus,
             draining,
             switch_up,
+            stats,
         }
+    }
+
+    /// The engine's own counts.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
     }
 
     /// Whether the engine's connection to the switch is up (it has resynced since it

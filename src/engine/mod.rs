@@ -38,6 +38,7 @@ mod timers;
 
 use std::collections::{HashMap, HashSet};
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ use arrivals::media_plan;
 use booking::Booked;
 use caller::{CallerMedia, MediaPlan};
 use handle::Command;
-pub use handle::{CommandError, EngineHandle};
+pub use handle::{CommandError, EngineHandle, EngineStats};
 use recovery::Dialed;
 use routing_state::RoutingState;
 
@@ -205,6 +206,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     drain: watch::Sender<bool>,
     /// Whether the switch's event socket is up now; the handles read it (readiness).
     switch_up: watch::Sender<bool>,
+    /// What the loop counts about itself; the handles read it (`/metrics`).
+    stats: Arc<EngineStats>,
     /// Drains asked for and not answered yet: answered once no routing round trip is
     /// under way.
     drains: Vec<oneshot::Sender<Result<(), CommandError>>>,
@@ -244,6 +247,7 @@ impl<P: Pbx> Engine<P> {
         let (bus, _) = broadcast::channel(handle::BUS_CAPACITY);
         let drain = watch::Sender::new(false);
         let switch_up = watch::Sender::new(false);
+        let stats = Arc::new(EngineStats::default());
         let plans = config
             .queues
             .iter()
@@ -278,10 +282,12 @@ impl<P: Pbx> Engine<P> {
                 bus.clone(),
                 drain.subscribe(),
                 switch_up.subscribe(),
+                stats.clone(),
             ),
             commands,
             drain,
             switch_up,
+            stats,
             drains: Vec::new(),
             bus,
             agents_changed: true,
@@ -338,7 +344,11 @@ impl<P: Pbx> Engine<P> {
                         self.on_domain_event(event);
                     }
                 }
-                _ = tick.tick() => self.on_tick().await,
+                due = tick.tick() => {
+                    let lag = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.stats.loop_lag_us.store(lag, Ordering::Relaxed);
+                    self.on_tick().await;
+                }
                 changed = shutdown.changed(), if can_stop => {
                     if changed.is_err() {
                         can_stop = false;
@@ -380,6 +390,7 @@ impl<P: Pbx> Engine<P> {
     }
 
     async fn on_delivery(&mut self, delivery: P::Event) {
+        self.stats.switch_events.fetch_add(1, Ordering::Relaxed);
         match self.switch.read(delivery) {
             Some(PbxEvent::Signal(signal)) => {
                 if let Err(e) = self.on_signal(signal).await {
@@ -388,12 +399,14 @@ impl<P: Pbx> Engine<P> {
             }
             Some(PbxEvent::Resync) => {
                 self.switch_up.send_replace(true);
+                self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = self.resync().await {
                     tracing::error!(error = %e, "resync with the switch failed");
                 }
             }
             Some(PbxEvent::Lost(reason)) => {
                 self.switch_up.send_replace(false);
+                self.stats.switch_lost.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%reason, "switch connection lost; calls resync on reconnect");
             }
             None => {}
