@@ -117,15 +117,14 @@ impl<P: Pbx> Engine<P> {
                 if !live.contains_key(channel.as_str()) {
                     self.caller_vanished(&entry).await;
                 } else if entry.status == EntryStatus::Waiting {
-                    let stopped = self.callers.get(channel).is_some_and(|m| !m.is_running());
-                    if stopped {
-                        // The outage failed its media: it starts again, where it was.
-                        tracing::info!(%channel, "restarting a waiting caller's media");
+                    // Media the outage failed starts again, where it was, if the lease
+                    // on it is still this daemon's (take_over asks the store): another
+                    // daemon's is theirs to play.
+                    if self.callers.get(channel).is_some_and(|m| !m.is_running()) {
+                        tracing::info!(%channel, "a waiting caller's media stopped");
                         self.callers.remove(channel);
-                        self.adopt(&entry, false, None);
-                    } else {
-                        waiting.push(entry);
                     }
+                    waiting.push(entry);
                 }
             }
             // Only the callers nobody else plays to: another daemon's stay theirs.
