@@ -15,7 +15,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::queues::queue_named;
 use super::views::{state_name, CallbackPage, CallbackView, Created, EventView, NewCallback};
-use super::{ApiJson, ApiState};
+use super::{stream_id, ApiJson, ApiState};
 use crate::queue::{Entry, EntryId, EntryKind, LineName, QueueName, Timestamp};
 use crate::store::{EventKind, StoredEvent};
 
@@ -50,12 +50,6 @@ pub struct ListFilter {
     cursor: Option<String>,
     /// Callbacks per page (default 50, at most 100).
     limit: Option<usize>,
-}
-
-/// A stream id, `<ms>-<seq>`: what a cursor is.
-fn stream_id(text: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = text.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Callbacks, newest request first.

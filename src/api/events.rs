@@ -20,7 +20,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::queues::queue_named;
 use super::views::EventView;
-use super::ApiState;
+use super::{stream_id, ApiState};
 use crate::config::ApiRole;
 use crate::queue::QueueName;
 use crate::store::{EventStream, Store, StoredEvent};
@@ -85,13 +85,8 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(filter.after);
-    if let Some(id) = &resume {
-        let valid = id
-            .split_once('-')
-            .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
-        if !valid {
-            return Err(ApiError::invalid("Last-Event-ID: not a stream id"));
-        }
+    if resume.as_deref().is_some_and(|id| stream_id(id).is_none()) {
+        return Err(ApiError::invalid("Last-Event-ID: not a stream id"));
     }
     // Subscribed before anything is read back, so nothing falls in between.
     let bus = state.handle.subscribe();
@@ -193,14 +188,7 @@ async fn replay(
 }
 
 fn newer(id: &str, than: Option<&String>) -> bool {
-    let key = |s: &str| -> Option<(u64, u64)> {
-        let (a, b) = s.split_once('-')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    };
-    match than {
-        None => true,
-        Some(t) => key(id) > key(t),
-    }
+    than.is_none_or(|t| stream_id(id) > stream_id(t))
 }
 
 /// Send one event unless this client had it; `Err` once the client is gone.

@@ -40,6 +40,13 @@ const MAX_BODY: usize = 16 * 1024;
 /// How long readiness waits for Redis to answer.
 const REDIS_CHECK: Duration = Duration::from_secs(1);
 
+/// A Redis stream id, `<ms>-<seq>`, as the pair it orders by: what the callback list's
+/// cursor and the event stream's resume point are.
+pub(crate) fn stream_id(text: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = text.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 /// What every handler may use.
 #[derive(Clone)]
 pub struct ApiState {

@@ -206,12 +206,7 @@ impl Remote {
         if status.is_success() || path == "/health/ready" {
             return Ok(value);
         }
-        let error = &value["error"];
-        Err(RemoteError::Refused {
-            status: status.as_u16(),
-            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
-            message: error["message"].as_str().unwrap_or(&text).to_owned(),
-        })
+        Err(refused(status.as_u16(), &value, &text))
     }
 
     async fn get(&self, path: &str) -> Result<Value, RemoteError> {
@@ -225,6 +220,16 @@ impl Remote {
         } else {
             table(value);
         }
+    }
+}
+
+/// The API's error answer `value` (its raw `body` when it is not the error shape).
+fn refused(status: u16, value: &Value, body: &str) -> RemoteError {
+    let error = &value["error"];
+    RemoteError::Refused {
+        status,
+        code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+        message: error["message"].as_str().unwrap_or(body).to_owned(),
     }
 }
 
@@ -417,12 +422,9 @@ pub async fn events(args: EventsArgs) -> Result<(), RemoteError> {
         .map_err(|e| remote.unreachable(e))?;
     if !resp.status().is_success() {
         let status = resp.status().as_u16();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
-        return Err(RemoteError::Refused {
-            status,
-            code: text(&value["error"]["code"]),
-            message: text(&value["error"]["message"]),
-        });
+        let body = resp.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        return Err(refused(status, &value, &body));
     }
     let mut body = resp.bytes_stream();
     let mut pending = String::new();

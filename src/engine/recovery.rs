@@ -451,9 +451,10 @@ async fn find_parked_callers<P: Pbx>(
     }
 }
 
-/// The agents the store has on a call of which the switch has no channel left: the call
-/// ended while the daemon that placed it was dead or cut off, and no daemon heard its end
-/// (that daemon may never come back). Any daemon may end such a call; the end frees an
+/// The agents the store has on a call of which the switch has no channel left, and the
+/// callbacks it has dialing whose legs are all gone: the call ended while the daemon that
+/// placed it was dead or cut off, and no daemon heard its end (that daemon may never come
+/// back). Any daemon may end such a call; the end frees an
 /// agent only while they are still on that call, so two daemons ending it free them once.
 /// One listing (`listing`, or one taken here) and one read, whatever the number of
 /// channels. `now` is taken before the listing; calls answered shortly before it are left
