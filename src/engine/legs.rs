@@ -175,16 +175,6 @@ impl<P: Pbx> Engine<P> {
     ) -> Result<(), StoreError> {
         match result {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
-            Err(e) if e.outcome_unknown() => {
-                // The switch may have placed the leg anyway (the answer was lost with the
-                // socket): the agent stays booked, the leg is hung up once the switch is
-                // back, and the offer's timeout settles the offer. Freeing the agent now
-                // could ring them for a second caller while this leg rings or talks.
-                tracing::info!(%entry, %agent, %leg, error = %e,
-                    "the agent's leg was cut off with the switch; settling it when back");
-                self.hang_up_when_back.insert(leg);
-                Ok(())
-            }
             Err(e) => {
                 self.legs.remove(&leg);
                 self.routing.forget_next_in_line();

@@ -95,10 +95,6 @@ impl<P: Pbx> Engine<P> {
         self.end_vanished_calls(&live).await?;
         let mut hung_up = HashSet::new();
         for leg in std::mem::take(&mut self.hang_up_when_back) {
-            // An agent leg whose originate was cut off: the offer's timeout settles it.
-            if self.legs.get(&leg).is_some_and(|l| !l.answered) {
-                self.legs.remove(&leg);
-            }
             if live.contains_key(leg.as_str()) {
                 tracing::info!(%leg, "hanging up a leg left up while the switch was out of reach");
                 self.kill(leg.clone());

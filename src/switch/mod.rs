@@ -56,18 +56,6 @@ impl SwitchError {
     }
 }
 
-impl SwitchError {
-    /// The command went out and its answer was lost (the socket dropped, or no answer came
-    /// in time): the switch may have carried it out. Unlike `NotConnected`, where it was
-    /// never sent.
-    pub fn outcome_unknown(&self) -> bool {
-        matches!(
-            self,
-            Self::Esl(esl::Error::ConnectionLost | esl::Error::Timeout(_))
-        )
-    }
-}
-
 pub type Result<T, E = SwitchError> = std::result::Result<T, E>;
 
 /// A phone switch as the engine uses it. Operations on a call end when the switch has done
