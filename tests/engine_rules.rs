@@ -431,3 +431,135 @@ async fn an_agent_whose_decline_cannot_hang_up_is_freed_only_once_the_leg_is_gon
     assert_eq!(rules.agent_state("alice").await, AgentState::Available);
     rules.stop().await;
 }
+
+/// A caller whose hangup the engine never heard is gone when their agent answers: the
+/// bridge fails, and the caller is closed as abandoned instead of waiting again (and
+/// ringing the agent again, and again, for nobody).
+#[tokio::test]
+async fn a_bridge_to_a_caller_who_is_gone_closes_them_instead_of_ringing_again() {
+    let rules = Rules::start(&base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let caller = rules.caller("+4930555001").await;
+    let leg = rules.fake.placed(tags::AGENT, "alice").await;
+    rules.fake.vanish(&caller);
+    rules.fake.answer(&leg).await;
+    until("the caller is closed as abandoned", || async {
+        !rules.events_of(EventKind::Abandoned).await.is_empty()
+    })
+    .await;
+    assert!(!rules.fake.is_up(&leg), "the agent's leg is hung up");
+    until("alice is available", || async {
+        rules.agent_state("alice").await == AgentState::Available
+    })
+    .await;
+    let originates = rules
+        .fake
+        .ops()
+        .iter()
+        .filter(|op| matches!(op, Op::Originate { .. }))
+        .count();
+    assert_eq!(
+        originates,
+        1,
+        "alice was rung once: {:#?}",
+        rules.fake.ops()
+    );
+    rules.stop().await;
+}
+
+/// A failed bridge whose agent leg cannot be hung up (the switch out of reach) leaves the
+/// agent on that leg: they are not free, so not rung for the next caller, until the leg is
+/// gone.
+#[tokio::test]
+async fn an_agent_whose_failed_bridge_cannot_hang_up_stays_on_the_leg_until_it_is_gone() {
+    let rules = Rules::start(&base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let first = rules.caller("+4930555001").await;
+    let leg = rules.fake.placed(tags::AGENT, "alice").await;
+    let second = rules.caller("+4930555002").await;
+    rules.fake.vanish(&first);
+    rules.fake.fail_hang_ups(true);
+    rules.fake.answer(&leg).await;
+    until("the first caller is closed as abandoned", || async {
+        !rules.events_of(EventKind::Abandoned).await.is_empty()
+    })
+    .await;
+    assert!(rules.fake.is_up(&leg));
+    assert_eq!(rules.agent_state("alice").await, AgentState::OnCall);
+    // The switch is back: the leg left up is hung up, its end frees alice, and she is
+    // rung for the second caller.
+    rules.fake.fail_hang_ups(false);
+    rules.fake.reconnect().await;
+    let next = rules.fake.placed(tags::AGENT, "alice").await;
+    assert_ne!(next, leg);
+    assert!(!rules.fake.is_up(&leg));
+    rules.fake.answer(&next).await;
+    rules.bridged(&second, &next).await;
+    rules.stop().await;
+}
+
+/// A caller who hangs up while Redis is down is not forgotten: the event could not be
+/// handled, and once Redis is back the engine finds them gone (a resync owed, or their
+/// media's lease, whichever comes first) and closes them.
+#[tokio::test]
+async fn a_hangup_lost_to_a_redis_outage_is_settled_once_redis_is_back() {
+    let mut rules = Rules::start_on(RedisServer::start_durable(), &base_config("")).await;
+    let caller = rules.caller("+4930555001").await;
+    until("the caller waits", || async {
+        !rules.events_of(EventKind::Entered).await.is_empty()
+    })
+    .await;
+    rules.redis.kill();
+    rules.fake.hang_up_party(&caller).await;
+    // Time for the engine to try the hangup against the dead Redis: tried after the
+    // restart instead, it would simply succeed, and this test prove nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rules.redis.restart();
+    let queue = QueueName::new("support").unwrap();
+    until("the caller is closed as abandoned", || async {
+        // The test's own connection may fail once, reconnecting to the restarted Redis.
+        let events = rules.store.events(Some(&queue), None, 1000).await;
+        events.is_ok_and(|events| events.iter().any(|e| e.kind == EventKind::Abandoned))
+    })
+    .await;
+    rules.stop().await;
+}
+
+/// An agent leg whose originate is cut off with the switch may ring on: the caller waits
+/// again, but the agent stays booked (nobody rings them) until the leg is found gone.
+#[tokio::test]
+async fn an_agent_whose_ring_was_cut_off_stays_booked_until_the_leg_is_gone() {
+    let rules = Rules::start(&base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let first = rules.caller("+4930555001").await;
+    let leg = rules.fake.placed(tags::AGENT, "alice").await;
+    let second = rules.caller("+4930555002").await;
+    rules.fake.cut_off(&leg);
+    until("the first caller waits again", || async {
+        !rules.events_of(EventKind::AgentNoAnswer).await.is_empty()
+    })
+    .await;
+    let alice = rules
+        .store
+        .agent(&agent_id("alice"), rules.clock.now())
+        .await;
+    let booked = alice.unwrap().unwrap().booked;
+    assert!(booked.is_some(), "alice is free while her phone may ring");
+    // The switch is back: the leg is found ringing and hung up, and its end frees alice.
+    rules.fake.reconnect().await;
+    let next = rules.fake.placed(tags::AGENT, "alice").await;
+    assert_ne!(next, leg);
+    assert!(!rules.fake.is_up(&leg));
+    rules.fake.answer(&next).await;
+    let bridged = rules
+        .fake
+        .wait_for("a caller bridged to alice", |ops| {
+            ops.iter().find_map(|op| match op {
+                Op::Bridge { a, b } if *b == next => Some(a.clone()),
+                _ => None,
+            })
+        })
+        .await;
+    assert!(bridged == first || bridged == second);
+    rules.stop().await;
+}

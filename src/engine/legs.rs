@@ -10,15 +10,41 @@ use tokio::sync::mpsc;
 use super::callback::AgentCallback;
 use super::{Engine, Report};
 use crate::queue::{
-    AgentId, AgentState, CloseReason, EndedCall, EntryId, EntryKind, EntryStatus, QueueError,
-    QueueName,
+    AgentId, CloseReason, EndedCall, EntryId, EntryKind, EntryStatus, QueueError, QueueName,
 };
-use crate::store::{Answered, MissRules, NoAnswerCause, StateSource, StoreError};
+use crate::store::{Answered, MissRules, NoAnswerCause, StoreError};
 use crate::switch::{CallId, HangupCause, Pbx, SwitchError};
 
 /// How long a call ended by its agent leg's hangup is remembered, so that its caller's
 /// hangup (which follows) costs nothing.
 pub(super) const CALLER_HANGUP_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a bridge to the agent who answered failed, and whether the caller is still there.
+#[derive(Debug)]
+pub(super) struct BridgeFailure {
+    caller: CallId,
+    error: SwitchError,
+    /// The switch has no channel of the caller's left: they hung up, maybe while the event
+    /// saying so could not be handled.
+    caller_gone: bool,
+}
+
+impl BridgeFailure {
+    /// Ask the switch, after `error`, whether `caller` is still there.
+    async fn settle<P: Pbx>(switch: &P, caller: CallId, error: SwitchError) -> Self {
+        // Out of reach, the switch tells nothing: the resync on reconnect settles the caller.
+        let caller_gone = !error.unreachable()
+            && switch
+                .calls()
+                .await
+                .is_ok_and(|rows| !rows.iter().any(|row| row.id == caller));
+        Self {
+            caller,
+            error,
+            caller_gone,
+        }
+    }
+}
 
 impl<P: Pbx> Engine<P> {
     pub(super) async fn on_caller_hangup(
@@ -116,6 +142,7 @@ impl<P: Pbx> Engine<P> {
             return Ok(());
         }
         self.hang_up_when_back.remove(&leg);
+        self.leg_gone(&leg).await?;
         let Some(info) = self.legs.remove(&leg) else {
             return Ok(());
         };
@@ -175,6 +202,11 @@ impl<P: Pbx> Engine<P> {
     ) -> Result<(), StoreError> {
         match result {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
+            Err(e) if e.unreachable() => {
+                self.legs.remove(&leg);
+                self.routing.forget_next_in_line();
+                self.leg_in_doubt(queue, entry, agent, leg, &e).await
+            }
             Err(e) => {
                 self.legs.remove(&leg);
                 self.routing.forget_next_in_line();
@@ -229,39 +261,53 @@ impl<P: Pbx> Engine<P> {
             }
             .await;
             if let Err(error) = bridged {
+                let failure = BridgeFailure::settle(&switch, channel, error).await;
                 let _ = reports.send(Report::BridgeFailed {
                     queue,
                     entry,
                     agent,
                     leg,
-                    error,
+                    failure,
                 });
             }
         });
         Ok(())
     }
 
-    /// The caller could not be bridged to the agent who answered: the agent is free again
-    /// and the caller waits at their place, with their media back on.
+    /// The caller could not be bridged to the agent who answered: the caller waits again at
+    /// their place, with their media back on, or is closed when gone. The agent's leg is
+    /// hung up and the agent stays on it until its end is seen (now, or after the switch
+    /// is back): freed before, they could be rung while their phone still has it.
     pub(super) async fn bridge_failed(
         &mut self,
         queue: &QueueName,
         entry_id: &EntryId,
         agent: &AgentId,
         leg: CallId,
-        error: &SwitchError,
+        failure: BridgeFailure,
     ) -> Result<(), StoreError> {
-        tracing::warn!(entry = %entry_id, %agent, %error,
+        let BridgeFailure {
+            caller,
+            error,
+            caller_gone,
+        } = failure;
+        tracing::warn!(entry = %entry_id, %agent, %error, caller_gone,
             "bridge failed; the caller waits again at their place");
-        self.legs.remove(&leg);
-        self.kill(leg);
+        // Not bridged, so not ended with the agent's leg either: their own hangup counts.
+        self.callers_whose_call_ended.remove(&caller);
         self.routing.forget_next_in_line();
         let now = self.clock.now();
         self.store
             .bridge_failed(queue, entry_id, agent, now)
             .await?;
-        self.set_state(agent, AgentState::Available, StateSource::Daemon)
-            .await?;
+        // A leg whose end was seen already ended the agent's call.
+        if let Some(info) = self.legs.get_mut(&leg) {
+            info.caller = None;
+            self.kill(leg);
+        }
+        if caller_gone {
+            return self.on_caller_hangup(caller, queue.as_str()).await;
+        }
         if let Some(entry) = self.store.entry(queue, entry_id).await? {
             self.take_over(queue, vec![entry]).await?;
         }
@@ -409,6 +455,53 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
+    /// The switch went out of reach while an agent's leg rang: it may ring on, or have
+    /// been answered. The caller waits again at once (their media restarts with the
+    /// resync), but the agent stays booked until the leg is found gone, so no daemon rings
+    /// them meanwhile; the booking's own end is the backstop should this daemon die.
+    async fn leg_in_doubt(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        leg: CallId,
+        error: &SwitchError,
+    ) -> Result<(), StoreError> {
+        tracing::info!(%entry, %agent, %leg, %error,
+            "the agent's leg was cut off with the switch; they stay booked until it is gone");
+        self.hang_up_when_back.insert(leg.clone());
+        self.legs_in_doubt.insert(
+            leg,
+            EndedCall {
+                queue: queue.clone(),
+                agent: agent.clone(),
+                entry: entry.clone(),
+            },
+        );
+        let cause = NoAnswerCause::Failed;
+        let rules = MissRules::of(self.config.queue(queue), cause);
+        let now = self.clock.now();
+        match self
+            .store
+            .offer_given_up(queue, entry, agent, cause, now, rules)
+            .await
+        {
+            Ok(_) | Err(StoreError::Rule(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A leg in doubt is gone (see [`Engine::leg_in_doubt`]): its agent's booking ends.
+    pub(super) async fn leg_gone(&mut self, leg: &CallId) -> Result<(), StoreError> {
+        if let Some(call) = self.legs_in_doubt.remove(leg) {
+            self.store
+                .release_agents(&call.entry, std::slice::from_ref(&call.agent))
+                .await?;
+            self.routing.changed();
+        }
+        Ok(())
+    }
+
     /// Stop the other phones of a ring-all offer once one agent answered.
     fn release_other_legs(&mut self, entry: &EntryId, winner: &AgentId) {
         self.stop_legs(entry, |agent| agent != winner);
@@ -435,12 +528,16 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
+    /// Hang `channel` up, off the loop; out of reach, the switch does it once back.
     pub(super) fn kill(&mut self, channel: CallId) {
-        let switch = self.switch.clone();
+        let (switch, reports) = (self.switch.clone(), self.reports_tx.clone());
         self.tasks.spawn(async move {
-            let _ = switch
+            let hung_up = switch
                 .hang_up(&channel, &HangupCause::normal_clearing())
                 .await;
+            if hung_up.is_err_and(|e| e.unreachable()) {
+                let _ = reports.send(Report::HangUpWhenBack(channel));
+            }
         });
     }
 

@@ -46,7 +46,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::queue::{AgentId, Clock, EntryId, EntryStatus, QueueName, Router};
+use crate::queue::{AgentId, Clock, EndedCall, EntryId, EntryStatus, QueueName, Router};
 use crate::store::{DomainEvent, FeedSinks, Store, StoreError};
 use crate::switch::{CallId, FreeSwitch, MediaDir, Pbx, SwitchError};
 use crate::switch::{ParkedCaller, PbxEvent, Signal};
@@ -61,6 +61,8 @@ use routing_state::RoutingState;
 
 /// How often due timers are claimed.
 const TIMER_TICK: Duration = Duration::from_millis(200);
+/// How long after a lost event or a failed resync the resync owed is tried.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
 /// How many of the feed's events may wait for the loop before the feed waits too: more
 /// than one read of the agents' stream and the withdrawals brings at a busy switch's pace.
 const FEED_QUEUE: usize = 4096;
@@ -94,7 +96,7 @@ enum Report {
         entry: EntryId,
         agent: AgentId,
         leg: CallId,
-        error: SwitchError,
+        failure: legs::BridgeFailure,
     },
     /// A task changed the store (a callback declined, failed, connected): look for offers.
     StoreChanged,
@@ -189,6 +191,9 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     held: HashSet<CallId>,
     /// Legs to hang up once the switch is back (see [`Report::HangUpWhenBack`]).
     hang_up_when_back: HashSet<CallId>,
+    /// Agent legs whose originate lost its answer with the switch: they may still ring or
+    /// be answered, so their agents stay booked until the legs are found gone.
+    legs_in_doubt: HashMap<CallId, EndedCall>,
     legs: HashMap<CallId, AgentLeg>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
@@ -232,6 +237,9 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     audited: std::time::Instant,
     /// A round of renewals is under way (see `ownership`).
     tending_media: bool,
+    /// A switch event or resync was lost to a Redis error: the store may not know what
+    /// happened (a hangup, say), so a resync is owed, tried from this moment on.
+    resync_owed: Option<std::time::Instant>,
 }
 
 impl<P: Pbx> Engine<P> {
@@ -272,6 +280,7 @@ impl<P: Pbx> Engine<P> {
             callers: HashMap::new(),
             held: HashSet::new(),
             hang_up_when_back: HashSet::new(),
+            legs_in_doubt: HashMap::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
             plans,
@@ -298,6 +307,7 @@ impl<P: Pbx> Engine<P> {
             media_tended: std::time::Instant::now(),
             audited: std::time::Instant::now(),
             tending_media: false,
+            resync_owed: None,
         }
     }
 
@@ -392,17 +402,18 @@ impl<P: Pbx> Engine<P> {
     async fn on_delivery(&mut self, delivery: P::Event) {
         self.stats.switch_events.fetch_add(1, Ordering::Relaxed);
         match self.switch.read(delivery) {
-            Some(PbxEvent::Signal(signal)) => {
-                if let Err(e) = self.on_signal(signal).await {
-                    tracing::warn!(error = %e, "handling a switch event failed");
+            Some(PbxEvent::Signal(signal)) => match self.on_signal(signal).await {
+                Err(e @ StoreError::Redis(_)) => {
+                    tracing::warn!(error = %e,
+                            "handling a switch event failed; resyncing once Redis is back");
+                    self.owe_resync();
                 }
-            }
+                Err(e) => tracing::warn!(error = %e, "handling a switch event failed"),
+                Ok(()) => {}
+            },
             Some(PbxEvent::Resync) => {
                 self.switch_up.send_replace(true);
-                self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.resync().await {
-                    tracing::error!(error = %e, "resync with the switch failed");
-                }
+                self.run_resync().await;
             }
             Some(PbxEvent::Lost(reason)) => {
                 self.switch_up.send_replace(false);
@@ -411,6 +422,23 @@ impl<P: Pbx> Engine<P> {
             }
             None => {}
         }
+    }
+
+    /// Resync with the switch; one that fails is tried again (see [`Engine::owe_resync`]).
+    async fn run_resync(&mut self) {
+        self.resync_owed = None;
+        self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.resync().await {
+            tracing::error!(error = %e, "resync with the switch failed; trying again");
+            self.owe_resync();
+        }
+    }
+
+    /// A resync is owed: the tick runs it a moment from now (Redis, or the switch, may
+    /// take a while to come back), unless one is owed already.
+    fn owe_resync(&mut self) {
+        self.resync_owed
+            .get_or_insert_with(|| std::time::Instant::now() + RESYNC_RETRY);
     }
 
     async fn on_signal(&mut self, signal: Signal) -> Result<(), StoreError> {
@@ -544,9 +572,9 @@ impl<P: Pbx> Engine<P> {
                 entry,
                 agent,
                 leg,
-                error,
+                failure,
             } => (
-                self.bridge_failed(&queue, &entry, &agent, leg, &error)
+                self.bridge_failed(&queue, &entry, &agent, leg, failure)
                     .await,
                 entry,
                 agent,

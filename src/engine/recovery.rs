@@ -101,6 +101,14 @@ impl<P: Pbx> Engine<P> {
                 hung_up.insert(leg.as_str().to_owned());
             }
         }
+        // A leg in doubt that is up was just hung up: its hangup frees its agent.
+        let gone: Vec<CallId> = (self.legs_in_doubt.keys())
+            .filter(|leg| !live.contains_key(leg.as_str()))
+            .cloned()
+            .collect();
+        for leg in gone {
+            self.leg_gone(&leg).await?;
+        }
         let mut known = HashSet::new();
         self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {

@@ -52,6 +52,12 @@ impl<P: Pbx> Engine<P> {
                 }
             }
         }
+        let owed = self
+            .resync_owed
+            .is_some_and(|at| std::time::Instant::now() >= at);
+        if owed && *self.switch_up.borrow() {
+            self.run_resync().await;
+        }
         if self.audited.elapsed() >= AUDIT_EVERY {
             self.audit_agent_calls(self.clock.now(), None);
         }

@@ -282,13 +282,11 @@ impl Store {
         })
     }
 
-    /// `agent` did not take the offer of `entry` (event `agent_no_answer`): the entry waits
-    /// again at its position and is not offered to this agent again for the rules'
-    /// hold-off (a [`Timer::HoldOffEnd`] then makes routing look again); the agent is free,
-    /// or `away` after the rules' misses in a row. When the entry was closed meanwhile
-    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
-    /// changes nothing: [`Store::close`] already released the agent.
-    pub async fn offer_failed(
+    /// The entry's half of [`Store::offer_failed`]: `agent`'s ring for it is over (event
+    /// `agent_no_answer`) and it waits again once no other agent rings for it; whether it
+    /// does. The agent is left as they are: booked, when their leg's fate is not known (the
+    /// switch went out of reach as it rang), until the leg is found gone.
+    pub async fn offer_given_up(
         &self,
         queue: &QueueName,
         entry: &EntryId,
@@ -296,7 +294,7 @@ impl Store {
         cause: NoAnswerCause,
         now: Timestamp,
         rules: MissRules,
-    ) -> Result<OfferFailed> {
+    ) -> Result<bool> {
         let (timers, _) = self.keys.timers(queue);
         let timeout = Timer::OfferTimeout {
             queue: queue.clone(),
@@ -319,13 +317,33 @@ impl Store {
             .arg(hold_off_end.member())
             .reply(&mut self.conn())
             .await?;
-        let entry_waiting = match reply {
-            replies::OfferFailed::Waiting => true,
-            replies::OfferFailed::Ringing => false,
+        match reply {
+            replies::OfferFailed::Waiting => Ok(true),
+            replies::OfferFailed::Ringing => Ok(false),
             replies::OfferFailed::Refused(refused) => {
-                return Err(self.entry_rule(queue, entry, Some(agent), refused).await)
+                Err(self.entry_rule(queue, entry, Some(agent), refused).await)
             }
-        };
+        }
+    }
+
+    /// `agent` did not take the offer of `entry` (event `agent_no_answer`): the entry waits
+    /// again at its position and is not offered to this agent again for the rules'
+    /// hold-off (a [`Timer::HoldOffEnd`] then makes routing look again); the agent is free,
+    /// or `away` after the rules' misses in a row. When the entry was closed meanwhile
+    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
+    /// changes nothing: [`Store::close`] already released the agent.
+    pub async fn offer_failed(
+        &self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+        cause: NoAnswerCause,
+        now: Timestamp,
+        rules: MissRules,
+    ) -> Result<OfferFailed> {
+        let entry_waiting = self
+            .offer_given_up(queue, entry, agent, cause, now, rules)
+            .await?;
         let missed = self
             .scripts
             .agent_missed

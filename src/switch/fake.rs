@@ -272,9 +272,34 @@ impl FakePbx {
         let _ = answered.send(Err(SwitchError::CallFailed(cause.to_owned())));
     }
 
+    /// The connection to the switch dropped while the placed call `id` rang: its originate
+    /// fails as cut off, and the call rings on at the switch, as far as anyone can tell.
+    pub fn cut_off(&self, id: &CallId) {
+        let (call, answered) = self.lock().ringing.remove(id).expect("the call is ringing");
+        let tags = call
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.lock().calls.insert(
+            id.clone(),
+            FakeCall {
+                tags,
+                ..FakeCall::default()
+            },
+        );
+        let _ = answered.send(Err(SwitchError::Esl(crate::esl::Error::ConnectionLost)));
+    }
+
     /// The party on `call` hung up (and a leg bridged to it follows).
     pub async fn hang_up_party(&self, call: &CallId) {
         self.end(call, "NORMAL_CLEARING").await;
+    }
+
+    /// The switch loses `call` without the engine hearing of it, as when the hangup came
+    /// while the event could not be handled.
+    pub fn vanish(&self, call: &CallId) {
+        self.lock().calls.remove(call);
     }
 
     /// Whether the switch still has `call`.
