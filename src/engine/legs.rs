@@ -62,20 +62,18 @@ impl<P: Pbx> Engine<P> {
         if self.callers_whose_call_ended.remove(&channel).is_some() {
             return Ok(());
         }
-        // Talking to an agent this daemon rang: the call is over, so is the agent's leg.
+        // Talking to an agent this daemon rang: the call is over, and ends with the agent's
+        // leg, which the switch hangs up with a bridged caller and this daemon with one
+        // still to be bridged. Freed before the leg is gone, the agent could be rung while
+        // their phone still has it.
         let talking_to = self
             .legs
-            .iter()
-            .find(|(_, l)| l.answered && l.caller.as_ref() == Some(&channel))
-            .map(|(leg, l)| (leg.clone(), l.agent.clone(), l.entry.clone()));
-        if let Some((leg, agent, entry)) = talking_to {
-            self.legs.remove(&leg);
+            .iter_mut()
+            .find(|(_, l)| l.answered && l.caller.as_ref() == Some(&channel));
+        if let Some((leg, info)) = talking_to {
+            info.caller = None;
+            let leg = leg.clone();
             self.kill(leg);
-            self.routing.call_ended(EndedCall {
-                queue,
-                agent,
-                entry,
-            });
             return Ok(());
         }
         let Some(entry) = self.store.entry(&queue, &id).await? else {
@@ -98,16 +96,9 @@ impl<P: Pbx> Engine<P> {
                     Err(e) => return Err(e),
                 }
             }
-            EntryStatus::Connected { agent, .. }
-                if matches!(entry.kind, EntryKind::LiveCaller { .. }) =>
-            {
-                self.routing.call_ended(EndedCall {
-                    queue,
-                    agent,
-                    entry: id,
-                })
-            }
-            // A callback outlives its caller's channel: a requester whose hangup comes
+            // Another daemon's agent leg (or one this daemon no longer holds): their call
+            // ends with that leg, seen by the daemon holding it, or by an audit should it be
+            // gone. A callback outlives its caller's channel: a requester whose hangup comes
             // after their callback connected (a quick agent, a long confirmation) ends
             // nobody's call.
             EntryStatus::Connected { .. }
