@@ -193,15 +193,14 @@ impl<P: Pbx> Engine<P> {
     ) -> Result<(), StoreError> {
         match result {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
-            Err(e) if e.unreachable() => {
-                self.legs.remove(&leg);
-                self.routing.forget_next_in_line();
-                self.leg_in_doubt(queue, entry, agent, leg, &e).await
-            }
             Err(e) => {
                 self.legs.remove(&leg);
                 self.routing.forget_next_in_line();
-                self.agent_missed(queue, entry, agent, &e).await
+                if e.unreachable() {
+                    self.leg_in_doubt(queue, entry, agent, leg, &e).await
+                } else {
+                    self.agent_missed(queue, entry, agent, &e).await
+                }
             }
         }
     }
