@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use callbackd::config::Config;
 use callbackd::engine::{Engine, EngineError, EngineOptions};
-use callbackd::queue::{AgentId, AgentState, Clock, ManualClock, QueueName, Timestamp};
+use callbackd::queue::{
+    AgentId, AgentState, Clock, Entry, EntryStatus, LineName, ManualClock, QueueName, Timestamp,
+};
 use callbackd::store::{EventKind, StateSource, Store, StoredEvent};
 use callbackd::switch::fake::{FakePbx, Op};
 use callbackd::switch::{tags, CallId, Collected};
@@ -562,4 +564,53 @@ async fn an_agent_whose_ring_was_cut_off_stays_booked_until_the_leg_is_gone() {
         .await;
     assert!(bridged == first || bridged == second);
     rules.stop().await;
+}
+
+/// A resync lists the switch, then reads the queue: a caller another daemon parked in
+/// between is in the queue but not in the listing, and must not be closed as gone. A
+/// caller who waited well before the listing and is not in it did hang up.
+#[tokio::test]
+async fn a_resync_closes_the_callers_gone_before_its_listing_and_no_one_who_parked_since() {
+    let rules = Rules::start(&base_config("")).await;
+    let queue = QueueName::new("support").unwrap();
+    let line = LineName::new("main").unwrap();
+    let mut gone = Entry::live_caller(
+        queue.clone(),
+        line.clone(),
+        CallId::new("gone-caller").unwrap(),
+        None,
+        &rules.clock,
+    );
+    gone.position = Timestamp::from_millis(rules.clock.now().as_millis() - 60_000);
+    let fresh = Entry::live_caller(
+        queue.clone(),
+        line,
+        CallId::new("just-parked-elsewhere").unwrap(),
+        None,
+        &rules.clock,
+    );
+    let lease = rules.clock.now().plus(Duration::from_secs(60));
+    for entry in [&gone, &fresh] {
+        let stored = rules.store.enqueue_caller(entry, None, "d2", lease).await;
+        stored.unwrap();
+    }
+    rules.fake.reconnect().await;
+    until("the caller gone before the listing is closed", || async {
+        let entry = rules.store.entry(&queue, &gone.id).await.unwrap();
+        entry.is_none_or(|e| e.status != EntryStatus::Waiting)
+    })
+    .await;
+    // The resync is over once the engine stops: it runs in the engine's loop. Redis
+    // outlives the engine here, to be asked afterwards.
+    let Rules {
+        redis: _redis,
+        store,
+        shutdown,
+        engine,
+        ..
+    } = rules;
+    let _ = shutdown.send(true);
+    engine.await.unwrap().unwrap();
+    let fresh = store.entry(&queue, &fresh.id).await.unwrap();
+    assert_eq!(fresh.map(|e| e.status), Some(EntryStatus::Waiting));
 }

@@ -16,10 +16,10 @@ use crate::queue::{
 use crate::store::{AgentOnCall, MissRules, NoAnswerCause, Store, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 
-/// How long before an audit's listing of the switch an agent must have answered for that
-/// listing to tell whether their call is still up: a leg of another daemon may have been
-/// placed and answered while the listing was under way.
-const ANSWER_SLACK: Duration = Duration::from_secs(5);
+/// How long before a listing of the switch a call must have started (an agent answered,
+/// a caller parked) for that listing to tell whether it is still up: another daemon may
+/// have placed or parked it while the listing was under way.
+const LISTING_SLACK: Duration = Duration::from_secs(5);
 
 /// What an audit found under way in the store and gone from the switch.
 #[derive(Debug)]
@@ -119,7 +119,11 @@ impl<P: Pbx> Engine<P> {
                 };
                 known.insert(channel.to_string());
                 if !live.contains_key(channel.as_str()) {
-                    self.caller_vanished(&entry).await;
+                    // A caller who parked after the listing is not in it, yet is there:
+                    // only those who arrived well before it are gone.
+                    if entry.position.plus(LISTING_SLACK) <= listed_at {
+                        self.caller_vanished(&entry).await;
+                    }
                 } else if entry.status == EntryStatus::Waiting {
                     // Media the outage failed starts again, where it was, if the lease
                     // on it is still this daemon's (take_over asks the store): another
@@ -517,14 +521,14 @@ async fn find_calls_not_on_switch<P: Pbx>(
     let calls: Vec<AgentOnCall> = on_calls
         .into_iter()
         .filter(|call| {
-            call.since.plus(ANSWER_SLACK) <= now
+            call.since.plus(LISTING_SLACK) <= now
                 && !on_switch(&call.entry, Some(&call.agent))
                 && !dialing.iter().any(|(e, _, _)| e.id == call.entry)
         })
         .collect();
     let dialing: Vec<LostDialing> = dialing
         .into_iter()
-        .filter(|(entry, _, since)| since.plus(ANSWER_SLACK) <= now && !on_switch(&entry.id, None))
+        .filter(|(entry, _, since)| since.plus(LISTING_SLACK) <= now && !on_switch(&entry.id, None))
         .map(|(entry, agent, _)| LostDialing {
             queue: entry.queue,
             entry: entry.id,
