@@ -568,32 +568,34 @@ async fn an_agent_whose_ring_was_cut_off_stays_booked_until_the_leg_is_gone() {
 
 /// A resync lists the switch, then reads the queue: a caller another daemon parked in
 /// between is in the queue but not in the listing, and must not be closed as gone. A
-/// caller who waited well before the listing and is not in it did hang up.
+/// caller in neither that listing nor the switch now did hang up.
 #[tokio::test]
-async fn a_resync_closes_the_callers_gone_before_its_listing_and_no_one_who_parked_since() {
+async fn a_resync_closes_the_callers_gone_and_no_one_who_parked_after_its_listing() {
     let rules = Rules::start(&base_config("")).await;
+    // A caller taken in: the engine's loop is past its first resync, which would
+    // otherwise race the staging below.
+    rules.caller("+4930555009").await;
+    until("the caller waits", || async {
+        !rules.events_of(EventKind::Entered).await.is_empty()
+    })
+    .await;
     let queue = QueueName::new("support").unwrap();
     let line = LineName::new("main").unwrap();
-    let mut gone = Entry::live_caller(
+    let gone = Entry::live_caller(
         queue.clone(),
         line.clone(),
         CallId::new("gone-caller").unwrap(),
         None,
         &rules.clock,
     );
-    gone.position = Timestamp::from_millis(rules.clock.now().as_millis() - 60_000);
-    let fresh = Entry::live_caller(
-        queue.clone(),
-        line,
-        CallId::new("just-parked-elsewhere").unwrap(),
-        None,
-        &rules.clock,
-    );
+    let parking = CallId::new("just-parked-elsewhere").unwrap();
+    let fresh = Entry::live_caller(queue.clone(), line, parking.clone(), None, &rules.clock);
     let lease = rules.clock.now().plus(Duration::from_secs(60));
     for entry in [&gone, &fresh] {
         let stored = rules.store.enqueue_caller(entry, None, "d2", lease).await;
         stored.unwrap();
     }
+    rules.fake.up_after_next_listing(&parking);
     rules.fake.reconnect().await;
     until("the caller gone before the listing is closed", || async {
         let entry = rules.store.entry(&queue, &gone.id).await.unwrap();
@@ -613,4 +615,37 @@ async fn a_resync_closes_the_callers_gone_before_its_listing_and_no_one_who_park
     engine.await.unwrap().unwrap();
     let fresh = store.entry(&queue, &fresh.id).await.unwrap();
     assert_eq!(fresh.map(|e| e.status), Some(EntryStatus::Waiting));
+}
+
+/// A caller who hangs up while an agent's phone rings for them frees the agent only with
+/// that ring's end: freed at once, the agent could be rung for the next caller while the
+/// phone still rings (or is answered) for the one who left.
+#[tokio::test]
+async fn an_agent_rung_for_a_caller_who_hangs_up_stays_booked_until_the_ring_is_over() {
+    let rules = Rules::start(&base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let first = rules.caller("+4930555001").await;
+    let leg = rules.fake.placed(tags::AGENT, "alice").await;
+    rules.fake.fail_hang_ups(true);
+    rules.fake.hang_up_party(&first).await;
+    until("the caller is closed as abandoned", || async {
+        !rules.events_of(EventKind::Abandoned).await.is_empty()
+    })
+    .await;
+    let alice = rules
+        .store
+        .agent(&agent_id("alice"), rules.clock.now())
+        .await;
+    let booked = alice.unwrap().unwrap().booked;
+    assert!(booked.is_some(), "alice is free while her phone rings");
+    let second = rules.caller("+4930555002").await;
+    // The switch takes hang-ups again: the ring left up is ended, and its end frees alice.
+    rules.fake.fail_hang_ups(false);
+    rules.fake.reconnect().await;
+    until("the ring is ended", || async { !rules.fake.is_up(&leg) }).await;
+    let next = rules.fake.placed(tags::AGENT, "alice").await;
+    assert_ne!(next, leg);
+    rules.fake.answer(&next).await;
+    rules.bridged(&second, &next).await;
+    rules.stop().await;
 }

@@ -1112,7 +1112,8 @@ async fn a_repeat_caller_who_keeps_the_callback_leaves_the_queue_and_it_keeps_it
     let again = caller(&s).await;
     assert_eq!(pending(&s, "+4930222").await, Some(cb.id.clone()));
     assert_eq!(pending(&s, "+4930333").await, None);
-    // Their new call was already ringing an agent: that agent is released.
+    // Their new call was already ringing an agent: that agent is returned, to stop the
+    // ring, and stays booked until the daemon ringing them sees the leg gone.
     offer(&s, &again.id, "alice").await;
     assert_eq!(
         keep(&s, &again.id, "+4930222", KeptBy::Choice)
@@ -1122,7 +1123,7 @@ async fn a_repeat_caller_who_keeps_the_callback_leaves_the_queue_and_it_keeps_it
     );
     assert_eq!(
         agent_state(&s, "alice").await,
-        (AgentState::Available, None)
+        (AgentState::Available, Some(again.id.clone()))
     );
     assert_eq!(waiting_ids(&s).await, vec![cb.id.clone()]);
     assert!(matches!(
@@ -1201,9 +1202,10 @@ async fn a_repeat_caller_who_cancels_the_callback_takes_its_place_in_the_queue()
             ringing: vec![id("alice")]
         }
     );
+    // Booked until the daemon ringing alice sees her leg gone.
     assert_eq!(
         agent_state(&s, "alice").await,
-        (AgentState::Available, None)
+        (AgentState::Available, Some(cb.id.clone()))
     );
     assert!(matches!(
         entry(&s, &cb.id).await.status,
@@ -1245,7 +1247,12 @@ async fn a_repeat_caller_who_cancels_the_callback_takes_its_place_in_the_queue()
         CallbackRequested::Requested
     );
 
-    // A ringing caller taking the place waits there again if the agent misses.
+    // A ringing caller taking the place waits there again if the agent misses. Alice's
+    // leg for the canceled callback is gone by now.
+    s.store
+        .release_agents(&cb.id, &[id("alice")])
+        .await
+        .unwrap();
     let later = caller(&s).await;
     offer(&s, &later.id, "alice").await;
     let place = entry(&s, &middle.id).await.position;

@@ -695,7 +695,8 @@ async fn ring_all_answer_connects_one_agent_and_releases_the_others() {
     let now = s.clock.now();
     let alice = s.store.agent(&id("alice"), now).await.unwrap().unwrap();
     let bob = s.store.agent(&id("bob"), now).await.unwrap().unwrap();
-    assert!(alice.is_free());
+    // Alice's phone may still ring: she is free once her leg is gone, not before.
+    assert_eq!(alice.booked, Some(e.id.clone()));
     assert_eq!(bob.state, AgentState::OnCall);
     assert_eq!(bob.booked, None);
     assert!(s.store.open_entries(&q("sales")).await.unwrap().is_empty());
@@ -721,7 +722,7 @@ async fn ring_all_answer_connects_one_agent_and_releases_the_others() {
 }
 
 #[tokio::test]
-async fn abandon_while_ringing_releases_the_agent_and_records_the_wait() {
+async fn abandon_while_ringing_keeps_the_agent_for_their_leg_and_records_the_wait() {
     let s = setup(&[("alice", "[{ queue = \"support\" }]")]).await;
     available(&s, &["alice"]).await;
     let e = caller("support", &s.clock);
@@ -737,13 +738,38 @@ async fn abandon_while_ringing_releases_the_agent_and_records_the_wait() {
         .await
         .unwrap();
     assert_eq!(ringing, vec![id("alice")]);
+    // Alice stays booked until the daemon ringing her sees her leg gone; that ring's end
+    // frees her, as a ring does whose entry is closed.
     let alice = s
         .store
         .agent(&id("alice"), s.clock.now())
         .await
         .unwrap()
         .unwrap();
-    assert!(alice.is_free());
+    assert!(!alice.is_free());
+    let rules = MissRules {
+        hold_off: HOLD_OFF,
+        away_after: NonZeroU32::new(1),
+    };
+    let failed = s
+        .store
+        .offer_failed(
+            &q("support"),
+            &e.id,
+            &id("alice"),
+            NoAnswerCause::NoAnswer,
+            s.clock.now(),
+            rules,
+        )
+        .await;
+    assert!(matches!(failed, Err(StoreError::Rule(_))));
+    let alice = s
+        .store
+        .agent(&id("alice"), s.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alice.is_free(), "a ring for a caller who left is no miss");
     assert!(s
         .store
         .open_entries(&q("support"))

@@ -191,6 +191,21 @@ impl<P: Pbx> Engine<P> {
         leg: CallId,
         result: Result<CallId, SwitchError>,
     ) -> Result<(), StoreError> {
+        if self.legs_ending.contains_key(&leg) {
+            // Stopped while it rang: answered after all, it is hung up again; failed, it
+            // is gone, and its agent's booking with it.
+            return match result {
+                Ok(_) => {
+                    self.kill(leg);
+                    Ok(())
+                }
+                Err(e) if e.unreachable() => {
+                    self.hang_up_when_back.insert(leg);
+                    Ok(())
+                }
+                Err(_) => self.leg_gone(&leg).await,
+            };
+        }
         match result {
             Ok(_) => self.agent_answered(queue, entry, agent, leg).await,
             Err(e) => {
@@ -226,8 +241,7 @@ impl<P: Pbx> Engine<P> {
                 QueueError::NotOfferedTo { .. } | QueueError::EntryStatus { .. },
             )) => {
                 // Another ring-all agent won, or the caller left meanwhile.
-                self.legs.remove(&leg);
-                self.kill(leg);
+                self.end_leg(leg);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -315,8 +329,7 @@ impl<P: Pbx> Engine<P> {
         let now = self.clock.now();
         let found = self.store.entry(queue, entry_id).await?;
         let Some((EntryKind::Callback(request), line)) = found.map(|e| (e.kind, e.line)) else {
-            self.legs.remove(&leg);
-            self.kill(leg);
+            self.end_leg(leg);
             return Ok(());
         };
         if let Some(info) = self.legs.get_mut(&leg) {
@@ -344,8 +357,7 @@ impl<P: Pbx> Engine<P> {
             Err(e @ (StoreError::Rule(_) | StoreError::UnknownEntry { .. })) => {
                 tracing::info!(entry = %entry_id, %agent, error = %e,
                     "callback answered after it was withdrawn; ending the agent leg");
-                self.legs.remove(&leg);
-                self.kill(leg);
+                self.end_leg(leg);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -460,7 +472,7 @@ impl<P: Pbx> Engine<P> {
         tracing::info!(%entry, %agent, %leg, %error,
             "the agent's leg was cut off with the switch; they stay booked until it is gone");
         self.hang_up_when_back.insert(leg.clone());
-        self.legs_in_doubt.insert(
+        self.legs_ending.insert(
             leg,
             EndedCall {
                 queue: queue.clone(),
@@ -481,9 +493,10 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
-    /// A leg in doubt is gone (see [`Engine::leg_in_doubt`]): its agent's booking ends.
+    /// A leg this daemon stopped, or lost sight of, is gone (see `legs_ending`): its
+    /// agent's booking ends.
     pub(super) async fn leg_gone(&mut self, leg: &CallId) -> Result<(), StoreError> {
-        if let Some(call) = self.legs_in_doubt.remove(leg) {
+        if let Some(call) = self.legs_ending.remove(leg) {
             self.store
                 .release_agents(&call.entry, std::slice::from_ref(&call.agent))
                 .await?;
@@ -502,10 +515,15 @@ impl<P: Pbx> Engine<P> {
         self.stop_legs(entry, |agent| agents.contains(agent));
     }
 
-    /// End this daemon's legs for `entry` whose agent `stops`. The legs are forgotten at
-    /// once: their originates' failures and hangups then change nothing, and a second stop
-    /// for the same entry (the bus after a local close) finds none.
+    /// End this daemon's legs for `entry` whose agent `stops`. The legs are no longer the
+    /// entry's: their originates' failures change nothing for it, and a second stop for
+    /// the same entry (the bus after a local close) finds none. Their agents stay booked
+    /// until each leg is gone. Legs a round trip under way may be placing for it are
+    /// stopped when it reports.
     fn stop_legs(&mut self, entry: &EntryId, stops: impl Fn(&AgentId) -> bool) {
+        if self.routing.is_claiming(entry) {
+            self.withdrawn_under_way.insert(entry.clone());
+        }
         let legs: Vec<CallId> = self
             .legs
             .iter()
@@ -513,9 +531,22 @@ impl<P: Pbx> Engine<P> {
             .map(|(c, _)| c.clone())
             .collect();
         for leg in legs {
-            self.legs.remove(&leg);
-            self.kill(leg);
+            self.end_leg(leg);
         }
+    }
+
+    /// Hang up an agent leg that rang for an entry it is no longer wanted for; its agent
+    /// stays booked until it is gone (see [`Engine::leg_gone`]).
+    fn end_leg(&mut self, leg: CallId) {
+        if let Some(info) = self.legs.remove(&leg) {
+            let call = EndedCall {
+                queue: info.queue,
+                agent: info.agent,
+                entry: info.entry,
+            };
+            self.legs_ending.insert(leg.clone(), call);
+        }
+        self.kill(leg);
     }
 
     /// Hang `channel` up, off the loop; out of reach, the switch does it once back.

@@ -191,9 +191,13 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     held: HashSet<CallId>,
     /// Legs to hang up once the switch is back (see [`Report::HangUpWhenBack`]).
     hang_up_when_back: HashSet<CallId>,
-    /// Agent legs whose originate lost its answer with the switch: they may still ring or
-    /// be answered, so their agents stay booked until the legs are found gone.
-    legs_in_doubt: HashMap<CallId, EndedCall>,
+    /// Agent legs this daemon stopped while they rang (or whose originate lost its answer
+    /// with the switch): their agents stay booked until each leg is seen gone, so that no
+    /// daemon rings a phone that may still ring or be answered for another entry.
+    legs_ending: HashMap<CallId, EndedCall>,
+    /// Entries withdrawn (closed, or their offer ended) while a routing round trip under
+    /// way rang for them: its legs, unknown to the loop until it reports, are stopped then.
+    withdrawn_under_way: HashSet<EntryId>,
     legs: HashMap<CallId, AgentLeg>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
@@ -280,7 +284,8 @@ impl<P: Pbx> Engine<P> {
             callers: HashMap::new(),
             held: HashSet::new(),
             hang_up_when_back: HashSet::new(),
-            legs_in_doubt: HashMap::new(),
+            legs_ending: HashMap::new(),
+            withdrawn_under_way: HashSet::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
             plans,
@@ -624,6 +629,12 @@ impl<P: Pbx> Engine<P> {
                 self.settle(&booked.offers, booked.made);
                 for (uuid, leg, placed) in booked.rung {
                     self.track_leg(uuid, leg, std::future::ready(placed));
+                }
+                // Withdrawn while the trip rang for them: those legs are stopped now.
+                for offer in &booked.offers {
+                    if self.withdrawn_under_way.remove(&offer.entry) {
+                        self.stop_ringing(&offer.entry, &offer.agents);
+                    }
                 }
                 return;
             }

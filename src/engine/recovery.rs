@@ -16,10 +16,10 @@ use crate::queue::{
 use crate::store::{AgentOnCall, MissRules, NoAnswerCause, Store, StoreError};
 use crate::switch::{tags, CallId, CallRow, ParkedCaller, Pbx};
 
-/// How long before a listing of the switch a call must have started (an agent answered,
-/// a caller parked) for that listing to tell whether it is still up: another daemon may
-/// have placed or parked it while the listing was under way.
-const LISTING_SLACK: Duration = Duration::from_secs(5);
+/// How long before an audit's listing of the switch an agent must have answered for that
+/// listing to tell whether their call is still up: a leg of another daemon may have been
+/// placed and answered while the listing was under way.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
 /// What an audit found under way in the store and gone from the switch.
 #[derive(Debug)]
@@ -101,15 +101,20 @@ impl<P: Pbx> Engine<P> {
                 hung_up.insert(leg.as_str().to_owned());
             }
         }
-        // A leg in doubt that is up was just hung up: its hangup frees its agent.
-        let gone: Vec<CallId> = (self.legs_in_doubt.keys())
-            .filter(|leg| !live.contains_key(leg.as_str()))
-            .cloned()
-            .collect();
+        // A leg stopped earlier that is still up is hung up (again: a hangup may have come
+        // before its originate reached the switch); its end frees its agent.
+        let (up, gone): (Vec<CallId>, Vec<CallId>) =
+            (self.legs_ending.keys().cloned()).partition(|leg| live.contains_key(leg.as_str()));
+        for leg in up {
+            if hung_up.insert(leg.as_str().to_owned()) {
+                self.kill(leg);
+            }
+        }
         for leg in gone {
             self.leg_gone(&leg).await?;
         }
         let mut known = HashSet::new();
+        let mut unlisted = Vec::new();
         self.refresh_callbacks_open().await?;
         for queue in self.config.queues.clone() {
             let mut waiting = Vec::new();
@@ -119,11 +124,7 @@ impl<P: Pbx> Engine<P> {
                 };
                 known.insert(channel.to_string());
                 if !live.contains_key(channel.as_str()) {
-                    // A caller who parked after the listing is not in it, yet is there:
-                    // only those who arrived well before it are gone.
-                    if entry.position.plus(LISTING_SLACK) <= listed_at {
-                        self.caller_vanished(&entry).await;
-                    }
+                    unlisted.push(entry);
                 } else if entry.status == EntryStatus::Waiting {
                     // Media the outage failed starts again, where it was, if the lease
                     // on it is still this daemon's (take_over asks the store): another
@@ -138,6 +139,7 @@ impl<P: Pbx> Engine<P> {
             // Only the callers nobody else plays to: another daemon's stay theirs.
             self.take_over(&queue.name, waiting).await?;
         }
+        self.close_vanished(unlisted).await;
         known.extend(hung_up);
         let found = self.find_our_legs(&channels, &known);
         self.recover_legs(found).await?;
@@ -161,6 +163,31 @@ impl<P: Pbx> Engine<P> {
         }
         self.routing.changed();
         Ok(())
+    }
+
+    /// Close the callers of `unlisted`, open entries not in the switch's listing, that are
+    /// gone. A caller another daemon parked after the listing is in the queue but not in
+    /// it: only a listing taken after the queue was read tells, since every caller the
+    /// queue holds was on the switch before.
+    async fn close_vanished(&mut self, unlisted: Vec<Entry>) {
+        if unlisted.is_empty() {
+            return;
+        }
+        let listed = match self.switch.calls().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list channels; callers gone are closed at the next resync");
+                return;
+            }
+        };
+        for entry in unlisted {
+            let EntryKind::LiveCaller { channel } = &entry.kind else {
+                continue;
+            };
+            if !listed.iter().any(|row| row.id == *channel) {
+                self.caller_vanished(&entry).await;
+            }
+        }
     }
 
     /// End what this daemon holds in memory that the switch no longer has: calls that
@@ -276,6 +303,7 @@ impl<P: Pbx> Engine<P> {
             .filter(|row| {
                 !known.contains(row.id.as_str())
                     && !self.legs.contains_key(&row.id)
+                    && !self.legs_ending.contains_key(&row.id)
                     && !self.orphaned_customers.contains_key(&row.id)
             })
             .filter_map(|row| {
@@ -521,14 +549,14 @@ async fn find_calls_not_on_switch<P: Pbx>(
     let calls: Vec<AgentOnCall> = on_calls
         .into_iter()
         .filter(|call| {
-            call.since.plus(LISTING_SLACK) <= now
+            call.since.plus(ANSWER_SLACK) <= now
                 && !on_switch(&call.entry, Some(&call.agent))
                 && !dialing.iter().any(|(e, _, _)| e.id == call.entry)
         })
         .collect();
     let dialing: Vec<LostDialing> = dialing
         .into_iter()
-        .filter(|(entry, _, since)| since.plus(LISTING_SLACK) <= now && !on_switch(&entry.id, None))
+        .filter(|(entry, _, since)| since.plus(ANSWER_SLACK) <= now && !on_switch(&entry.id, None))
         .map(|(entry, agent, _)| LostDialing {
             queue: entry.queue,
             entry: entry.id,

@@ -219,6 +219,11 @@ impl RoutingState {
         RoundTrip(trip)
     }
 
+    /// Whether a round trip under way is claiming `entry` (and may be ringing for it).
+    pub(super) fn is_claiming(&self, entry: &EntryId) -> bool {
+        self.claiming.contains_key(entry)
+    }
+
     /// A round trip reported its bookings: its claims are over. One given up for lost
     /// meanwhile changes nothing, so a later trip keeps its own claims.
     pub(super) fn round_trip_booked(&mut self, trip: RoundTrip) {

@@ -30,6 +30,7 @@ impl<P: Pbx> Engine<P> {
                     // Maybe a routing round trip, whose report will never come: stop waiting.
                     tracing::error!(error = %e, "an engine task panicked");
                     self.routing.round_trips_lost();
+                    self.withdrawn_under_way.clear();
                     // Or a round of lease renewals, whose report will never come either.
                     self.tending_media = false;
                 }

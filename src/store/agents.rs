@@ -95,24 +95,19 @@ impl Store {
         Ok(())
     }
 
-    /// `agent` answered for `entry` and is on the call; `others` (of a ring-all offer) are
-    /// no longer booked for it.
+    /// `agent` answered for `entry` and is on the call. Other agents of a ring-all offer
+    /// stay booked until their legs are gone.
     pub(super) async fn agent_answered(
         &self,
         queue: &QueueName,
         entry: &EntryId,
         agent: &AgentId,
-        others: &[AgentId],
         now: Timestamp,
     ) -> Result<()> {
         let mut answered = self.scripts.agent_answered.prepare_invoke();
         answered
             .key(self.keys.agent(agent))
-            .key(self.keys.agent_events());
-        for other in others {
-            answered.key(self.keys.agent(other));
-        }
-        answered
+            .key(self.keys.agent_events())
             .arg(entry.as_str())
             .arg(now.as_millis())
             .arg(queue.as_str());

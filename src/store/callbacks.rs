@@ -185,7 +185,8 @@ impl Store {
     /// (event `requested`): the entry becomes a callback with the same id and position,
     /// max wait no longer applies, and it expires at `expires_at` unless accepted first.
     /// When the number already has an open callback in this queue, the caller's entry is
-    /// closed instead (event `duplicate_ignored`); agents ringing for it are released.
+    /// closed instead (event `duplicate_ignored`); agents ringing for it are stopped by the
+    /// daemons ringing them, which follow its withdrawal.
     /// Repeating a request that succeeded changes nothing.
     pub async fn request_callback(
         &self,
@@ -208,8 +209,7 @@ impl Store {
             .await?;
         match reply {
             replies::CallbackRequest::Requested => Ok(CallbackRequested::Requested),
-            replies::CallbackRequest::Duplicate { existing, ringing } => {
-                self.release_agents(entry, &ringing).await?;
+            replies::CallbackRequest::Duplicate(existing) => {
                 Ok(CallbackRequested::Duplicate { existing })
             }
             replies::CallbackRequest::Refused(refused) => {
@@ -324,10 +324,7 @@ impl Store {
             )
             .await?;
         let declined_by_all = match reply {
-            replies::CallbackDecline::DeclinedByAll(ringing) => {
-                self.release_agents(entry, &ringing).await?;
-                true
-            }
+            replies::CallbackDecline::DeclinedByAll => true,
             replies::CallbackDecline::Waiting | replies::CallbackDecline::Ringing(_) => false,
             replies::CallbackDecline::Refused(refused) => {
                 return Err(Self::callback_rule(queue, entry, Some(agent), refused))
@@ -388,10 +385,10 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<()> {
-        let others: Vec<AgentId> = self
+        let () = self
             .agent_step(&self.scripts.callback_accept, queue, entry, agent, now, &[])
             .await?;
-        self.agent_answered(queue, entry, agent, &others, now).await
+        self.agent_answered(queue, entry, agent, now).await
     }
 
     /// Run a callback script whose own ARGV is `agent` (then `more`) and that answers `ok`
@@ -632,10 +629,7 @@ impl Store {
             )
             .await?;
         match reply {
-            replies::CanceledByCaller::Canceled(ringing) => {
-                self.release_agents(callback, &ringing).await?;
-                Ok(CallerCancel::Canceled { ringing })
-            }
+            replies::CanceledByCaller::Canceled(ringing) => Ok(CallerCancel::Canceled { ringing }),
             replies::CanceledByCaller::Dialing => Ok(CallerCancel::BeingDialed),
             replies::CanceledByCaller::CallerGone => Err(QueueError::EntryStatus {
                 entry: caller.clone(),
@@ -649,8 +643,8 @@ impl Store {
     }
 
     /// Run a callback script that takes `entry` out of the queue and answers the agents
-    /// still ringing for it, whose bookings are released here. Returns those agents, whose
-    /// legs the caller stops.
+    /// still ringing for it. Returns those agents, whose legs the caller stops; each stays
+    /// booked until its leg is gone.
     async fn leave_callback(
         &self,
         script: &Lua,
@@ -663,9 +657,7 @@ impl Store {
         let reply: replies::WithAgents = self
             .callback_script(script, queue, entry, number, now, args)
             .await?;
-        let ringing = reply.map_err(|refused| Self::callback_rule(queue, entry, None, refused))?;
-        self.release_agents(entry, &ringing).await?;
-        Ok(ringing)
+        reply.map_err(|refused| Self::callback_rule(queue, entry, None, refused))
     }
 
     async fn close_callback(

@@ -102,8 +102,10 @@ impl Store {
     /// The entry leaves the queue unconnected (event `abandoned` or `max_wait_exit`, with
     /// the wait). A callback is refused with [`QueueError::CallbackNotCut`]: the hangup of
     /// a caller who just asked for one must not cancel it, and its own methods close it.
-    /// Returns the agents that were ringing for it, now released: stop their legs.
-    /// Closing again for the same reason changes and records nothing and returns no agents.
+    /// Returns the agents that were ringing for it: stop their legs. They stay booked until
+    /// each leg is gone (the daemon ringing them releases them), so that no daemon rings
+    /// a phone that still rings for this entry. Closing again for the same reason changes
+    /// and records nothing and returns no agents.
     pub async fn close(
         &self,
         queue: &QueueName,
@@ -118,7 +120,6 @@ impl Store {
             Ok(ringing) => ringing,
             Err(refused) => return Err(self.entry_rule(queue, entry, None, refused).await),
         };
-        self.release_agents(entry, &ringing).await?;
         Ok(ringing)
     }
 

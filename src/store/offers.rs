@@ -330,8 +330,9 @@ impl Store {
     /// again at its position and is not offered to this agent again for the rules'
     /// hold-off (a [`Timer::HoldOffEnd`] then makes routing look again); the agent is free,
     /// or `away` after the rules' misses in a row. When the entry was closed meanwhile
-    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`] and
-    /// changes nothing: [`Store::close`] already released the agent.
+    /// (the caller hung up while the phone rang) this is a [`QueueError::EntryStatus`]:
+    /// the ring is over all the same, so the agent's booking for it ends, and no miss is
+    /// counted.
     pub async fn offer_failed(
         &self,
         queue: &QueueName,
@@ -341,9 +342,18 @@ impl Store {
         now: Timestamp,
         rules: MissRules,
     ) -> Result<OfferFailed> {
-        let entry_waiting = self
+        let entry_waiting = match self
             .offer_given_up(queue, entry, agent, cause, now, rules)
-            .await?;
+            .await
+        {
+            Ok(waiting) => waiting,
+            Err(e @ StoreError::Rule(_)) => {
+                self.release_agents(entry, std::slice::from_ref(agent))
+                    .await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let missed = self
             .scripts
             .agent_missed
@@ -379,8 +389,8 @@ impl Store {
     }
 
     /// `agent` answered the offer of the live caller `entry` (event `connected`): the entry
-    /// leaves the queue, the agent is `on_call`, and other agents of a ring-all offer are
-    /// released. Of two agents answering a ring-all offer together, the second gets
+    /// leaves the queue and the agent is `on_call`; other agents of a ring-all offer stay
+    /// booked until their legs are gone. Of two agents answering a ring-all offer together, the second gets
     /// [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call for the same
     /// agent is harmless, so it may be retried after a Redis error.
     pub async fn connected(
@@ -390,17 +400,18 @@ impl Store {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<Answered> {
-        let others = match self
+        // Other agents of a ring-all offer are stopped by this daemon, which rang them all.
+        match self
             .leave(&self.scripts.connect, queue, entry, agent.as_str(), now)
             .await?
         {
-            Ok(others) => others,
+            Ok(_) => {}
             Err(refused) if refused.refusal == replies::Refusal::NotLive => {
                 return Ok(Answered::NowACallback)
             }
             Err(refused) => return Err(self.entry_rule(queue, entry, Some(agent), refused).await),
         };
-        self.agent_answered(queue, entry, agent, &others, now)
+        self.agent_answered(queue, entry, agent, now)
             .await
             .map(|()| Answered::Connected)
     }

@@ -336,12 +336,8 @@ impl Reply for SetAgentState {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum CallbackRequest {
     Requested,
-    /// The number has this callback open: the caller's entry was closed, releasing the
-    /// agents that were ringing for it.
-    Duplicate {
-        existing: EntryId,
-        ringing: Vec<AgentId>,
-    },
+    /// The number has this callback open: the caller's entry was closed.
+    Duplicate(EntryId),
     Refused(Refused),
 }
 
@@ -349,10 +345,9 @@ impl Reply for CallbackRequest {
     fn parse(script: &'static str, words: &[String]) -> Option<Self> {
         match words {
             [ok] if ok == "ok" => Some(Self::Requested),
-            [dup, existing, ringing @ ..] if dup == "duplicate" => Some(Self::Duplicate {
-                existing: EntryId::new(existing).ok()?,
-                ringing: agents(ringing)?,
-            }),
+            [dup, existing] if dup == "duplicate" => {
+                EntryId::new(existing).ok().map(Self::Duplicate)
+            }
             [word] => Refusal::parse(script, word).map(Self::Refused),
             _ => None,
         }
@@ -389,8 +384,9 @@ pub(crate) enum CallbackDecline {
     Waiting,
     /// Other agents still ring for it.
     Ringing(Vec<AgentId>),
-    /// Every eligible agent declined: it is closed, releasing these ringing agents.
-    DeclinedByAll(Vec<AgentId>),
+    /// Every eligible agent declined: it is closed; agents still ringing for it are
+    /// stopped through its withdrawal.
+    DeclinedByAll,
     Refused(Refused),
 }
 
@@ -399,7 +395,7 @@ impl Reply for CallbackDecline {
         match words.split_first()? {
             (w, []) if w == "waiting" => Some(Self::Waiting),
             (w, rest) if w == "ringing" => agents(rest).map(Self::Ringing),
-            (w, rest) if w == "declined_by_all" => agents(rest).map(Self::DeclinedByAll),
+            (w, []) if w == "declined_by_all" => Some(Self::DeclinedByAll),
             (word, []) => Refusal::parse(script, word).map(Self::Refused),
             _ => None,
         }

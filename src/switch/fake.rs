@@ -106,6 +106,9 @@ struct State {
     ringing: HashMap<CallId, (Originate, oneshot::Sender<Result<CallId>>)>,
     /// Hang-ups fail as they do while the event socket is down.
     hang_ups_fail: bool,
+    /// Calls that come up as soon as the next listing is taken (see
+    /// [`FakePbx::up_after_next_listing`]).
+    up_after_listing: Vec<CallId>,
 }
 
 /// The fake switch: a cheap handle shared by the engine (as its [`Pbx`]) and the test.
@@ -302,9 +305,16 @@ impl FakePbx {
         self.lock().calls.remove(call);
     }
 
-    /// Whether the switch still has `call`.
+    /// `call` (a parked call, of whom the engine hears nothing) comes up just after the
+    /// next listing of the switch is taken, as a caller another daemon parks meanwhile.
+    pub fn up_after_next_listing(&self, call: &CallId) {
+        self.lock().up_after_listing.push(call.clone());
+    }
+
+    /// Whether the switch still has `call`, up or ringing.
     pub fn is_up(&self, call: &CallId) -> bool {
-        self.lock().calls.contains_key(call)
+        let state = self.lock();
+        state.calls.contains_key(call) || state.ringing.contains_key(call)
     }
 
     /// From now on (`true`) every hang-up the engine asks for fails, as it does while the
@@ -553,17 +563,28 @@ impl Pbx for FakePbx {
     }
 
     async fn calls(&self) -> Result<Vec<CallRow>> {
-        Ok(self
-            .lock()
-            .calls
-            .iter()
-            .map(|(id, c)| CallRow {
-                id: id.clone(),
-                parked: c.bridged_to.is_none(),
-                caller_id_number: c.caller_id_number.clone(),
-                created: None,
-                leg: c.tags.get(tags::LEG).and_then(|s| tags::LegTags::parse(s)),
-            })
-            .collect())
+        let mut state = self.lock();
+        let up = state.calls.iter().map(|(id, c)| CallRow {
+            id: id.clone(),
+            parked: c.bridged_to.is_none(),
+            caller_id_number: c.caller_id_number.clone(),
+            created: None,
+            leg: c.tags.get(tags::LEG).and_then(|s| tags::LegTags::parse(s)),
+        });
+        // A leg still ringing is a channel too, as the switch lists an originating one.
+        let ringing = state.ringing.iter().map(|(id, (call, _))| CallRow {
+            id: id.clone(),
+            parked: false,
+            caller_id_number: None,
+            created: None,
+            leg: (call.tags.iter())
+                .find(|(k, _)| k.as_str() == tags::LEG)
+                .and_then(|(_, v)| tags::LegTags::parse(v.as_str())),
+        });
+        let rows = up.chain(ringing).collect();
+        for id in std::mem::take(&mut state.up_after_listing) {
+            state.calls.insert(id, FakeCall::default());
+        }
+        Ok(rows)
     }
 }

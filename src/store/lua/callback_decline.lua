@@ -3,9 +3,9 @@
 -- (agents who only missed a ring have not).
 -- KEYS, ARGV: the callback layout (prelude/callback.lua), then: agent, held off until,
 -- hold-off timer, eligible agents…
--- Replies: {'waiting'} | {'ringing', agents still ringing…} | {'declined_by_all', agents
--- that were ringing…} | {refusal}: 'unknown', 'not_callback', 'not_offered',
--- 'not_offered_to'.
+-- Replies: {'waiting'} | {'ringing', agents still ringing…} | {'declined_by_all'} (agents
+-- still ringing are stopped through its withdrawal) | {refusal}: 'unknown',
+-- 'not_callback', 'not_offered', 'not_offered_to'.
 if e.status == '' then return {'unknown'} end
 if e.kind ~= 'callback' then return {'not_callback'} end
 if e.status ~= 'offered' then return {'not_offered'} end
@@ -27,9 +27,8 @@ event('declined', 'agent', agent)
 local all = #ARGV >= 7
 for i = 7, #ARGV do if not declined[ARGV[i]] then all = false end end
 if all then
-  local out = close('declined_by_all', 'agent', agent)
-  out[1] = 'declined_by_all'
-  return out
+  close('declined_by_all', 'agent', agent)
+  return {'declined_by_all'}
 end
 hold_off(KEYS[1], KEYS[4], e.held_off, agent, now, ARGV[5], ARGV[6])
 if #rest == 0 then

@@ -1,8 +1,8 @@
 -- A waiting (or ringing) caller asks to be called back: the entry becomes a callback with
 -- the same id and position, unless the number already has one open in this queue.
 -- KEYS, ARGV: the callback layout (prelude/callback.lua), then: number, expires_at.
--- Replies: {'ok'} | {'duplicate', existing id, agents that were ringing…} | {refusal}:
--- 'unknown', 'not_live', 'not_open'.
+-- Replies: {'ok'} | {'duplicate', existing id} | {refusal}: 'unknown', 'not_live',
+-- 'not_open'. Agents still ringing for a duplicate are stopped through its withdrawal.
 if e.status == '' then return {'unknown'} end
 local existing = redis.call('GET', KEYS[7])
 if existing == id then return {'ok'} end
@@ -11,10 +11,8 @@ if refused then return {refused} end
 e.number = ARGV[4]
 existing = open_callback()
 if existing then
-  local out = close('duplicate_ignored', 'existing', existing)
-  out[1] = existing
-  table.insert(out, 1, 'duplicate')
-  return out
+  close('duplicate_ignored', 'existing', existing)
+  return {'duplicate', existing}
 end
 redis.call('HSET', KEYS[1], 'kind', 'callback', 'number', ARGV[4], 'requested_at', now,
   'attempts', '0', 'expires_at', ARGV[5])
