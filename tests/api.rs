@@ -192,6 +192,11 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["kind"], "callback");
     assert_eq!(entry["number"], "+*******001", "masked for the read role");
+    assert_eq!(entry["position"], 1);
+    assert!(
+        entry.get("estimated_wait_ms").is_none(),
+        "no estimate before the queue has a pace: {entry}"
+    );
 
     s.rig.set_agent("alice", AgentState::Available).await;
     s.rig.wait_for(EventKind::CustomerAnswered, 1).await;
@@ -223,6 +228,7 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
         "callbackd_redis_up 1",
         "callbackd_resyncs_total 1",
         "callbackd_engine_loop_lag_seconds ",
+        "callbackd_dispatch_latency_seconds_count ",
     ];
     engine::until("the metrics show the callback", || async {
         let req = s.http.get(format!("{}/metrics", s.base)).bearer_auth(READ);

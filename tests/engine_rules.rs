@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbackd::config::Config;
-use callbackd::engine::{Engine, EngineError, EngineOptions};
+use callbackd::engine::{Engine, EngineError, EngineHandle, EngineOptions};
 use callbackd::queue::{
     AgentId, AgentState, Clock, Entry, EntryStatus, LineName, ManualClock, QueueName, Timestamp,
 };
@@ -36,6 +36,7 @@ struct Rules {
     fake: FakePbx,
     clock: ManualClock,
     store: Store,
+    handle: EngineHandle,
     shutdown: watch::Sender<bool>,
     engine: JoinHandle<Result<(), EngineError>>,
 }
@@ -69,12 +70,14 @@ impl Rules {
             Arc::new(clock.clone()),
         );
         let (shutdown, stop) = watch::channel(false);
+        let handle = engine.handle();
         let engine = tokio::spawn(engine.run(events, stop));
         Self {
             redis,
             fake,
             clock,
             store,
+            handle,
             shutdown,
             engine,
         }
@@ -645,6 +648,40 @@ async fn an_agent_rung_for_a_caller_who_hangs_up_stays_booked_until_the_ring_is_
     until("the ring is ended", || async { !rules.fake.is_up(&leg) }).await;
     let next = rules.fake.placed(tags::AGENT, "alice").await;
     assert_ne!(next, leg);
+    rules.fake.answer(&next).await;
+    rules.bridged(&second, &next).await;
+    rules.stop().await;
+}
+
+/// The time from an agent's call ending to their next ring is counted, for the metrics,
+/// when a caller waited for them; a ring that follows an idle spell is not such a wait.
+#[tokio::test]
+async fn the_wait_from_a_call_end_to_the_next_ring_is_counted() {
+    let rules = Rules::start(&base_config("")).await;
+    rules.set_agent("alice", AgentState::Available).await;
+    let (first, leg) = rules.connected("+4930555001", "alice").await;
+    let second = rules.caller("+4930555002").await;
+    until("the second caller waits", || async {
+        rules.events_of(EventKind::Entered).await.len() == 2
+    })
+    .await;
+    assert_eq!(rules.handle.stats().dispatch_latency.snapshot().count, 0);
+    rules.fake.hang_up_party(&first).await;
+    let next = rules
+        .fake
+        .wait_for("a second ring for alice", |ops| {
+            ops.iter().rev().find_map(|op| match op {
+                Op::Originate { id, tags, .. }
+                    if *id != leg && tags.iter().any(|(_, v)| v == "alice") =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    let counted = rules.handle.stats().dispatch_latency.snapshot();
+    assert_eq!(counted.count, 1, "{counted:?}");
     rules.fake.answer(&next).await;
     rules.bridged(&second, &next).await;
     rules.stop().await;

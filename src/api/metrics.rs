@@ -12,7 +12,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::encoding::{
+    text::encode, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,6 +25,7 @@ use tokio::sync::broadcast;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::ApiState;
+use crate::engine::EngineStats;
 use crate::queue::AgentState;
 use crate::store::{DomainEvent, EventKind, EventStream, StoredEvent};
 
@@ -63,6 +66,22 @@ fn wait_histogram() -> Histogram {
     Histogram::new(WAIT_BUCKETS)
 }
 
+/// The engine's agent-free→originate latencies as a histogram: the engine counts them in
+/// its own buckets, read at each scrape.
+#[derive(Debug)]
+struct DispatchLatencyMetric(Arc<EngineStats>);
+
+impl EncodeMetric for DispatchLatencyMetric {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let snap = self.0.dispatch_latency.snapshot();
+        encoder.encode_histogram::<NoLabelSet>(snap.sum_seconds, snap.count, &snap.buckets, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 /// Every series, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -87,9 +106,15 @@ pub struct Metrics {
     carrying: std::sync::Mutex<()>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The series, with the engine's own counts read from `engine`.
+    pub fn new(engine: Arc<EngineStats>) -> Self {
         let mut registry = Registry::with_prefix("callbackd");
+        registry.register(
+            "dispatch_latency_seconds",
+            "From the end of an agent's call to the originate of their next ring, when it came in the routing that followed",
+            DispatchLatencyMetric(engine),
+        );
         let callbacks = Family::<Outcome, Counter>::default();
         registry.register(
             "callbacks",

@@ -68,12 +68,12 @@ impl ApiState {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            metrics: Arc::new(metrics::Metrics::new(handle.stats())),
             handle,
             store,
             config,
             tokens,
             clock,
-            metrics: Arc::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::views::{AgentView, EntryView, NewAgentState, QueueSummary, QueueView, StateChanged};
 use super::{ApiJson, ApiState};
-use crate::queue::{AgentId, AgentState, EntryStatus, QueueName};
+use crate::queue::{AgentId, AgentState, EntryStatus, QueueName, PACE_SAMPLES};
 use crate::store::StateSource;
 
 pub(super) fn queue_named(state: &ApiState, name: &str) -> Result<QueueName, ApiError> {
@@ -60,7 +60,10 @@ pub async fn show(
 ) -> Result<Json<QueueView>, ApiError> {
     let queue = queue_named(&state, &name)?;
     let now = state.clock.now();
-    let entries = state.store.open_entries(&queue).await?;
+    let (entries, pace) = tokio::try_join!(
+        state.store.open_entries(&queue),
+        state.store.recent_pace(&queue, PACE_SAMPLES)
+    )?;
     let mut place = 0;
     let entries = entries
         .iter()
@@ -69,7 +72,7 @@ pub async fn show(
                 place += 1;
                 place
             });
-            EntryView::of(e, position, now, &caller.0)
+            EntryView::of(e, position, pace, now, &caller.0)
         })
         .collect();
     let agents = state

@@ -5,12 +5,13 @@
 //! masked (last 3 digits) to the `read` role.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::ApiRole;
-use crate::queue::{Agent, Entry, EntryKind, EntryStatus, Timestamp};
+use crate::queue::{estimated_wait, Agent, Entry, EntryKind, EntryStatus, Timestamp};
 use crate::store::StoredEvent;
 use crate::switch::PhoneNumber;
 
@@ -46,6 +47,11 @@ pub struct EntryView {
     pub position: Option<u64>,
     /// How long it has been in the queue, ms.
     pub waited_ms: u64,
+    /// How much longer it may wait, ms: its place times the queue's recent pace between
+    /// connections (what the caller's announcements say). None while not waiting, or
+    /// before the queue has a pace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_ms: Option<u64>,
     /// The caller's number (live) or the number to call back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
@@ -175,7 +181,15 @@ pub fn agents_of(status: &EntryStatus) -> Vec<String> {
 }
 
 impl EntryView {
-    pub fn of(entry: &Entry, position: Option<u64>, now: Timestamp, role: &ApiRole) -> Self {
+    /// `entry` at `position` among those waiting, in a queue whose recent `pace` is known
+    /// or not, as `role` may see it.
+    pub fn of(
+        entry: &Entry,
+        position: Option<u64>,
+        pace: Option<Duration>,
+        now: Timestamp,
+        role: &ApiRole,
+    ) -> Self {
         let number = match &entry.kind {
             EntryKind::Callback(request) => Some(shown(&request.number, role)),
             EntryKind::LiveCaller { .. } => entry
@@ -194,6 +208,10 @@ impl EntryView {
             state: state_name(&entry.status).to_owned(),
             position,
             waited_ms: now.as_millis().saturating_sub(entry.position.as_millis()),
+            estimated_wait_ms: position
+                .zip(pace)
+                .map(|(place, pace)| estimated_wait(pace, place).as_millis())
+                .map(|ms| u64::try_from(ms).unwrap_or(u64::MAX)),
             number,
             agents: agents_of(&entry.status),
         }
@@ -255,5 +273,35 @@ impl EventView {
             kind: event.kind.as_str().to_owned(),
             fields,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Clock, LineName, ManualClock, QueueName};
+    use crate::switch::CallId;
+
+    #[test]
+    fn a_waiting_entry_expects_its_place_times_the_pace() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
+        let entry = Entry::live_caller(
+            QueueName::new("support").unwrap(),
+            LineName::new("main").unwrap(),
+            CallId::new("caller").unwrap(),
+            None,
+            &clock,
+        );
+        clock.advance(Duration::from_secs(30));
+        let pace = Some(Duration::from_secs(90));
+        let now = clock.now();
+        let view = EntryView::of(&entry, Some(2), pace, now, &ApiRole::Read);
+        assert_eq!(view.waited_ms, 30_000);
+        assert_eq!(view.estimated_wait_ms, Some(180_000));
+        // Without a pace, or not waiting (ringing), there is nothing to estimate.
+        let view = EntryView::of(&entry, Some(2), None, now, &ApiRole::Read);
+        assert_eq!(view.estimated_wait_ms, None);
+        let view = EntryView::of(&entry, None, pace, now, &ApiRole::Read);
+        assert_eq!(view.estimated_wait_ms, None);
     }
 }

@@ -26,7 +26,9 @@ use crate::callback::{
     Step,
 };
 use crate::prompts::{sequence, PromptSet};
-use crate::queue::{estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName};
+use crate::queue::{
+    estimated_wait, offer_callback, spoken_minutes, Clock, EntryId, QueueName, PACE_SAMPLES,
+};
 use crate::store::{CallbackRequested, Store};
 use crate::switch::{
     CallId, Collected, DigitCollect, HangupCause, MediaSource, Pbx, PhoneNumber, Recording,
@@ -35,8 +37,6 @@ use crate::switch::{
 
 /// The digit that opens the callback menu while waiting.
 const CALLBACK_KEY: char = '2';
-/// How many recent connections the wait estimate is taken from.
-const PACE_SAMPLES: usize = 20;
 
 /// What the engine wants from a caller's media task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,14 @@ const ROUTING_WINDOW: usize = 64;
 const ROUTING_SLACK: usize = 4;
 
 impl<P: Pbx> Engine<P> {
+    /// A call this daemon followed ended: its agent is freed before the next routing
+    /// pass, and their wait for the next ring starts now.
+    pub(super) fn call_ended(&mut self, call: EndedCall) {
+        self.freed_at
+            .insert(call.agent.clone(), std::time::Instant::now());
+        self.routing.call_ended(call);
+    }
+
     /// Free the agents of the calls that ended since last time, if any, all at once (one
     /// round trip for a burst), and route them. When the last pass left nobody idle they
     /// are the only free agents worth routing: they are offered the callers known to be
@@ -66,6 +74,11 @@ impl<P: Pbx> Engine<P> {
                 self.reports_tx.clone(),
             );
             let daemon_id = self.options.daemon_id.clone();
+            let freed_at: Vec<(AgentId, std::time::Instant)> = (offers.iter())
+                .flat_map(|o| &o.agents)
+                .filter_map(|agent| Some((agent.clone(), self.freed_at.remove(agent)?)))
+                .collect();
+            let stats = self.stats.clone();
             // The task rings the agents booked itself: the loop learns of the legs after.
             self.tasks.spawn(async move {
                 let (_, made) = tokio::join!(
@@ -86,6 +99,11 @@ impl<P: Pbx> Engine<P> {
                         })
                         .flatten()
                         .collect();
+                for (agent, at) in &freed_at {
+                    if calls.iter().any(|(_, leg)| leg.agent == *agent) {
+                        stats.dispatch_latency.observe(at.elapsed());
+                    }
+                }
                 let placed = futures_util::future::join_all(
                     calls.iter().map(|(call, _)| switch.originate(call)),
                 )
@@ -116,6 +134,8 @@ impl<P: Pbx> Engine<P> {
             self.routing.changed();
         }
         self.make_offers(&offers, entries, now).await;
+        // Those not rung had nobody to take: no wait for a ring starts from their call.
+        self.freed_at.clear();
         Ok(())
     }
 
@@ -173,6 +193,7 @@ impl<P: Pbx> Engine<P> {
             let agents = free_agents.await?;
             if agents.is_empty() {
                 self.routing.pass_finished(false);
+                self.freed_at.clear();
                 return Ok(());
             }
             let read = routing_window(agents.len());
@@ -189,6 +210,7 @@ impl<P: Pbx> Engine<P> {
         }
         self.routing.pass_finished(placed(&offers) < agents.len());
         self.make_offers(&offers, entries, now).await;
+        self.freed_at.clear();
         Ok(())
     }
 
@@ -262,6 +284,9 @@ impl<P: Pbx> Engine<P> {
             else {
                 continue;
             };
+            if let Some(at) = self.freed_at.remove(agent) {
+                self.stats.dispatch_latency.observe(at.elapsed());
+            }
             let switch = self.switch.clone();
             let uuid = call.id.clone();
             self.track_leg(uuid, leg, async move { switch.originate(&call).await });

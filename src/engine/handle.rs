@@ -87,6 +87,8 @@ pub struct EngineStats {
     pub switch_events: AtomicU64,
     /// How late the last timer tick ran, µs: how far behind the loop is.
     pub loop_lag_us: AtomicU64,
+    /// From the end of an agent's call to the originate of their next ring.
+    pub dispatch_latency: super::DispatchLatency,
 }
 
 /// What a command asks of the loop, with where its answer goes.
@@ -150,9 +152,9 @@ impl EngineHandle {
         }
     }
 
-    /// The engine's own counts.
-    pub fn stats(&self) -> &EngineStats {
-        &self.stats
+    /// The engine's own counts, shared with it.
+    pub fn stats(&self) -> Arc<EngineStats> {
+        self.stats.clone()
     }
 
     /// Whether the engine's connection to the switch is up (it has resynced since it

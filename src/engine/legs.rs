@@ -142,7 +142,7 @@ impl<P: Pbx> Engine<P> {
             // It was bridged to a waiting caller: that call is over.
             self.callers_whose_call_ended
                 .insert(caller, std::time::Instant::now());
-            self.routing.call_ended(EndedCall {
+            self.call_ended(EndedCall {
                 queue: info.queue,
                 agent: info.agent,
                 entry: info.entry,
@@ -178,7 +178,7 @@ impl<P: Pbx> Engine<P> {
             let agent = std::slice::from_ref(&call.agent);
             self.store.release_agents(&call.entry, agent).await?;
         }
-        self.routing.call_ended(call);
+        self.call_ended(call);
         Ok(())
     }
 

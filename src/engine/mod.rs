@@ -30,6 +30,7 @@ mod caller;
 mod commands;
 mod dispatch;
 mod handle;
+mod latency;
 mod legs;
 mod ownership;
 mod recovery;
@@ -56,6 +57,7 @@ use booking::Booked;
 use caller::{CallerMedia, MediaPlan};
 use handle::Command;
 pub use handle::{CommandError, EngineHandle, EngineStats};
+pub use latency::{DispatchLatency, LatencySnapshot, DISPATCH_BUCKETS};
 use recovery::Dialed;
 use routing_state::RoutingState;
 
@@ -198,6 +200,9 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     /// Entries withdrawn (closed, or their offer ended) while a routing round trip under
     /// way rang for them: its legs, unknown to the loop until it reports, are stopped then.
     withdrawn_under_way: HashSet<EntryId>,
+    /// When each agent whose call ended here was freed, until their next ring (or a
+    /// routing pass that had nothing for them): the start of their dispatch latency.
+    freed_at: HashMap<AgentId, std::time::Instant>,
     legs: HashMap<CallId, AgentLeg>,
     /// Customer legs found ringing after a restart, whose callback task is gone: the
     /// engine bridges them to their agent when they answer.
@@ -286,6 +291,7 @@ impl<P: Pbx> Engine<P> {
             hang_up_when_back: HashSet::new(),
             legs_ending: HashMap::new(),
             withdrawn_under_way: HashSet::new(),
+            freed_at: HashMap::new(),
             legs: HashMap::new(),
             orphaned_customers: HashMap::new(),
             plans,

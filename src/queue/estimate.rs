@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// How many recent connections a queue's pace is taken from.
+pub const PACE_SAMPLES: usize = 20;
+
 /// The expected wait of the caller at `position` (1 = next) in a queue that connected a
 /// call every `pace` lately.
 pub fn estimated_wait(pace: Duration, position: u64) -> Duration {

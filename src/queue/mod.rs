@@ -11,7 +11,7 @@ mod routing;
 pub use agent::{Agent, AgentState, EndedCall, ServedQueue, UnknownAgentState};
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock, Timestamp};
 pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
-pub use estimate::{estimated_wait, offer_callback, spoken_minutes};
+pub use estimate::{estimated_wait, offer_callback, spoken_minutes, PACE_SAMPLES};
 pub use ids::{AgentId, EntryId, LineName, QueueName};
 pub use routing::{Offer, Router};
 
