@@ -21,8 +21,16 @@
 //   one per request or pipeline) over the window; commands (scripts' inner calls included)
 //   come from `total_commands_processed`. Both are divided by the calls connected meanwhile.
 //
+// - The HTTP API is served by the daemon's runtime, as `callbackd run` serves it. The window
+//   is cut in four quarters: in the second and fourth a client on another thread sends it
+//   `LOAD_API_RPS` requests a second (queue views and callback lists, alternating), in the
+//   first and third nobody does. The latency and CPU figures of the two halves are set side
+//   by side: the same run, with the API and without, the one way to compare on a machine
+//   whose load drifts.
+//
 // Knobs (environment): `LOAD_WARMUP_SECS` (default 10), `LOAD_WINDOW_SECS` (default 60),
-// `LOAD_LOCKSTEP=1` (every agent talks exactly `TALK`; see `TALK_SPREAD`).
+// `LOAD_LOCKSTEP=1` (every agent talks exactly `TALK`; see `TALK_SPREAD`), `LOAD_API_RPS`
+// (default 200; 0 leaves the API idle).
 // Targets are reported, never enforced: these machines are shared and noisy.
 
 use std::collections::HashMap;
@@ -34,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use callbackd::api::ApiState;
 use callbackd::config::Config;
 use callbackd::engine::{Engine, EngineOptions};
 use callbackd::esl::{Client, ClientConfig, Delivery, Event};
@@ -69,6 +78,8 @@ const AGENTS_AT: f64 = 7.0;
 const QUEUE: &str = "support";
 const P99_TARGET_MS: f64 = 5.0;
 const CPU_TARGET: f64 = 0.25;
+const API_P99_TARGET_MS: f64 = 10.0;
+const API_TOKEN: &str = "queue-load-read-token-000001";
 
 fn main() {
     let warmup = env_secs("LOAD_WARMUP_SECS", 10);
@@ -77,13 +88,15 @@ fn main() {
 
     let redis = LocalRedis::start().expect("redis-server");
     let sim_port = free_port();
+    let api_port = free_port();
+    let api_rps = env_secs("LOAD_API_RPS", 200);
     let scenario = write_scenario(warmup + window);
     let sim = SimProcess::start(sim_port, &scenario);
     let sim_started = Instant::now();
     let config = Arc::new(
         Config::parse(
             Path::new("queue_load.toml"),
-            &config_text(sim_port, &redis.url()),
+            &config_text(sim_port, &redis.url(), api_port),
         )
         .expect("bench config"),
     );
@@ -138,10 +151,22 @@ fn main() {
     });
     std::thread::sleep(Duration::from_secs(warmup));
 
-    eprintln!("queue_load: measuring for {window} s");
-    let start = Snapshot::take(&harness, &mut info, &daemon, &observer, &sim);
-    std::thread::sleep(Duration::from_secs(window));
-    let end = Snapshot::take(&harness, &mut info, &daemon, &observer, &sim);
+    eprintln!("queue_load: measuring for {window} s, the API loaded in two quarters of it");
+    let api = ApiLoad::start(api_port, api_rps);
+    let mut quarters = vec![Snapshot::take(
+        &harness, &mut info, &daemon, &observer, &sim,
+    )];
+    for quarter in 0..4 {
+        api.set_on(quarter % 2 == 1 && api_rps > 0);
+        std::thread::sleep(Duration::from_secs_f64(window as f64 / 4.0));
+        quarters.push(Snapshot::take(
+            &harness, &mut info, &daemon, &observer, &sim,
+        ));
+    }
+    api.set_on(false);
+    let api_requests = api.stop();
+    let end = quarters.pop().expect("five snapshots");
+    let start = quarters.remove(0);
     let mem_peak = memory();
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let sim_peak_kb = status_kb(&format!("/proc/{}/status", sim.child.id()), "VmHWM:");
@@ -162,11 +187,50 @@ fn main() {
     };
     let latencies = window_of(&seen.latencies_seen_us);
     let stamped_latencies = window_of(&seen.latencies_us);
+    // The quarters without the API (first, third) and with it (second, fourth).
+    let halves = {
+        let bounds: Vec<&Snapshot> = std::iter::once(&start)
+            .chain(&quarters)
+            .chain(std::iter::once(&end))
+            .collect();
+        let half = |first: usize| {
+            let mut l = Vec::new();
+            let (mut cpu_ns, mut wall_ns, mut calls) = (0, 0, 0);
+            let mut per_call = [0.0; 3];
+            for q in [first, first + 2] {
+                let (a, b) = (bounds[q], bounds[q + 1]);
+                l.extend_from_slice(&seen.latencies_seen_us[a.latencies..b.latencies]);
+                cpu_ns += b.daemon_cpu_ns - a.daemon_cpu_ns;
+                wall_ns += b.at.duration_since(a.at).as_nanos() as u64;
+                calls += b.bridges.saturating_sub(a.bridges);
+                // Each snapshot's INFO and ZCARD are two commands and two reads.
+                per_call[0] += b.redis_num("total_reads_processed")
+                    - a.redis_num("total_reads_processed")
+                    - 2.0;
+                per_call[1] += b.redis_num("total_commands_processed")
+                    - a.redis_num("total_commands_processed")
+                    - 2.0;
+                per_call[2] +=
+                    b.command_calls("cmdstat_evalsha") - a.command_calls("cmdstat_evalsha");
+            }
+            l.sort_unstable();
+            Half {
+                latencies: l,
+                daemon_share: cpu_ns as f64 / wall_ns.max(1) as f64,
+                redis_per_call: per_call.map(|n| n / calls.max(1) as f64),
+            }
+        };
+        (half(0), half(1))
+    };
     report(&Report {
         warmup,
         window,
         start,
         end,
+        without_api: halves.0,
+        with_api: halves.1,
+        api_rps,
+        api_requests,
         latencies,
         stamped_latencies,
         mem_before,
@@ -193,9 +257,15 @@ fn agent_ext(i: usize) -> usize {
     1001 + i
 }
 
-fn config_text(sim_port: u16, redis_url: &str) -> String {
+fn config_text(sim_port: u16, redis_url: &str, api_port: u16) -> String {
     let mut text = format!(
         r#"
+[http]
+listen = "127.0.0.1:{api_port}"
+[[http.tokens]]
+token = "{API_TOKEN}"
+role = "read"
+
 [esl]
 address = "127.0.0.1:{sim_port}"
 password = "ClueCon"
@@ -438,15 +508,29 @@ impl Daemon {
                 time_scale: 1.0,
             };
             let engine = Engine::new(
-                config,
+                config.clone(),
                 options,
-                store,
+                store.clone(),
                 FreeSwitch::new(client.clone()),
                 Arc::new(SystemClock),
             );
+            // The API as `callbackd run` serves it, on this runtime.
+            let http = config.http.as_ref().expect("the bench config has [http]");
+            let listener = tokio::net::TcpListener::bind(http.listen)
+                .await
+                .expect("API port");
+            let state = ApiState::new(
+                engine.handle(),
+                store,
+                config.clone(),
+                http.tokens.clone().into(),
+                Arc::new(SystemClock),
+            );
+            let api = tokio::spawn(callbackd::api::serve(listener, state, stop.clone()));
             if let Err(e) = engine.run(deliveries, stop).await {
                 eprintln!("queue_load: the engine stopped: {e}");
             }
+            let _ = api.await;
             client.shutdown().await;
         });
         Self {
@@ -804,6 +888,10 @@ struct Report {
     window: u64,
     start: Snapshot,
     end: Snapshot,
+    without_api: Half,
+    with_api: Half,
+    api_rps: u64,
+    api_requests: Vec<ApiRequest>,
     /// Agent free → originate, by the observer's receive times (judged).
     latencies: Vec<u64>,
     /// The same by the simulator's event stamps (reported).
@@ -814,6 +902,96 @@ struct Report {
     check: Check,
     load_before: String,
     load_after: String,
+}
+
+/// The two quarters of the window with the API idle, or the two with it loaded.
+struct Half {
+    /// Agent free → originate, by the observer's receive times, sorted.
+    latencies: Vec<u64>,
+    daemon_share: f64,
+    /// Redis round trips, commands and EVALSHAs per call connected.
+    redis_per_call: [f64; 3],
+}
+
+/// One request the API load sent.
+struct ApiRequest {
+    kind: &'static str,
+    latency_us: u64,
+    ok: bool,
+}
+
+/// A client on a thread of its own sending the daemon's API a steady rate of requests
+/// while it is on: each request goes out on time, whether or not the last one is back.
+struct ApiLoad {
+    on: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<ApiRequest>>,
+}
+
+impl ApiLoad {
+    fn start(port: u16, rps: u64) -> Self {
+        let on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (on2, stop2) = (on.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("API load runtime");
+            rt.block_on(async move {
+                let http = reqwest::Client::new();
+                let base = format!("http://127.0.0.1:{port}");
+                let paths = [
+                    ("queue view", format!("{base}/v1/queues/{QUEUE}")),
+                    ("callback list", format!("{base}/v1/callbacks?limit=50")),
+                ];
+                let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+                let mut tick =
+                    tokio::time::interval(Duration::from_secs_f64(1.0 / rps.max(1) as f64));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut sent = 0usize;
+                while !stop2.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    if !on2.load(Ordering::Relaxed) || rps == 0 {
+                        continue;
+                    }
+                    let (kind, url) = paths[sent % paths.len()].clone();
+                    sent += 1;
+                    let (http, done) = (http.clone(), done.clone());
+                    tokio::spawn(async move {
+                        let at = Instant::now();
+                        let resp = http.get(url).bearer_auth(API_TOKEN).send().await;
+                        let ok = match resp {
+                            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                            Err(_) => false,
+                        };
+                        let latency_us = at.elapsed().as_micros() as u64;
+                        let _ = done.send(ApiRequest {
+                            kind,
+                            latency_us,
+                            ok,
+                        });
+                    });
+                }
+                drop(done);
+                let mut all = Vec::new();
+                while let Some(r) = results.recv().await {
+                    all.push(r);
+                }
+                all
+            })
+        });
+        Self { on, stop, thread }
+    }
+
+    fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    fn stop(self) -> Vec<ApiRequest> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the API load thread")
+    }
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -842,12 +1020,8 @@ fn report(r: &Report) {
     let redis_cpu = |x: &Snapshot| x.redis_num("used_cpu_user") + x.redis_num("used_cpu_sys");
     let redis_share = (redis_cpu(e) - redis_cpu(s)) * 1e9 / wall_ns;
     let calls = e.bridges.saturating_sub(s.bridges);
-    let per_call = |key: &str| {
-        // The INFO and ZCARD that open the window are two commands and two reads in the delta.
-        (e.redis_num(key) - s.redis_num(key) - 2.0) / calls.max(1) as f64
-    };
-    let evalsha = (e.command_calls("cmdstat_evalsha") - s.command_calls("cmdstat_evalsha"))
-        / calls.max(1) as f64;
+    // Per call, from the quarters without the API: its reads are not the calls' cost.
+    let [reads, commands, evalsha] = r.without_api.redis_per_call;
     let p50 = percentile(&r.latencies, 0.50);
     let p99 = percentile(&r.latencies, 0.99);
     let max = percentile(&r.latencies, 1.0);
@@ -950,14 +1124,57 @@ fn report(r: &Report) {
         ),
         "",
     );
+    let api_window = r.window as f64 / 2.0;
+    row(
+        "API requests answered / sent, per second while on",
+        format!(
+            "{} / {} ({:.0}/s)",
+            r.api_requests.iter().filter(|q| q.ok).count(),
+            r.api_requests.len(),
+            r.api_requests.len() as f64 / api_window
+        ),
+        &format!("{} /s asked", r.api_rps),
+    );
+    for kind in ["queue view", "callback list"] {
+        let mut l: Vec<u64> = (r.api_requests.iter())
+            .filter(|q| q.kind == kind)
+            .map(|q| q.latency_us)
+            .collect();
+        l.sort_unstable();
+        let p99 = percentile(&l, 0.99);
+        row(
+            &format!("  API {kind} p50 / p99 (ms)"),
+            format!("{:.2} / {p99:.2}", percentile(&l, 0.50)),
+            &format!(
+                "p99 < {API_P99_TARGET_MS}  {}",
+                verdict(p99 < API_P99_TARGET_MS)
+            ),
+        );
+    }
+    let (off, on) = (&r.without_api, &r.with_api);
+    let (off_p99, on_p99) = (
+        percentile(&off.latencies, 0.99),
+        percentile(&on.latencies, 0.99),
+    );
+    row(
+        "  agent free -> originate p99 without / with API (ms)",
+        format!("{off_p99:.2} / {on_p99:.2}"),
+        // Noise allowed: 10 % and 0.2 ms.
+        &format!("within 10 %  {}", verdict(on_p99 <= off_p99 * 1.1 + 0.2)),
+    );
+    row(
+        "  daemon CPU share without / with API",
+        format!("{:.3} / {:.3}", off.daemon_share, on.daemon_share),
+        "",
+    );
     row(
         "Redis round trips per call (server socket reads)",
-        format!("{:.1}", per_call("total_reads_processed")),
+        format!("{reads:.1}"),
         "",
     );
     row(
         "  Redis commands per call (incl. inside scripts)",
-        format!("{:.1}", per_call("total_commands_processed")),
+        format!("{commands:.1}"),
         "",
     );
     row("  of which EVALSHA per call", format!("{evalsha:.1}"), "");
