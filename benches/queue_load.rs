@@ -525,6 +525,7 @@ impl Daemon {
                 config.clone(),
                 http.tokens.clone().into(),
                 Arc::new(SystemClock),
+                Arc::default(),
             );
             let api = tokio::spawn(callbackd::api::serve(listener, state, stop.clone()));
             if let Err(e) = engine.run(deliveries, stop).await {

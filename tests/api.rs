@@ -62,6 +62,7 @@ async fn serve(parties: &[(&str, Party)]) -> Served {
         rig.config.clone(),
         rig.config.http.as_ref().unwrap().tokens.clone().into(),
         std::sync::Arc::new(ScaledClock::new(engine::SCALE)),
+        std::sync::Arc::default(),
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(api::serve(listener, state, stopped));

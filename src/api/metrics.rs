@@ -7,6 +7,7 @@
 //! count from the daemon's start, as Prometheus counters do.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -26,8 +27,10 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::ApiState;
 use crate::engine::EngineStats;
+use crate::latency::LatencyHistogram;
 use crate::queue::AgentState;
 use crate::store::{DomainEvent, EventKind, EventStream, StoredEvent};
+use crate::webhooks::WebhookStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLine {
@@ -39,6 +42,11 @@ struct QueueLine {
 struct Outcome {
     queue: String,
     line: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeOnly {
     outcome: String,
 }
 
@@ -66,14 +74,14 @@ fn wait_histogram() -> Histogram {
     Histogram::new(WAIT_BUCKETS)
 }
 
-/// The engine's agent-free→originate latencies as a histogram: the engine counts them in
-/// its own buckets, read at each scrape.
+/// A histogram another part counts in its own buckets (see [`LatencyHistogram`]), read
+/// at each scrape: the engine's agent-free→originate latencies, webhook deliveries.
 #[derive(Debug)]
-struct DispatchLatencyMetric(Arc<EngineStats>);
+struct LatencyMetric<S>(Arc<S>, fn(&S) -> &LatencyHistogram);
 
-impl EncodeMetric for DispatchLatencyMetric {
+impl<S: std::fmt::Debug + Send + Sync> EncodeMetric for LatencyMetric<S> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let snap = self.0.dispatch_latency.snapshot();
+        let snap = (self.1)(&self.0).snapshot();
         encoder.encode_histogram::<NoLabelSet>(snap.sum_seconds, snap.count, &snap.buckets, None)
     }
 
@@ -102,18 +110,46 @@ pub struct Metrics {
     resyncs: Counter,
     switch_events: Counter,
     loop_lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    webhooks: Arc<WebhookStats>,
+    webhook_deliveries: Family<OutcomeOnly, Counter>,
+    webhook_retries: Counter,
+    webhook_dead: Counter,
     /// Held while the engine's counts are carried over, so two scrapes at once add once.
     carrying: std::sync::Mutex<()>,
 }
 
 impl Metrics {
-    /// The series, with the engine's own counts read from `engine`.
-    pub fn new(engine: Arc<EngineStats>) -> Self {
+    /// The series, with the engine's and the webhook deliverers' own counts read from
+    /// `engine` and `webhooks`.
+    pub fn new(engine: Arc<EngineStats>, webhooks: Arc<WebhookStats>) -> Self {
         let mut registry = Registry::with_prefix("callbackd");
         registry.register(
             "dispatch_latency_seconds",
             "From the end of an agent's call to the originate of their next ring, when it came in the routing that followed",
-            DispatchLatencyMetric(engine),
+            LatencyMetric(engine, |e| &e.dispatch_latency),
+        );
+        registry.register(
+            "webhook_delivery_seconds",
+            "How long webhook deliveries took, whatever their outcome",
+            LatencyMetric(webhooks.clone(), |w| &w.latency),
+        );
+        let webhook_deliveries = Family::<OutcomeOnly, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by outcome: delivered, failed (each failed attempt)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_retries = Counter::default();
+        registry.register(
+            "webhook_retries",
+            "Failed webhook deliveries that are tried again",
+            webhook_retries.clone(),
+        );
+        let webhook_dead = Counter::default();
+        registry.register(
+            "webhook_dead_letters",
+            "Webhook events given up after the retry window (replayable)",
+            webhook_dead.clone(),
         );
         let callbacks = Family::<Outcome, Counter>::default();
         registry.register(
@@ -209,6 +245,10 @@ impl Metrics {
         );
         Self {
             registry,
+            webhooks,
+            webhook_deliveries,
+            webhook_retries,
+            webhook_dead,
             switch_lost,
             resyncs,
             switch_events,
@@ -353,6 +393,20 @@ pub async fn metrics(
     catch_up(&m.switch_lost, &stats.switch_lost);
     catch_up(&m.resyncs, &stats.resyncs);
     catch_up(&m.switch_events, &stats.switch_events);
+    let hooks = &m.webhooks;
+    for (outcome, count) in [("delivered", &hooks.delivered), ("failed", &hooks.failed)] {
+        catch_up(
+            &m.webhook_deliveries.get_or_create(&OutcomeOnly {
+                outcome: outcome.into(),
+            }),
+            count,
+        );
+    }
+    let retried = AtomicU64::new(
+        (hooks.failed.load(Ordering::Relaxed)).saturating_sub(hooks.dead.load(Ordering::Relaxed)),
+    );
+    catch_up(&m.webhook_retries, &retried);
+    catch_up(&m.webhook_dead, &hooks.dead);
     drop(carrying);
     let lag_us = stats.loop_lag_us.load(std::sync::atomic::Ordering::Relaxed);
     m.loop_lag.set(lag_us as f64 / 1e6);

@@ -66,9 +66,10 @@ impl ApiState {
         config: Arc<Config>,
         tokens: Arc<[ApiToken]>,
         clock: Arc<dyn Clock>,
+        webhooks: Arc<crate::webhooks::WebhookStats>,
     ) -> Self {
         Self {
-            metrics: Arc::new(metrics::Metrics::new(handle.stats())),
+            metrics: Arc::new(metrics::Metrics::new(handle.stats(), webhooks)),
             handle,
             store,
             config,

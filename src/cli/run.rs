@@ -20,6 +20,7 @@ use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
 use crate::switch::{FreeSwitch, MediaDir};
 use crate::values::DaemonId;
+use crate::webhooks;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -111,6 +112,16 @@ pub async fn serve(
     );
     let handle = engine.handle();
     let (stop, stopped) = watch::channel(false);
+    let webhook_stats = Arc::new(webhooks::WebhookStats::default());
+    let webhooks = (!config.webhooks.is_empty()).then(|| {
+        tokio::spawn(webhooks::run(
+            store.clone(),
+            config.clone(),
+            clock.clone(),
+            webhook_stats.clone(),
+            stopped.clone(),
+        ))
+    });
     let api = match &config.http {
         Some(http) => {
             let listener = tokio::net::TcpListener::bind(http.listen)
@@ -118,7 +129,14 @@ pub async fn serve(
                 .with_context(|| format!("cannot listen for the HTTP API on {}", http.listen))?;
             tracing::info!(listen = %http.listen, "HTTP API listening");
             let tokens = http.tokens.clone().into();
-            let state = ApiState::new(handle.clone(), store, config.clone(), tokens, clock);
+            let state = ApiState::new(
+                handle.clone(),
+                store,
+                config.clone(),
+                tokens,
+                clock,
+                webhook_stats,
+            );
             let stopped = stopped.clone();
             Some(tokio::spawn(async move {
                 if let Err(e) = api::serve(listener, state, stopped).await {
@@ -144,6 +162,9 @@ pub async fn serve(
     drain.abort();
     if let Some(api) = api {
         api.abort();
+    }
+    if let Some(webhooks) = webhooks {
+        webhooks.abort();
     }
     client.shutdown().await;
     result.context("engine stopped")

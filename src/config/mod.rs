@@ -14,7 +14,10 @@ use serde::Deserialize;
 
 use crate::callback::DialingPolicy;
 use crate::esl::{Backoff, ClientConfig, Password};
-use crate::queue::{AgentId, LineName, QueueName, Router, ServedQueue, Strategy, Timestamp};
+use crate::queue::{
+    AgentId, LineName, QueueName, Router, ServedQueue, Strategy, Timestamp, WebhookName,
+};
+use crate::store::EventKind;
 use crate::switch::{DialString, DialTemplate, Extension, HangupClass, MediaSource, PhoneNumber};
 
 pub use source::ConfigError;
@@ -30,7 +33,48 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// The HTTP API; `None` when the config has no `[http]`.
     pub http: Option<HttpSettings>,
+    /// Where events are delivered (`[[webhooks]]`): helpdesks, CRMs, chat channels.
+    pub webhooks: Vec<WebhookConfig>,
 }
+
+/// One endpoint events are delivered to, signed with its secret.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub name: WebhookName,
+    /// `http` or `https` (verified against the system's roots).
+    pub url: reqwest::Url,
+    /// The event kinds it is sent; by default the ticket moments ([`DEFAULT_WEBHOOK_EVENTS`]).
+    pub events: Vec<EventKind>,
+    pub secret: String,
+    /// How long one delivery may take before it counts as failed.
+    pub timeout: Duration,
+    /// How long an event's failed deliveries are retried before it is a dead letter.
+    pub retry_window: Duration,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .field("events", &self.events)
+            .field("secret", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("retry_window", &self.retry_window)
+            .finish()
+    }
+}
+
+/// The moments a helpdesk opens a ticket (an agent accepted the callback, every agent
+/// declined it, it expired, a duplicate request was ignored) and the comment added to it
+/// (a customer who did not answer).
+pub const DEFAULT_WEBHOOK_EVENTS: [EventKind; 5] = [
+    EventKind::Accepted,
+    EventKind::DeclinedByAll,
+    EventKind::Expired,
+    EventKind::DuplicateIgnored,
+    EventKind::AttemptFailed,
+];
 
 /// Where the HTTP API listens, and who may use it.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{LogFormat, RetryCause};
-use crate::queue::{AgentId, LineName, QueueName, Strategy};
+use crate::queue::{AgentId, LineName, QueueName, Strategy, WebhookName};
 use crate::switch::{DialString, DialTemplate, Extension, MediaDir, MediaSource, PhoneNumber};
 
 /// Validated types read straight from TOML strings, so a bad value is reported by the
@@ -30,7 +30,8 @@ deserialize_with_new!(
     Extension,
     QueueName,
     LineName,
-    AgentId
+    AgentId,
+    WebhookName
 );
 
 impl<'de> Deserialize<'de> for MediaDir {
@@ -54,6 +55,19 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) agents: Vec<RawAgent>,
     pub(super) http: Option<RawHttp>,
+    #[serde(default)]
+    pub(super) webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub(super) name: Spanned<WebhookName>,
+    pub(super) url: Spanned<String>,
+    pub(super) events: Option<Spanned<Vec<String>>>,
+    pub(super) secret: Spanned<String>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
+    pub(super) retry_window_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

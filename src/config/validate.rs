@@ -11,18 +11,19 @@ use toml::Spanned;
 
 use super::raw::{
     ExitKind, NoAgentKind, RawCallback, RawConfig, RawEsl, RawHttp, RawLine, RawLog, RawQueue,
-    RawRedis,
+    RawRedis, RawWebhook,
 };
 use super::source::Source;
 use super::{
     AgentConfig, ApiRole, ApiToken, CallbackSettings, CallbackTimings, Config, ConfigError,
     EslSettings, ExitAction, HoldOffs, HttpSettings, LineConfig, LogSettings, MaxWait,
-    NoAgentPolicy, QueueConfig, RedisSettings, RetryCause, RetryPolicy, DEFAULT_EVENTS_KEPT,
-    DEFAULT_HTTP_LISTEN,
+    NoAgentPolicy, QueueConfig, RedisSettings, RetryCause, RetryPolicy, WebhookConfig,
+    DEFAULT_EVENTS_KEPT, DEFAULT_HTTP_LISTEN, DEFAULT_WEBHOOK_EVENTS,
 };
 use crate::callback::DialingPolicy;
 use crate::esl::Backoff;
 use crate::queue::{QueueName, ServedQueue};
+use crate::store::EventKind;
 use crate::switch::Extension;
 
 const MIN_EVENTS_KEPT: u64 = 1_000;
@@ -266,6 +267,15 @@ impl RawConfig {
         }
 
         let http = self.http.map(|h| h.validate(src, &agents)).transpose()?;
+        let mut webhooks: Vec<WebhookConfig> = Vec::with_capacity(self.webhooks.len());
+        for raw in self.webhooks {
+            let span = raw.name.span();
+            let hook = raw.validate(src)?;
+            if webhooks.iter().any(|w| w.name == hook.name) {
+                return Err(src.at(span, "name", "two [[webhooks]] have this name"));
+            }
+            webhooks.push(hook);
+        }
         Ok(Config {
             esl,
             redis,
@@ -274,12 +284,83 @@ impl RawConfig {
             lines,
             agents,
             http,
+            webhooks,
         })
     }
 }
 
 /// Bearer tokens are compared in constant time, but a short one is guessed anyway.
 const MIN_TOKEN_LEN: usize = 24;
+/// A webhook secret signs deliveries; a short one is guessed.
+const MIN_SECRET_LEN: usize = 16;
+const WEBHOOK_TIMEOUT_DEFAULT: u64 = 10;
+const WEBHOOK_TIMEOUT_SECS: Range<u64> = 1..61;
+/// A day, as the helpdesk integrations callbackd is modeled on retry.
+const RETRY_WINDOW_DEFAULT: u64 = 24 * 60 * 60;
+const RETRY_WINDOW_SECS: Range<u64> = 10..7 * 24 * 60 * 60 + 1;
+
+impl RawWebhook {
+    fn validate(self, src: &Source) -> Result<WebhookConfig, ConfigError> {
+        let url = reqwest::Url::parse(self.url.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                src.at(
+                    self.url.span(),
+                    "url",
+                    "an http:// or https:// address: https://helpdesk.example.com/hooks/callbackd",
+                )
+            })?;
+        let events = match &self.events {
+            None => DEFAULT_WEBHOOK_EVENTS.to_vec(),
+            Some(kinds) => {
+                let mut events = Vec::new();
+                for name in kinds.get_ref() {
+                    let kind = EventKind::named(name)
+                        .filter(|k| *k != EventKind::AgentState)
+                        .ok_or_else(|| {
+                            src.at(
+                                kinds.span(),
+                                "events",
+                                format!("{name:?} is not a queue event: accepted, expired, attempt_failed, …"),
+                            )
+                        })?;
+                    if !events.contains(&kind) {
+                        events.push(kind);
+                    }
+                }
+                if events.is_empty() {
+                    return Err(src.at(kinds.span(), "events", "name at least one event"));
+                }
+                events
+            }
+        };
+        let secret = self.secret.get_ref();
+        if secret.len() < MIN_SECRET_LEN || !secret.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(src.at(
+                self.secret.span(),
+                "secret",
+                format!("at least {MIN_SECRET_LEN} printable characters, no spaces"),
+            ));
+        }
+        let timeout = match &self.timeout_secs {
+            None => Duration::from_secs(WEBHOOK_TIMEOUT_DEFAULT),
+            Some(v) => secs(src, "timeout_secs", v, WEBHOOK_TIMEOUT_SECS)?,
+        };
+        let retry_window = match &self.retry_window_secs {
+            None => Duration::from_secs(RETRY_WINDOW_DEFAULT),
+            Some(v) => secs(src, "retry_window_secs", v, RETRY_WINDOW_SECS)?,
+        };
+        Ok(WebhookConfig {
+            name: self.name.into_inner(),
+            url,
+            events,
+            secret: self.secret.into_inner(),
+            timeout,
+            retry_window,
+        })
+    }
+}
 
 impl RawHttp {
     fn validate(self, src: &Source, agents: &[AgentConfig]) -> Result<HttpSettings, ConfigError> {

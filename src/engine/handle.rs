@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::callback::Answer;
 use crate::callback::NumberRejected;
+use crate::latency::{LatencyHistogram, DISPATCH_BUCKETS};
 use crate::queue::{AgentId, AgentState, EntryId, LineName, QueueName, Timestamp};
 use crate::store::{DomainEvent, StateSource, StoreError};
 
@@ -77,7 +78,7 @@ pub enum CommandError {
 }
 
 /// What the engine counts about itself, for `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EngineStats {
     /// Times the switch connection dropped.
     pub switch_lost: AtomicU64,
@@ -88,7 +89,19 @@ pub struct EngineStats {
     /// How late the last timer tick ran, µs: how far behind the loop is.
     pub loop_lag_us: AtomicU64,
     /// From the end of an agent's call to the originate of their next ring.
-    pub dispatch_latency: super::DispatchLatency,
+    pub dispatch_latency: LatencyHistogram,
+}
+
+impl Default for EngineStats {
+    fn default() -> Self {
+        Self {
+            switch_lost: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            switch_events: AtomicU64::new(0),
+            loop_lag_us: AtomicU64::new(0),
+            dispatch_latency: LatencyHistogram::new(DISPATCH_BUCKETS),
+        }
+    }
 }
 
 /// What a command asks of the loop, with where its answer goes.

@@ -30,7 +30,6 @@ mod caller;
 mod commands;
 mod dispatch;
 mod handle;
-mod latency;
 mod legs;
 mod ownership;
 mod recovery;
@@ -57,7 +56,6 @@ use booking::Booked;
 use caller::{CallerMedia, MediaPlan};
 use handle::Command;
 pub use handle::{CommandError, EngineHandle, EngineStats};
-pub use latency::{DispatchLatency, LatencySnapshot, DISPATCH_BUCKETS};
 use recovery::Dialed;
 use routing_state::RoutingState;
 

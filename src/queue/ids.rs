@@ -57,6 +57,11 @@ name_type!(
     "agent id"
 );
 name_type!(
+    /// A webhook's name as configured (`helpdesk`): its outbox's keys carry it.
+    WebhookName,
+    "webhook name"
+);
+name_type!(
     /// A queue entry's id; the same id follows the caller when they turn into a callback.
     EntryId,
     "entry id"

@@ -12,7 +12,7 @@ pub use agent::{Agent, AgentState, EndedCall, ServedQueue, UnknownAgentState};
 pub use clock::{Clock, ManualClock, ScaledClock, SystemClock, Timestamp};
 pub use entry::{CallbackRequest, CloseReason, Entry, EntryKind, EntryStatus};
 pub use estimate::{estimated_wait, offer_callback, spoken_minutes, PACE_SAMPLES};
-pub use ids::{AgentId, EntryId, LineName, QueueName};
+pub use ids::{AgentId, EntryId, LineName, QueueName, WebhookName};
 pub use routing::{Offer, Router};
 
 /// A queue rule was broken: the caller asked for a change the current state forbids.

@@ -1,7 +1,7 @@
 //! The Redis key schema in one place. Every key of a queue carries the queue's name as its
 //! cluster hash tag, so each queue's atomic scripts touch one slot; agents share another.
 
-use crate::queue::{AgentId, EntryId, QueueName};
+use crate::queue::{AgentId, EntryId, QueueName, WebhookName};
 use crate::switch::PhoneNumber;
 
 /// Agents serve several queues, so their keys cannot live in any one queue's slot. `@`
@@ -84,6 +84,13 @@ impl Keys {
     /// The queue's event stream.
     pub(crate) fn events(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "events")
+    }
+
+    /// One part of webhook `hook`'s outbox for the queue (see `outbox`): `cursor` (the last
+    /// stream id taken), `items` (hash by stream id), `due` (sorted set by next attempt),
+    /// `order` (lexical set of `<entry>|<id>`, each callback's items in order), `dead`.
+    pub(crate) fn outbox(&self, queue: &QueueName, hook: &WebhookName, part: &str) -> String {
+        self.queue_key(queue, &format!("hook:{hook}:{part}"))
     }
 
     /// Sorted set of the queue's timers by due time (ms), and the hash of who leases them.

@@ -21,6 +21,7 @@ mod keys;
 pub mod local;
 mod media;
 mod offers;
+mod outbox;
 mod records;
 mod replies;
 mod scripts;
@@ -41,6 +42,7 @@ use connection::{Backend, Connection};
 pub use feed::{DomainEvent, EventFeed, EventStream, FeedSinks};
 use keys::Keys;
 pub use offers::{Answered, MissRules, NoAnswerCause, OfferFailed, OfferOutcome};
+pub use outbox::{DeliveryFailed, OutboxItem};
 pub use records::{EventKind, StoredEvent, Timer, TimerScope};
 use scripts::Scripts;
 

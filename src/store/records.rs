@@ -343,7 +343,8 @@ impl EventKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind named `s` (as [`Self::as_str`] writes it).
+    pub fn named(s: &str) -> Option<Self> {
         EVENT_KINDS.into_iter().find(|k| k.as_str() == s)
     }
 
@@ -381,7 +382,7 @@ pub(crate) fn event_from(
 ) -> Result<StoredEvent, StoreError> {
     let kind = fields
         .get("event")
-        .and_then(|k| EventKind::parse(k))
+        .and_then(|k| EventKind::named(k))
         .ok_or_else(|| StoreError::Corrupt {
             key: key.to_owned(),
             reason: format!("event {id} has no known kind"),
@@ -571,7 +572,7 @@ mod tests {
     #[test]
     fn event_kinds_round_trip_through_their_names() {
         for kind in EVENT_KINDS {
-            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(EventKind::named(kind.as_str()), Some(kind));
         }
     }
 

@@ -82,6 +82,8 @@ const SPLIT: &str = lua!("prelude/split");
 const BOOKING: &str = lua!("prelude/booking");
 /// The key layout and helpers of the callback scripts.
 const CALLBACK: &str = lua!("prelude/callback");
+/// Where an outbox item stands among its callback's.
+const OUTBOX: &str = lua!("prelude/outbox");
 
 /// The names the scripts share with Rust, which defines them, as a Lua prelude: `TIMER`,
 /// the start of each entry timer's member, and `OPENS_TICKET`, the events that carry
@@ -141,6 +143,11 @@ pub(crate) struct Scripts {
     pub(crate) agent_released: Lua,
     pub(crate) callback_offer_answered: Lua,
     pub(crate) extend_booking: Lua,
+    pub(crate) outbox_ingest: Lua,
+    pub(crate) outbox_claim: Lua,
+    pub(crate) outbox_done: Lua,
+    pub(crate) outbox_failed: Lua,
+    pub(crate) outbox_replay: Lua,
 }
 
 impl Scripts {
@@ -193,6 +200,11 @@ impl Scripts {
             agent_released: load!(with_booking, "agent_released"),
             callback_offer_answered: load!(callback, "callback_offer_answered"),
             extend_booking: load!(with_booking, "extend_booking"),
+            outbox_ingest: load!(OUTBOX, "outbox_ingest"),
+            outbox_claim: load!(OUTBOX, "outbox_claim"),
+            outbox_done: load!(OUTBOX, "outbox_done"),
+            outbox_failed: load!(OUTBOX, "outbox_failed"),
+            outbox_replay: load!(OUTBOX, "outbox_replay"),
         }
     }
 }

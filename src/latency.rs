@@ -1,25 +1,29 @@
-//! How long an agent whose call ended waits for their next ring while callers wait: the
-//! figure routing is built to keep small, counted in fixed buckets the metrics export.
+//! Latencies counted in fixed buckets, for the metrics to export as histograms: how long a
+//! freed agent waits for their next ring, how long a webhook delivery takes.
 //!
-//! Plain atomics, so the loop and its round-trip tasks count without a lock, and the
-//! engine needs nothing of the metrics crate.
+//! Plain atomics, so tasks count without a lock, and the parts that count need nothing of
+//! the metrics crate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds of the buckets, seconds: from a round trip to Redis to a slow second.
-pub const DISPATCH_BUCKETS: [f64; 10] =
-    [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Upper bounds of the agent-free→originate buckets, seconds: from a round trip to Redis to
+/// a slow second.
+pub const DISPATCH_BUCKETS: &[f64] = &[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Upper bounds of the webhook delivery buckets, seconds: up to the longest timeout.
+pub const DELIVERY_BUCKETS: &[f64] =
+    &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Agent-free→originate latencies counted so far.
-#[derive(Debug, Default)]
-pub struct DispatchLatency {
-    /// Per bucket of [`DISPATCH_BUCKETS`], then one for what is above them all.
-    counts: [AtomicU64; DISPATCH_BUCKETS.len() + 1],
+/// Latencies counted so far.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    bounds: &'static [f64],
+    /// Per bucket of `bounds`, then one for what is above them all.
+    counts: Vec<AtomicU64>,
     sum_us: AtomicU64,
 }
 
-/// What [`DispatchLatency::snapshot`] read.
+/// What [`LatencyHistogram::snapshot`] read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencySnapshot {
     /// Each bucket's upper bound (the last one infinite) and its own count, not
@@ -29,20 +33,28 @@ pub struct LatencySnapshot {
     pub sum_seconds: f64,
 }
 
-impl DispatchLatency {
+impl LatencyHistogram {
+    /// Counting in buckets up to each of `bounds` (seconds, ascending), and one above.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
     pub fn observe(&self, latency: Duration) {
         let seconds = latency.as_secs_f64();
-        let bucket = DISPATCH_BUCKETS
-            .iter()
+        let bucket = (self.bounds.iter())
             .position(|bound| seconds <= *bound)
-            .unwrap_or(DISPATCH_BUCKETS.len());
+            .unwrap_or(self.bounds.len());
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> LatencySnapshot {
-        let bounds = DISPATCH_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
         let buckets: Vec<(f64, u64)> = bounds
             .zip(&self.counts)
             .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
@@ -61,7 +73,7 @@ mod tests {
 
     #[test]
     fn each_latency_lands_in_the_first_bucket_that_holds_it() {
-        let latency = DispatchLatency::default();
+        let latency = LatencyHistogram::new(DISPATCH_BUCKETS);
         latency.observe(Duration::from_micros(500));
         latency.observe(Duration::from_millis(1));
         latency.observe(Duration::from_millis(30));

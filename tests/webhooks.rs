@@ -1,0 +1,327 @@
+//! Webhook deliveries against a real local HTTP receiver: a daemon on the simulator and a
+//! real Redis, its deliverers on the scaled clock, and a receiver in the test that answers
+//! as it is told (fine, 500, slowly) and records every request.
+//!
+//! Each ticket moment arrives once with a valid signature; a receiver that fails three
+//! times gets the event on the fourth try; one down past the retry window ends in the dead
+//! letters, and a replay delivers it; deliverers of two daemons never send one event at
+//! once, and one callback's events arrive in order.
+
+mod common;
+mod engine;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use callbackd::queue::{AgentState, LineName, QueueName, ScaledClock, WebhookName};
+use callbackd::store::EventKind;
+use callbackd::webhooks::{self, WebhookStats, SIGNATURE_HEADER};
+use engine::{agent_pressing, config_with, customer_answers, until, Rig, SCALE};
+use serde_json::Value;
+use tokio::sync::watch;
+
+const SECRET: &str = "webhook-secret-for-the-tests";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    key: String,
+    signature: String,
+    body: Vec<u8>,
+    answered: StatusCode,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Whether the signature header is the HMAC of its time and the body.
+    fn signed(&self) -> bool {
+        let Some(t) = self
+            .signature
+            .split(',')
+            .find_map(|p| p.strip_prefix("t="))
+            .and_then(|t| t.parse().ok())
+        else {
+            return false;
+        };
+        webhooks::signature(SECRET, t, &self.body) == self.signature
+    }
+}
+
+/// A receiver on a loopback port.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Answer 500 to this many requests first.
+    fail_first: Arc<AtomicUsize>,
+    /// Answer 500 to everything while set.
+    down: Arc<std::sync::atomic::AtomicBool>,
+    /// Take this long to answer.
+    delay: Arc<Mutex<Duration>>,
+    /// Requests under way now, by idempotency key, and the most ever for one key.
+    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    most_at_once: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start() -> (Self, String) {
+        let receiver = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let r = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let r = r.clone();
+                async move { r.take(headers, body.to_vec()).await }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    async fn take(&self, headers: HeaderMap, body: Vec<u8>) -> StatusCode {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let key = header("idempotency-key");
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            let n = in_flight.entry(key.clone()).or_default();
+            *n += 1;
+            self.most_at_once.fetch_max(*n, Ordering::Relaxed);
+        }
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        *self.in_flight.lock().unwrap().get_mut(&key).unwrap() -= 1;
+        let failing = self.down.load(Ordering::Relaxed)
+            || self
+                .fail_first
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+        let answered = if failing {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        self.got.lock().unwrap().push(Received {
+            key,
+            signature: header(SIGNATURE_HEADER),
+            body,
+            answered,
+        });
+        answered
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The requests answered 200, by kind.
+    fn delivered(&self, kind: &str) -> Vec<Received> {
+        (self.got().into_iter())
+            .filter(|r| r.answered == StatusCode::OK && r.json()["kind"] == kind)
+            .collect()
+    }
+}
+
+fn config(url: &str, hook_extra: &str) -> String {
+    let line = r#"
+[lines.callback]
+enabled = true
+offer_greeting = "/sounds/offer.wav"
+country = "DE"
+"#;
+    format!(
+        "{}\n[[webhooks]]\nname = \"helpdesk\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_secs = 5\n{hook_extra}",
+        config_with("", line)
+    )
+}
+
+/// Deliverers for the rig's config until the sender is dropped or set.
+fn deliver(rig: &Rig) -> watch::Sender<bool> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(webhooks::run(
+        rig.store.clone(),
+        rig.config.clone(),
+        Arc::new(ScaledClock::new(SCALE)),
+        Arc::new(WebhookStats::default()),
+        stopped,
+    ));
+    stop
+}
+
+/// Wait until the webhook's outbox has its cursor: events from now on are sent.
+async fn outbox_open(rig: &Rig) {
+    let client = redis::Client::open(rig.redis.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!(
+        "{}:{{support}}:hook:helpdesk:cursor",
+        rig.config.redis.key_prefix
+    );
+    until("the outbox is open", || {
+        let (mut conn, key) = (conn.clone(), key.clone());
+        async move {
+            redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async::<bool>(&mut conn)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_callback_arrives_once_signed_after_three_failures() {
+    let (receiver, url) = Receiver::start().await;
+    receiver.fail_first.store(3, Ordering::Relaxed);
+    let rig = Rig::start(
+        &config(&url, ""),
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("sofia/gateway/carrier/+4930555001", customer_answers()),
+        ],
+    )
+    .await;
+    let mut daemon = rig.daemon("d1");
+    let handle = daemon.handle().await;
+    let stop = deliver(&rig);
+    outbox_open(&rig).await;
+    let queue = QueueName::new("support").unwrap();
+    let line = LineName::new("main").unwrap();
+    let id = handle
+        .create_callback(queue, line, "+4930555001", None)
+        .await
+        .unwrap();
+    rig.set_agent("alice", AgentState::Available).await;
+    rig.wait_for(EventKind::CustomerAnswered, 1).await;
+    until("the accepted callback is delivered", || async {
+        !receiver.delivered("accepted").is_empty()
+    })
+    .await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 4, "three 500s, then the delivery: {got:?}");
+    assert!(got.iter().all(Received::signed), "every request is signed");
+    assert!(
+        got.iter().all(|r| r.key == got[0].key),
+        "one idempotency key"
+    );
+    let body = got[3].json();
+    assert_eq!(body["schema"], webhooks::SCHEMA);
+    assert_eq!(body["action"], "open_ticket");
+    assert_eq!(body["callback_id"], id.as_str());
+    assert_eq!(body["number"], "+4930555001");
+    assert_eq!(body["agent"], "alice");
+    assert_eq!(body["subject"], "Callback");
+    // A tampered body does not verify.
+    let mut forged = got[3].clone();
+    forged.body[0] ^= 1;
+    assert!(!forged.signed());
+    // Nothing else of this callback is a ticket moment: the customer answered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 4, "{:?}", receiver.got());
+    drop(stop);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
+    let (receiver, url) = Receiver::start().await;
+    receiver.down.store(true, Ordering::Relaxed);
+    let hook = "events = [\"requested\"]\nretry_window_secs = 10\n";
+    let rig = Rig::start(&config(&url, hook), &[]).await;
+    let mut daemon = rig.daemon("d1");
+    let handle = daemon.handle().await;
+    let stop = deliver(&rig);
+    outbox_open(&rig).await;
+    let queue = QueueName::new("support").unwrap();
+    let line = LineName::new("main").unwrap();
+    let id = handle
+        .create_callback(queue.clone(), line, "+4930555002", None)
+        .await
+        .unwrap();
+    let name = WebhookName::new("helpdesk").unwrap();
+    let dead = engine::until_some("the event is a dead letter", || async {
+        let dead = rig.store.outbox_dead(&name, &queue).await.unwrap();
+        dead.into_iter().next()
+    })
+    .await;
+    assert_eq!(dead.event.field("entry"), Some(id.as_str()));
+    assert!(dead.attempts >= 3, "retried before giving up: {dead:?}");
+    assert!(dead.error.as_deref().unwrap_or_default().contains("500"));
+    let tries = receiver.got().len();
+    receiver.down.store(false, Ordering::Relaxed);
+    let replayed = rig
+        .store
+        .outbox_replay(&name, &queue, &dead.event.id, rig.now())
+        .await
+        .unwrap();
+    assert!(replayed);
+    until("the replay is delivered", || async {
+        !receiver.delivered("requested").is_empty()
+    })
+    .await;
+    assert!(rig
+        .store
+        .outbox_dead(&name, &queue)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(receiver.got().len(), tries + 1);
+    drop(stop);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_never_send_one_event_at_once_and_keep_each_callback_in_order() {
+    let (receiver, url) = Receiver::start().await;
+    *receiver.delay.lock().unwrap() = Duration::from_millis(100);
+    let hook = "events = [\"requested\", \"canceled\"]\n";
+    let rig = Rig::start(&config(&url, hook), &[]).await;
+    let mut daemon = rig.daemon("d1");
+    let handle = daemon.handle().await;
+    let (first, second) = (deliver(&rig), deliver(&rig));
+    outbox_open(&rig).await;
+    let queue = QueueName::new("support").unwrap();
+    let line = LineName::new("main").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let number = format!("+49305551{i:03}");
+        let id = handle
+            .create_callback(queue.clone(), line.clone(), &number, None)
+            .await
+            .unwrap();
+        handle
+            .cancel_callback(queue.clone(), id.clone())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    until("every event is delivered", || async {
+        receiver.delivered("canceled").len() == ids.len()
+    })
+    .await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 2 * ids.len(), "each event once: {got:?}");
+    assert_eq!(receiver.most_at_once.load(Ordering::Relaxed), 1);
+    for id in &ids {
+        let kinds: Vec<Value> = (got.iter())
+            .map(Received::json)
+            .filter(|b| b["callback_id"] == id.as_str())
+            .map(|b| b["kind"].clone())
+            .collect();
+        assert_eq!(kinds, ["requested", "canceled"], "{id} in order");
+    }
+    drop((first, second));
+    daemon.stop().await;
+}
