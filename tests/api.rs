@@ -151,6 +151,8 @@ async fn no_token_no_data_and_every_route_is_in_the_openapi_document() {
         ("delete", "/v1/callbacks/{id}"),
         ("get", "/v1/events"),
         ("get", "/metrics"),
+        ("get", "/v1/webhooks/dead"),
+        ("post", "/v1/webhooks/{webhook}/dead/{queue}/{id}/replay"),
     ];
     for (method, path) in routes {
         assert!(

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
+use callbackd::api::ApiState;
 use callbackd::queue::{AgentState, LineName, QueueName, ScaledClock, WebhookName};
 use callbackd::store::EventKind;
 use callbackd::webhooks::{self, WebhookStats, SIGNATURE_HEADER};
@@ -24,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 const SECRET: &str = "webhook-secret-for-the-tests";
+const ADMIN: &str = "admin-token-for-the-webhook-tests";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -142,7 +144,8 @@ offer_greeting = "/sounds/offer.wav"
 country = "DE"
 "#;
     format!(
-        "{}\n[[webhooks]]\nname = \"helpdesk\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_secs = 5\n{hook_extra}",
+        "{}\n[http]\n[[http.tokens]]\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n\
+         [[webhooks]]\nname = \"helpdesk\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_secs = 5\n{hook_extra}",
         config_with("", line)
     )
 }
@@ -250,33 +253,55 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
         .create_callback(queue.clone(), line, "+4930555002", None)
         .await
         .unwrap();
-    let name = WebhookName::new("helpdesk").unwrap();
+    // The dead letters as an operator sees them: through the API.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let state = ApiState::new(
+        handle.clone(),
+        rig.store.clone(),
+        rig.config.clone(),
+        rig.config.http.as_ref().unwrap().tokens.clone().into(),
+        Arc::new(ScaledClock::new(SCALE)),
+        Arc::default(),
+    );
+    let (_api_stop, api_stopped) = watch::channel(false);
+    tokio::spawn(callbackd::api::serve(listener, state, api_stopped));
+    let http = reqwest::Client::new();
     let dead = engine::until_some("the event is a dead letter", || async {
-        let dead = rig.store.outbox_dead(&name, &queue).await.unwrap();
-        dead.into_iter().next()
+        let req = http
+            .get(format!("{api}/v1/webhooks/dead"))
+            .bearer_auth(ADMIN);
+        let dead: Value = req.send().await.unwrap().json().await.unwrap();
+        dead.as_array().and_then(|d| d.first().cloned())
     })
     .await;
-    assert_eq!(dead.event.field("entry"), Some(id.as_str()));
-    assert!(dead.attempts >= 3, "retried before giving up: {dead:?}");
-    assert!(dead.error.as_deref().unwrap_or_default().contains("500"));
+    assert_eq!(dead["callback_id"], id.as_str());
+    assert_eq!(dead["webhook"], "helpdesk");
+    assert_eq!(dead["queue"], "support");
+    let attempts = dead["attempts"].as_u64().unwrap();
+    assert!(attempts >= 3, "retried before giving up: {dead}");
+    assert!(dead["error"].as_str().unwrap().contains("500"), "{dead}");
     let tries = receiver.got().len();
     receiver.down.store(false, Ordering::Relaxed);
-    let replayed = rig
-        .store
-        .outbox_replay(&name, &queue, &dead.event.id, rig.now())
-        .await
-        .unwrap();
-    assert!(replayed);
+    // Replayed from a shell.
+    let event_id = dead["id"].as_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .args(["webhooks", "replay", "helpdesk", "support", &event_id])
+            .args(["--api", &api, "--token", ADMIN])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     until("the replay is delivered", || async {
         !receiver.delivered("requested").is_empty()
     })
     .await;
-    assert!(rig
-        .store
-        .outbox_dead(&name, &queue)
-        .await
-        .unwrap()
-        .is_empty());
+    let name = WebhookName::new("helpdesk").unwrap();
+    let still_dead = rig.store.outbox_dead(&name, &queue).await.unwrap();
+    assert!(still_dead.is_empty(), "{still_dead:?}");
     assert_eq!(receiver.got().len(), tries + 1);
     drop(stop);
     daemon.stop().await;

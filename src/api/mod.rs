@@ -13,6 +13,7 @@ mod events;
 pub mod metrics;
 mod queues;
 pub mod views;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,7 @@ pub struct ApiJson<T>(pub T);
     modifiers(&BearerAuth),
     tags(
         (name = "queues"), (name = "callbacks"), (name = "agents"), (name = "events"),
-        (name = "health")
+        (name = "health"), (name = "webhooks")
     )
 )]
 struct ApiDoc;
@@ -123,6 +124,8 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(callbacks::show, callbacks::cancel))
         .routes(routes!(events::stream))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(webhooks::dead))
+        .routes(routes!(webhooks::replay))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -51,6 +51,8 @@ pub enum Command {
     Agents(remote::AgentsArgs),
     /// Print the domain events as they happen (through the daemon's HTTP API).
     Events(remote::EventsArgs),
+    /// List webhook dead letters, or replay one (through the daemon's HTTP API).
+    Webhooks(remote::WebhooksArgs),
 }
 
 impl Command {
@@ -86,5 +88,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Callbacks(args) => Ok(remote::callbacks(args).await?),
         Command::Agents(args) => Ok(remote::agents(args).await?),
         Command::Events(args) => Ok(remote::events(args).await?),
+        Command::Webhooks(args) => Ok(remote::webhooks(args).await?),
     }
 }

@@ -119,6 +119,26 @@ pub enum AgentsCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// The events receivers did not take for a whole retry window.
+    Dead,
+    /// Send a dead letter again (as `dead` lists it: webhook, queue, id).
+    Replay {
+        webhook: String,
+        queue: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Only this queue's events.
     #[arg(long)]
@@ -395,6 +415,45 @@ pub async fn agents(args: AgentsArgs) -> Result<(), RemoteError> {
                     );
                 }
             });
+        }
+    }
+    Ok(())
+}
+
+pub async fn webhooks(args: WebhooksArgs) -> Result<(), RemoteError> {
+    let remote = Remote::new(&args.api)?;
+    match args.command {
+        WebhooksCommand::Dead => {
+            let dead = remote.get("/v1/webhooks/dead").await?;
+            remote.print(&dead, |dead| {
+                println!(
+                    "{:<12} {:<12} {:<22} {:<18} {:>8}  last error",
+                    "webhook", "queue", "id", "kind", "attempts"
+                );
+                for d in dead.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<12} {:<12} {:<22} {:<18} {:>8}  {}",
+                        text(&d["webhook"]),
+                        text(&d["queue"]),
+                        text(&d["id"]),
+                        text(&d["kind"]),
+                        text(&d["attempts"]),
+                        text(&d["error"])
+                    );
+                }
+            });
+        }
+        WebhooksCommand::Replay { webhook, queue, id } => {
+            let path = format!(
+                "/v1/webhooks/{}/dead/{}/{}/replay",
+                encode(&webhook),
+                encode(&queue),
+                encode(&id)
+            );
+            remote.call(reqwest::Method::POST, &path, None).await?;
+            if !remote.json {
+                println!("replaying {id} to {webhook}");
+            }
         }
     }
     Ok(())
