@@ -350,3 +350,69 @@ async fn two_daemons_never_send_one_event_at_once_and_keep_each_callback_in_orde
     drop((first, second));
     daemon.stop().await;
 }
+
+/// `callbackd run` with the webhook, as a child process.
+fn spawn_daemon(config: &std::path::Path, id: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--sounds", "/sounds", "--recordings"])
+        .arg(std::env::temp_dir())
+        .args(["--daemon-id", id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the callbackd binary runs")
+}
+
+/// A daemon killed with SIGKILL while its delivery is under way loses nothing: the event
+/// stays claimed by nobody once the claim runs out, and the next daemon sends it. The
+/// receiver may see the key twice; it processes it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_delivery_loses_nothing() {
+    let (receiver, url) = Receiver::start().await;
+    // The first request hangs until the daemon sending it is dead, and fails should it
+    // get an answer at all: only another daemon can deliver the event.
+    *receiver.delay.lock().unwrap() = Duration::from_secs(3);
+    receiver.fail_first.store(1, Ordering::Relaxed);
+    let hook = "events = [\"requested\"]\n";
+    let text = config(&url, hook).replace("[http]\n", "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let rig = Rig::start(&text, &[]).await;
+    let file = std::env::temp_dir().join(format!("webhooks-kill-{}.toml", std::process::id()));
+    let full = text
+        .replace("ESL", &rig.config.esl.address.to_string())
+        .replace("REDIS", &rig.redis.url());
+    std::fs::write(&file, full).unwrap();
+    let mut first = spawn_daemon(&file, "w1");
+    outbox_open(&rig).await;
+    let mut daemon = rig.daemon("d0");
+    let handle = daemon.handle().await;
+    let queue = QueueName::new("support").unwrap();
+    let line = LineName::new("main").unwrap();
+    let id = handle
+        .create_callback(queue, line, "+4930555003", None)
+        .await
+        .unwrap();
+    until("the first delivery is under way", || async {
+        receiver.in_flight.lock().unwrap().values().any(|n| *n > 0)
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    *receiver.delay.lock().unwrap() = Duration::ZERO;
+    let mut second = spawn_daemon(&file, "w2");
+    until("the event is delivered by the next daemon", || async {
+        !receiver.delivered("requested").is_empty()
+    })
+    .await;
+    let delivered = receiver.delivered("requested");
+    assert_eq!(delivered[0].json()["callback_id"], id.as_str());
+    // Processed once: every request of this event carried one idempotency key.
+    let keys: std::collections::HashSet<String> =
+        receiver.got().into_iter().map(|r| r.key).collect();
+    assert_eq!(keys.len(), 1, "{:?}", receiver.got());
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let _ = std::fs::remove_file(&file);
+    daemon.stop().await;
+}
