@@ -143,8 +143,10 @@ fn agent_set_with_unreachable_redis_says_so() {
     std::fs::remove_file(&file).unwrap();
 }
 
+/// A malformed config is refused at once; an unreachable Redis is waited for (it may be
+/// starting with the daemon, or restarting), saying so, until the daemon is stopped.
 #[test]
-fn run_refuses_a_malformed_config_and_an_unreachable_redis_clearly() {
+fn run_refuses_a_malformed_config_and_waits_for_an_unreachable_redis() {
     let bad = std::env::temp_dir().join(format!("callbackd-{}-bad.toml", std::process::id()));
     std::fs::write(&bad, "[esl]\naddress = 8021\n").unwrap();
     let out = callbackd(&["run", "--config", bad.to_str().unwrap()]);
@@ -154,13 +156,31 @@ fn run_refuses_a_malformed_config_and_an_unreachable_redis_clearly() {
 
     let port = common::free_port();
     let config = config_file(&format!("redis://127.0.0.1:{port}/0"), "run-unreachable");
-    let out = callbackd(&["run", "--config", config.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("Redis is not there yet"))
+        .expect("the daemon says it waits for Redis");
     assert!(
-        err.contains("cannot connect to Redis") && err.contains(&port.to_string()),
-        "{err}"
+        waiting.contains("cannot connect to Redis") && waiting.contains(&port.to_string()),
+        "{waiting}"
     );
+    // Still running, and a stop ends the wait.
+    assert!(child.try_wait().unwrap().is_none());
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_file(&config).unwrap();
 }
 
 #[test]

@@ -686,3 +686,27 @@ async fn the_wait_from_a_call_end_to_the_next_ring_is_counted() {
     rules.bridged(&second, &next).await;
     rules.stop().await;
 }
+
+/// A caller whose media fails without the switch going away (a command that timed out on
+/// a slow switch) hears it again shortly, not only at the next resync.
+#[tokio::test]
+async fn a_caller_whose_media_failed_hears_it_again_without_a_resync() {
+    let rules = Rules::start(&base_config("")).await;
+    let caller = rules.caller("+4930555001").await;
+    rules.hears(&caller, "local_stream://moh").await;
+    let plays = || {
+        let ops = rules.fake.ops();
+        ops.iter()
+            .filter(|op| call_of(op) == Some(&caller) && op.media() == Some("local_stream://moh"))
+            .count()
+    };
+    let before = plays();
+    rules.fake.time_out_next_play(&caller);
+    // The music ends, the next play times out, and the media comes back.
+    rules.fake.end_playback(&caller);
+    until("the hold music plays again", || async {
+        plays() >= before + 2
+    })
+    .await;
+    rules.stop().await;
+}

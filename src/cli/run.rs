@@ -86,6 +86,35 @@ fn options(args: &RunArgs) -> anyhow::Result<EngineOptions> {
     })
 }
 
+/// The longest wait between two tries to reach Redis at startup.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Connect to Redis, waiting for it while it is down or restarting (a daemon started with
+/// it, say, or during its restart), until `shutdown`: `None` then. A refusal that waiting
+/// cannot cure (a password, a URL) is an error at once.
+async fn connect_store(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Store>> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::connect(&config.redis).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "Redis is not there yet; waiting for it");
+            }
+            Err(e) => {
+                return Err(e).context("the store is needed before any call is taken");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(None),
+        }
+        delay = (delay * 2).min(STORE_RETRY_MAX);
+    }
+}
+
 /// How long a stopping daemon waits for its drain before it exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -97,9 +126,9 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let store = Store::connect(&config.redis)
-        .await
-        .context("the store is needed before any call is taken")?;
+    let Some(store) = connect_store(&config, shutdown.clone()).await? else {
+        return Ok(());
+    };
     let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
     tracing::info!(esl = %config.esl.address, redis = %config.redis.redacted_url(),
         daemon = %options.daemon_id, "callbackd running");

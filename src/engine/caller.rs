@@ -136,6 +136,9 @@ pub fn start<P: Pbx>(tasks: &mut JoinSet<()>, task: CallerTask<P>) -> CallerMedi
     tasks.spawn(async move {
         if let Err(e) = media.run(greet).await {
             tracing::debug!(channel = %media.task.channel, error = %e, "caller media ended");
+            // A caller who still waits must not sit in silence until the next resync.
+            let failed = super::Report::MediaFailed(media.task.channel.clone());
+            let _ = media.task.reports.send(failed);
         }
     });
     CallerMedia { mode: tx, queue }

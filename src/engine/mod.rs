@@ -117,6 +117,11 @@ enum Report {
     HangUpWhenBack(CallId),
     /// A resync found a caller parked while no daemon listened.
     FoundParked(ParkedCaller),
+    /// A waiting caller's media task ended with an error (a command the switch refused or
+    /// lost): it is started again shortly, where the caller is.
+    MediaFailed(CallId),
+    /// Start the media of a caller whose media failed again, if they still wait here.
+    MediaAgain(CallId),
     /// An audit found calls under way that the switch no longer has.
     CallsNotOnSwitch(recovery::NotOnSwitch),
     /// A round of media lease renewals is done.
@@ -130,6 +135,10 @@ enum Report {
         attempt: u32,
     },
 }
+
+/// How long after a caller's media failed it is started again: a moment for the hangup
+/// that may have caused it to arrive first.
+const MEDIA_RETRY: Duration = Duration::from_secs(1);
 
 /// How many times an agent's answer is recorded again after a Redis error (see
 /// [`store_retry_delay`]): about half a minute, which outlasts a Redis restart or failover.
@@ -600,6 +609,20 @@ impl<P: Pbx> Engine<P> {
             }
             Report::HangUpWhenBack(leg) => {
                 self.hang_up_when_back.insert(leg);
+                return;
+            }
+            Report::MediaFailed(channel) => {
+                let reports = self.reports_tx.clone();
+                self.tasks.spawn(async move {
+                    tokio::time::sleep(MEDIA_RETRY).await;
+                    let _ = reports.send(Report::MediaAgain(channel));
+                });
+                return;
+            }
+            Report::MediaAgain(channel) => {
+                if let Err(e) = self.restart_media(&channel).await {
+                    tracing::warn!(%channel, error = %e, "restarting a caller's media failed");
+                }
                 return;
             }
             Report::CallsNotOnSwitch(calls) => {

@@ -143,6 +143,33 @@ impl<P: Pbx> Engine<P> {
         Ok(())
     }
 
+    /// Start again the media of `channel`, a caller of this daemon's whose media task
+    /// failed, if they still wait and the switch is there (else the resync on reconnect
+    /// does).
+    pub(super) async fn restart_media(&mut self, channel: &CallId) -> Result<(), StoreError> {
+        if !*self.switch_up.borrow() || self.callers.get(channel).is_none_or(|m| m.is_running()) {
+            return Ok(());
+        }
+        let Some(media) = self.callers.remove(channel) else {
+            return Ok(());
+        };
+        let Ok(id) = EntryId::new(channel.as_str()) else {
+            return Ok(());
+        };
+        let Some(entry) = self.store.entry(&media.queue, &id).await? else {
+            return Ok(());
+        };
+        if !matches!(
+            entry.status,
+            EntryStatus::Waiting | EntryStatus::Offered { .. }
+        ) {
+            return Ok(());
+        }
+        tracing::info!(%channel, "a waiting caller's media failed; starting it again");
+        let queue = media.queue.clone();
+        self.take_over(&queue, vec![entry]).await
+    }
+
     /// Stop playing to every caller and hand their leases back, due at once for the
     /// daemons staying: for a drain. Returns how many callers were handed back.
     pub(super) async fn hand_back_media(&mut self) -> Result<usize, StoreError> {

@@ -80,6 +80,25 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether Redis could not be reached, or was restarting (loading its data, a cluster
+    /// failing over): trying again later may work, unlike a refused password or a bad URL.
+    pub fn is_transient(&self) -> bool {
+        let (Self::Connect { cause: e, .. } | Self::Redis(e)) = self else {
+            return false;
+        };
+        use redis::{ErrorKind, ServerErrorKind as S};
+        e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || matches!(
+                e.kind(),
+                ErrorKind::Server(S::BusyLoading | S::TryAgain | S::MasterDown | S::ClusterDown)
+            )
+    }
+}
+
 /// Count and say one unreadable record skipped (see [`Store::poison_records`]).
 fn skip_poison(poisoned: &AtomicU64, error: &StoreError) {
     poisoned.fetch_add(1, Ordering::Relaxed);

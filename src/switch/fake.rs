@@ -109,6 +109,8 @@ struct State {
     /// Calls that come up as soon as the next listing is taken (see
     /// [`FakePbx::up_after_next_listing`]).
     up_after_listing: Vec<CallId>,
+    /// Calls whose next playback times out (see [`FakePbx::time_out_next_play`]).
+    plays_timing_out: std::collections::HashSet<CallId>,
 }
 
 /// The fake switch: a cheap handle shared by the engine (as its [`Pbx`]) and the test.
@@ -311,6 +313,17 @@ impl FakePbx {
         self.lock().up_after_listing.push(call.clone());
     }
 
+    /// The stream playing on `call` reaches its end.
+    pub fn end_playback(&self, call: &CallId) {
+        let _ = self.on_call(call, FakeCall::stop_playing);
+    }
+
+    /// The next playback on `call` times out, as a command does on a slow switch whose
+    /// connection stays up.
+    pub fn time_out_next_play(&self, call: &CallId) {
+        self.lock().plays_timing_out.insert(call.clone());
+    }
+
     /// Whether the switch still has `call`, up or ringing.
     pub fn is_up(&self, call: &CallId) -> bool {
         let state = self.lock();
@@ -421,6 +434,10 @@ impl Pbx for FakePbx {
             call: call.clone(),
             media: media.to_string(),
         });
+        if self.lock().plays_timing_out.remove(call) {
+            let slow = crate::esl::Error::Timeout(Duration::from_secs(5));
+            return Err(SwitchError::Esl(slow));
+        }
         let before = self.on_call(call, |c| {
             let untaken = std::mem::take(&mut c.untaken);
             untaken.into_iter().find(|&d| c.terminators.contains(d))
