@@ -28,9 +28,13 @@
 //   by side: the same run, with the API and without, the one way to compare on a machine
 //   whose load drifts.
 //
+// - With `LOAD_WEBHOOK_MS=<ms>`, a webhook is sent every `connected` event (100 a second)
+//   and its receiver, on a thread of its own, answers each after that many ms; the
+//   daemon's deliverers run on its runtime, and the deliveries a second are reported.
+//
 // Knobs (environment): `LOAD_WARMUP_SECS` (default 10), `LOAD_WINDOW_SECS` (default 60),
 // `LOAD_LOCKSTEP=1` (every agent talks exactly `TALK`; see `TALK_SPREAD`), `LOAD_API_RPS`
-// (default 200; 0 leaves the API idle).
+// (default 200; 0 leaves the API idle), `LOAD_WEBHOOK_MS` (no webhook by default).
 // Targets are reported, never enforced: these machines are shared and noisy.
 
 use std::collections::HashMap;
@@ -90,13 +94,22 @@ fn main() {
     let sim_port = free_port();
     let api_port = free_port();
     let api_rps = env_secs("LOAD_API_RPS", 200);
+    let webhook = std::env::var("LOAD_WEBHOOK_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(|ms| SlowReceiver::start(Duration::from_millis(ms)));
     let scenario = write_scenario(warmup + window);
     let sim = SimProcess::start(sim_port, &scenario);
     let sim_started = Instant::now();
     let config = Arc::new(
         Config::parse(
             Path::new("queue_load.toml"),
-            &config_text(sim_port, &redis.url(), api_port),
+            &config_text(
+                sim_port,
+                &redis.url(),
+                api_port,
+                webhook.as_ref().map(|w| w.url.as_str()),
+            ),
         )
         .expect("bench config"),
     );
@@ -153,6 +166,7 @@ fn main() {
 
     eprintln!("queue_load: measuring for {window} s, the API loaded in two quarters of it");
     let api = ApiLoad::start(api_port, api_rps);
+    let hooks_before = webhook.as_ref().map_or(0, SlowReceiver::count);
     let mut quarters = vec![Snapshot::take(
         &harness, &mut info, &daemon, &observer, &sim,
     )];
@@ -165,6 +179,10 @@ fn main() {
     }
     api.set_on(false);
     let api_requests = api.stop();
+    let webhook_rate = webhook.as_ref().map(|w| {
+        let sent = w.count() - hooks_before;
+        (w.delay, sent as f64 / window as f64)
+    });
     let end = quarters.pop().expect("five snapshots");
     let start = quarters.remove(0);
     let mem_peak = memory();
@@ -231,6 +249,7 @@ fn main() {
         with_api: halves.1,
         api_rps,
         api_requests,
+        webhook_rate,
         latencies,
         stamped_latencies,
         mem_before,
@@ -257,8 +276,15 @@ fn agent_ext(i: usize) -> usize {
     1001 + i
 }
 
-fn config_text(sim_port: u16, redis_url: &str, api_port: u16) -> String {
-    let mut text = format!(
+fn config_text(sim_port: u16, redis_url: &str, api_port: u16, webhook: Option<&str>) -> String {
+    let hook = webhook.map_or(String::new(), |url| {
+        format!(
+            "[[webhooks]]\nname = \"load\"\nurl = \"{url}\"\nsecret = \"queue-load-webhook-secret\"\n\
+             events = [\"connected\"]\n"
+        )
+    });
+    let mut text = hook;
+    text += &format!(
         r#"
 [http]
 listen = "127.0.0.1:{api_port}"
@@ -521,13 +547,20 @@ impl Daemon {
                 .expect("API port");
             let state = ApiState::new(
                 engine.handle(),
-                store,
+                store.clone(),
                 config.clone(),
                 http.tokens.clone().into(),
                 Arc::new(SystemClock),
                 Arc::default(),
             );
             let api = tokio::spawn(callbackd::api::serve(listener, state, stop.clone()));
+            tokio::spawn(callbackd::webhooks::run(
+                store.clone(),
+                config.clone(),
+                Arc::new(SystemClock),
+                Arc::default(),
+                stop.clone(),
+            ));
             if let Err(e) = engine.run(deliveries, stop).await {
                 eprintln!("queue_load: the engine stopped: {e}");
             }
@@ -893,6 +926,8 @@ struct Report {
     with_api: Half,
     api_rps: u64,
     api_requests: Vec<ApiRequest>,
+    /// The slow receiver's delay and the deliveries a second it took, with a webhook.
+    webhook_rate: Option<(Duration, f64)>,
     /// Agent free → originate, by the observer's receive times (judged).
     latencies: Vec<u64>,
     /// The same by the simulator's event stamps (reported).
@@ -912,6 +947,52 @@ struct Half {
     daemon_share: f64,
     /// Redis round trips, commands and EVALSHAs per call connected.
     redis_per_call: [f64; 3],
+}
+
+/// A webhook receiver on a thread of its own that answers every delivery after `delay`.
+struct SlowReceiver {
+    url: String,
+    delay: Duration,
+    received: Arc<AtomicU64>,
+}
+
+impl SlowReceiver {
+    fn start(delay: Duration) -> Self {
+        let received = Arc::new(AtomicU64::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("receiver port");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let counted = received.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("receiver runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().route(
+                    "/hook",
+                    axum::routing::post(move || {
+                        let counted = counted.clone();
+                        async move {
+                            tokio::time::sleep(delay).await;
+                            counted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }),
+                );
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        Self {
+            url,
+            delay,
+            received,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
 }
 
 /// One request the API load sent.
@@ -1150,6 +1231,13 @@ fn report(r: &Report) {
                 "p99 < {API_P99_TARGET_MS}  {}",
                 verdict(p99 < API_P99_TARGET_MS)
             ),
+        );
+    }
+    if let Some((delay, rate)) = r.webhook_rate {
+        row(
+            &format!("webhook deliveries/s to a {} ms receiver", delay.as_millis()),
+            format!("{rate:.1}"),
+            &format!("{ARRIVALS_PER_SEC}/s made"),
         );
     }
     let (off, on) = (&r.without_api, &r.with_api);
