@@ -1235,7 +1235,10 @@ fn report(r: &Report) {
     }
     if let Some((delay, rate)) = r.webhook_rate {
         row(
-            &format!("webhook deliveries/s to a {} ms receiver", delay.as_millis()),
+            &format!(
+                "webhook deliveries/s to a {} ms receiver",
+                delay.as_millis()
+            ),
             format!("{rate:.1}"),
             &format!("{ARRIVALS_PER_SEC}/s made"),
         );

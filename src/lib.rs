@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   cli (clap commands, logs)        sim (the FreeSWITCH simulator, for demo and tests)
-//!    │
+//!    │    api (HTTP, SSE, /metrics) and webhooks (outbox deliveries) run beside the
+//!    │    engine: they read the store and steer through the EngineHandle
 //!    ▼
 //!   engine ── EngineHandle: commands in, domain events out (the bus, fed from the streams)
 //!    │   │
@@ -24,6 +25,7 @@
 //!                      estimates, the caller's menu, number entry, repeat callers
 //!   config ─────────── the operator's TOML file, validated into the model the others read
 //!   values, prompts ── checked values every layer shares; prompt files per language
+//!   latency ────────── latencies in fixed buckets, counted by the parts, read by /metrics
 //! ```
 //!
 //! Arrows point down only: the domain (`queue`, `callback`) reads no config file, socket or

@@ -878,4 +878,46 @@ mod tests {
         assert_eq!(line, Some(line_of(&text, "http://")));
         assert_eq!(key.as_deref(), Some("url"));
     }
+
+    #[test]
+    fn a_webhook_is_checked_and_defaults_to_the_ticket_moments() {
+        let config = parse(EXAMPLE).unwrap();
+        let hook = &config.webhooks[0];
+        assert_eq!(hook.name.as_str(), "helpdesk");
+        assert_eq!(hook.events, super::DEFAULT_WEBHOOK_EVENTS.to_vec());
+        assert_eq!(hook.timeout, Duration::from_secs(10));
+        assert_eq!(hook.retry_window, Duration::from_secs(86_400));
+        assert!(!format!("{hook:?}").contains("change-me-webhook"));
+        let url = "https://helpdesk.example.com/hooks/callbackd";
+        for (bad, key) in [
+            (format!("url = \"ftp://x\"\n"), "url"),
+            (format!("url = \"{url}\"\nsecret = \"short\"\n"), "secret"),
+            (
+                format!("url = \"{url}\"\nevents = [\"agent_state\"]\n"),
+                "events",
+            ),
+            (format!("url = \"{url}\"\nevents = []\n"), "events"),
+            (
+                format!("url = \"{url}\"\ntimeout_secs = 0\n"),
+                "timeout_secs",
+            ),
+            (
+                format!("url = \"{url}\"\nretry_window_secs = 1\n"),
+                "retry_window_secs",
+            ),
+        ] {
+            let text = EXAMPLE.replace(&format!("url = \"{url}\"\n"), &bad);
+            let text = if key == "secret" {
+                text.replace("secret = \"change-me-webhook-0123456789\"\n", "")
+            } else {
+                text
+            };
+            let (_, found, message) = error_at(&text);
+            assert_eq!(found.as_deref(), Some(key), "{bad}: {message}");
+        }
+        let twice = format!(
+            "{EXAMPLE}\n[[webhooks]]\nname = \"helpdesk\"\nurl = \"{url}\"\nsecret = \"another-secret-0123456\"\n"
+        );
+        assert_eq!(error_at(&twice).1.as_deref(), Some("name"));
+    }
 }
