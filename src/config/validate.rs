@@ -890,7 +890,7 @@ mod tests {
         assert!(!format!("{hook:?}").contains("change-me-webhook"));
         let url = "https://helpdesk.example.com/hooks/callbackd";
         for (bad, key) in [
-            (format!("url = \"ftp://x\"\n"), "url"),
+            ("url = \"ftp://x\"\n".to_owned(), "url"),
             (format!("url = \"{url}\"\nsecret = \"short\"\n"), "secret"),
             (
                 format!("url = \"{url}\"\nevents = [\"agent_state\"]\n"),
