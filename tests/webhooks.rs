@@ -416,3 +416,98 @@ async fn a_daemon_killed_mid_delivery_loses_nothing() {
     let _ = std::fs::remove_file(&file);
     daemon.stop().await;
 }
+
+/// Every ticket moment of the reference is delivered once, as the action it calls for:
+/// declined by every agent and expired open a ticket; a customer who did not answer is a
+/// comment on the ticket of their callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_ticket_moment_arrives_once_as_its_action() {
+    let (receiver, url) = Receiver::start().await;
+    let line = r#"
+[lines.callback]
+enabled = true
+offer_greeting = "/sounds/offer.wav"
+country = "DE"
+expiry_secs = 60
+"#;
+    let text = format!(
+        "{}\n[[webhooks]]\nname = \"helpdesk\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n",
+        config_with("", line)
+    );
+    let rig = Rig::start(
+        &text,
+        &[
+            ("user/1001", agent_pressing("1")),
+            ("user/1002", agent_pressing("2")),
+            (
+                "sofia/gateway/carrier/+4930555021",
+                callbackd::sim::Party::fails(callbackd::sim::Outcome::NoAnswer),
+            ),
+        ],
+    )
+    .await;
+    let mut daemon = rig.daemon("d1");
+    let handle = daemon.handle().await;
+    let stop = deliver(&rig);
+    outbox_open(&rig).await;
+    let (queue, line) = (
+        QueueName::new("support").unwrap(),
+        LineName::new("main").unwrap(),
+    );
+    let create = |number: &'static str| {
+        let (handle, queue, line) = (handle.clone(), queue.clone(), line.clone());
+        async move {
+            handle
+                .create_callback(queue, line, number, None)
+                .await
+                .unwrap()
+        }
+    };
+    // Bob, the only agent logged in, declines: every eligible agent did.
+    rig.set_agent("bob", AgentState::Available).await;
+    let declined = create("+4930555020").await;
+    rig.wait_for(EventKind::DeclinedByAll, 1).await;
+    rig.set_agent("bob", AgentState::Away).await;
+    // Alice accepts, and the customer does not answer.
+    rig.set_agent("alice", AgentState::Available).await;
+    let unanswered = create("+4930555021").await;
+    rig.wait_for(EventKind::AttemptFailed, 1).await;
+    rig.set_agent("alice", AgentState::Away).await;
+    // Nobody takes this one within its hour (a minute here).
+    let expired = create("+4930555022").await;
+    rig.wait_for_within(EventKind::Expired, 1, Duration::from_secs(60))
+        .await;
+    until("every moment is delivered", || async {
+        receiver.delivered("expired").len() == 1
+    })
+    .await;
+    let got = receiver.got();
+    let moments: Vec<(String, String, String)> = (got.iter())
+        .map(Received::json)
+        .map(|b| {
+            let s = |k: &str| b[k].as_str().unwrap_or_default().to_owned();
+            (s("callback_id"), s("kind"), s("action"))
+        })
+        .collect();
+    let of = |id: &callbackd::queue::EntryId, kind: &str, action: &str| {
+        (id.to_string(), kind.to_owned(), action.to_owned())
+    };
+    for moment in [
+        of(&declined, "declined_by_all", "open_ticket"),
+        of(&unanswered, "accepted", "open_ticket"),
+        of(&unanswered, "attempt_failed", "add_comment"),
+        of(&expired, "expired", "open_ticket"),
+    ] {
+        let n = moments.iter().filter(|m| **m == moment).count();
+        assert_eq!(n, 1, "{moment:?} in {moments:?}");
+    }
+    assert!(got.iter().all(Received::signed));
+    // The comment comes after the ticket it belongs to.
+    let at = |m: (String, String, String)| moments.iter().position(|x| *x == m);
+    assert!(
+        at(of(&unanswered, "accepted", "open_ticket"))
+            < at(of(&unanswered, "attempt_failed", "add_comment"))
+    );
+    drop(stop);
+    daemon.stop().await;
+}
