@@ -150,6 +150,14 @@ country = "DE"
     )
 }
 
+/// The rig's queue, and the line that feeds it.
+fn support() -> (QueueName, LineName) {
+    (
+        QueueName::new("support").unwrap(),
+        LineName::new("main").unwrap(),
+    )
+}
+
 /// Deliverers for the rig's config until the sender is dropped or set.
 fn deliver(rig: &Rig) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
@@ -200,8 +208,7 @@ async fn an_accepted_callback_arrives_once_signed_after_three_failures() {
     let handle = daemon.handle().await;
     let stop = deliver(&rig);
     outbox_open(&rig).await;
-    let queue = QueueName::new("support").unwrap();
-    let line = LineName::new("main").unwrap();
+    let (queue, line) = support();
     let id = handle
         .create_callback(queue, line, "+4930555001", None)
         .await
@@ -247,8 +254,7 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
     let handle = daemon.handle().await;
     let stop = deliver(&rig);
     outbox_open(&rig).await;
-    let queue = QueueName::new("support").unwrap();
-    let line = LineName::new("main").unwrap();
+    let (queue, line) = support();
     let id = handle
         .create_callback(queue.clone(), line, "+4930555002", None)
         .await
@@ -317,8 +323,7 @@ async fn two_daemons_never_send_one_event_at_once_and_keep_each_callback_in_orde
     let handle = daemon.handle().await;
     let (first, second) = (deliver(&rig), deliver(&rig));
     outbox_open(&rig).await;
-    let queue = QueueName::new("support").unwrap();
-    let line = LineName::new("main").unwrap();
+    let (queue, line) = support();
     let mut ids = Vec::new();
     for i in 0..20 {
         let number = format!("+49305551{i:03}");
@@ -387,8 +392,7 @@ async fn a_daemon_killed_mid_delivery_loses_nothing() {
     outbox_open(&rig).await;
     let mut daemon = rig.daemon("d0");
     let handle = daemon.handle().await;
-    let queue = QueueName::new("support").unwrap();
-    let line = LineName::new("main").unwrap();
+    let (queue, line) = support();
     let id = handle
         .create_callback(queue, line, "+4930555003", None)
         .await
@@ -450,10 +454,7 @@ expiry_secs = 60
     let handle = daemon.handle().await;
     let stop = deliver(&rig);
     outbox_open(&rig).await;
-    let (queue, line) = (
-        QueueName::new("support").unwrap(),
-        LineName::new("main").unwrap(),
-    );
+    let (queue, line) = support();
     let create = |number: &'static str| {
         let (handle, queue, line) = (handle.clone(), queue.clone(), line.clone());
         async move {
