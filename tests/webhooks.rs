@@ -160,12 +160,17 @@ fn support() -> (QueueName, LineName) {
 
 /// Deliverers for the rig's config until the sender is dropped or set.
 fn deliver(rig: &Rig) -> watch::Sender<bool> {
+    deliver_counting(rig, Arc::default())
+}
+
+/// [`deliver`], counting in `stats`.
+fn deliver_counting(rig: &Rig, stats: Arc<WebhookStats>) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(webhooks::run(
         rig.store.clone(),
         rig.config.clone(),
         Arc::new(ScaledClock::new(SCALE)),
-        Arc::new(WebhookStats::default()),
+        stats,
         stopped,
     ));
     stop
@@ -252,7 +257,8 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
     let rig = Rig::start(&config(&url, hook), &[]).await;
     let mut daemon = rig.daemon("d1");
     let handle = daemon.handle().await;
-    let stop = deliver(&rig);
+    let stats = Arc::new(WebhookStats::default());
+    let stop = deliver_counting(&rig, stats.clone());
     outbox_open(&rig).await;
     let (queue, line) = support();
     let id = handle
@@ -268,7 +274,7 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
         rig.config.clone(),
         rig.config.http.as_ref().unwrap().tokens.clone().into(),
         Arc::new(ScaledClock::new(SCALE)),
-        Arc::default(),
+        stats,
     );
     let (_api_stop, api_stopped) = watch::channel(false);
     tokio::spawn(callbackd::api::serve(listener, state, api_stopped));
@@ -291,10 +297,11 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
     receiver.down.store(false, Ordering::Relaxed);
     // Replayed from a shell.
     let event_id = dead["id"].as_str().unwrap().to_owned();
+    let cli_api = api.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
             .args(["webhooks", "replay", "helpdesk", "support", &event_id])
-            .args(["--api", &api, "--token", ADMIN])
+            .args(["--api", &cli_api, "--token", ADMIN])
             .output()
             .unwrap()
     })
@@ -309,6 +316,18 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
     let still_dead = rig.store.outbox_dead(&name, &queue).await.unwrap();
     assert!(still_dead.is_empty(), "{still_dead:?}");
     assert_eq!(receiver.got().len(), tries + 1);
+    // The figures say so.
+    let req = http.get(format!("{api}/metrics")).bearer_auth(ADMIN);
+    let text = req.send().await.unwrap().text().await.unwrap();
+    let failed = format!("callbackd_webhook_deliveries_total{{outcome=\"failed\"}} {tries}");
+    for line in [
+        "callbackd_webhook_deliveries_total{outcome=\"delivered\"} 1",
+        &failed,
+        "callbackd_webhook_dead_letters_total 1",
+        "callbackd_webhook_delivery_seconds_count ",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
     drop(stop);
     daemon.stop().await;
 }
