@@ -230,6 +230,7 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
         "callbackd_freeswitch_up 1",
         "callbackd_redis_up 1",
         "callbackd_resyncs_total 1",
+        "callbackd_event_gaps_total 0",
         "callbackd_engine_loop_lag_seconds ",
         "callbackd_dispatch_latency_seconds_count ",
     ];

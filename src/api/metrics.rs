@@ -109,6 +109,7 @@ pub struct Metrics {
     switch_lost: Counter,
     resyncs: Counter,
     switch_events: Counter,
+    event_gaps: Counter,
     loop_lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     webhooks: Arc<WebhookStats>,
     webhook_deliveries: Family<OutcomeOnly, Counter>,
@@ -231,6 +232,12 @@ impl Metrics {
             "Resyncs with the switch: after a (re)connect or an event gap",
             resyncs.clone(),
         );
+        let event_gaps = Counter::default();
+        registry.register(
+            "event_gaps",
+            "Times switch events were lost with the connection up (each one resyncs)",
+            event_gaps.clone(),
+        );
         let switch_events = Counter::default();
         registry.register(
             "switch_events",
@@ -252,6 +259,7 @@ impl Metrics {
             switch_lost,
             resyncs,
             switch_events,
+            event_gaps,
             loop_lag,
             carrying: std::sync::Mutex::new(()),
             callbacks,
@@ -393,6 +401,7 @@ pub async fn metrics(
     catch_up(&m.switch_lost, &stats.switch_lost);
     catch_up(&m.resyncs, &stats.resyncs);
     catch_up(&m.switch_events, &stats.switch_events);
+    catch_up(&m.event_gaps, &stats.event_gaps);
     let hooks = &m.webhooks;
     for (outcome, count) in [("delivered", &hooks.delivered), ("failed", &hooks.failed)] {
         catch_up(

@@ -86,6 +86,8 @@ pub struct EngineStats {
     pub resyncs: AtomicU64,
     /// Switch events read.
     pub switch_events: AtomicU64,
+    /// Times events were lost while the connection stayed up (each one resyncs).
+    pub event_gaps: AtomicU64,
     /// How late the last timer tick ran, µs: how far behind the loop is.
     pub loop_lag_us: AtomicU64,
     /// From the end of an agent's call to the originate of their next ring.
@@ -98,6 +100,7 @@ impl Default for EngineStats {
             switch_lost: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             switch_events: AtomicU64::new(0),
+            event_gaps: AtomicU64::new(0),
             loop_lag_us: AtomicU64::new(0),
             dispatch_latency: LatencyHistogram::new(DISPATCH_BUCKETS),
         }

@@ -430,6 +430,10 @@ impl<P: Pbx> Engine<P> {
                 Ok(()) => {}
             },
             Some(PbxEvent::Resync) => {
+                // With the connection up all along, events were lost on the way: a gap.
+                if *self.switch_up.borrow() {
+                    self.stats.event_gaps.fetch_add(1, Ordering::Relaxed);
+                }
                 self.switch_up.send_replace(true);
                 self.run_resync().await;
             }
