@@ -198,6 +198,7 @@ fn demo_runs_the_scenario_and_ends_by_itself() {
         "+4930555002    talked to bob",
         "called back at +4930555003 by alice",
         "callback to +49301234567 attempted, not answered",
+        "dashboard: http://",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod metrics;
 mod queues;
+mod ui;
 pub mod views;
 mod webhooks;
 
@@ -136,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -43,6 +43,9 @@ pub async fn list(
             waiting: state.store.waiting_count(&q.name).await?,
             callbacks_in_queue: stats.in_queue,
             callbacks_total: stats.total,
+            average_callback_wait_ms: stats
+                .average_wait
+                .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
         });
     }
     Ok(Json(out))

@@ -24,6 +24,10 @@ pub struct QueueSummary {
     pub callbacks_in_queue: u64,
     /// Callbacks requested since the queue's figures began.
     pub callbacks_total: u64,
+    /// The mean wait from a callback's request to its customer answering, ms; none before
+    /// one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_callback_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -205,6 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config.redis.redacted_url()
     );
     println!("  API on http://{http} (Authorization: Bearer {DEMO_TOKEN})");
+    println!("  dashboard: http://{http}/ui/#token={DEMO_TOKEN}");
     println!("  queue `support`: 6 callers; alice and bob are on calls when two callers press 2");
     println!("  to be called back. bob declines callbacks, carol (from 12 s) never answers.\n");
     // alice and bob start the shift; carol logs in a little later.
