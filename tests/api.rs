@@ -196,6 +196,15 @@ async fn a_callback_created_through_the_api_is_dialed_and_shows_its_history() {
     assert_eq!(entry["kind"], "callback");
     assert_eq!(entry["number"], "+*******001", "masked for the read role");
     assert_eq!(entry["position"], 1);
+    assert_eq!(queue["open_total"], 1);
+    let (status, body) = s.get(Some(READ), "/v1/queues/support?limit=0").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{body}"
+    );
+    let (_, one) = s.get(Some(READ), "/v1/queues/support?limit=1").await;
+    assert_eq!(one["entries"].as_array().unwrap().len(), 1);
     assert!(
         entry.get("estimated_wait_ms").is_none(),
         "no estimate before the queue has a pace: {entry}"

@@ -4,8 +4,10 @@
 //! Reads come from Redis, so they show every daemon's callers; state changes go through
 //! the engine handle, by the same rules as the phone's feature codes.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -51,20 +53,38 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// One queue live: its open entries in order and the agents who serve it.
+/// Entries one queue view shows by default, and at most.
+const VIEW_DEFAULT: usize = 100;
+const VIEW_MAX: usize = 1_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ViewParams {
+    /// How many of the first open entries to show (default 100, at most 1000): a long
+    /// queue's tail costs a read per entry, and nobody reads 2,000 rows.
+    limit: Option<usize>,
+}
+
+/// One queue live: its first open entries in order and the agents who serve it.
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues",
-    params(("queue" = String, Path)),
+    params(("queue" = String, Path), ViewParams),
     responses((status = 200, body = QueueView), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(
     State(state): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
+    params: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<QueueView>, ApiError> {
+    let Query(params) = params?;
     let queue = queue_named(&state, &name)?;
+    let limit = params.limit.unwrap_or(VIEW_DEFAULT);
+    if !(1..=VIEW_MAX).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit: 1 to {VIEW_MAX}")));
+    }
     let now = state.clock.now();
-    let (entries, pace) = tokio::try_join!(
-        state.store.open_entries(&queue),
+    let ((entries, open_total), pace) = tokio::try_join!(
+        state.store.first_open_entries(&queue, limit),
         state.store.recent_pace(&queue, PACE_SAMPLES)
     )?;
     let mut place = 0;
@@ -89,6 +109,7 @@ pub async fn show(
     Ok(Json(QueueView {
         name: queue.to_string(),
         entries,
+        open_total,
         agents,
     }))
 }

@@ -33,8 +33,12 @@ pub struct QueueSummary {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueView {
     pub name: String,
-    /// Every open entry, oldest first: the order agents are offered them.
+    /// The first open entries (the view's `limit`), oldest first: the order agents are
+    /// offered them.
     pub entries: Vec<EntryView>,
+    /// How many entries are open in all (waiting, ringing, being dialed, waiting for a
+    /// retry), shown or not.
+    pub open_total: u64,
     /// The agents who serve the queue.
     pub agents: Vec<AgentView>,
 }

@@ -238,6 +238,24 @@ impl Store {
             .await
     }
 
+    /// The first `limit` open entries, oldest first, and how many there are: a view of a
+    /// long queue reads only what it shows.
+    pub async fn first_open_entries(
+        &self,
+        queue: &QueueName,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, u64)> {
+        let open = self.keys.open(queue);
+        let count = async {
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&open)
+                .query_async(&mut self.conn())
+                .await?;
+            Ok(n)
+        };
+        tokio::try_join!(self.entries_in(queue, &open, None, limit), count)
+    }
+
     /// The open entries that are not waiting (offered to agents, dialing a customer,
     /// waiting for a retry): few however long the queue, so an audit may read them often.
     pub async fn held_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
