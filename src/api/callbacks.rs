@@ -1,9 +1,9 @@
 //! Callbacks: listed with filters and a cursor, shown with every event of their life,
 //! created (by the phone menu's number rules) and canceled through the engine handle.
 //!
-//! The list walks the queues' event streams back from the cursor for `requested` events
-//! and reads each callback's entry, so it shows closed callbacks too while Redis keeps
-//! them (a day) and costs nothing while nobody asks.
+//! The list walks the queues' request streams (one `requested` record per callback) back
+//! from the cursor and reads each callback's entry, so it shows closed callbacks too while
+//! Redis keeps them (a day), and a page costs a few reads however busy the queues are.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -87,7 +87,7 @@ pub async fn list(
         for q in &queues {
             let events = state
                 .store
-                .events_before(q, before.as_deref(), READ_BATCH)
+                .requests_before(q, before.as_deref(), READ_BATCH)
                 .await?;
             batch.extend(events.into_iter().map(|e| (q.clone(), e)));
         }

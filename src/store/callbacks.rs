@@ -131,7 +131,8 @@ impl Store {
             .key(self.keys.events(queue))
             .key(self.keys.callback_stats(queue))
             .key(self.keys.callback_number(queue, number.or(stored.as_ref())))
-            .key(self.keys.withdrawals(queue));
+            .key(self.keys.withdrawals(queue))
+            .key(self.keys.requests(queue));
         if let Some(also) = also {
             inv.key(self.keys.entry(queue, also));
         }

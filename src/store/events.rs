@@ -92,16 +92,16 @@ impl Store {
         }
     }
 
-    /// Up to `count` events of a queue's stream, newest first, before the stream id
-    /// `before` (`None`: from the newest).
-    pub async fn events_before(
+    /// Up to `count` of the queue's callback requests (`requested` events naming only the
+    /// entry and when) before the stream id `before` (`None` for the newest), newest first.
+    pub async fn requests_before(
         &self,
         queue: &QueueName,
         before: Option<&str>,
         count: usize,
     ) -> Result<Vec<StoredEvent>> {
         let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
-        self.range(&self.keys.events(queue), "XREVRANGE", &end, "-", count)
+        self.range(&self.keys.requests(queue), "XREVRANGE", &end, "-", count)
             .await
     }
 

@@ -86,6 +86,11 @@ impl Keys {
         self.queue_key(queue, "events")
     }
 
+    /// Stream of the queue's callback requests (entry, at): what a callback list walks.
+    pub(crate) fn requests(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "requests")
+    }
+
     /// One part of webhook `hook`'s outbox for the queue (see `outbox`): `cursor` (the last
     /// stream id taken), `items` (hash by stream id), `due` (sorted set by next attempt),
     /// `order` (lexical set of `<entry>|<id>`, each callback's items in order), `dead`.

@@ -12,13 +12,13 @@ if e.status == '' then return {'unknown'} end
 if e.kind == 'callback' and e.status == 'dialing' then return {'dialing'} end
 local refused = expect_withdrawable()
 if refused then return {refused} end
-local live = redis.call('HMGET', KEYS[9], 'kind', 'status', 'position')
+local live = redis.call('HMGET', KEYS[10], 'kind', 'status', 'position')
 if live[1] ~= 'live' or (live[2] ~= 'waiting' and live[2] ~= 'offered') then
   return {'caller_gone'}
 end
 local out = close('callback_canceled_by_caller', 'live_entry', ARGV[4])
 local position = ms(math.min(tonumber(live[3]), tonumber(e.position)))
-redis.call('HSET', KEYS[9], 'position', position)
+redis.call('HSET', KEYS[10], 'position', position)
 redis.call('ZADD', KEYS[3], position, ARGV[4])
 -- A ringing entry goes back to the waiting set at its (new) position if its agents miss.
 if live[2] == 'waiting' then redis.call('ZADD', KEYS[2], position, ARGV[4]) end

@@ -1,6 +1,6 @@
 -- Helpers for the callback scripts, which share one key layout.
 -- KEYS: entry, waiting, open, timers, events, callback stats, the number's dedup key,
--- withdrawals, then each script's own. ARGV: id, now, retention (s), then each script's own.
+-- withdrawals, requests, then each script's own. ARGV: id, now, retention (s), then each script's own.
 -- Comes after the names prelude Rust writes (`TIMER`, `OPENS_TICKET`, see `scripts.rs`).
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
@@ -54,6 +54,10 @@ local function requested(source, expires_at, ...)
   redis.call('HINCRBY', KEYS[6], 'total', 1)
   redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
   event('requested', 'source', source, 'expires_at', expires_at, ...)
+  -- The queue's requests alone, newest last: what a callback list walks, instead of
+  -- every event of the queue.
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', '100000', '*', 'event', 'requested',
+    'entry', id, 'at', now)
 end
 -- The open callback holding this number's place in the queue, if any.
 local function open_callback()
