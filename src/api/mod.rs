@@ -59,6 +59,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Fed from the event bus by [`metrics::Metrics::follow`].
     pub metrics: Arc<metrics::Metrics>,
+    /// The latest read behind each queue view, shared by views asked close together.
+    views: Arc<queues::ViewCache>,
 }
 
 impl ApiState {
@@ -72,6 +74,7 @@ impl ApiState {
     ) -> Self {
         Self {
             metrics: Arc::new(metrics::Metrics::new(handle.stats(), webhooks)),
+            views: Arc::default(),
             handle,
             store,
             config,

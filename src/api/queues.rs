@@ -4,6 +4,10 @@
 //! Reads come from Redis, so they show every daemon's callers; state changes go through
 //! the engine handle, by the same rules as the phone's feature codes.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -13,7 +17,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::views::{AgentView, EntryView, NewAgentState, QueueSummary, QueueView, StateChanged};
 use super::{ApiJson, ApiState};
-use crate::queue::{AgentId, AgentState, EntryStatus, QueueName, PACE_SAMPLES};
+use crate::queue::{Agent, AgentId, AgentState, Entry, EntryStatus, QueueName, PACE_SAMPLES};
 use crate::store::StateSource;
 
 pub(super) fn queue_named(state: &ApiState, name: &str) -> Result<QueueName, ApiError> {
@@ -53,6 +57,39 @@ pub async fn list(
     Ok(Json(out))
 }
 
+/// How old the read behind a queue view may be: dashboards asking many times a second
+/// share one read of Redis instead of a read each. (The dashboard waits longer than this
+/// after an event before it asks, so what it shows always includes the event.)
+const VIEW_FRESH: Duration = Duration::from_millis(200);
+
+/// One read of a queue for its views, shared by those asked within [`VIEW_FRESH`].
+struct QueueRead {
+    at: Instant,
+    entries: Vec<Entry>,
+    open_total: u64,
+    pace: Option<Duration>,
+    agents: Vec<Agent>,
+}
+
+/// The latest read per queue and view size.
+#[derive(Default)]
+pub struct ViewCache(Mutex<HashMap<(QueueName, usize), Arc<QueueRead>>>);
+
+impl ViewCache {
+    fn fresh(&self, key: &(QueueName, usize)) -> Option<Arc<QueueRead>> {
+        let reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        reads
+            .get(key)
+            .filter(|r| r.at.elapsed() < VIEW_FRESH)
+            .cloned()
+    }
+
+    fn keep(&self, key: (QueueName, usize), read: Arc<QueueRead>) {
+        let mut reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        reads.insert(key, read);
+    }
+}
+
 /// Entries one queue view shows by default, and at most.
 const VIEW_DEFAULT: usize = 100;
 const VIEW_MAX: usize = 1_000;
@@ -83,33 +120,46 @@ pub async fn show(
         return Err(ApiError::invalid(format!("limit: 1 to {VIEW_MAX}")));
     }
     let now = state.clock.now();
-    let ((entries, open_total), pace) = tokio::try_join!(
-        state.store.first_open_entries(&queue, limit),
-        state.store.recent_pace(&queue, PACE_SAMPLES)
-    )?;
+    let key = (queue.clone(), limit);
+    let read = match state.views.fresh(&key) {
+        Some(read) => read,
+        None => {
+            let ((entries, open_total), pace, agents) = tokio::try_join!(
+                state.store.first_open_entries(&queue, limit),
+                state.store.recent_pace(&queue, PACE_SAMPLES),
+                state.store.agents(now),
+            )?;
+            let read = Arc::new(QueueRead {
+                at: Instant::now(),
+                entries,
+                open_total,
+                pace,
+                agents,
+            });
+            state.views.keep(key, read.clone());
+            read
+        }
+    };
     let mut place = 0;
-    let entries = entries
+    let entries = read
+        .entries
         .iter()
         .map(|e| {
             let position = matches!(e.status, EntryStatus::Waiting).then(|| {
                 place += 1;
                 place
             });
-            EntryView::of(e, position, pace, now, &caller.0)
+            EntryView::of(e, position, read.pace, now, &caller.0)
         })
         .collect();
-    let agents = state
-        .store
-        .agents(now)
-        .await?
-        .iter()
+    let agents = (read.agents.iter())
         .filter(|a| a.serves.iter().any(|s| s.queue == queue))
         .map(AgentView::of)
         .collect();
     Ok(Json(QueueView {
         name: queue.to_string(),
         entries,
-        open_total,
+        open_total: read.open_total,
         agents,
     }))
 }

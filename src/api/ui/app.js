@@ -165,10 +165,11 @@ async function refresh() {
   list.replaceChildren(...summaries.map((q, i) => renderQueue(q, views[i])));
 }
 
-// Many events come in bursts: one refresh for a burst.
+// Many events come in bursts: one refresh for a burst. It waits longer than the server
+// keeps a queue's read for its views (200 ms), so it reads what the event changed.
 function refreshSoon() {
   if (refreshing) return;
-  refreshing = setTimeout(() => { refreshing = null; refresh().catch(showError); }, 200);
+  refreshing = setTimeout(() => { refreshing = null; refresh().catch(showError); }, 300);
 }
 
 function setLive(key) {
