@@ -10,8 +10,7 @@ mod engine;
 
 use std::time::Duration;
 
-use callbackd::api::{self, ApiState};
-use callbackd::queue::{AgentState, ScaledClock};
+use callbackd::queue::AgentState;
 use callbackd::sim::Party;
 use callbackd::store::EventKind;
 use engine::{agent_pressing, config_with, customer_answers, Daemon, Rig};
@@ -54,18 +53,7 @@ async fn serve(parties: &[(&str, Party)]) -> Served {
     let rig = Rig::start(&config(), parties).await;
     let mut daemon = rig.daemon("d1");
     let handle = daemon.handle().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = ApiState::new(
-        handle,
-        rig.store.clone(),
-        rig.config.clone(),
-        rig.config.http.as_ref().unwrap().tokens.clone().into(),
-        std::sync::Arc::new(ScaledClock::new(engine::SCALE)),
-        std::sync::Arc::default(),
-    );
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(api::serve(listener, state, stopped));
+    let (base, stop) = rig.serve_api(handle, std::sync::Arc::default()).await;
     Served {
         rig,
         daemon,

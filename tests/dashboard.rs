@@ -14,12 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbackd::api::{self, ApiState};
-use callbackd::queue::{AgentState, ScaledClock};
+use callbackd::queue::AgentState;
 use callbackd::sim::Caller;
-use engine::{config_with, own_number_confirmed, until_some, Rig, SCALE};
+use engine::{config_with, own_number_confirmed, until_some, Rig};
 use fantoccini::{Client, ClientBuilder, Locator};
-use tokio::sync::watch;
 
 const ADMIN: &str = "admin-token-for-the-dashboard-01";
 const OFFER: &str = "/sounds/offer.wav";
@@ -108,18 +106,7 @@ async fn a_caller_turns_into_a_callback_on_the_live_dashboard() {
     rig.set_agent("alice", AgentState::Away).await;
     let mut daemon = rig.daemon("d1");
     let handle = daemon.handle().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = ApiState::new(
-        handle,
-        rig.store.clone(),
-        rig.config.clone(),
-        rig.config.http.as_ref().unwrap().tokens.clone().into(),
-        Arc::new(ScaledClock::new(SCALE)),
-        Arc::default(),
-    );
-    let (_stop, stopped) = watch::channel(false);
-    tokio::spawn(api::serve(listener, state, stopped));
+    let (base, _stop) = rig.serve_api(handle, Arc::default()).await;
 
     let browser = driver.browser().await;
     browser

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use callbackd::api::ApiState;
 use callbackd::queue::{AgentState, LineName, QueueName, ScaledClock, WebhookName};
 use callbackd::store::EventKind;
 use callbackd::webhooks::{self, WebhookStats, SIGNATURE_HEADER};
@@ -266,18 +265,7 @@ async fn a_receiver_down_past_the_window_gets_its_event_by_a_replay() {
         .await
         .unwrap();
     // The dead letters as an operator sees them: through the API.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = format!("http://{}", listener.local_addr().unwrap());
-    let state = ApiState::new(
-        handle.clone(),
-        rig.store.clone(),
-        rig.config.clone(),
-        rig.config.http.as_ref().unwrap().tokens.clone().into(),
-        Arc::new(ScaledClock::new(SCALE)),
-        stats,
-    );
-    let (_api_stop, api_stopped) = watch::channel(false);
-    tokio::spawn(callbackd::api::serve(listener, state, api_stopped));
+    let (api, _api_stop) = rig.serve_api(handle.clone(), stats).await;
     let http = reqwest::Client::new();
     let dead = engine::until_some("the event is a dead letter", || async {
         let req = http

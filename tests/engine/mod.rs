@@ -157,6 +157,34 @@ impl Rig {
         }
     }
 
+    /// Serve the HTTP API of the config's `[http]` for `handle` on a loopback port, with
+    /// webhook figures from `webhooks`: its base URL, and the sender that stops it.
+    pub async fn serve_api(
+        &self,
+        handle: EngineHandle,
+        webhooks: Arc<callbackd::webhooks::WebhookStats>,
+    ) -> (String, watch::Sender<bool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = callbackd::api::ApiState::new(
+            handle,
+            self.store.clone(),
+            self.config.clone(),
+            self.config
+                .http
+                .as_ref()
+                .expect("[http]")
+                .tokens
+                .clone()
+                .into(),
+            Arc::new(self.clock.clone()),
+            webhooks,
+        );
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(callbackd::api::serve(listener, state, stopped));
+        (base, stop)
+    }
+
     /// Now on the clock the daemons and the simulator share.
     pub fn now(&self) -> callbackd::queue::Timestamp {
         callbackd::queue::Clock::now(&self.clock)
