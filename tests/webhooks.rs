@@ -429,8 +429,8 @@ async fn a_daemon_killed_mid_delivery_loses_nothing() {
 }
 
 /// Every ticket moment of the reference is delivered once, as the action it calls for:
-/// declined by every agent and expired open a ticket; a customer who did not answer is a
-/// comment on the ticket of their callback.
+/// declined by every agent, accepted, expired and an ignored duplicate open a ticket; a
+/// customer who did not answer is a comment on the ticket of their callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_ticket_moment_arrives_once_as_its_action() {
     let (receiver, url) = Receiver::start().await;
@@ -485,8 +485,21 @@ expiry_secs = 60
     let expired = create("+4930555022").await;
     rig.wait_for_within(EventKind::Expired, 1, Duration::from_secs(60))
         .await;
+    // A caller asks for a callback to a number that has one pending: ignored, and a ticket
+    // says so (the reference's "one ticket per call").
+    let pending = create("+4930555023").await;
+    rig.call(
+        callbackd::sim::Caller::number("+4930555024")
+            .press_when("/sounds/offer.wav", Duration::from_secs(1), "2")
+            .press_when("menu-other-number", Duration::from_millis(500), "2")
+            .press_when("enter-number", Duration::from_millis(500), "004930555023#")
+            .press_when("confirm-options", Duration::from_secs(1), "1"),
+    );
+    let duplicate = rig.wait_for(EventKind::DuplicateIgnored, 1).await;
+    let duplicate = callbackd::queue::EntryId::new(engine::field(&duplicate[0], "entry")).unwrap();
     until("every moment is delivered", || async {
         receiver.delivered("expired").len() == 1
+            && receiver.delivered("duplicate_ignored").len() == 1
     })
     .await;
     let got = receiver.got();
@@ -505,11 +518,19 @@ expiry_secs = 60
         of(&unanswered, "accepted", "open_ticket"),
         of(&unanswered, "attempt_failed", "add_comment"),
         of(&expired, "expired", "open_ticket"),
+        of(&duplicate, "duplicate_ignored", "open_ticket"),
     ] {
         let n = moments.iter().filter(|m| **m == moment).count();
         assert_eq!(n, 1, "{moment:?} in {moments:?}");
     }
     assert!(got.iter().all(Received::signed));
+    // The duplicate's ticket names the callback it duplicates, and says why in words.
+    let dup = receiver.delivered("duplicate_ignored")[0].json();
+    assert_eq!(dup["cause"], pending.as_str());
+    assert!(dup["comment"]
+        .as_str()
+        .unwrap()
+        .contains("already in the queue"));
     // The comment comes after the ticket it belongs to.
     let at = |m: (String, String, String)| moments.iter().position(|x| *x == m);
     assert!(
