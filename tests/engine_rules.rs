@@ -18,7 +18,8 @@ use std::time::Duration;
 use callbackd::config::Config;
 use callbackd::engine::{Engine, EngineError, EngineHandle, EngineOptions};
 use callbackd::queue::{
-    AgentId, AgentState, Clock, Entry, EntryStatus, LineName, ManualClock, QueueName, Timestamp,
+    AgentId, AgentState, Clock, Entry, EntryId, EntryStatus, LineName, ManualClock, QueueName,
+    Timestamp,
 };
 use callbackd::store::{EventKind, StateSource, Store, StoredEvent};
 use callbackd::switch::fake::{FakePbx, Op};
@@ -93,6 +94,12 @@ impl Rules {
     async fn agent_state(&self, agent: &str) -> AgentState {
         let agent = self.store.agent(&agent_id(agent), self.clock.now()).await;
         agent.unwrap().unwrap().state
+    }
+
+    /// The entry whose offer `agent` is booked for, if any.
+    async fn booked(&self, agent: &str) -> Option<EntryId> {
+        let agent = self.store.agent(&agent_id(agent), self.clock.now()).await;
+        agent.unwrap().unwrap().booked
     }
 
     /// A caller dialed line `main`, whose dialplan parks them in queue `support`.
@@ -417,13 +424,7 @@ async fn an_agent_whose_decline_cannot_hang_up_is_freed_only_once_the_leg_is_gon
     })
     .await;
     assert!(rules.fake.is_up(&leg));
-    let booked = || async {
-        let alice = rules
-            .store
-            .agent(&agent_id("alice"), rules.clock.now())
-            .await;
-        alice.unwrap().unwrap().booked
-    };
+    let booked = || rules.booked("alice");
     assert!(
         booked().await.is_some(),
         "alice is bookable while on the leg"
@@ -544,11 +545,7 @@ async fn an_agent_whose_ring_was_cut_off_stays_booked_until_the_leg_is_gone() {
         !rules.events_of(EventKind::AgentNoAnswer).await.is_empty()
     })
     .await;
-    let alice = rules
-        .store
-        .agent(&agent_id("alice"), rules.clock.now())
-        .await;
-    let booked = alice.unwrap().unwrap().booked;
+    let booked = rules.booked("alice").await;
     assert!(booked.is_some(), "alice is free while her phone may ring");
     // The switch is back: the leg is found ringing and hung up, and its end frees alice.
     rules.fake.reconnect().await;
@@ -635,11 +632,7 @@ async fn an_agent_rung_for_a_caller_who_hangs_up_stays_booked_until_the_ring_is_
         !rules.events_of(EventKind::Abandoned).await.is_empty()
     })
     .await;
-    let alice = rules
-        .store
-        .agent(&agent_id("alice"), rules.clock.now())
-        .await;
-    let booked = alice.unwrap().unwrap().booked;
+    let booked = rules.booked("alice").await;
     assert!(booked.is_some(), "alice is free while her phone rings");
     let second = rules.caller("+4930555002").await;
     // The switch takes hang-ups again: the ring left up is ended, and its end frees alice.

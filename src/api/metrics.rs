@@ -394,30 +394,28 @@ pub async fn metrics(
         .carrying
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let catch_up = |counter: &Counter, now: &std::sync::atomic::AtomicU64| {
-        let now = now.load(std::sync::atomic::Ordering::Relaxed);
+    let catch_up = |counter: &Counter, now: u64| {
         counter.inc_by(now.saturating_sub(counter.get()));
     };
-    catch_up(&m.switch_lost, &stats.switch_lost);
-    catch_up(&m.resyncs, &stats.resyncs);
-    catch_up(&m.switch_events, &stats.switch_events);
-    catch_up(&m.event_gaps, &stats.event_gaps);
+    let read = |count: &AtomicU64| count.load(Ordering::Relaxed);
+    catch_up(&m.switch_lost, read(&stats.switch_lost));
+    catch_up(&m.resyncs, read(&stats.resyncs));
+    catch_up(&m.switch_events, read(&stats.switch_events));
+    catch_up(&m.event_gaps, read(&stats.event_gaps));
     let hooks = &m.webhooks;
     for (outcome, count) in [("delivered", &hooks.delivered), ("failed", &hooks.failed)] {
         catch_up(
             &m.webhook_deliveries.get_or_create(&OutcomeOnly {
                 outcome: outcome.into(),
             }),
-            count,
+            read(count),
         );
     }
-    let retried = AtomicU64::new(
-        (hooks.failed.load(Ordering::Relaxed)).saturating_sub(hooks.dead.load(Ordering::Relaxed)),
-    );
-    catch_up(&m.webhook_retries, &retried);
-    catch_up(&m.webhook_dead, &hooks.dead);
+    let retried = read(&hooks.failed).saturating_sub(read(&hooks.dead));
+    catch_up(&m.webhook_retries, retried);
+    catch_up(&m.webhook_dead, read(&hooks.dead));
     drop(carrying);
-    let lag_us = stats.loop_lag_us.load(std::sync::atomic::Ordering::Relaxed);
+    let lag_us = read(&stats.loop_lag_us);
     m.loop_lag.set(lag_us as f64 / 1e6);
     m.poison_records
         .set(gauge_value(state.store.poison_records()));

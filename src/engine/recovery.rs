@@ -173,8 +173,8 @@ impl<P: Pbx> Engine<P> {
         if unlisted.is_empty() {
             return;
         }
-        let listed = match self.switch.calls().await {
-            Ok(rows) => rows,
+        let listed: HashSet<CallId> = match self.switch.calls().await {
+            Ok(rows) => rows.into_iter().map(|row| row.id).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list channels; callers gone are closed at the next resync");
                 return;
@@ -184,7 +184,7 @@ impl<P: Pbx> Engine<P> {
             let EntryKind::LiveCaller { channel } = &entry.kind else {
                 continue;
             };
-            if !listed.iter().any(|row| row.id == *channel) {
+            if !listed.contains(channel) {
                 self.caller_vanished(&entry).await;
             }
         }

@@ -390,9 +390,9 @@ impl Store {
 
     /// `agent` answered the offer of the live caller `entry` (event `connected`): the entry
     /// leaves the queue and the agent is `on_call`; other agents of a ring-all offer stay
-    /// booked until their legs are gone. Of two agents answering a ring-all offer together, the second gets
-    /// [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call for the same
-    /// agent is harmless, so it may be retried after a Redis error.
+    /// booked until their legs are gone. Of two agents answering a ring-all offer together,
+    /// the second gets [`QueueError::NotOfferedTo`]: hang up their leg. Repeating the call
+    /// for the same agent is harmless, so it may be retried after a Redis error.
     pub async fn connected(
         &self,
         queue: &QueueName,

@@ -19,7 +19,7 @@ pub use payload::{Payload, SCHEMA};
 
 use crate::config::{Config, WebhookConfig};
 use crate::latency::{LatencyHistogram, DELIVERY_BUCKETS};
-use crate::queue::{Clock, EntryId, QueueName};
+use crate::queue::{Clock, EntryId, LineName, QueueName};
 use crate::store::{DeliveryFailed, OutboxItem, Store, StoreError};
 
 /// The first retry's delay; each failure doubles it, up to [`MAX_RETRY_DELAY`].
@@ -174,18 +174,15 @@ impl Deliverer {
 
     /// Send `item` once: `Err` says why it did not arrive.
     async fn deliver(&self, item: &OutboxItem) -> Result<(), String> {
-        let body = self.body(item).await;
-        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let payload = self.payload(item).await;
+        let body = serde_json::to_vec(&payload).map_err(|e| e.to_string())?;
         let unix = self.clock.now().as_millis() / 1000;
         let started = std::time::Instant::now();
         let sent = (self.http)
             .post(self.hook.url.clone())
             .timeout(self.hook.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                "idempotency-key",
-                format!("{}:{}", item.queue, item.event.id),
-            )
+            .header("idempotency-key", &payload.idempotency_key)
             .header("x-callbackd-event", item.event.kind.as_str())
             .header(SIGNATURE_HEADER, signature(&self.hook.secret, unix, &body))
             .body(body)
@@ -201,16 +198,15 @@ impl Deliverer {
     }
 
     /// The payload of `item`, with the caller's recorded name when they left one.
-    async fn body(&self, item: &OutboxItem) -> Payload {
+    async fn payload(&self, item: &OutboxItem) -> Payload {
         let entry = item.event.field("entry").and_then(|e| EntryId::new(e).ok());
         let name = match entry {
             Some(entry) => (self.store.caller_name(&self.queue, &entry).await).unwrap_or(None),
             None => None,
         };
-        let line = item
-            .event
-            .field("line")
-            .and_then(|l| (self.config.lines.iter()).find(|c| c.name.as_str() == l));
+        let line = (item.event.field("line"))
+            .and_then(|l| LineName::new(l).ok())
+            .and_then(|l| self.config.line(&l));
         let language = line.map_or("en", |l| l.language.as_str());
         Payload::of(item, name, language)
     }
