@@ -31,7 +31,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable: `unauthorized`, `forbidden`, `not_found`, `invalid_request`, `bad_number`,
-    /// `duplicate`, `conflict`, `draining`, `unavailable`, `internal`.
+    /// `duplicate`, `conflict`, `taken`, `draining`, `unavailable`, `internal`.
     pub code: String,
     pub message: String,
     /// The callback already pending, for `duplicate`.
@@ -134,8 +134,16 @@ impl From<CommandError> for ApiError {
             },
             CommandError::NotAnswered { .. }
             | CommandError::AlreadyAnswered { .. }
-            | CommandError::OtherDaemon { .. } => {
+            | CommandError::OtherDaemon { .. }
+            | CommandError::AgentNotFree { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            CommandError::Taken { .. } => Self::new(StatusCode::CONFLICT, "taken", message),
+            CommandError::NotServing { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            CommandError::SwitchDown => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
         }
     }

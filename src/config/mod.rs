@@ -314,6 +314,19 @@ impl RetryPolicy {
     }
 }
 
+/// How a line's callbacks reach the agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentMode {
+    /// Routed like a caller: the agent's phone rings, they hear whom they would call and
+    /// press 1 or 2.
+    #[default]
+    Phone,
+    /// Shown in the console of every eligible agent at once; the first to click Call has
+    /// their phone rung, then the customer dialed, with no whisper to decide on.
+    Console,
+}
+
 /// A line's `[lines.callback]` table: whether and how its callers are offered a callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackSettings {
@@ -323,6 +336,8 @@ pub struct CallbackSettings {
     /// A request not dialed within this time from its creation is closed.
     pub expiry: Duration,
     pub retry: RetryPolicy,
+    /// How a due callback reaches the agents.
+    pub agent_mode: AgentMode,
     /// With an IVR in front the offer greeting is skipped; 2 still works while waiting.
     pub ivr_in_front: bool,
     /// After confirming, the caller says their name; the agent hears it before dialing.

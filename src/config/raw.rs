@@ -5,7 +5,7 @@ use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{LogFormat, RetryCause};
+use super::{AgentMode, LogFormat, RetryCause};
 use crate::queue::{AgentId, LineName, QueueName, Strategy, WebhookName};
 use crate::switch::{DialString, DialTemplate, Extension, MediaDir, MediaSource, PhoneNumber};
 
@@ -195,10 +195,8 @@ pub(super) struct RawCallback {
     pub(super) expiry_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) retry: RawRetry,
-    /// Files written when a second mode was planned may still say `agent_mode = "phone"`,
-    /// the only way callbacks are put through (the agent first); nothing reads it.
-    #[serde(rename = "agent_mode")]
-    pub(super) _agent_mode: Option<AgentMode>,
+    #[serde(default)]
+    pub(super) agent_mode: AgentMode,
     #[serde(default)]
     pub(super) ivr_in_front: bool,
     #[serde(default)]
@@ -213,13 +211,6 @@ pub(super) struct RawCallback {
     pub(super) country: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) dialing_policy: RawDialingPolicy,
-}
-
-/// The one value `agent_mode` may have.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum AgentMode {
-    Phone,
 }
 
 #[derive(Deserialize, Default)]
@@ -274,9 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn agent_mode_phone_is_still_accepted() {
-        let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"phone\"");
-        assert!(super::super::tests::parse(&text).is_ok());
+    fn agent_mode_is_phone_or_console() {
+        use super::super::AgentMode;
+        for (mode, want) in [("phone", AgentMode::Phone), ("console", AgentMode::Console)] {
+            let text = GOOD.replace(
+                "enabled = true",
+                &format!("enabled = true\nagent_mode = \"{mode}\""),
+            );
+            let config = super::super::tests::parse(&text).unwrap();
+            assert_eq!(config.lines[0].callback.agent_mode, want);
+        }
         let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"web\"");
         let (line, key, _) = error_at(&text);
         assert_eq!(line, Some(line_of(&text, "agent_mode")));

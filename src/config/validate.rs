@@ -669,6 +669,7 @@ impl RawLine {
                         .on
                         .unwrap_or_else(|| vec![RetryCause::NoAnswer, RetryCause::Busy]),
                 },
+                agent_mode: cb.agent_mode,
                 ivr_in_front: cb.ivr_in_front,
                 record_name: cb.record_name,
                 menu_tries: tries(src, "menu_tries", cb.menu_tries.as_ref())?,

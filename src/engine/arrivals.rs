@@ -7,7 +7,7 @@
 use super::caller::{self, CallbackPlan, CallerTask, MediaPlan};
 use super::{Engine, EngineOptions};
 use crate::callback::{MenuSettings, NumberRules};
-use crate::config::{Config, LineConfig, NoAgentPolicy, QueueConfig};
+use crate::config::{AgentMode, Config, LineConfig, NoAgentPolicy, QueueConfig};
 use crate::prompts::PromptSet;
 use crate::queue::{AgentState, Entry, EntryId, EntryKind, QueueName};
 use crate::store::StoreError;
@@ -217,6 +217,7 @@ impl<P: Pbx> Engine<P> {
                 .clone()
                 .unwrap_or_else(|| prompts.file("confirmation")),
             expiry: settings.expiry,
+            in_console: settings.agent_mode == AgentMode::Console,
             prompts,
         })
     }

@@ -1,8 +1,9 @@
 //! The agent's side of a callback: whisper whom they are calling, take 1 or 2, dial the
 //! customer from the line's caller ID with ringback to the agent, bridge on answer.
 //!
-//! Agent first: the customer is dialed only once an agent is on the line and said yes, so
-//! no customer ever answers to nobody. Each step is written to Redis before the next
+//! Agent first: the customer is dialed only once an agent is on the line and said yes (on
+//! the whisper, or by clicking Call in their console before their phone rang), so no
+//! customer ever answers to nobody. Each step is written to Redis before the next
 //! command goes to FreeSWITCH.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +92,8 @@ pub struct AgentCallback<P: Pbx> {
     pub answers: mpsc::Receiver<OutsideAnswer>,
     /// The agent's leg could not be hung up (the switch was out of reach).
     pub leg_left_up: AtomicBool,
+    /// They took it from their console (clicked Call): their answer is given, no whisper.
+    pub taken_from_console: bool,
 }
 
 impl<P: Pbx> AgentCallback<P> {
@@ -98,7 +101,12 @@ impl<P: Pbx> AgentCallback<P> {
     /// not be (it could not be hung up). Errors are logged: the store's timers recover
     /// whatever a failure leaves half done.
     pub async fn run(mut self) -> Option<CallId> {
-        let decision = match self.whisper().await {
+        let heard = if self.taken_from_console {
+            Ok(Decision::Accepted(None))
+        } else {
+            self.whisper().await
+        };
+        let decision = match heard {
             Ok(decision) => decision,
             Err(e) => {
                 tracing::info!(entry = %self.entry, agent = %self.agent, error = %e,

@@ -96,6 +96,8 @@ pub struct CallbackPlan {
     pub own_number: Option<PhoneNumber>,
     pub confirmation: MediaSource,
     pub expiry: Duration,
+    /// The request waits in the agents' consoles (the line's `agent_mode`).
+    pub in_console: bool,
     /// Where the caller's name goes, on lines that ask for it.
     pub name_recording: Option<MediaSource>,
     /// The line's prompts (its language).
@@ -539,6 +541,7 @@ impl<P: Pbx> Media<P> {
                 number,
                 now,
                 now.plus(callback.expiry),
+                callback.in_console,
             )
             .await;
         match requested {

@@ -9,8 +9,11 @@ use super::arrivals::number_rules;
 use super::callback::{Answer, OutsideAnswer};
 use super::handle::{Command, CommandError};
 use super::Engine;
-use crate::queue::{AgentId, Entry, EntryId, LineName, QueueName, Timestamp};
-use crate::store::{CallbackCreated, DomainEvent, EventKind, EventStream, StoreError};
+use crate::config::AgentMode;
+use crate::queue::{AgentId, Entry, EntryId, LineName, Offer, QueueName, Timestamp};
+use crate::store::{
+    CallbackCreated, DomainEvent, EventKind, EventStream, OfferOutcome, StoreError,
+};
 use crate::switch::Pbx;
 
 impl<P: Pbx> Engine<P> {
@@ -66,6 +69,24 @@ impl<P: Pbx> Engine<P> {
             } => {
                 self.answer_callback(queue, entry, agent, answer, reply)
                     .await
+            }
+            Command::TakeFromConsole {
+                queue,
+                entry,
+                agent,
+                reply,
+            } => {
+                let taken = self.take_from_console(&queue, &entry, &agent).await;
+                let _ = reply.send(taken);
+            }
+            Command::DeclineInConsole {
+                queue,
+                entry,
+                agent,
+                reply,
+            } => {
+                let declined = self.decline_in_console(&queue, &entry, &agent).await;
+                let _ = reply.send(declined);
             }
             Command::Drain { reply } => {
                 if !self.is_draining() {
@@ -158,7 +179,13 @@ impl<P: Pbx> Engine<P> {
         let entry = Entry::callback(queue, line, number, now, from);
         match self
             .store
-            .create_callback(&entry, now, expires_at, not_before)
+            .create_callback(
+                &entry,
+                now,
+                expires_at,
+                not_before,
+                line_config.callback.agent_mode == AgentMode::Console,
+            )
             .await?
         {
             CallbackCreated::Created => {}
@@ -220,6 +247,94 @@ impl<P: Pbx> Engine<P> {
             ),
         };
         let _ = reply.send(answered);
+    }
+
+    /// An agent takes a callback from their console
+    /// ([`super::EngineHandle::take_from_console`]): booked and offered to them alone in
+    /// the store's atomic step, then their phone rings as for any offer.
+    async fn take_from_console(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<(), CommandError> {
+        if self.is_draining() {
+            return Err(CommandError::Draining);
+        }
+        if !*self.switch_up.borrow() {
+            return Err(CommandError::SwitchDown);
+        }
+        let ring_time = self.config.queue(queue).map(|q| q.ring_time);
+        let serves = self
+            .config
+            .agent(agent)
+            .is_some_and(|a| a.queues.iter().any(|s| s.queue == *queue));
+        let (Some(ring_time), true) = (ring_time, serves) else {
+            return Err(CommandError::NotServing {
+                agent: agent.clone(),
+                queue: queue.clone(),
+            });
+        };
+        let Some(found) = self.store.entry(queue, entry).await? else {
+            return Err(CommandError::Taken {
+                entry: entry.clone(),
+            });
+        };
+        let now = self.clock.now();
+        let offer = Offer {
+            entry: entry.clone(),
+            queue: queue.clone(),
+            agents: vec![agent.clone()],
+            ahead: Vec::new(),
+        };
+        match self
+            .store
+            .take_from_console(queue, entry, agent, now, ring_time)
+            .await?
+        {
+            OfferOutcome::Offered => {
+                tracing::info!(%queue, %entry, %agent, "callback taken from the console");
+                self.ring(&found, &offer);
+                for leg in self.legs.values_mut() {
+                    if leg.entry == *entry && leg.agent == *agent {
+                        leg.from_console = true;
+                    }
+                }
+                self.routing.queues_changed();
+                Ok(())
+            }
+            OfferOutcome::AgentNotFree(_) => Err(CommandError::AgentNotFree {
+                agent: agent.clone(),
+            }),
+            OfferOutcome::EntryNotWaiting | OfferOutcome::EntryNotFirst => {
+                Err(CommandError::Taken {
+                    entry: entry.clone(),
+                })
+            }
+            // A hold-off after a missed ring: another agent takes it meanwhile.
+            OfferOutcome::HeldOff(_) => Err(CommandError::AgentNotFree {
+                agent: agent.clone(),
+            }),
+        }
+    }
+
+    /// An agent declines a callback in their console
+    /// ([`super::EngineHandle::decline_in_console`]).
+    async fn decline_in_console(
+        &mut self,
+        queue: &QueueName,
+        entry: &EntryId,
+        agent: &AgentId,
+    ) -> Result<bool, CommandError> {
+        let eligible = self.eligible(queue).await?;
+        let now = self.clock.now();
+        let by_all = self
+            .store
+            .console_declined(queue, entry, agent, now, &eligible)
+            .await?;
+        tracing::info!(%queue, %entry, %agent, declined_by_all = by_all,
+            "callback declined in the console");
+        Ok(by_all)
     }
 
     /// Decline, for its agent, a callback whose phone still rings, as their whisper task

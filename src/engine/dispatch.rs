@@ -358,6 +358,7 @@ fn agent_call(
         },
         answered: false,
         answers: None,
+        from_console: false,
     };
     Some((call, leg))
 }

@@ -75,6 +75,19 @@ pub enum CommandError {
     /// that phone or speak for the agent in its whisper, so ask its handle.
     #[error("another daemon rings agent {agent} for {entry}")]
     OtherDaemon { entry: EntryId, agent: AgentId },
+    /// Another agent took the callback from their console first (or it left the queue
+    /// meanwhile).
+    #[error("callback {entry} was taken by another agent or left the queue")]
+    Taken { entry: EntryId },
+    /// The agent is not free to take a callback now (on a call, ringing, away).
+    #[error("agent {agent} is not free to take a callback")]
+    AgentNotFree { agent: AgentId },
+    /// The agent does not serve the callback's queue.
+    #[error("agent {agent} does not serve queue {queue}")]
+    NotServing { agent: AgentId, queue: QueueName },
+    /// The switch is out of reach: no phone can ring now.
+    #[error("the switch is out of reach")]
+    SwitchDown,
 }
 
 /// What the engine counts about itself, for `/metrics`.
@@ -137,6 +150,18 @@ pub(super) enum Command {
     },
     Drain {
         reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    TakeFromConsole {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    DeclineInConsole {
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+        reply: oneshot::Sender<Result<bool, CommandError>>,
     },
 }
 
@@ -276,6 +301,43 @@ impl EngineHandle {
             entry,
             agent,
             answer,
+            reply,
+        })
+        .await?
+    }
+
+    /// `agent` clicked Call on callback `entry` in their console: the first agent to do so
+    /// wins it (across daemons); their phone rings, and once they answer the customer is
+    /// dialed, with no whisper to decide on. Answered once the offer is made and the
+    /// phone rings; a callback someone else took is [`CommandError::Taken`].
+    pub async fn take_from_console(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<(), CommandError> {
+        self.ask(|reply| Command::TakeFromConsole {
+            queue,
+            entry,
+            agent,
+            reply,
+        })
+        .await?
+    }
+
+    /// `agent` clicked Decline on callback `entry` in their console: it leaves their list
+    /// and stays in the others'; true when every eligible agent has now declined it and it
+    /// closed (`declined_by_all`).
+    pub async fn decline_in_console(
+        &self,
+        queue: QueueName,
+        entry: EntryId,
+        agent: AgentId,
+    ) -> Result<bool, CommandError> {
+        self.ask(|reply| Command::DeclineInConsole {
+            queue,
+            entry,
+            agent,
             reply,
         })
         .await?

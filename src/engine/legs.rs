@@ -382,8 +382,10 @@ impl<P: Pbx> Engine<P> {
         };
         let eligible = self.eligible(queue).await?;
         let (answers_tx, answers) = mpsc::channel(1);
+        let mut taken_from_console = false;
         if let Some(info) = self.legs.get_mut(&leg) {
             info.answers = Some(answers_tx);
+            taken_from_console = info.from_console;
         }
         let task = AgentCallback {
             switch: self.switch.clone(),
@@ -404,6 +406,7 @@ impl<P: Pbx> Engine<P> {
             decline_hold_off: self.decline_hold_off(queue),
             answers,
             leg_left_up: std::sync::atomic::AtomicBool::new(false),
+            taken_from_console,
         };
         let reports = self.reports_tx.clone();
         self.tasks.spawn(async move {

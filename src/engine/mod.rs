@@ -162,6 +162,8 @@ struct AgentLeg {
     /// While the agent hears a callback's whisper: its task's door for an answer given for
     /// them from outside ([`EngineHandle::accept_callback`]), closed once they answered.
     answers: Option<mpsc::Sender<callback::OutsideAnswer>>,
+    /// Rung because the agent clicked Call in their console: no whisper once they answer.
+    from_console: bool,
 }
 
 /// Settings that are not in the config file: who this daemon is and where prompts live.

@@ -70,6 +70,7 @@ impl FoundLeg {
             caller: None,
             answered: true,
             answers: None,
+            from_console: false,
         }
     }
 }

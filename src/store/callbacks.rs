@@ -85,7 +85,7 @@ impl Store {
     /// Run a callback script with the key layout they share (see `scripts::CALLBACK`).
     /// `number` is read from the entry when not given: it never changes once set, so
     /// reading it before the script is safe, and the script checks the key it names.
-    async fn callback_script<R: Reply>(
+    pub(super) async fn callback_script<R: Reply>(
         &self,
         script: &Lua,
         queue: &QueueName,
@@ -167,6 +167,8 @@ impl Store {
             (Refusal::NotLive, _) => status("a live caller"),
             (Refusal::NotOpen, _) => status("waiting or offered"),
             (Refusal::NotOffered, _) => status("offered"),
+            (Refusal::NotConsole, _) => status("a callback of a console line"),
+            (Refusal::NotWaiting, _) => status("waiting"),
             (Refusal::NotDialing, _) => status("dialing"),
             (Refusal::NotConnected, _) => status("connected"),
             (Refusal::NoCallback, _) => {
@@ -188,7 +190,8 @@ impl Store {
     /// When the number already has an open callback in this queue, the caller's entry is
     /// closed instead (event `duplicate_ignored`); agents ringing for it are stopped by the
     /// daemons ringing them, which follow its withdrawal.
-    /// Repeating a request that succeeded changes nothing.
+    /// Repeating a request that succeeded changes nothing. A callback `in_console` waits
+    /// for an agent to take it from their console instead of being routed.
     pub async fn request_callback(
         &self,
         queue: &QueueName,
@@ -196,6 +199,7 @@ impl Store {
         number: &PhoneNumber,
         now: Timestamp,
         expires_at: Timestamp,
+        in_console: bool,
     ) -> Result<CallbackRequested> {
         let expires = expires_at.as_millis().to_string();
         let reply = self
@@ -205,7 +209,7 @@ impl Store {
                 entry,
                 Some(number),
                 now,
-                &[number.as_str(), &expires],
+                &[number.as_str(), &expires, console_flag(in_console)],
             )
             .await?;
         match reply {
@@ -227,12 +231,14 @@ impl Store {
     /// waiting set at that time. When the number already has an open callback in this
     /// queue (what [`Store::pending_callback`] reads), nothing is created; the check and the
     /// creation are one step, so daemons asked at once create one callback between them.
+    /// One `in_console` waits for an agent to take it from their console.
     pub async fn create_callback(
         &self,
         entry: &Entry,
         now: Timestamp,
         expires_at: Timestamp,
         not_before: Option<Timestamp>,
+        in_console: bool,
     ) -> Result<CallbackCreated> {
         let EntryKind::Callback(request) = &entry.kind else {
             return Err(QueueError::EntryStatus {
@@ -248,6 +254,9 @@ impl Store {
         for (field, value) in &fields {
             args.push(field);
             args.push(value);
+        }
+        if in_console {
+            args.extend(["console", console_flag(true)]);
         }
         let reply = self
             .callback_script(
@@ -780,5 +789,14 @@ mod tests {
             offer_refusal(Some(&callback), &alice),
             Some(Refusal::NotCallback)
         );
+    }
+}
+
+/// The `console` field of a callback: '1' when agents take it from their consoles.
+fn console_flag(in_console: bool) -> &'static str {
+    if in_console {
+        "1"
+    } else {
+        ""
     }
 }

@@ -169,10 +169,30 @@ impl Store {
         records::entry_from(&key, &fields).map(Some)
     }
 
-    /// The first `limit` waiting entries of a queue, oldest first: what routing reads.
+    /// The first `limit` waiting entries of a queue that routing offers, oldest first:
+    /// what it reads. Callbacks waiting in agents' consoles are left out.
     pub async fn waiting_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
-        self.entries_in(queue, &self.keys.waiting(queue), None, limit)
-            .await
+        self.entries_in(
+            queue,
+            &self.keys.waiting(queue),
+            None,
+            limit,
+            Filter::Routed,
+        )
+        .await
+    }
+
+    /// The first `limit` callbacks waiting in agents' consoles (of console lines), oldest
+    /// first.
+    pub async fn console_entries(&self, queue: &QueueName, limit: usize) -> Result<Vec<Entry>> {
+        self.entries_in(
+            queue,
+            &self.keys.waiting(queue),
+            None,
+            limit,
+            Filter::Console,
+        )
+        .await
     }
 
     /// How many entries wait in a queue (not counting those ringing an agent).
@@ -234,7 +254,7 @@ impl Store {
     /// Every open entry (waiting or ringing an agent), oldest first: what a restarted daemon
     /// reconciles with the channels FreeSWITCH still has.
     pub async fn open_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
-        self.entries_in(queue, &self.keys.open(queue), None, usize::MAX)
+        self.entries_in(queue, &self.keys.open(queue), None, usize::MAX, Filter::All)
             .await
     }
 
@@ -253,15 +273,24 @@ impl Store {
                 .await?;
             Ok(n)
         };
-        tokio::try_join!(self.entries_in(queue, &open, None, limit), count)
+        tokio::try_join!(
+            self.entries_in(queue, &open, None, limit, Filter::All),
+            count
+        )
     }
 
     /// The open entries that are not waiting (offered to agents, dialing a customer,
     /// waiting for a retry): few however long the queue, so an audit may read them often.
     pub async fn held_entries(&self, queue: &QueueName) -> Result<Vec<Entry>> {
         let waiting = self.keys.waiting(queue);
-        self.entries_in(queue, &self.keys.open(queue), Some(&waiting), usize::MAX)
-            .await
+        self.entries_in(
+            queue,
+            &self.keys.open(queue),
+            Some(&waiting),
+            usize::MAX,
+            Filter::All,
+        )
+        .await
     }
 
     /// The first `limit` entries of one of a queue's sorted sets of entry ids, less those
@@ -272,27 +301,80 @@ impl Store {
         set: &str,
         left_out: Option<&str>,
         limit: usize,
+        filter: Filter,
     ) -> Result<Vec<Entry>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let prefix = self.keys.entry_prefix(queue);
-        let mut invocation = self.scripts.entries_in.key(set);
-        if let Some(left_out) = left_out {
-            invocation.key(left_out);
-        }
-        let replies: Vec<Vec<String>> = invocation
-            .arg(&prefix)
-            .arg(isize::try_from(limit - 1).unwrap_or(-1))
-            .data(&mut self.conn())
+        let replies = self
+            .entry_hashes_of(set, left_out, limit, filter, &prefix)
             .await?;
-        // An id whose hash expired is a leftover, not an entry.
-        let replies = replies.into_iter().filter(|flat| !flat.is_empty());
         Ok(records::from_hashes(
             replies,
             &prefix,
             records::entry_from,
             |e| self.skip_poison(e),
         ))
+    }
+}
+
+impl Store {
+    /// The hashes of the first `limit` entries of `set` that `filter` keeps (see
+    /// `entries_in.lua`), in one round trip.
+    pub(super) async fn entry_hashes(
+        &self,
+        queue: &QueueName,
+        set: &str,
+        limit: usize,
+        filter: Filter,
+    ) -> Result<Vec<Vec<String>>> {
+        let prefix = self.keys.entry_prefix(queue);
+        self.entry_hashes_of(set, None, limit, filter, &prefix)
+            .await
+    }
+
+    async fn entry_hashes_of(
+        &self,
+        set: &str,
+        left_out: Option<&str>,
+        limit: usize,
+        filter: Filter,
+        prefix: &str,
+    ) -> Result<Vec<Vec<String>>> {
+        let mut invocation = self.scripts.entries_in.key(set);
+        if let Some(left_out) = left_out {
+            invocation.key(left_out);
+        }
+        let replies: Vec<Vec<String>> = invocation
+            .arg(prefix)
+            .arg(isize::try_from(limit.saturating_sub(1)).unwrap_or(-1))
+            .arg(filter.as_arg())
+            .data(&mut self.conn())
+            .await?;
+        // An id whose hash expired is a leftover, not an entry.
+        Ok(replies
+            .into_iter()
+            .filter(|flat| !flat.is_empty())
+            .collect())
+    }
+}
+
+/// Which of a set's entries a read returns: callbacks of console lines wait among the
+/// others but are taken from the agents' consoles, not routed.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Filter {
+    All,
+    Routed,
+    Console,
+}
+
+impl Filter {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Self::All => "",
+            Self::Routed => "skip",
+            Self::Console => "only",
+        }
     }
 }

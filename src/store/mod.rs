@@ -14,6 +14,7 @@
 mod agents;
 mod callbacks;
 mod connection;
+mod console;
 mod entries;
 mod events;
 mod feed;
@@ -39,6 +40,7 @@ pub use callbacks::{
     CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
 };
 use connection::{Backend, Connection};
+pub use console::{ConsoleCallback, CONSOLE_LIMIT};
 pub use feed::{DomainEvent, EventFeed, EventStream, FeedSinks};
 use keys::Keys;
 pub use offers::{Answered, MissRules, NoAnswerCause, OfferFailed, OfferOutcome};

@@ -112,6 +112,15 @@ pub struct OfferFailed {
     pub agent_set_away: bool,
 }
 
+/// How an offer takes its entry.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Claim {
+    /// Routed: only if no entry the plan did not see is ahead of it.
+    InOrder,
+    /// An agent took a console line's callback from their console, wherever it stands.
+    FromConsole,
+}
+
 impl Store {
     /// Book the offer's agents and claim its entry (event `offered`), or change nothing.
     /// `ring_time` is the queue's: bookings and the offer-timeout timer last that long
@@ -124,7 +133,8 @@ impl Store {
         now: Timestamp,
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
-        self.offer_to(offer, now, ring_time, None).await
+        self.offer_to(offer, now, ring_time, None, Claim::InOrder)
+            .await
     }
 
     /// [`Store::offer`] to agents whose call just ended (among `ended`): those still on
@@ -138,15 +148,17 @@ impl Store {
         now: Timestamp,
         ring_time: Duration,
     ) -> Result<OfferOutcome> {
-        self.offer_to(offer, now, ring_time, Some(ended)).await
+        self.offer_to(offer, now, ring_time, Some(ended), Claim::InOrder)
+            .await
     }
 
-    async fn offer_to(
+    pub(super) async fn offer_to(
         &self,
         offer: &Offer,
         now: Timestamp,
         ring_time: Duration,
         calls_ending: Option<&[EndedCall]>,
+        claim: Claim,
     ) -> Result<OfferOutcome> {
         let until = now.plus(ring_time + OFFER_GRACE);
         let timeout = Timer::OfferTimeout {
@@ -155,7 +167,7 @@ impl Store {
         };
         let (booked, claimed) = tokio::join!(
             self.book_agents(offer, now, until, calls_ending),
-            self.claim_entry(offer, &timeout, now, until)
+            self.claim_entry(offer, &timeout, now, until, claim)
         );
         let (booked, claimed) = (booked?, claimed?);
         match (booked, claimed) {
@@ -164,10 +176,10 @@ impl Store {
                 self.release_agents(&offer.entry, &offer.agents).await?;
                 Ok(refused)
             }
-            (refused, claim) => {
-                if claim.is_none() {
-                    self.withdraw_offer(offer, &timeout, now).await?;
-                }
+            // The entry's refusal says more: it is what no other agent could change.
+            (_, Some(refused)) => Ok(refused),
+            (refused, None) => {
+                self.withdraw_offer(offer, &timeout, now).await?;
                 match refused {
                     replies::BookAgents::Busy(agent) => Ok(OfferOutcome::AgentNotFree(agent)),
                     _ => Err(StoreError::UnknownAgent(
@@ -214,10 +226,19 @@ impl Store {
         timeout: &Timer,
         now: Timestamp,
         until: Timestamp,
+        how: Claim,
     ) -> Result<Option<OfferOutcome>> {
-        let known: Vec<&str> = offer.ahead.iter().map(EntryId::as_str).collect();
+        let known = match how {
+            Claim::InOrder => offer
+                .ahead
+                .iter()
+                .map(EntryId::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            Claim::FromConsole => "*".to_owned(),
+        };
         let mut claim = self.offer_script(&self.scripts.claim_entry, offer, timeout, now);
-        claim.arg(until.as_millis()).arg(known.join(","));
+        claim.arg(until.as_millis()).arg(known);
         for agent in &offer.agents {
             claim.arg(agent.as_str());
         }

@@ -64,10 +64,14 @@ pub(crate) enum Refusal {
     NoCallback,
     /// `callback`: a callback, which a hangup or max wait does not close.
     IsCallback,
+    /// `not_console`: not a callback of a console line.
+    NotConsole,
+    /// `not_waiting`: not waiting (an agent took it, or it is waiting for a retry).
+    NotWaiting,
 }
 
 impl Refusal {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 12] = [
         Self::UnknownEntry,
         Self::NotCallback,
         Self::NotLive,
@@ -78,6 +82,8 @@ impl Refusal {
         Self::NotConnected,
         Self::NoCallback,
         Self::IsCallback,
+        Self::NotConsole,
+        Self::NotWaiting,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -92,6 +98,8 @@ impl Refusal {
             Self::NotConnected => "not_connected",
             Self::NoCallback => "no_callback",
             Self::IsCallback => "callback",
+            Self::NotConsole => "not_console",
+            Self::NotWaiting => "not_waiting",
         }
     }
 
@@ -398,6 +406,26 @@ impl Reply for CallbackDecline {
             (w, []) if w == "declined_by_all" => Some(Self::DeclinedByAll),
             (word, []) => Refusal::parse(script, word).map(Self::Refused),
             _ => None,
+        }
+    }
+}
+
+/// `console_decline`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ConsoleDecline {
+    /// It waits on in the other agents' consoles.
+    Waiting,
+    /// Every eligible agent declined: it is closed.
+    DeclinedByAll,
+    Refused(Refused),
+}
+
+impl Reply for ConsoleDecline {
+    fn parse(script: &'static str, words: &[String]) -> Option<Self> {
+        match one(words)? {
+            "waiting" => Some(Self::Waiting),
+            "declined_by_all" => Some(Self::DeclinedByAll),
+            word => Refusal::parse(script, word).map(Self::Refused),
         }
     }
 }

@@ -15,18 +15,9 @@ for _, a in ipairs(split(e.offered_to)) do
   if a == agent then found = true else rest[#rest + 1] = a end
 end
 if not found then return {'not_offered_to'} end
-local declined = {}
-for _, a in ipairs(split(e.declined)) do declined[a] = true end
-if not declined[agent] then
-  if e.declined == '' then e.declined = agent else e.declined = e.declined .. ',' .. agent end
-  declined[agent] = true
-end
 e.offered_to = table.concat(rest, ',')
-redis.call('HSET', KEYS[1], 'offered_to', e.offered_to, 'declined', e.declined)
-event('declined', 'agent', agent)
-local all = #ARGV >= 7
-for i = 7, #ARGV do if not declined[ARGV[i]] then all = false end end
-if all then
+redis.call('HSET', KEYS[1], 'offered_to', e.offered_to)
+if declined_by(agent, 7) then
   close('declined_by_all', 'agent', agent)
   return {'declined_by_all'}
 end

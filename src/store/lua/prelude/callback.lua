@@ -5,7 +5,7 @@
 local id, now, retention = ARGV[1], ARGV[2], ARGV[3]
 local f = {'status', 'kind', 'queue', 'line', 'position', 'number', 'offered_to', 'held_off',
   'declined', 'requested_at', 'expires_at', 'dialing_agent', 'dialing_since', 'attempts',
-  'connected_at', 'connected_agent'}
+  'connected_at', 'connected_agent', 'console'}
 local e = {}
 -- Reads the entry into `e`; a script that writes a new entry whole reads it again after.
 local function read_entry()
@@ -83,4 +83,19 @@ local function expect_dialing(agent)
   if e.status ~= 'dialing' then return 'not_dialing' end
   if e.dialing_agent ~= agent then return 'not_offered_to' end
   return nil
+end
+-- `agent` declined the callback (event `declined`, with `...`): they are recorded in
+-- `declined`. Whether every eligible agent (ARGV from `first` on) has declined it now.
+local function declined_by(agent, first, ...)
+  local declined = {}
+  for _, a in ipairs(split(e.declined)) do declined[a] = true end
+  if not declined[agent] then
+    if e.declined == '' then e.declined = agent else e.declined = e.declined .. ',' .. agent end
+    declined[agent] = true
+  end
+  redis.call('HSET', KEYS[1], 'declined', e.declined)
+  event('declined', 'agent', agent, ...)
+  local all = #ARGV >= first
+  for i = first, #ARGV do if not declined[ARGV[i]] then all = false end end
+  return all
 end
