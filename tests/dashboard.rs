@@ -1,11 +1,14 @@
-//! The dashboard in a real headless browser: Debian's Chromium driven over WebDriver
-//! (`chromium-driver`), against a daemon on the simulator and a real Redis, its API and
-//! page served on a loopback port.
+//! The dashboard and the agent console in a real headless browser: Debian's Chromium
+//! driven over WebDriver (`chromium-driver`), against daemons on the simulator and a real
+//! Redis, their API and pages served on loopback ports.
 //!
 //! A caller appears in the live list, presses 2 and turns into a callback there, without a
-//! reload; the page keeps its figures and its words in the chosen language. A screenshot of
-//! the scripted state is kept under `target/screenshots/` and checked against the reviewed
-//! one in `tests/screenshots/` loosely (its size), so a change in what people see shows.
+//! reload; the page keeps its figures and its words in the chosen language. On a console
+//! line, two agents see the callback in their consoles (each on a daemon of its own); one
+//! clicks Call, it vanishes from the other's, and the simulator bridges the first agent
+//! to the customer. Screenshots of the scripted states are kept under
+//! `target/screenshots/` and checked against the reviewed ones in `tests/screenshots/`
+//! loosely (their size), so a change in what people see shows.
 
 mod common;
 mod engine;
@@ -16,25 +19,36 @@ use std::time::Duration;
 
 use callbackd::queue::AgentState;
 use callbackd::sim::Caller;
-use engine::{config_with, own_number_confirmed, until_some, Rig};
+use engine::{config_with, customer_answers, own_number_confirmed, until_some, Rig};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const ADMIN: &str = "admin-token-for-the-dashboard-01";
+const ALICE: &str = "agent-token-for-alice-console-01";
+const BOB: &str = "agent-token-for-bob-console-0001";
 const OFFER: &str = "/sounds/offer.wav";
 
 fn config() -> String {
+    config_in_mode("phone")
+}
+
+/// The line in `agent_mode`, with an admin's token and alice's and bob's.
+fn config_in_mode(agent_mode: &str) -> String {
     let line = format!(
         r#"
 [lines.callback]
 enabled = true
+agent_mode = "{agent_mode}"
 offer_greeting = "{OFFER}"
 country = "DE"
 "#
     );
-    format!(
-        "{}\n[http]\n[[http.tokens]]\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n",
-        config_with("", &line)
-    )
+    let mut text = format!("{}\n[http]\n", config_with("", &line));
+    for (token, role) in [(ADMIN, "admin"), (ALICE, "agent:alice"), (BOB, "agent:bob")] {
+        text.push_str(&format!(
+            "[[http.tokens]]\ntoken = \"{token}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    text
 }
 
 /// `chromedriver` on a free port, stopped with the test.
@@ -147,17 +161,108 @@ async fn a_caller_turns_into_a_callback_on_the_live_dashboard() {
     select.select_by_value("en").await.unwrap();
     text_when(&browser, ".entries tr.callback", |t| t.contains("callback")).await;
 
+    screenshot(&browser, "dashboard").await;
+    browser.close().await.unwrap();
+    daemon.stop().await;
+}
+
+/// Keep what `browser` shows as `target/screenshots/<name>.png`, and check it loosely
+/// against the reviewed `tests/screenshots/<name>.png`.
+async fn screenshot(browser: &Client, name: &str) {
     let shot = browser.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("dashboard.png"), &shot).unwrap();
-    let reviewed = std::fs::read("tests/screenshots/dashboard.png").unwrap();
+    let taken = dir.join(format!("{name}.png"));
+    std::fs::write(&taken, &shot).unwrap();
+    let reviewed = std::fs::read(format!("tests/screenshots/{name}.png")).unwrap();
     assert_eq!(
         png_size(&shot),
         png_size(&reviewed),
-        "the dashboard's screenshot changed size: compare {} with tests/screenshots/dashboard.png",
-        dir.join("dashboard.png").display()
+        "the {name} screenshot changed size: compare {} with tests/screenshots/{name}.png",
+        taken.display()
     );
-    browser.close().await.unwrap();
-    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_see_a_callback_in_their_consoles_and_the_first_call_wins() {
+    let driver = Driver::start();
+    let rig = Rig::start(
+        &config_in_mode("console"),
+        &[
+            ("user/1001", alice_answering()),
+            ("sofia/gateway/carrier/+4930555002", customer_answers()),
+        ],
+    )
+    .await;
+    for agent in ["alice", "bob"] {
+        rig.set_agent(agent, AgentState::Away).await;
+    }
+    rig.set_agent("carol", AgentState::Offline).await;
+    // Each agent's console is served by a daemon of its own.
+    let (mut d1, mut d2) = (rig.daemon("d1"), rig.daemon("d2"));
+    let (base1, _stop1) = rig.serve_api(d1.handle().await, Arc::default()).await;
+    let (base2, _stop2) = rig.serve_api(d2.handle().await, Arc::default()).await;
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    for (browser, base, token) in [(&alice, &base1, ALICE), (&bob, &base2, BOB)] {
+        browser
+            .goto(&format!("{base}/ui/console#token={token}&lang=en"))
+            .await
+            .unwrap();
+        text_when(browser, "#live", |t| t == "Live").await;
+        text_when(browser, "#agent-state", |t| t == "away").await;
+    }
+    rig.call(own_number_confirmed(
+        Caller::number("+4930555002").press_when(OFFER, Duration::from_secs(1), "2"),
+    ));
+    for browser in [&alice, &bob] {
+        text_when(browser, "#callbacks li", |t| t.contains("+4930555002")).await;
+    }
+    // Alice makes herself available from her console: no phone rings for the callback.
+    alice
+        .find(Locator::Css("#states button[data-state=available]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(&alice, "#agent-state", |t| t == "available").await;
+    screenshot(&bob, "console").await;
+    // Alice clicks Call: her phone rings; the callback leaves Bob's console.
+    let call = alice
+        .find(Locator::Css("#callbacks li .call"))
+        .await
+        .unwrap();
+    assert_eq!(call.text().await.unwrap(), "Call");
+    call.click().await.unwrap();
+    text_when(&alice, "#notice", |t| t.contains("Your phone rings")).await;
+    until_some("the callback leaves Bob's console", || async {
+        let items = bob.find_all(Locator::Css("#callbacks li")).await.ok()?;
+        items.is_empty().then_some(())
+    })
+    .await;
+    text_when(&bob, "#none", |t| t == "No callbacks waiting.").await;
+    // The simulator bridged Alice's phone to the customer.
+    until_some("alice bridged to the customer", || async {
+        let records = rig.sim.records().await.ok()?;
+        let customer = records
+            .iter()
+            .find(|r| r.channel_name.contains("carrier/+4930555002"))?;
+        let alice_leg = records
+            .iter()
+            .find(|r| r.channel_name.starts_with("sofia/internal/1001@"))?;
+        (customer.bridges.contains(&alice_leg.uuid) || alice_leg.bridges.contains(&customer.uuid))
+            .then_some(())
+    })
+    .await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+    d1.stop().await;
+    d2.stop().await;
+}
+
+/// Alice picks up her phone after a second and stays on the line.
+fn alice_answering() -> callbackd::sim::Party {
+    callbackd::sim::Party::answers_after(Duration::from_secs(1))
+        .hang_up_after(Duration::from_secs(60))
 }

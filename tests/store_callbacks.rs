@@ -109,7 +109,7 @@ async fn caller(s: &Setup) -> Entry {
 async fn request(s: &Setup, entry: &EntryId, n: &str) -> CallbackRequested {
     let now = s.clock.now();
     s.store
-        .request_callback(&support(), entry, &number(n), now, now.plus(WINDOW))
+        .request_callback(&support(), entry, &number(n), now, now.plus(WINDOW), false)
         .await
         .unwrap()
 }
@@ -337,7 +337,8 @@ async fn only_waiting_or_ringing_live_callers_become_callbacks() {
                 &e.id,
                 &number("+4930222"),
                 now,
-                now.plus(WINDOW)
+                now.plus(WINDOW),
+                false,
             )
             .await,
         Err(StoreError::Rule(QueueError::EntryStatus { .. }))
@@ -350,7 +351,8 @@ async fn only_waiting_or_ringing_live_callers_become_callbacks() {
                 &missing,
                 &number("+4930222"),
                 now,
-                now.plus(WINDOW)
+                now.plus(WINDOW),
+                false,
             )
             .await,
         Err(StoreError::UnknownEntry { .. })
@@ -1334,7 +1336,7 @@ fn api_callback(s: &Setup, n: &str, from: Timestamp) -> Entry {
 async fn create(s: &Setup, cb: &Entry, not_before: Option<Timestamp>) -> CallbackCreated {
     let expires = cb.position.plus(WINDOW);
     s.store
-        .create_callback(cb, s.clock.now(), expires, not_before)
+        .create_callback(cb, s.clock.now(), expires, not_before, false)
         .await
         .unwrap()
 }

@@ -4,10 +4,11 @@
 //! Handlers are thin: reads come from the store, every change goes through the engine
 //! handle (which alone knows the legs ringing), and every answer that is not a success is
 //! one [`error::ApiError`] shape. Each module is one resource: `queues` (and agents),
-//! `callbacks`, `events`; `auth` says who asks, `views` what is answered.
+//! `callbacks`, `console` (an agent's Call and Decline), `events`; `auth` says who asks, `views` what is answered.
 
 pub mod auth;
 mod callbacks;
+mod console;
 pub mod error;
 mod events;
 pub mod metrics;
@@ -124,6 +125,11 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(queues::agents))
         .routes(routes!(queues::agent))
         .routes(routes!(queues::set_state))
+        .routes(routes!(console::me))
+        .routes(routes!(console::show))
+        .routes(routes!(console::call))
+        .routes(routes!(console::decline))
+        .routes(routes!(console::name))
         .routes(routes!(callbacks::list, callbacks::create))
         .routes(routes!(callbacks::show, callbacks::cancel))
         .routes(routes!(events::stream))

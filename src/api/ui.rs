@@ -1,5 +1,5 @@
-//! The dashboard: a static page, script and style embedded in the binary, that reads the
-//! API with the token the supervisor gives (so the page itself needs none to load).
+//! The dashboard and the agent console: static pages, scripts and a style embedded in the
+//! binary, that read the API with the token the person gives (so the pages need none).
 //!
 //! No build step: plain HTML, CSS and a script the browser runs as it is.
 
@@ -11,10 +11,14 @@ use axum::Router;
 use super::ApiState;
 
 const INDEX: &str = include_str!("ui/index.html");
+const CONSOLE: &str = include_str!("ui/console.html");
+const COMMON: &str = include_str!("ui/common.js");
 const SCRIPT: &str = include_str!("ui/app.js");
+const CONSOLE_SCRIPT: &str = include_str!("ui/console.js");
 const STYLE: &str = include_str!("ui/app.css");
 
-/// The page's routes: `/ui/` and its two files, and `/` leading there.
+/// The pages' routes: `/ui/` (the dashboard), `/ui/console`, their files, and `/` leading
+/// to the dashboard.
 pub(super) fn routes() -> Router<ApiState> {
     let file = |content_type: &'static str, body: &'static str| {
         get(move || async move {
@@ -22,8 +26,12 @@ pub(super) fn routes() -> Router<ApiState> {
                 [
                     (header::CONTENT_TYPE, content_type),
                     (header::CACHE_CONTROL, "no-cache"),
-                    // Only its own script and style run: nothing injected can.
-                    (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
+                    // Only its own scripts and style run: nothing injected can. A recorded
+                    // name plays from a blob the console fetched with its token.
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'self'; media-src 'self' blob:",
+                    ),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                 ],
                 body,
@@ -34,6 +42,15 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", file("text/html; charset=utf-8", INDEX))
+        .route("/ui/console", file("text/html; charset=utf-8", CONSOLE))
+        .route(
+            "/ui/common.js",
+            file("text/javascript; charset=utf-8", COMMON),
+        )
         .route("/ui/app.js", file("text/javascript; charset=utf-8", SCRIPT))
+        .route(
+            "/ui/console.js",
+            file("text/javascript; charset=utf-8", CONSOLE_SCRIPT),
+        )
         .route("/ui/app.css", file("text/css; charset=utf-8", STYLE))
 }

@@ -752,6 +752,15 @@ fn offer_refusal(entry: Option<&Entry>, agent: &AgentId) -> Option<Refusal> {
     }
 }
 
+/// The `console` field of a callback: '1' when agents take it from their consoles.
+fn console_flag(in_console: bool) -> &'static str {
+    if in_console {
+        "1"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,14 +798,5 @@ mod tests {
             offer_refusal(Some(&callback), &alice),
             Some(Refusal::NotCallback)
         );
-    }
-}
-
-/// The `console` field of a callback: '1' when agents take it from their consoles.
-fn console_flag(in_console: bool) -> &'static str {
-    if in_console {
-        "1"
-    } else {
-        ""
     }
 }
