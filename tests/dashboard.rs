@@ -150,6 +150,17 @@ async fn a_caller_turns_into_a_callback_on_the_live_dashboard() {
     let callback = text_when(&browser, ".entries tr.callback", |t| t.contains("callback")).await;
     assert!(callback.contains("+4930555001"), "{callback}");
     text_when(&browser, "[data-figure=in_queue]", |t| t == "1").await;
+    text_when(&browser, "[data-figure=abandoned_today]", |t| t == "0").await;
+    // Its history, event by event, opens beside the list.
+    browser
+        .find(Locator::Css(".entries tr.callback button.details"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let history = text_when(&browser, "#detail tbody", |t| t.contains("requested")).await;
+    assert!(history.contains("entered"), "{history}");
     let agents = text_when(&browser, ".agents tbody", |t| t.contains("alice")).await;
     assert!(agents.contains("away"), "{agents}");
 

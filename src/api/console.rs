@@ -128,7 +128,7 @@ pub async fn show(
         .collect();
     callbacks.sort_by_key(|c| c.position);
     Ok(Json(ConsoleView {
-        agent: AgentView::of(&agent),
+        agent: AgentView::of(&agent, state.clock.now()),
         display_name: config.display_name.clone(),
         callbacks,
     }))

@@ -15,7 +15,9 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::views::{AgentView, EntryView, NewAgentState, QueueSummary, QueueView, StateChanged};
+use super::views::{
+    AgentView, EntryView, NewAgentState, QueueSummary, QueueView, StateChanged, TodayView,
+};
 use super::{ApiJson, ApiState};
 use crate::queue::{Agent, AgentId, AgentState, Entry, EntryStatus, QueueName, PACE_SAMPLES};
 use crate::store::StateSource;
@@ -42,19 +44,30 @@ pub async fn list(
     _caller: Caller,
 ) -> Result<Json<Vec<QueueSummary>>, ApiError> {
     let mut out = Vec::with_capacity(state.config.queues.len());
+    let now = state.clock.now();
     for q in &state.config.queues {
         let stats = state.store.callback_stats(&q.name).await?;
+        let today = state.store.today_figures(&q.name, now).await?;
         out.push(QueueSummary {
             name: q.name.to_string(),
             waiting: state.store.waiting_count(&q.name).await?,
             callbacks_in_queue: stats.in_queue,
             callbacks_total: stats.total,
-            average_callback_wait_ms: stats
-                .average_wait
-                .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
+            average_callback_wait_ms: stats.average_wait.map(millis),
+            today: TodayView {
+                callbacks_requested: today.requested,
+                callbacks_connected: today.connected,
+                connected_percent: today.connected_share().map(|s| (s * 100.0).round() as u8),
+                abandoned: today.abandoned,
+                average_callback_wait_ms: today.average_wait.map(millis),
+            },
         });
     }
     Ok(Json(out))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How old the read behind a queue view may be: dashboards asking many times a second
@@ -154,7 +167,7 @@ pub async fn show(
         .collect();
     let agents = (read.agents.iter())
         .filter(|a| a.serves.iter().any(|s| s.queue == queue))
-        .map(AgentView::of)
+        .map(|a| AgentView::of(a, now))
         .collect();
     Ok(Json(QueueView {
         name: queue.to_string(),
@@ -171,8 +184,9 @@ pub async fn agents(
     State(state): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<AgentView>>, ApiError> {
-    let agents = state.store.agents(state.clock.now()).await?;
-    Ok(Json(agents.iter().map(AgentView::of).collect()))
+    let now = state.clock.now();
+    let agents = state.store.agents(now).await?;
+    Ok(Json(agents.iter().map(|a| AgentView::of(a, now)).collect()))
 }
 
 /// One agent.
@@ -189,7 +203,7 @@ pub async fn agent(
     let agent = state.store.agent(&id, state.clock.now()).await?;
     let agent =
         agent.ok_or_else(|| ApiError::not_found(format!("agent {id} is not registered")))?;
-    Ok(Json(AgentView::of(&agent)))
+    Ok(Json(AgentView::of(&agent, state.clock.now())))
 }
 
 /// Set an agent's state (an admin, or the agent's own token), as the phone's feature codes

@@ -28,6 +28,24 @@ pub struct QueueSummary {
     /// one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub average_callback_wait_ms: Option<u64>,
+    /// What the queue counted today (the UTC day).
+    pub today: TodayView,
+}
+
+/// A queue's figures for today (the UTC day).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TodayView {
+    pub callbacks_requested: u64,
+    /// Callbacks whose customer answered.
+    pub callbacks_connected: u64,
+    /// Of today's callbacks that ended, the share that connected (0–100); none before one
+    /// ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_percent: Option<u8>,
+    /// Live callers who hung up while waiting.
+    pub abandoned: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_callback_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +92,10 @@ pub struct AgentView {
     pub state: String,
     /// When they last became available, ms.
     pub idle_since: u64,
+    /// When they entered the state they are in, ms.
+    pub state_since: u64,
+    /// How long they have been in it, ms (on the daemon's clock).
+    pub in_state_ms: u64,
     /// The entry whose offer rings them now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ringing_for: Option<String>,
@@ -227,11 +249,15 @@ impl EntryView {
 }
 
 impl AgentView {
-    pub fn of(agent: &Agent) -> Self {
+    pub fn of(agent: &Agent, now: Timestamp) -> Self {
         Self {
             id: agent.id.to_string(),
             state: agent.state.as_str().to_owned(),
             idle_since: agent.idle_since.as_millis(),
+            state_since: agent.state_since.as_millis(),
+            in_state_ms: now
+                .as_millis()
+                .saturating_sub(agent.state_since.as_millis()),
             ringing_for: agent.booked.as_ref().map(ToString::to_string),
             queues: agent.serves.iter().map(|s| s.queue.to_string()).collect(),
         }

@@ -133,6 +133,8 @@ pub struct Agent {
     pub state: AgentState,
     /// When the agent last became `available`: the longest-idle order.
     pub idle_since: Timestamp,
+    /// When the agent entered the state they are in.
+    pub state_since: Timestamp,
     pub serves: Vec<ServedQueue>,
     /// The entry whose offer is ringing this agent now.
     pub booked: Option<EntryId>,
@@ -148,6 +150,7 @@ impl Agent {
             id,
             state: AgentState::Available,
             idle_since: now,
+            state_since: now,
             serves,
             booked: None,
             missed_in_a_row: 0,
@@ -186,6 +189,7 @@ mod tests {
             id: AgentId::new("alice").unwrap(),
             state: AgentState::Offline,
             idle_since: clock.now(),
+            state_since: clock.now(),
             serves: vec![ServedQueue {
                 queue: QueueName::new("support").unwrap(),
                 priority: 1,

@@ -135,6 +135,7 @@ mod tests {
             id: AgentId::new(id).unwrap(),
             state: AgentState::Available,
             idle_since: Timestamp::from_millis(idle_ms),
+            state_since: Timestamp::from_millis(idle_ms),
             serves: queues
                 .iter()
                 .map(|(name, priority)| ServedQueue {

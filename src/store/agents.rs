@@ -74,6 +74,8 @@ impl Store {
             .ignore()
             .hset_nx(&key, "idle_since", now.to_string())
             .ignore()
+            .hset_nx(&key, "state_since", now.to_string())
+            .ignore()
             .sadd(self.keys.agent_ids(), a.id.as_str())
             .ignore();
         }

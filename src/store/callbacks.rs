@@ -1,6 +1,7 @@
 //! A callback's life: requested, offered, accepted or declined, dialed, answered or retried,
 //! closed; and a repeat caller's choice. These scripts share one key layout (`callback_script`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::replies::{self, Refusal, Refused, Reply};
@@ -715,23 +716,71 @@ impl Store {
     pub async fn callback_stats(&self, queue: &QueueName) -> Result<CallbackStats> {
         let key = self.keys.callback_stats(queue);
         let fields = self.hash(&key).await?;
-        let count = |name: &str| -> Result<u64> {
-            fields.get(name).map_or(Ok(0), |v| {
-                // A counter brought below zero by hand reads as none left.
-                v.parse::<i64>()
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-                    .map_err(|e| StoreError::Corrupt {
-                        key: key.clone(),
-                        reason: format!("{name} = {v:?}: {e}"),
-                    })
-            })
-        };
+        let count = |name: &str| counter(&key, &fields, name);
         let answered = count("answered")?;
         let wait_ms = count("answered_wait_ms")?;
         Ok(CallbackStats {
             in_queue: count("in_queue")?,
             total: count("total")?,
             average_wait: (answered > 0).then(|| Duration::from_millis(wait_ms / answered)),
+        })
+    }
+}
+
+/// What a queue counted today (the UTC day): the dashboard's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TodayFigures {
+    /// Callbacks requested.
+    pub requested: u64,
+    /// Callbacks whose customer answered.
+    pub connected: u64,
+    /// Callbacks closed without connecting (expired, declined by all, canceled, failed).
+    pub ended_unconnected: u64,
+    /// Live callers who hung up while waiting.
+    pub abandoned: u64,
+    /// Mean time from request to the customer answering, over today's connected.
+    pub average_wait: Option<Duration>,
+}
+
+impl TodayFigures {
+    /// The share of today's callbacks that ended connected, of those that ended.
+    pub fn connected_share(&self) -> Option<f64> {
+        let ended = self.connected + self.ended_unconnected;
+        (ended > 0).then(|| self.connected as f64 / ended as f64)
+    }
+}
+
+/// A counter of a stats hash; none counted yet is 0.
+fn counter(key: &str, fields: &HashMap<String, String>, name: &str) -> Result<u64> {
+    fields.get(name).map_or(Ok(0), |v| {
+        // A counter brought below zero by hand reads as none left.
+        v.parse::<i64>()
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: format!("{name} = {v:?}: {e}"),
+            })
+    })
+}
+
+impl Store {
+    /// What `queue` counted on the UTC day of `now` (all zero before its first count).
+    pub async fn today_figures(&self, queue: &QueueName, now: Timestamp) -> Result<TodayFigures> {
+        let key = self.keys.callback_stats(queue);
+        let fields = self.hash(&key).await?;
+        let today = (now.as_millis() / 86_400_000).to_string();
+        if fields.get("day") != Some(&today) {
+            return Ok(TodayFigures::default());
+        }
+        let count = |name: &str| counter(&key, &fields, name);
+        let connected = count("today_connected")?;
+        let wait_ms = count("today_wait_ms")?;
+        Ok(TodayFigures {
+            requested: count("today_requested")?,
+            connected,
+            ended_unconnected: count("today_ended")?,
+            abandoned: count("today_abandoned")?,
+            average_wait: (connected > 0).then(|| Duration::from_millis(wait_ms / connected)),
         })
     }
 }

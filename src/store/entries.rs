@@ -124,7 +124,8 @@ impl Store {
     }
 
     /// Run `close` or `connect`, the scripts that take a live entry out of the queue, with
-    /// the layout they share: KEYS entry, waiting, open, timers, events, withdrawals; ARGV id, `how`
+    /// the layout they share: KEYS entry, waiting, open, timers, events, withdrawals,
+    /// callback stats; ARGV id, `how`
     /// (the reason, or the agent who answered), now, the timers it drops, retention.
     pub(super) async fn leave(
         &self,
@@ -143,6 +144,7 @@ impl Store {
             .key(timers)
             .key(self.keys.events(queue))
             .key(self.keys.withdrawals(queue))
+            .key(self.keys.callback_stats(queue))
             .arg(entry.as_str())
             .arg(how)
             .arg(now.as_millis())

@@ -37,7 +37,7 @@ use crate::config::RedisSettings;
 use crate::queue::{AgentId, EntryId, QueueError, QueueName};
 pub use agents::{AgentOnCall, StateSource};
 pub use callbacks::{
-    CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy,
+    CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, KeptBy, TodayFigures,
 };
 use connection::{Backend, Connection};
 pub use console::{ConsoleCallback, CONSOLE_LIMIT};

@@ -260,6 +260,11 @@ pub(crate) fn agent_from(
         id: validated!(r, AgentId, "id")?,
         state,
         idle_since: r.time("idle_since")?,
+        // Agents registered before it was kept: their idle time is the best there is.
+        state_since: match r.opt("state_since") {
+            Some(_) => r.time("state_since")?,
+            None => r.time("idle_since")?,
+        },
         serves,
         booked,
         missed_in_a_row: r.opt("missed").unwrap_or("0").parse().unwrap_or(0),

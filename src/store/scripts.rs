@@ -82,6 +82,8 @@ const SPLIT: &str = lua!("prelude/split");
 const BOOKING: &str = lua!("prelude/booking");
 /// The key layout and helpers of the callback scripts.
 const CALLBACK: &str = lua!("prelude/callback");
+/// Today's figures of a queue (`count_today`).
+const TODAY: &str = lua!("prelude/today");
 /// Where an outbox item stands among its callback's.
 const OUTBOX: &str = lua!("prelude/outbox");
 
@@ -162,7 +164,8 @@ impl Scripts {
         let alone = "";
         let with_split = SPLIT;
         let with_booking = BOOKING;
-        let callback = format!("{SPLIT}{}{CALLBACK}", names());
+        let callback = format!("{SPLIT}{}{TODAY}{CALLBACK}", names());
+        let closing = format!("{SPLIT}{TODAY}");
         Self {
             enqueue: load!(alone, "enqueue"),
             book_agents: load!(with_booking, "book_agents"),
@@ -174,7 +177,7 @@ impl Scripts {
             connect: load!(with_split, "connect"),
             bridge_failed: load!(alone, "bridge_failed"),
             agent_answered: load!(with_booking, "agent_answered"),
-            close: load!(with_split, "close"),
+            close: load!(closing, "close"),
             set_agent_state: load!(with_booking, "set_agent_state"),
             entries_in: load!(alone, "entries_in"),
             free_agents: load!(with_booking, "free_agents"),

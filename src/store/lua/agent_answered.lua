@@ -9,6 +9,7 @@ local a = redis.call('HMGET', KEYS[1], 'id', 'state')
 if not a[1] then return 'unknown' end
 redis.call('HSET', KEYS[1], 'state', 'on_call', 'missed', '0', 'call_entry', ARGV[1],
   'call_queue', ARGV[3], 'call_since', ARGV[2])
+if a[2] ~= 'on_call' then redis.call('HSET', KEYS[1], 'state_since', ARGV[2]) end
 release_booking(KEYS[1], ARGV[1])
 if a[2] ~= 'on_call' then
   redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],

@@ -11,7 +11,7 @@ clear_booking(KEYS[1])
 redis.call('HSET', KEYS[1], 'missed', missed)
 local limit = tonumber(ARGV[2])
 if limit > 0 and missed >= limit and a[2] == 'available' then
-  redis.call('HSET', KEYS[1], 'state', 'away')
+  redis.call('HSET', KEYS[1], 'state', 'away', 'state_since', ARGV[3])
   redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
     'to', 'away', 'source', 'missed_offers', 'queue', ARGV[4], 'at', ARGV[3])
   return 'away'

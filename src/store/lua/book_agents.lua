@@ -11,7 +11,8 @@ for i = 2, #KEYS do
   local a = redis.call('HMGET', KEYS[i], 'id', 'state')
   if not a[1] then return 'unknown' end
   if ARGV[5] == '1' and on_call_of(KEYS[i], ARGV[5 + i]) then
-    redis.call('HSET', KEYS[i], 'state', 'available', 'idle_since', ARGV[3])
+    redis.call('HSET', KEYS[i], 'state', 'available', 'idle_since', ARGV[3], 'state_since',
+      ARGV[3])
     redis.call('XADD', KEYS[1], '*', 'event', 'agent_state', 'agent', a[1], 'from', 'on_call',
       'to', 'available', 'source', ARGV[6], 'at', ARGV[3])
   end

@@ -19,6 +19,8 @@ if redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
 redis.call('HINCRBY', KEYS[6], 'in_queue', -1)
 redis.call('HINCRBY', KEYS[6], 'answered', 1)
 redis.call('HINCRBY', KEYS[6], 'answered_wait_ms', wait)
+count_today(KEYS[6], now, 'connected', 1)
+count_today(KEYS[6], now, 'wait_ms', wait)
 local dialed = ms(tonumber(now) - tonumber(e.dialing_since))
 event('customer_answered', 'agent', agent, 'attempt', e.attempts,
   'callback_wait_ms', ms(wait), 'dial_ms', dialed)

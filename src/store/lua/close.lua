@@ -1,7 +1,8 @@
 -- The entry leaves the queue unconnected (abandoned, max wait); never a callback.
 -- Repeating it with the same reason changes nothing and answers 'ok' (a hangup seen twice
 -- across a reconnect).
--- KEYS: entry, waiting, open, timers, events, withdrawals.
+-- Abandoned callers count in today's figures.
+-- KEYS: entry, waiting, open, timers, events, withdrawals, callback stats.
 -- ARGV: id, reason, now, offer timer, max-wait timer, retention (s).
 -- Replies: {'ok', agents still ringing for it…} | {'callback'} (a callback: not cut) |
 -- {'not_open'}.
@@ -21,6 +22,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('XADD', KEYS[5], '*', 'event', ARGV[2], 'entry', ARGV[1], 'queue', e[3],
   'line', e[4], 'at', ARGV[3], 'waited_ms', ms(tonumber(ARGV[3]) - tonumber(e[5])))
 withdrawn(KEYS[6], ARGV[1], e[2], ARGV[2])
+if ARGV[2] == 'abandoned' then count_today(KEYS[7], ARGV[3], 'abandoned', 1) end
 local out = {'ok'}
 for _, a in ipairs(split(e[2])) do out[#out + 1] = a end
 return out

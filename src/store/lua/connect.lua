@@ -1,7 +1,7 @@
 -- The agent answered: the entry is connected and leaves the queue. Repeating it for the
 -- same agent changes nothing and answers 'ok', so a caller may retry after a lost reply.
 -- KEYS: entry, waiting (unused: the layout `close` shares), open, timers, events,
--- withdrawals.
+-- withdrawals, callback stats (unused).
 -- ARGV: id, agent, now, offer timer, max-wait timer, retention (s).
 -- Replies: {'ok', other agents of a ring-all offer…} | {'not_live'} (a callback connects
 -- through its own script) | {'not_offered'} | {'not_offered_to'}.

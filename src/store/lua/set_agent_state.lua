@@ -13,7 +13,7 @@ if ARGV[6] ~= '' and not on_call_of(KEYS[1], ARGV[6]) then return {'refused', a[
 local allowed = false
 for i = 7, #ARGV do if ARGV[i] == a[2] then allowed = true end end
 if not allowed then return {'refused', a[2]} end
-redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'state_since', ARGV[2])
 if ARGV[1] == 'available' then redis.call('HSET', KEYS[1], 'idle_since', ARGV[2]) end
 redis.call('XADD', KEYS[2], '*', 'event', 'agent_state', 'agent', a[1], 'from', a[2],
   'to', ARGV[1], 'source', ARGV[3], 'at', ARGV[2])

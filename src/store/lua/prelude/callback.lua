@@ -41,7 +41,10 @@ local function close(reason, ...)
   drop_timers()
   redis.call('EXPIRE', KEYS[1], retention)
   if redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
-  if e.kind == 'callback' then redis.call('HINCRBY', KEYS[6], 'in_queue', -1) end
+  if e.kind == 'callback' then
+    redis.call('HINCRBY', KEYS[6], 'in_queue', -1)
+    count_today(KEYS[6], now, 'ended', 1)
+  end
   event(reason, ...)
   local out = {'ok'}
   for _, a in ipairs(ringing) do out[#out + 1] = a end
@@ -53,6 +56,7 @@ local function requested(source, expires_at, ...)
   redis.call('SET', KEYS[7], id)
   redis.call('HINCRBY', KEYS[6], 'total', 1)
   redis.call('HINCRBY', KEYS[6], 'in_queue', 1)
+  count_today(KEYS[6], now, 'requested', 1)
   event('requested', 'source', source, 'expires_at', expires_at, ...)
   -- The queue's requests alone, newest last: what a callback list walks, instead of
   -- every event of the queue.
