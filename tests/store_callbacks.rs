@@ -17,7 +17,7 @@ use callbackd::queue::{
 use callbackd::store::{
     Answered, CallbackCreated, CallbackRequested, CallbackStats, CallerCancel, Declined, EventKind,
     KeptBy, MissRules, NoAnswerCause, OfferOutcome, StateSource, Store, StoreError, StoredEvent,
-    Timer, TimerScope,
+    Timer, TimerScope, TodayFigures,
 };
 use callbackd::switch::{CallId, PhoneNumber};
 use common::RedisServer;
@@ -679,6 +679,28 @@ async fn an_accepted_callback_is_dialed_answered_and_completed_with_timings() {
             average_wait: Some(callback_wait)
         }
     );
+    let today = s
+        .store
+        .today_figures(&support(), s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        today,
+        TodayFigures {
+            requested: 1,
+            connected: 1,
+            ended_unconnected: 0,
+            abandoned: 0,
+            average_wait: Some(callback_wait),
+        }
+    );
+    assert_eq!(today.connected_share(), Some(1.0));
+    // Tomorrow counts from zero.
+    let tomorrow = s.clock.now().plus(Duration::from_secs(86_400));
+    assert_eq!(
+        s.store.today_figures(&support(), tomorrow).await.unwrap(),
+        TodayFigures::default()
+    );
     // The number is free again.
     let again = caller(&s).await;
     assert_eq!(
@@ -743,6 +765,14 @@ async fn a_failed_attempt_without_retry_closes_the_callback() {
         s.store.callback_stats(&support()).await.unwrap().in_queue,
         0
     );
+    // Today: the caller ahead hung up, and the callback ended unconnected.
+    let today = s
+        .store
+        .today_figures(&support(), s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!((today.abandoned, today.ended_unconnected), (1, 1));
+    assert_eq!(today.connected_share(), Some(0.0));
     assert!(!s
         .store
         .open_entries(&support())
