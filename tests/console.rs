@@ -173,3 +173,88 @@ async fn declines_by_every_eligible_agent_close_it_and_live_callers_behind_are_r
     );
     daemon.stop().await;
 }
+
+const ALICE: &str = "agent-token-for-alice-console-01";
+const BOB: &str = "agent-token-for-bob-console-0001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sees_and_hears_only_what_their_own_token_allows() {
+    let mut text = config_with("", &console_line());
+    text.push_str("\n[http]\n");
+    for (token, role) in [(ALICE, "agent:alice"), (BOB, "agent:bob")] {
+        text.push_str(&format!(
+            "[[http.tokens]]\ntoken = \"{token}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    let rig = Rig::start_custom(&text, &[], |sim: &mut SimConfig| {
+        sim.default_media = Duration::from_millis(200);
+        sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
+    })
+    .await;
+    for agent in ["alice", "bob", "carol"] {
+        rig.set_agent(agent, AgentState::Away).await;
+    }
+    let mut daemon = rig.daemon("d1");
+    let (base, _stop) = rig
+        .serve_api(daemon.handle().await, Default::default())
+        .await;
+    rig.call(requesting(Caller::number("+4930555003"), OFFER));
+    let entry = waiting_in_console(&rig, "+4930555003").await;
+    // As a line with `record_name` would have it; the simulator records no sound, so the
+    // file FreeSWITCH would have written is put there.
+    let recording = std::env::temp_dir().join(format!("callbackd-{entry}.wav"));
+    std::fs::write(&recording, b"RIFF....WAVE").unwrap();
+    rig.store
+        .set_caller_name(&support(), &entry, recording.to_str().unwrap())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |token: &'static str, path: String| {
+        let req = http.get(format!("{base}{path}")).bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+
+    let me: serde_json::Value = get(ALICE, "/v1/me".into()).await.json().await.unwrap();
+    assert_eq!(me["agent"], "alice");
+    let console: serde_json::Value = get(ALICE, "/v1/agents/alice/console".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(console["callbacks"][0]["id"], entry.as_str());
+    assert_eq!(console["callbacks"][0]["number"], "+4930555003");
+    assert_eq!(console["callbacks"][0]["has_name"], true);
+    let name = get(
+        ALICE,
+        format!("/v1/agents/alice/console/support/{entry}/name"),
+    )
+    .await;
+    assert_eq!(name.status(), 200);
+    assert_eq!(name.headers()["content-type"], "audio/wav");
+    assert_eq!(&name.bytes().await.unwrap()[..], b"RIFF....WAVE");
+    // Bob's token cannot act as Alice, nor click for her.
+    let as_alice = get(BOB, "/v1/agents/alice/console".into()).await;
+    assert_eq!(as_alice.status(), 403);
+    let click = http
+        .post(format!(
+            "{base}/v1/agents/alice/console/support/{entry}/call"
+        ))
+        .bearer_auth(BOB)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(click.status(), 403);
+    // A recording path in Redis that is not the daemon's own name for it is never read.
+    rig.store
+        .set_caller_name(&support(), &entry, "/etc/passwd")
+        .await
+        .unwrap();
+    let name = get(
+        ALICE,
+        format!("/v1/agents/alice/console/support/{entry}/name"),
+    )
+    .await;
+    assert_eq!(name.status(), 404);
+    let _ = std::fs::remove_file(recording);
+    daemon.stop().await;
+}
