@@ -195,8 +195,7 @@ pub(super) struct RawCallback {
     pub(super) expiry_secs: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) retry: RawRetry,
-    #[serde(default)]
-    pub(super) agent_mode: AgentMode,
+    pub(super) agent_mode: Option<Spanned<AgentMode>>,
     #[serde(default)]
     pub(super) ivr_in_front: bool,
     #[serde(default)]
@@ -267,14 +266,21 @@ mod tests {
     #[test]
     fn agent_mode_is_phone_or_console() {
         use super::super::AgentMode;
+        let with_http = format!("{GOOD}\n[http]\n");
         for (mode, want) in [("phone", AgentMode::Phone), ("console", AgentMode::Console)] {
-            let text = GOOD.replace(
+            let text = with_http.replace(
                 "enabled = true",
                 &format!("enabled = true\nagent_mode = \"{mode}\""),
             );
             let config = super::super::tests::parse(&text).unwrap();
             assert_eq!(config.lines[0].callback.agent_mode, want);
         }
+        // Without the HTTP API there is no console to take its callbacks in.
+        let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"console\"");
+        let (line, key, message) = error_at(&text);
+        assert_eq!(line, Some(line_of(&text, "agent_mode")));
+        assert_eq!(key.as_deref(), Some("agent_mode"));
+        assert!(message.contains("[http]"), "{message}");
         let text = GOOD.replace("enabled = true", "enabled = true\nagent_mode = \"web\"");
         let (line, key, _) = error_at(&text);
         assert_eq!(line, Some(line_of(&text, "agent_mode")));

@@ -15,8 +15,8 @@ use super::raw::{
 };
 use super::source::Source;
 use super::{
-    AgentConfig, ApiRole, ApiToken, CallbackSettings, CallbackTimings, Config, ConfigError,
-    EslSettings, ExitAction, HoldOffs, HttpSettings, LineConfig, LogSettings, MaxWait,
+    AgentConfig, AgentMode, ApiRole, ApiToken, CallbackSettings, CallbackTimings, Config,
+    ConfigError, EslSettings, ExitAction, HoldOffs, HttpSettings, LineConfig, LogSettings, MaxWait,
     NoAgentPolicy, QueueConfig, RedisSettings, RetryCause, RetryPolicy, WebhookConfig,
     DEFAULT_EVENTS_KEPT, DEFAULT_HTTP_LISTEN, DEFAULT_WEBHOOK_EVENTS,
 };
@@ -223,6 +223,21 @@ impl RawConfig {
             "DID",
             &self.lines.iter().map(|l| &l.did).collect::<Vec<_>>(),
         )?;
+        // Console lines' callbacks are taken in the console the HTTP API serves.
+        let console_line = self.lines.iter().find_map(|l| {
+            l.callback
+                .agent_mode
+                .as_ref()
+                .filter(|m| *m.get_ref() == AgentMode::Console)
+                .map(Spanned::span)
+        });
+        if let (Some(span), None) = (console_line, &self.http) {
+            return Err(src.at(
+                span,
+                "agent_mode",
+                "a console line needs [http]: its callbacks are taken in the agents' console it serves",
+            ));
+        }
         let mut lines = Vec::with_capacity(self.lines.len());
         for line in self.lines {
             let queue = known_queue(&line.queue)?;
@@ -669,7 +684,10 @@ impl RawLine {
                         .on
                         .unwrap_or_else(|| vec![RetryCause::NoAnswer, RetryCause::Busy]),
                 },
-                agent_mode: cb.agent_mode,
+                agent_mode: cb
+                    .agent_mode
+                    .as_ref()
+                    .map_or(AgentMode::Phone, |m| *m.get_ref()),
                 ivr_in_front: cb.ivr_in_front,
                 record_name: cb.record_name,
                 menu_tries: tries(src, "menu_tries", cb.menu_tries.as_ref())?,
