@@ -3,10 +3,15 @@
 //!
 //! The list walks the queues' request streams (one `requested` record per callback) back
 //! from the cursor and reads each callback's entry, so it shows closed callbacks too while
-//! Redis keeps them (a day), and a page costs a few reads however busy the queues are.
+//! Redis keeps them (a day), and a page costs a few reads however busy the queues are. A
+//! page asked again within a moment is answered from the first read (see `fresh`).
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,8 +21,12 @@ use super::error::ApiError;
 use super::queues::queue_named;
 use super::views::{state_name, CallbackPage, CallbackView, Created, EventView, NewCallback};
 use super::{stream_id, ApiJson, ApiState};
+use crate::config::ApiRole;
 use crate::queue::{Entry, EntryId, EntryKind, LineName, QueueName, Timestamp};
 use crate::store::{EventKind, StoredEvent};
+
+/// The latest pages asked, as JSON, by whether numbers are masked and the query string.
+pub type ListCache = super::fresh::FreshCache<(bool, String), Bytes>;
 
 /// At most this many callbacks per page.
 const MAX_PAGE: usize = 100;
@@ -59,15 +68,43 @@ pub struct ListFilter {
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
+    RawQuery(query): RawQuery,
     filter: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<CallbackPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(filter) = filter?;
+    // The same page asked again at once (a dashboard, a CRM polling) is the same answer.
+    let key = (caller.0 == ApiRole::Read, query.unwrap_or_default());
+    let page = match state.lists.fresh(&key) {
+        Some(page) => page,
+        None => {
+            let page =
+                serde_json::to_vec(&list_page(&state, &caller, filter).await?).map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                })?;
+            let page = Arc::new(Bytes::from(page));
+            state.lists.keep(key, page.clone());
+            page
+        }
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        (*page).clone(),
+    )
+        .into_response())
+}
+
+/// The page of callbacks `filter` asks for, read from the store.
+async fn list_page(
+    state: &ApiState,
+    caller: &Caller,
+    filter: ListFilter,
+) -> Result<CallbackPage, ApiError> {
     let limit = filter.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!("limit: 1 to {MAX_PAGE}")));
     }
     let queues: Vec<QueueName> = match &filter.queue {
-        Some(q) => vec![queue_named(&state, q)?],
+        Some(q) => vec![queue_named(state, q)?],
         None => state.config.queues.iter().map(|q| q.name.clone()).collect(),
     };
     if let Some(cursor) = &filter.cursor {
@@ -143,10 +180,10 @@ pub async fn list(
     } else {
         found.last().map(|(id, _)| id.clone()).or(before)
     };
-    Ok(Json(CallbackPage {
+    Ok(CallbackPage {
         callbacks: found.into_iter().map(|(_, v)| v).collect(),
         next_cursor,
-    }))
+    })
 }
 
 fn matches(entry: &Entry, filter: &ListFilter) -> bool {

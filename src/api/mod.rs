@@ -11,6 +11,7 @@ mod callbacks;
 mod console;
 pub mod error;
 mod events;
+mod fresh;
 pub mod metrics;
 mod queues;
 mod ui;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub metrics: Arc<metrics::Metrics>,
     /// The latest read behind each queue view, shared by views asked close together.
     views: Arc<queues::ViewCache>,
+    /// The latest page of each callback list asked (by masking and query), likewise.
+    lists: Arc<callbacks::ListCache>,
 }
 
 impl ApiState {
@@ -76,6 +79,7 @@ impl ApiState {
         Self {
             metrics: Arc::new(metrics::Metrics::new(handle.stats(), webhooks)),
             views: Arc::default(),
+            lists: Arc::default(),
             handle,
             store,
             config,

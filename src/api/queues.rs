@@ -4,9 +4,8 @@
 //! Reads come from Redis, so they show every daemon's callers; state changes go through
 //! the engine handle, by the same rules as the phone's feature codes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -70,14 +69,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// How old the read behind a queue view may be: dashboards asking many times a second
-/// share one read of Redis instead of a read each. (The dashboard waits longer than this
-/// after an event before it asks, so what it shows always includes the event.)
-const VIEW_FRESH: Duration = Duration::from_millis(200);
-
-/// One read of a queue for its views, shared by those asked within [`VIEW_FRESH`].
-struct QueueRead {
-    at: Instant,
+/// One read of a queue for its views, shared by those asked within [`super::fresh::FRESH`].
+pub struct QueueRead {
     entries: Vec<Entry>,
     open_total: u64,
     pace: Option<Duration>,
@@ -85,23 +78,7 @@ struct QueueRead {
 }
 
 /// The latest read per queue and view size.
-#[derive(Default)]
-pub struct ViewCache(Mutex<HashMap<(QueueName, usize), Arc<QueueRead>>>);
-
-impl ViewCache {
-    fn fresh(&self, key: &(QueueName, usize)) -> Option<Arc<QueueRead>> {
-        let reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        reads
-            .get(key)
-            .filter(|r| r.at.elapsed() < VIEW_FRESH)
-            .cloned()
-    }
-
-    fn keep(&self, key: (QueueName, usize), read: Arc<QueueRead>) {
-        let mut reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        reads.insert(key, read);
-    }
-}
+pub type ViewCache = super::fresh::FreshCache<(QueueName, usize), QueueRead>;
 
 /// Entries one queue view shows by default, and at most.
 const VIEW_DEFAULT: usize = 100;
@@ -143,7 +120,6 @@ pub async fn show(
                 state.store.agents(now),
             )?;
             let read = Arc::new(QueueRead {
-                at: Instant::now(),
                 entries,
                 open_total,
                 pace,
