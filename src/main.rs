@@ -34,11 +34,8 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callbackd: {e:#}");
-            // The API commands' statuses say why (refused, unreachable) to scripts.
-            match e.downcast_ref::<cli::remote::RemoteError>() {
-                Some(remote) => std::process::ExitCode::from(remote.exit_code()),
-                None => std::process::ExitCode::FAILURE,
-            }
+            // The status says why to scripts and to systemd (see `cli::exit_code`).
+            std::process::ExitCode::from(cli::exit_code(&e))
         }
     }
 }

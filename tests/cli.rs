@@ -150,9 +150,12 @@ fn run_refuses_a_malformed_config_and_waits_for_an_unreachable_redis() {
     let bad = std::env::temp_dir().join(format!("callbackd-{}-bad.toml", std::process::id()));
     std::fs::write(&bad, "[esl]\naddress = 8021\n").unwrap();
     let out = callbackd(&["run", "--config", bad.to_str().unwrap()]);
-    assert!(!out.status.success());
+    // sysexits' EX_CONFIG, which the systemd unit does not restart on.
+    assert_eq!(out.status.code(), Some(78));
     let err = text(&out.stderr);
     assert!(err.contains("bad.toml:2"), "names file and line: {err}");
+    let missing = callbackd(&["run", "--config", "/nonexistent/callbackd.toml"]);
+    assert_eq!(missing.status.code(), Some(66), "EX_NOINPUT");
 
     let port = common::free_port();
     let config = config_file(&format!("redis://127.0.0.1:{port}/0"), "run-unreachable");

@@ -10,6 +10,7 @@ mod probe;
 mod prompts;
 pub mod remote;
 mod run;
+mod service;
 mod sim;
 mod stats;
 
@@ -90,4 +91,31 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Events(args) => Ok(remote::events(args).await?),
         Command::Webhooks(args) => Ok(remote::webhooks(args).await?),
     }
+}
+
+/// sysexits(3): the config file could not be read.
+pub const EX_NOINPUT: u8 = 66;
+/// sysexits(3): the config file is not valid (systemd's unit does not restart on it).
+pub const EX_CONFIG: u8 = 78;
+/// sysexits(3): a service the daemon needs refused it for good (Redis's password, say).
+pub const EX_UNAVAILABLE: u8 = 69;
+
+/// The exit status that says why a command failed: the API commands' own, sysexits(3)
+/// for a config that does not load or a store that refuses, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(remote) = cause.downcast_ref::<remote::RemoteError>() {
+            return remote.exit_code();
+        }
+        if let Some(config) = cause.downcast_ref::<crate::config::ConfigError>() {
+            return match config {
+                crate::config::ConfigError::Read { .. } => EX_NOINPUT,
+                crate::config::ConfigError::Invalid { .. } => EX_CONFIG,
+            };
+        }
+        if cause.downcast_ref::<crate::store::StoreError>().is_some() {
+            return EX_UNAVAILABLE;
+        }
+    }
+    1
 }

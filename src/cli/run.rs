@@ -141,6 +141,12 @@ pub async fn serve(
     );
     let handle = engine.handle();
     let (stop, stopped) = watch::channel(false);
+    let notifier = tokio::spawn(super::service::notify(
+        handle.clone(),
+        store.clone(),
+        config.clone(),
+        stopped.clone(),
+    ));
     let webhook_stats = Arc::new(webhooks::WebhookStats::default());
     let webhooks = (!config.webhooks.is_empty()).then(|| {
         tokio::spawn(webhooks::run(
@@ -189,6 +195,7 @@ pub async fn serve(
     });
     let result = engine.run(deliveries, stopped).await;
     drain.abort();
+    notifier.abort();
     if let Some(api) = api {
         api.abort();
     }

@@ -103,6 +103,9 @@ pub struct EngineStats {
     pub event_gaps: AtomicU64,
     /// How late the last timer tick ran, µs: how far behind the loop is.
     pub loop_lag_us: AtomicU64,
+    /// Timer ticks the loop has taken: a count that stops when the loop is stuck, which is
+    /// what a service manager's watchdog follows.
+    pub loop_ticks: AtomicU64,
     /// From the end of an agent's call to the originate of their next ring.
     pub dispatch_latency: LatencyHistogram,
 }
@@ -115,6 +118,7 @@ impl Default for EngineStats {
             switch_events: AtomicU64::new(0),
             event_gaps: AtomicU64::new(0),
             loop_lag_us: AtomicU64::new(0),
+            loop_ticks: AtomicU64::new(0),
             dispatch_latency: LatencyHistogram::new(DISPATCH_BUCKETS),
         }
     }

@@ -377,6 +377,7 @@ impl<P: Pbx> Engine<P> {
                 due = tick.tick() => {
                     let lag = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
                     self.stats.loop_lag_us.store(lag, Ordering::Relaxed);
+                    self.stats.loop_ticks.fetch_add(1, Ordering::Relaxed);
                     self.on_tick().await;
                 }
                 changed = shutdown.changed(), if can_stop => {
