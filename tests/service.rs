@@ -1,8 +1,8 @@
 //! `callbackd run` as systemd runs it: the unit file passes `systemd-analyze verify`, and
 //! with `NOTIFY_SOCKET` pointing at a datagram socket this test owns, READY comes only once
 //! both Redis and FreeSWITCH (the simulator) are connected, WATCHDOG keeps coming while
-//! the engine loop runs, STATUS follows the connections, and SIGTERM ends with STOPPING
-//! and a clean exit.
+//! the engine loop runs, STATUS follows the connections, SIGHUP does not end it, and
+//! SIGTERM ends with STOPPING and a clean exit.
 
 mod common;
 mod engine;
@@ -116,12 +116,22 @@ async fn ready_waits_for_both_connections_then_the_watchdog_and_status_follow() 
         .count();
     assert!(pings >= 3, "the watchdog keeps coming: {after:?}");
 
+    // SIGHUP is not the end of it (it does not reload either): the pings go on.
+    let pid = daemon.id().to_string();
+    let signal = |name: &str| Command::new("kill").args([name, &pid]).status().unwrap();
+    assert!(signal("-HUP").success());
+    let after_hup = read_for(&socket, Duration::from_secs(3));
+    assert!(
+        after_hup.iter().any(|m| m.contains("WATCHDOG=1")),
+        "{after_hup:?}"
+    );
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "SIGHUP ended the daemon"
+    );
+
     // SIGTERM: it drains, says it is stopping, and exits cleanly.
-    let term = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    assert!(signal("-TERM").success());
     let stopping = read_for(&socket, Duration::from_secs(5));
     assert!(
         stopping.iter().any(|m| m.contains("STOPPING=1")),

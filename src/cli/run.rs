@@ -206,16 +206,25 @@ pub async fn serve(
     result.context("engine stopped")
 }
 
+/// Until SIGTERM or SIGINT. SIGHUP, which would otherwise end the daemon without its
+/// drain, is logged: the config is not reloaded by it.
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = hup.recv() => tracing::warn!(
+                        "SIGHUP: the config is not reloaded; restart callbackd to apply changes"
+                    ),
+                }
             }
-            return;
         }
     }
     let _ = tokio::signal::ctrl_c().await;
