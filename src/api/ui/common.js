@@ -182,8 +182,13 @@ async function start() {
   follow();
 }
 
+// Each language in its own words, for the pages' language menu.
+const LANGUAGE_NAMES = { en: "English", es: "Español", fr: "Français", de: "Deutsch", ja: "日本語" };
+
 function boot(pageRefresh) {
   refresh = pageRefresh;
+  document.getElementById("lang").replaceChildren(...Object.entries(LANGUAGE_NAMES)
+    .map(([code, name]) => new Option(name, code)));
   document.getElementById("lang").addEventListener("change", (ev) => {
     lang = ev.target.value;
     localStorage.setItem("callbackd.lang", lang);
