@@ -548,8 +548,6 @@ impl Daemon {
             let state = ApiState::new(
                 engine.handle(),
                 store.clone(),
-                config.clone(),
-                http.tokens.clone().into(),
                 Arc::new(SystemClock),
                 Arc::default(),
             );

@@ -1,8 +1,9 @@
 //! `callbackd run` as systemd runs it: the unit file passes `systemd-analyze verify`, and
 //! with `NOTIFY_SOCKET` pointing at a datagram socket this test owns, READY comes only once
 //! both Redis and FreeSWITCH (the simulator) are connected, WATCHDOG keeps coming while
-//! the engine loop runs, STATUS follows the connections, SIGHUP does not end it, and
-//! SIGTERM ends with STOPPING and a clean exit.
+//! the engine loop runs, STATUS follows the connections, SIGHUP reloads the config (a
+//! broken one is refused and logged, the daemon going on), and SIGTERM ends with STOPPING
+//! and a clean exit.
 
 mod common;
 mod engine;
@@ -73,13 +74,14 @@ async fn ready_waits_for_both_connections_then_the_watchdog_and_status_follow() 
     .unwrap();
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let log = dir.join("daemon.log");
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_callbackd"))
         .args(["run", "--config", config.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &socket_path)
         // Pings every second (half of it).
         .env("WATCHDOG_USEC", "2000000")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
 
@@ -116,9 +118,33 @@ async fn ready_waits_for_both_connections_then_the_watchdog_and_status_follow() 
         .count();
     assert!(pings >= 3, "the watchdog keeps coming: {after:?}");
 
-    // SIGHUP is not the end of it (it does not reload either): the pings go on.
+    // SIGHUP reloads the config: an agent added is registered at once.
     let pid = daemon.id().to_string();
     let signal = |name: &str| Command::new("kill").args([name, &pid]).status().unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[[agents]]\nid = \"dave\"\ncontact = \"user/1004\"\n\
+             queues = [{{ queue = \"support\" }}]\n"
+        ),
+    )
+    .unwrap();
+    assert!(signal("-HUP").success());
+    let parsed = callbackd::config::Config::load(&config).unwrap();
+    let store = callbackd::store::Store::connect(&parsed.redis)
+        .await
+        .unwrap();
+    engine::until("dave is registered", || async {
+        let now = callbackd::queue::Clock::now(&callbackd::queue::SystemClock);
+        store
+            .agents(now)
+            .await
+            .is_ok_and(|all| all.iter().any(|a| a.id.as_str() == "dave"))
+    })
+    .await;
+    // A broken one is refused with the reason logged; the daemon goes on with the old.
+    std::fs::write(&config, "[esl]\naddress = 8021\n").unwrap();
     assert!(signal("-HUP").success());
     let after_hup = read_for(&socket, Duration::from_secs(3));
     assert!(
@@ -128,6 +154,11 @@ async fn ready_waits_for_both_connections_then_the_watchdog_and_status_follow() 
     assert!(
         daemon.try_wait().unwrap().is_none(),
         "SIGHUP ended the daemon"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("the config was not reloaded") && logged.contains("callbackd.toml:2"),
+        "{logged}"
     );
 
     // SIGTERM: it drains, says it is stopping, and exits cleanly.

@@ -61,7 +61,9 @@ impl FromRequestParts<ApiState> for Caller {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(ApiError::unauthorized)?;
-        role_of(&state.tokens, token.trim())
+        let config = state.config();
+        let tokens = config.http.as_ref().map_or(&[][..], |h| &h.tokens[..]);
+        role_of(tokens, token.trim())
             .map(Caller)
             .ok_or_else(ApiError::unauthorized)
     }

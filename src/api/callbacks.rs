@@ -105,7 +105,12 @@ async fn list_page(
     }
     let queues: Vec<QueueName> = match &filter.queue {
         Some(q) => vec![queue_named(state, q)?],
-        None => state.config.queues.iter().map(|q| q.name.clone()).collect(),
+        None => state
+            .config()
+            .queues
+            .iter()
+            .map(|q| q.name.clone())
+            .collect(),
     };
     if let Some(cursor) = &filter.cursor {
         stream_id(cursor).ok_or_else(|| ApiError::invalid("cursor: not one this API gave"))?;
@@ -213,7 +218,7 @@ fn matches(entry: &Entry, filter: &ListFilter) -> bool {
 async fn find(state: &ApiState, id: &str) -> Result<Entry, ApiError> {
     let missing = || ApiError::not_found(format!("no callback {id:?}"));
     let entry_id = EntryId::new(id).map_err(|_| missing())?;
-    for q in &state.config.queues {
+    for q in &state.config().queues {
         if let Some(entry) = state.store.entry(&q.name, &entry_id).await? {
             if matches!(entry.kind, EntryKind::Callback(_)) {
                 return Ok(entry);

@@ -93,7 +93,8 @@ pub async fn show(
 ) -> Result<Json<ConsoleView>, ApiError> {
     let id = agent_named(&state, &id)?;
     caller.must_act_as(&id)?;
-    let config = state.config.agent(&id).expect("agent_named found it");
+    let in_force = state.config();
+    let config = in_force.agent(&id).expect("agent_named found it");
     let agent = state
         .store
         .agent(&id, state.clock.now())
@@ -188,7 +189,7 @@ pub async fn name(
     caller.must_act_as(&agent)?;
     let queue = queue_named(&state, &queue)?;
     let serves = state
-        .config
+        .config()
         .agent(&agent)
         .is_some_and(|a| a.queues.iter().any(|s| s.queue == queue));
     if !serves {

@@ -139,6 +139,9 @@ impl From<CommandError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
             CommandError::Taken { .. } => Self::new(StatusCode::CONFLICT, "taken", message),
+            CommandError::ReloadRefused(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+            }
             CommandError::NotServing { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", message)
             }

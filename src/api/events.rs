@@ -67,7 +67,7 @@ pub async fn stream(
             }]
         }
         None => state
-            .config
+            .config()
             .queues
             .iter()
             .map(|q| Followed {

@@ -420,7 +420,7 @@ pub async fn metrics(
     m.poison_records
         .set(gauge_value(state.store.poison_records()));
     let read = async {
-        for q in &state.config.queues {
+        for q in &state.config().queues {
             let label = QueueLabel {
                 queue: q.name.to_string(),
             };

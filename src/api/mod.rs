@@ -31,7 +31,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{ApiToken, Config};
+use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::queue::Clock;
 use crate::store::Store;
@@ -56,9 +56,10 @@ pub(crate) fn stream_id(text: &str) -> Option<(u64, u64)> {
 pub struct ApiState {
     pub handle: EngineHandle,
     pub store: Store,
-    pub config: Arc<Config>,
-    pub tokens: Arc<[ApiToken]>,
     pub clock: Arc<dyn Clock>,
+    /// The daemon's config file, which `POST /v1/reload` reads again; none for a daemon
+    /// not run from one (the demo, tests).
+    pub config_file: Option<std::path::PathBuf>,
     /// Fed from the event bus by [`metrics::Metrics::follow`].
     pub metrics: Arc<metrics::Metrics>,
     /// The latest read behind each queue view, shared by views asked close together.
@@ -71,8 +72,6 @@ impl ApiState {
     pub fn new(
         handle: EngineHandle,
         store: Store,
-        config: Arc<Config>,
-        tokens: Arc<[ApiToken]>,
         clock: Arc<dyn Clock>,
         webhooks: Arc<crate::webhooks::WebhookStats>,
     ) -> Self {
@@ -82,10 +81,14 @@ impl ApiState {
             lists: Arc::default(),
             handle,
             store,
-            config,
-            tokens,
             clock,
+            config_file: None,
         }
+    }
+
+    /// The config in force: the engine's, which a reload replaces.
+    pub fn config(&self) -> Arc<Config> {
+        self.handle.config()
     }
 }
 
@@ -124,6 +127,7 @@ pub fn router(state: ApiState) -> Router {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(live))
         .routes(routes!(ready))
+        .routes(routes!(reload))
         .routes(routes!(queues::list))
         .routes(routes!(queues::show))
         .routes(routes!(queues::agents))
@@ -171,6 +175,32 @@ pub async fn serve(
         .await;
     counting.abort();
     served
+}
+
+/// Read the daemon's config file again and take it in, as SIGHUP does (admins only): a
+/// file that does not load, or a change the engine refuses, leaves the config in force
+/// (422, saying why).
+#[utoipa::path(post, path = "/v1/reload", tag = "health",
+    responses((status = 204), (status = 422, body = error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn reload(State(state): State<ApiState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    caller.must_admin("reload the config")?;
+    let file = state.config_file.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this daemon was not started from a config file",
+        )
+    })?;
+    let config = Config::load(file).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )
+    })?;
+    state.handle.reload(Arc::new(config)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The process answers (no token needed: it says nothing else).

@@ -24,14 +24,14 @@ use crate::store::StateSource;
 pub(super) fn queue_named(state: &ApiState, name: &str) -> Result<QueueName, ApiError> {
     QueueName::new(name)
         .ok()
-        .filter(|q| state.config.queue(q).is_some())
+        .filter(|q| state.config().queue(q).is_some())
         .ok_or_else(|| ApiError::not_found(format!("no queue {name:?}")))
 }
 
 pub(super) fn agent_named(state: &ApiState, id: &str) -> Result<AgentId, ApiError> {
     AgentId::new(id)
         .ok()
-        .filter(|a| state.config.agents.iter().any(|c| c.id == *a))
+        .filter(|a| state.config().agents.iter().any(|c| c.id == *a))
         .ok_or_else(|| ApiError::not_found(format!("no agent {id:?}")))
 }
 
@@ -42,9 +42,9 @@ pub async fn list(
     State(state): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<QueueSummary>>, ApiError> {
-    let mut out = Vec::with_capacity(state.config.queues.len());
+    let mut out = Vec::with_capacity(state.config().queues.len());
     let now = state.clock.now();
-    for q in &state.config.queues {
+    for q in &state.config().queues {
         let stats = state.store.callback_stats(&q.name).await?;
         let today = state.store.today_figures(&q.name, now).await?;
         out.push(QueueSummary {

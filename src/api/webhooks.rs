@@ -37,7 +37,7 @@ pub struct DeadLetter {
 fn webhook_named(state: &ApiState, name: &str) -> Result<WebhookName, ApiError> {
     WebhookName::new(name)
         .ok()
-        .filter(|w| state.config.webhooks.iter().any(|c| c.name == *w))
+        .filter(|w| state.config().webhooks.iter().any(|c| c.name == *w))
         .ok_or_else(|| ApiError::not_found(format!("no webhook {name:?}")))
 }
 
@@ -52,8 +52,8 @@ pub async fn dead(
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     caller.must_admin("read dead letters")?;
     let mut out = Vec::new();
-    for hook in &state.config.webhooks {
-        for queue in &state.config.queues {
+    for hook in &state.config().webhooks {
+        for queue in &state.config().queues {
             for item in state.store.outbox_dead(&hook.name, &queue.name).await? {
                 out.push(DeadLetter {
                     webhook: hook.name.to_string(),

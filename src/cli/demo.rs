@@ -239,6 +239,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         options,
         Arc::new(clock.clone()),
         stopped,
+        None,
     ));
 
     let mut narrator = Narrator::new(store.clone(), config.queues[0].name.clone());

@@ -46,6 +46,9 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// A running daemon's readiness, queues and agents (through its HTTP API).
     Status(remote::StatusArgs),
+    /// Have a running daemon read its config file again, as SIGHUP does (through its HTTP
+    /// API): a config that does not load leaves the one in force, and says why.
+    Reload(remote::StatusArgs),
     /// List, show, create or cancel callbacks (through the daemon's HTTP API).
     Callbacks(remote::CallbacksArgs),
     /// List the agents and their states (through the daemon's HTTP API).
@@ -86,6 +89,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Status(args) => Ok(remote::status(args).await?),
+        Command::Reload(args) => Ok(remote::reload(args).await?),
         Command::Callbacks(args) => Ok(remote::callbacks(args).await?),
         Command::Agents(args) => Ok(remote::agents(args).await?),
         Command::Events(args) => Ok(remote::events(args).await?),

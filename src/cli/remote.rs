@@ -261,6 +261,16 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// `callbackd reload`: the daemon reads its config file again, as on SIGHUP.
+pub async fn reload(args: StatusArgs) -> Result<(), RemoteError> {
+    let remote = Remote::new(&args.api)?;
+    remote
+        .call(reqwest::Method::POST, "/v1/reload", None)
+        .await?;
+    println!("config reloaded");
+    Ok(())
+}
+
 pub async fn status(args: StatusArgs) -> Result<(), RemoteError> {
     let remote = Remote::new(&args.api)?;
     let ready = remote.get("/health/ready").await?;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineHandle, EngineOptions};
 use crate::esl::Client;
 use crate::prompts::{PromptSet, LANGUAGES};
 use crate::queue::{Clock, SystemClock};
@@ -47,11 +47,37 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let options = options(&args)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
+    let (hup_tx, hups) = mpsc::channel(4);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(hup_tx).await;
         let _ = shutdown_tx.send(true);
     });
-    serve(Arc::new(config), options, Arc::new(SystemClock), shutdown).await
+    let reloads = Reloads {
+        file: args.config.clone(),
+        hups,
+    };
+    serve(
+        Arc::new(config),
+        options,
+        Arc::new(SystemClock),
+        shutdown,
+        Some(reloads),
+    )
+    .await
+}
+
+/// Where the config comes from again, and the SIGHUPs that ask for it.
+pub struct Reloads {
+    pub file: PathBuf,
+    pub hups: mpsc::Receiver<()>,
+}
+
+/// Read `file` again and have the engine take it in; a config that does not load or that
+/// the engine refuses leaves the one in force, and the error says why.
+pub async fn reload(file: &std::path::Path, handle: &EngineHandle) -> anyhow::Result<()> {
+    let config = Config::load(file)?;
+    handle.reload(Arc::new(config)).await?;
+    Ok(())
 }
 
 /// Engine options from the command line.
@@ -125,6 +151,7 @@ pub async fn serve(
     options: EngineOptions,
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
+    reloads: Option<Reloads>,
 ) -> anyhow::Result<()> {
     let Some(store) = connect_store(&config, shutdown.clone()).await? else {
         return Ok(());
@@ -148,30 +175,21 @@ pub async fn serve(
         stopped.clone(),
     ));
     let webhook_stats = Arc::new(webhooks::WebhookStats::default());
-    let webhooks = (!config.webhooks.is_empty()).then(|| {
-        tokio::spawn(webhooks::run(
-            store.clone(),
-            config.clone(),
-            clock.clone(),
-            webhook_stats.clone(),
-            stopped.clone(),
-        ))
-    });
+    let webhooks = tokio::spawn(deliver_webhooks(
+        handle.clone(),
+        store.clone(),
+        clock.clone(),
+        webhook_stats.clone(),
+        stopped.clone(),
+    ));
     let api = match &config.http {
         Some(http) => {
             let listener = tokio::net::TcpListener::bind(http.listen)
                 .await
                 .with_context(|| format!("cannot listen for the HTTP API on {}", http.listen))?;
             tracing::info!(listen = %http.listen, "HTTP API listening");
-            let tokens = http.tokens.clone().into();
-            let state = ApiState::new(
-                handle.clone(),
-                store,
-                config.clone(),
-                tokens,
-                clock,
-                webhook_stats,
-            );
+            let mut state = ApiState::new(handle.clone(), store, clock, webhook_stats);
+            state.config_file = reloads.as_ref().map(|r| r.file.clone());
             let stopped = stopped.clone();
             Some(tokio::spawn(async move {
                 if let Err(e) = api::serve(listener, state, stopped).await {
@@ -181,6 +199,18 @@ pub async fn serve(
         }
         None => None,
     };
+    let reloading = reloads.map(|Reloads { file, mut hups }| {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            while hups.recv().await.is_some() {
+                match reload(&file, &handle).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"),
+                        "SIGHUP: the config was not reloaded; the one in force stays"),
+                }
+            }
+        })
+    });
     let mut shutdown = shutdown;
     let drain = tokio::spawn(async move {
         if shutdown.wait_for(|stop| *stop).await.is_err() {
@@ -199,16 +229,16 @@ pub async fn serve(
     if let Some(api) = api {
         api.abort();
     }
-    if let Some(webhooks) = webhooks {
-        webhooks.abort();
+    webhooks.abort();
+    if let Some(reloading) = reloading {
+        reloading.abort();
     }
     client.shutdown().await;
     result.context("engine stopped")
 }
 
-/// Until SIGTERM or SIGINT. SIGHUP, which would otherwise end the daemon without its
-/// drain, is logged: the config is not reloaded by it.
-async fn wait_for_signal() {
+/// Until SIGTERM or SIGINT; each SIGHUP is passed on to `hups` (a reload).
+async fn wait_for_signal(hups: mpsc::Sender<()>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -220,12 +250,47 @@ async fn wait_for_signal() {
                 tokio::select! {
                     _ = term.recv() => return,
                     _ = tokio::signal::ctrl_c() => return,
-                    _ = hup.recv() => tracing::warn!(
-                        "SIGHUP: the config is not reloaded; restart callbackd to apply changes"
-                    ),
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        let _ = hups.try_send(());
+                    }
                 }
             }
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Deliver the webhooks of the config in force until `stopped`, started again with the
+/// new ones whenever a reload changes the config.
+async fn deliver_webhooks(
+    handle: EngineHandle,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    stats: Arc<webhooks::WebhookStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut configs = handle.watch_config();
+    loop {
+        let config = configs.borrow_and_update().clone();
+        let delivering = (!config.webhooks.is_empty()).then(|| {
+            tokio::spawn(webhooks::run(
+                store.clone(),
+                config,
+                clock.clone(),
+                stats.clone(),
+                stopped.clone(),
+            ))
+        });
+        let go_on = tokio::select! {
+            changed = configs.changed() => changed.is_ok(),
+            _ = stopped.wait_for(|stop| *stop) => false,
+        };
+        if let Some(task) = delivering {
+            task.abort();
+        }
+        if !go_on {
+            return;
+        }
+    }
 }

@@ -70,6 +70,10 @@ impl<P: Pbx> Engine<P> {
                 self.answer_callback(queue, entry, agent, answer, reply)
                     .await
             }
+            Command::Reload { config, reply } => {
+                let reloaded = self.reload(config).await;
+                let _ = reply.send(reloaded);
+            }
             Command::TakeFromConsole {
                 queue,
                 entry,

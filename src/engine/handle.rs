@@ -88,6 +88,9 @@ pub enum CommandError {
     /// The switch is out of reach: no phone can ring now.
     #[error("the switch is out of reach")]
     SwitchDown,
+    /// A new config was not taken in (the old one stays): why.
+    #[error("the config was not reloaded: {0}")]
+    ReloadRefused(String),
 }
 
 /// What the engine counts about itself, for `/metrics`.
@@ -161,6 +164,10 @@ pub(super) enum Command {
         agent: AgentId,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    Reload {
+        config: Arc<crate::config::Config>,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
     DeclineInConsole {
         queue: QueueName,
         entry: EntryId,
@@ -177,6 +184,7 @@ pub struct EngineHandle {
     bus: broadcast::Sender<DomainEvent>,
     draining: watch::Receiver<bool>,
     switch_up: watch::Receiver<bool>,
+    config: watch::Receiver<Arc<crate::config::Config>>,
     stats: Arc<EngineStats>,
 }
 
@@ -186,6 +194,7 @@ impl EngineHandle {
         bus: broadcast::Sender<DomainEvent>,
         draining: watch::Receiver<bool>,
         switch_up: watch::Receiver<bool>,
+        config: watch::Receiver<Arc<crate::config::Config>>,
         stats: Arc<EngineStats>,
     ) -> Self {
         Self {
@@ -193,8 +202,25 @@ impl EngineHandle {
             bus,
             draining,
             switch_up,
+            config,
             stats,
         }
+    }
+
+    /// The config in force now (the last one [`EngineHandle::reload`] took in).
+    pub fn config(&self) -> Arc<crate::config::Config> {
+        self.config.borrow().clone()
+    }
+
+    /// The config in force, and each one a reload takes in after it.
+    pub fn watch_config(&self) -> watch::Receiver<Arc<crate::config::Config>> {
+        self.config.clone()
+    }
+
+    /// Take in a new, validated config (see `engine::reload`): refused, with the old one
+    /// kept, when it drops a queue that still has entries open.
+    pub async fn reload(&self, config: Arc<crate::config::Config>) -> Result<(), CommandError> {
+        self.ask(|reply| Command::Reload { config, reply }).await?
     }
 
     /// The engine's own counts, shared with it.

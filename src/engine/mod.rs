@@ -33,6 +33,7 @@ mod handle;
 mod legs;
 mod ownership;
 mod recovery;
+mod reload;
 mod routing_state;
 mod timers;
 
@@ -229,6 +230,8 @@ pub struct Engine<P: Pbx = FreeSwitch> {
     drain: watch::Sender<bool>,
     /// Whether the switch's event socket is up now; the handles read it (readiness).
     switch_up: watch::Sender<bool>,
+    /// The config in force; the handles read it (the API's queues, agents and tokens).
+    config_tx: watch::Sender<Arc<Config>>,
     /// What the loop counts about itself; the handles read it (`/metrics`).
     stats: Arc<EngineStats>,
     /// Drains asked for and not answered yet: answered once no routing round trip is
@@ -273,6 +276,7 @@ impl<P: Pbx> Engine<P> {
         let (bus, _) = broadcast::channel(handle::BUS_CAPACITY);
         let drain = watch::Sender::new(false);
         let switch_up = watch::Sender::new(false);
+        let config_tx = watch::Sender::new(config.clone());
         let stats = Arc::new(EngineStats::default());
         let plans = config
             .queues
@@ -311,11 +315,13 @@ impl<P: Pbx> Engine<P> {
                 bus.clone(),
                 drain.subscribe(),
                 switch_up.subscribe(),
+                config_tx.subscribe(),
                 stats.clone(),
             ),
             commands,
             drain,
             switch_up,
+            config_tx,
             stats,
             drains: Vec::new(),
             bus,

@@ -166,17 +166,10 @@ impl Rig {
     ) -> (String, watch::Sender<bool>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        assert!(self.config.http.is_some(), "the rig's config has [http]");
         let state = callbackd::api::ApiState::new(
             handle,
             self.store.clone(),
-            self.config.clone(),
-            self.config
-                .http
-                .as_ref()
-                .expect("[http]")
-                .tokens
-                .clone()
-                .into(),
             Arc::new(self.clock.clone()),
             webhooks,
         );
