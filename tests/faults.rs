@@ -477,8 +477,10 @@ async fn run(lifecycles: usize, fault_gap: std::ops::Range<u64>, min_faults: usi
     assert!(stuck.is_empty(), "seed {seed}: {stuck:?} left on a call");
     assert!(
         silence <= SILENCE_LIMIT,
-        "seed {seed}: {} silent for {silence:?}",
-        silent.uuid
+        "seed {seed}: {} silent for {silence:?}; its media {:?}, its events:\n{}",
+        silent.uuid,
+        silent.media,
+        silent.timeline()
     );
     assert!(faults.total() >= min_faults, "seed {seed}: {faults:?}");
     drop(daemons);

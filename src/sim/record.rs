@@ -15,6 +15,8 @@ pub struct CallRecord {
     pub destination: String,
     /// Event names in order (`CUSTOM` events as `CUSTOM <subclass>`).
     pub events: Vec<String>,
+    /// When each of `events` came (µs since the epoch, on the simulator's clock).
+    pub event_us: Vec<u64>,
     /// Every `Playback-File-Path` started, and every `Record-File-Path` recorded.
     pub media: Vec<String>,
     /// Digits that arrived on this channel, in order.
@@ -35,6 +37,20 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// Its events with when they came, in seconds since the channel was created: what a
+    /// failing test prints to show where time went.
+    pub fn timeline(&self) -> String {
+        self.events
+            .iter()
+            .zip(&self.event_us)
+            .map(|(e, at)| {
+                let secs = at.saturating_sub(self.created_us) as f64 / 1e6;
+                format!("{secs:.1} {e}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn saw(&self, event: &str) -> bool {
         self.events.iter().any(|e| e == event)
     }
@@ -125,6 +141,7 @@ impl Records {
             Some(sub) => call.events.push(format!("CUSTOM {sub}")),
             None => call.events.push(ev.name.to_owned()),
         }
+        call.event_us.push(at);
         match ev.name {
             "PLAYBACK_START" => call
                 .media
