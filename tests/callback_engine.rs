@@ -13,11 +13,11 @@ mod engine;
 use std::time::Duration;
 
 use callbackd::queue::AgentState;
-use callbackd::sim::{Caller, Outcome, Party, SimConfig};
+use callbackd::sim::{Caller, Outcome, Party};
 use callbackd::store::{EventKind, StoredEvent};
 use engine::{
     agent_pressing, config_with, customer_answers, field, own_number_confirmed, requesting,
-    sim_secs, until, until_some, Rig,
+    short_prompts, sim_secs, until, until_some, Rig,
 };
 
 const OFFER: &str = "/sounds/offer.wav";
@@ -41,11 +41,6 @@ country = "DE"
     )
 }
 
-fn sim_timing(sim: &mut SimConfig) {
-    sim.default_media = Duration::from_millis(200);
-    sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
-}
-
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
@@ -54,7 +49,7 @@ async fn start(line_extra: &str, parties: &[(&str, Party)]) -> Rig {
     Rig::start_custom(
         &config_with("", &callback_line(line_extra)),
         parties,
-        sim_timing,
+        short_prompts,
     )
     .await
 }
@@ -249,7 +244,7 @@ async fn no_offer_without_outbound_caller_id_or_without_agents() {
     // No outbound caller ID on the line: callback is unavailable there.
     let text =
         config_with("", &callback_line("")).replace("outbound_caller_id = \"+4930123456\"\n", "");
-    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    let rig = Rig::start_custom(&text, &[], short_prompts).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(two_in_hold_music("+4930555001"));
@@ -346,7 +341,7 @@ async fn a_missed_ring_is_no_decline_so_one_decline_does_not_close_the_callback(
             ("user/1001", agent_pressing("2")),
             ("user/1002", Party::fails(Outcome::NoAnswer)),
         ],
-        sim_timing,
+        short_prompts,
     )
     .await;
     rig.set_agent("alice", AgentState::Away).await;
@@ -369,7 +364,7 @@ async fn a_missed_ring_is_no_decline_so_one_decline_does_not_close_the_callback(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_callback_expires_after_its_window() {
     let text = config_with("", &callback_line_expiring(60, ""));
-    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    let rig = Rig::start_custom(&text, &[], short_prompts).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(own_number_caller("+4930555001"));
@@ -453,7 +448,7 @@ async fn a_requester_hanging_up_after_their_callback_connected_leaves_the_agent_
             ("sofia/gateway/carrier/+4930555001", customer_answers()),
         ],
         |sim| {
-            sim_timing(sim);
+            short_prompts(sim);
             // The caller still hears it when the customer answers.
             sim.media
                 .push(("/sounds/en/callbackd/confirmation.wav".into(), secs(12.0)));
@@ -545,7 +540,7 @@ async fn a_requester_whose_goodbye_was_cut_off_is_hung_up_by_the_next_daemon() {
         ),
         &[],
         |sim| {
-            sim_timing(sim);
+            short_prompts(sim);
             sim.media
                 .push(("/sounds/confirmed.wav".to_owned(), Duration::from_secs(10)));
         },
@@ -694,7 +689,7 @@ async fn two_during_a_position_announcement_opens_the_menu() {
         &config_with("announce_every_secs = 10", &callback_line("")),
         &[],
         |sim| {
-            sim_timing(sim);
+            short_prompts(sim);
             sim.media
                 .push((position.to_owned(), Duration::from_secs(15)));
         },
@@ -810,7 +805,7 @@ async fn a_line_with_its_own_sounds_speaks_from_them() {
         "language = \"en\"\n",
         "language = \"en\"\nsounds = \"/brand\"\n",
     );
-    let rig = Rig::start_custom(&text, &[], sim_timing).await;
+    let rig = Rig::start_custom(&text, &[], short_prompts).await;
     rig.set_agent("alice", AgentState::Away).await;
     let daemon = rig.daemon("d1");
     rig.call(own_number_caller("+4930555001"));
@@ -1001,7 +996,7 @@ async fn canceling_a_callback_that_rings_an_agent_stops_that_phone() {
             "user/1001",
             Party::answers_after(secs(20.0)).hang_up_after(secs(30.0)),
         )],
-        sim_timing,
+        short_prompts,
     )
     .await;
     rig.set_agent("alice", AgentState::Away).await;

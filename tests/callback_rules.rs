@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use callbackd::esl::{Client, Delivery};
 use callbackd::queue::AgentState;
-use callbackd::sim::{Caller, Party, SimConfig};
+use callbackd::sim::{Caller, Party};
 use callbackd::store::EventKind;
 use callbackd::switch::{CallId, FreeSwitch, HangupCause, Pbx};
-use engine::{config_with, field, requesting, sim_secs, Rig};
+use engine::{config_with, field, requesting, short_prompts, sim_secs, Rig};
 
 const OFFER: &str = "/sounds/offer.wav";
 const UNAVAILABLE: &str = "/sounds/en/callbackd/callbacks-unavailable.wav";
@@ -32,11 +32,6 @@ country = "DE"
 {extra}
 "#
     )
-}
-
-fn short_prompts(sim: &mut SimConfig) {
-    sim.default_media = Duration::from_millis(200);
-    sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
 }
 
 fn secs(s: f64) -> Duration {

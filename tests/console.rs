@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use callbackd::engine::CommandError;
 use callbackd::queue::{AgentId, AgentState, EntryId, QueueName};
-use callbackd::sim::{Caller, Party, SimConfig};
+use callbackd::sim::{Caller, Party};
 use callbackd::store::EventKind;
 use engine::{config_with, customer_answers, field, requesting, sim_secs, until_some, Rig};
 
@@ -32,10 +32,7 @@ async fn start(parties: &[(&str, Party)]) -> Rig {
     Rig::start_custom(
         &config_with("", &console_line()),
         parties,
-        |sim: &mut SimConfig| {
-            sim.default_media = Duration::from_millis(200);
-            sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
-        },
+        engine::short_prompts,
     )
     .await
 }
@@ -186,11 +183,7 @@ async fn an_agent_sees_and_hears_only_what_their_own_token_allows() {
             "[[http.tokens]]\ntoken = \"{token}\"\nrole = \"{role}\"\n"
         ));
     }
-    let rig = Rig::start_custom(&text, &[], |sim: &mut SimConfig| {
-        sim.default_media = Duration::from_millis(200);
-        sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
-    })
-    .await;
+    let rig = Rig::start_custom(&text, &[], engine::short_prompts).await;
     for agent in ["alice", "bob", "carol"] {
         rig.set_agent(agent, AgentState::Away).await;
     }

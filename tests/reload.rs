@@ -12,7 +12,7 @@ use std::time::Duration;
 use callbackd::config::Config;
 use callbackd::engine::CommandError;
 use callbackd::queue::{AgentId, AgentState, QueueName};
-use callbackd::sim::{Caller, Party, SimConfig};
+use callbackd::sim::{Caller, Party};
 use callbackd::store::EventKind;
 use engine::{agent_pressing, config_with, requesting, Rig};
 
@@ -45,10 +45,7 @@ async fn an_agent_added_and_a_ring_time_changed_while_calls_are_under_way_drop_n
                 Party::answers_after(Duration::from_secs(6)).hang_up_after(Duration::from_secs(30)),
             ),
         ],
-        |sim: &mut SimConfig| {
-            sim.default_media = Duration::from_millis(200);
-            sim.media.push((OFFER.to_owned(), Duration::from_secs(10)));
-        },
+        engine::short_prompts,
     )
     .await;
     for agent in ["alice", "bob", "carol"] {

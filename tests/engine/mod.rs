@@ -469,6 +469,17 @@ pub fn customer_answers() -> Party {
     Party::answers_after(Duration::from_secs(1)).hang_up_after(Duration::from_secs(20))
 }
 
+/// The offer greeting the callback tests' lines play.
+pub const OFFER_GREETING: &str = "/sounds/offer.wav";
+
+/// The simulator's timing for callback tests: prompts of 0.2 s (it cannot measure files),
+/// the offer greeting [`OFFER_GREETING`] 10 s, so a key pressed during it truly is.
+pub fn short_prompts(sim: &mut SimConfig) {
+    sim.default_media = Duration::from_millis(200);
+    sim.media
+        .push((OFFER_GREETING.to_owned(), Duration::from_secs(10)));
+}
+
 pub fn field<'a>(e: &'a StoredEvent, name: &str) -> &'a str {
     e.field(name).unwrap_or_default()
 }
