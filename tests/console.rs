@@ -29,12 +29,9 @@ country = "DE"
 }
 
 async fn start(parties: &[(&str, Party)]) -> Rig {
-    Rig::start_custom(
-        &config_with("", &console_line()),
-        parties,
-        engine::short_prompts,
-    )
-    .await
+    // A console line needs the HTTP API, which serves the console.
+    let text = format!("{}\n[http]\n", config_with("", &console_line()));
+    Rig::start_custom(&text, parties, engine::short_prompts).await
 }
 
 /// An agent who picks up after a second and stays on the line: they press nothing.
