@@ -128,6 +128,7 @@ async fn no_token_no_data_and_every_route_is_in_the_openapi_document() {
     let routes = [
         ("get", "/health/live"),
         ("get", "/health/ready"),
+        ("post", "/v1/reload"),
         ("get", "/v1/queues"),
         ("get", "/v1/queues/{queue}"),
         ("get", "/v1/agents"),
