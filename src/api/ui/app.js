@@ -19,12 +19,13 @@ function renderQueue(summary, view) {
   section.querySelector("h2").textContent = view.name;
   const figures = section.querySelector(".figures");
   const longest = Math.max(0, ...view.entries.map((e) => e.waited_ms));
+  // Today's figures, as the reference names them; "in queue" and the waits are now.
+  const today = summary.today;
   figure(figures, "waiting", summary.waiting);
   figure(figures, "in_queue", summary.callbacks_in_queue);
-  figure(figures, "total", summary.callbacks_total);
-  figure(figures, "average", duration(summary.average_callback_wait_ms));
+  figure(figures, "total", today.callbacks_requested);
+  figure(figures, "average", duration(today.average_callback_wait_ms));
   figure(figures, "longest", view.entries.length ? duration(longest) : "—");
-  const today = summary.today;
   figure(figures, "connected_today",
     today.connected_percent == null ? "—" : `${today.connected_percent} %`);
   figure(figures, "abandoned_today", today.abandoned);
