@@ -268,12 +268,8 @@ impl<P: Pbx> Engine<P> {
         if !*self.switch_up.borrow() {
             return Err(CommandError::SwitchDown);
         }
-        let ring_time = self.config.queue(queue).map(|q| q.ring_time);
-        let serves = self
-            .config
-            .agent(agent)
-            .is_some_and(|a| a.queues.iter().any(|s| s.queue == *queue));
-        let (Some(ring_time), true) = (ring_time, serves) else {
+        self.must_serve(agent, queue)?;
+        let Some(ring_time) = self.config.queue(queue).map(|q| q.ring_time) else {
             return Err(CommandError::NotServing {
                 agent: agent.clone(),
                 queue: queue.clone(),
@@ -322,6 +318,22 @@ impl<P: Pbx> Engine<P> {
         }
     }
 
+    /// Only an agent of the callback's queue may take or decline it.
+    fn must_serve(&self, agent: &AgentId, queue: &QueueName) -> Result<(), CommandError> {
+        let serves = self
+            .config
+            .agent(agent)
+            .is_some_and(|a| a.queues.iter().any(|s| s.queue == *queue));
+        if serves {
+            Ok(())
+        } else {
+            Err(CommandError::NotServing {
+                agent: agent.clone(),
+                queue: queue.clone(),
+            })
+        }
+    }
+
     /// An agent declines a callback in their console
     /// ([`super::EngineHandle::decline_in_console`]).
     async fn decline_in_console(
@@ -330,6 +342,7 @@ impl<P: Pbx> Engine<P> {
         entry: &EntryId,
         agent: &AgentId,
     ) -> Result<bool, CommandError> {
+        self.must_serve(agent, queue)?;
         let eligible = self.eligible(queue).await?;
         let now = self.clock.now();
         let by_all = self
