@@ -21,7 +21,8 @@
 //   one per request or pipeline) over the window; commands (scripts' inner calls included)
 //   come from `total_commands_processed`. Both are divided by the calls connected meanwhile.
 //
-// - The HTTP API is served by the daemon's runtime, as `callbackd run` serves it. The window
+// - The HTTP API is served as `callbackd run` serves it, on a runtime and thread of its own
+//   (counted in the daemon's CPU). The window
 //   is cut in four quarters: in the second and fourth a client on another thread sends it
 //   `LOAD_API_RPS` requests a second (queue views and callback lists, alternating), in the
 //   first and third nobody does. The latency and CPU figures of the two halves are set side
@@ -519,6 +520,7 @@ impl Daemon {
             .build()
             .expect("daemon runtime");
         let (shutdown, stop) = watch::channel(false);
+        let api_cpu = cpu.clone();
         let task = runtime.spawn(async move {
             let store = Store::connect(&config.redis).await.expect("daemon store");
             let (client, deliveries) = Client::start(FreeSwitch::client_config(&config));
@@ -540,18 +542,27 @@ impl Daemon {
                 FreeSwitch::new(client.clone()),
                 Arc::new(SystemClock),
             );
-            // The API as `callbackd run` serves it, on this runtime.
+            // The API as `callbackd run` serves it: on a runtime and thread of its own,
+            // whose CPU counts as the daemon's.
             let http = config.http.as_ref().expect("the bench config has [http]");
-            let listener = tokio::net::TcpListener::bind(http.listen)
-                .await
-                .expect("API port");
+            let listener = std::net::TcpListener::bind(http.listen).expect("API port");
             let state = ApiState::new(
                 engine.handle(),
                 store.clone(),
                 Arc::new(SystemClock),
                 Arc::default(),
             );
-            let api = tokio::spawn(callbackd::api::serve(listener, state, stop.clone()));
+            let (on_start, on_stop) = (api_cpu.clone(), api_cpu.clone());
+            let api_runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("api")
+                .enable_all()
+                .on_thread_start(move || on_start.enter())
+                .on_thread_stop(move || on_stop.leave())
+                .build()
+                .expect("API runtime");
+            let api = callbackd::api::serve_apart(listener, state, stop.clone(), api_runtime)
+                .expect("API thread");
             tokio::spawn(callbackd::webhooks::run(
                 store.clone(),
                 config.clone(),
@@ -562,7 +573,7 @@ impl Daemon {
             if let Err(e) = engine.run(deliveries, stop).await {
                 eprintln!("queue_load: the engine stopped: {e}");
             }
-            let _ = api.await;
+            let _ = tokio::task::spawn_blocking(move || api.stop()).await;
             client.shutdown().await;
         });
         Self {

@@ -203,6 +203,72 @@ async fn reload(State(state): State<ApiState>, caller: Caller) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The API served on a runtime and thread of its own (see [`serve_apart`]).
+pub struct ApiThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiThread {
+    /// Stop serving at once (open event streams included) and wait for the thread.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ApiThread {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Serve the API on `runtime`, run by a thread of its own, until `shutdown` turns true or
+/// the [`ApiThread`] is stopped: however many requests come, they never take the engine's
+/// worker threads from routing (on two cores, serving dashboards on the engine's runtime
+/// doubled the p99 from an agent's hangup to their next ring).
+pub fn serve_apart(
+    listener: std::net::TcpListener,
+    state: ApiState,
+    shutdown: watch::Receiver<bool>,
+    runtime: tokio::runtime::Runtime,
+) -> std::io::Result<ApiThread> {
+    listener.set_nonblocking(true)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("callbackd-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!(error = %e, "the HTTP API cannot listen"),
+                };
+                tokio::select! {
+                    served = serve(listener, state, shutdown) => {
+                        if let Err(e) = served {
+                            tracing::error!(error = %e, "the HTTP API stopped");
+                        }
+                    }
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime ends what is left: open event streams.
+            drop(runtime);
+        })?;
+    Ok(ApiThread {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
 /// The process answers (no token needed: it says nothing else).
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
 async fn live() -> StatusCode {

@@ -184,18 +184,22 @@ pub async fn serve(
     ));
     let api = match &config.http {
         Some(http) => {
-            let listener = tokio::net::TcpListener::bind(http.listen)
-                .await
+            let listener = std::net::TcpListener::bind(http.listen)
                 .with_context(|| format!("cannot listen for the HTTP API on {}", http.listen))?;
             tracing::info!(listen = %http.listen, "HTTP API listening");
             let mut state = ApiState::new(handle.clone(), store, clock, webhook_stats);
             state.config_file = reloads.as_ref().map(|r| r.file.clone());
-            let stopped = stopped.clone();
-            Some(tokio::spawn(async move {
-                if let Err(e) = api::serve(listener, state, stopped).await {
-                    tracing::error!(error = %e, "the HTTP API stopped");
-                }
-            }))
+            // One worker: its connections' tasks run there, apart from the engine's.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("callbackd-api")
+                .enable_all()
+                .build()
+                .context("cannot start the HTTP API's runtime")?;
+            Some(
+                api::serve_apart(listener, state, stopped.clone(), runtime)
+                    .context("cannot start the HTTP API's thread")?,
+            )
         }
         None => None,
     };
@@ -227,7 +231,8 @@ pub async fn serve(
     drain.abort();
     notifier.abort();
     if let Some(api) = api {
-        api.abort();
+        // Joined off the async threads: it ends at once, streams and all.
+        let _ = tokio::task::spawn_blocking(move || api.stop()).await;
     }
     webhooks.abort();
     if let Some(reloading) = reloading {
