@@ -40,8 +40,6 @@ enum App {
         path: MediaSource,
         recording: Recording,
     },
-    /// Sets a channel variable in the channel's own order of applications.
-    Set(VarName, VarValue),
 }
 
 impl App {
@@ -86,7 +84,6 @@ impl App {
                     ),
                 )
             }
-            Self::Set(name, value) => ("set", format!("{name}={value}")),
             Self::Record { path, recording } => (
                 "record",
                 format!(
@@ -200,6 +197,12 @@ impl FreeSwitch {
         Ok(self.start(channel, app).await?.wait().await?)
     }
 
+    async fn set_var(&self, channel: &CallId, name: &VarName, value: &VarValue) -> Result<()> {
+        self.api(&format!("uuid_setvar {channel} {name} {value}"))
+            .await
+            .map(drop)
+    }
+
     async fn api(&self, cmd: &str) -> Result<String> {
         Ok(self.client.api(cmd).await?)
     }
@@ -254,11 +257,7 @@ impl Pbx for FreeSwitch {
 
     async fn set_playback_terminators(&self, call: &CallId, digits: &VarValue) -> Result<()> {
         let name = VarName::new("playback_terminators").expect("constant");
-        // An application, not `uuid_setvar`: an api command waits its turn on the one
-        // connection (behind every other caller's, when a resync restarts many at once
-        // and the switch is slow), while this goes in the channel's own queue, before its
-        // playback.
-        self.execute(call, &App::Set(name, digits.clone())).await?;
+        self.set_var(call, &name, digits).await?;
         self.keys.set_terminators(call, digits.as_str());
         Ok(())
     }
